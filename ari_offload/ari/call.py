@@ -1,0 +1,140 @@
+"""One call's ARI plumbing: set up (answer, bridge, externalMedia, variables) and tear down.
+
+Everything a call creates in Asterisk is named from its call id, so a restarted controller can
+recognise (and clean up) what an earlier run left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from ari_offload.ari.events import Channel
+from ari_offload.ari.rest import AriRest
+from ari_offload.config import MediaSettings
+from ari_offload.errors import AriError, AriNotFound
+from ari_offload.media.endpoint import RtpEndpoint
+from ari_offload.media.g711 import codec_for
+
+log = logging.getLogger("ari_offload.ari")
+
+MEDIA_CHANNEL_PREFIX = "aoff-media-"
+BRIDGE_PREFIX = "aoff-bridge-"
+
+VAR_CALL_ID = "ARI_OFFLOAD_CALL_ID"
+VAR_FLOW = "ARI_OFFLOAD_FLOW"
+VAR_STATE = "ARI_OFFLOAD_STATE"
+
+
+@dataclass
+class ActiveCall:
+    """What a flow sees: one answered call, its media endpoint and a few controls."""
+
+    call_id: str
+    channel: Channel
+    args: dict[str, str]
+    direction: str  # "in" or "out"
+    rest: AriRest
+    media: RtpEndpoint | None = None
+    state: str = "setup"
+    started_at: float = field(default_factory=time.time)
+    answered_at: float | None = None
+    hangup_reason: str = ""
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    # set by ActiveCall.hangup so the controller knows who ended the call
+    hung_up_by_app: bool = False
+
+    @property
+    def channel_id(self) -> str:
+        return self.channel.id
+
+    @property
+    def flow_ref(self) -> str:
+        return self.args.get("flow", "")
+
+    @property
+    def media_channel_id(self) -> str:
+        return MEDIA_CHANNEL_PREFIX + self.call_id
+
+    @property
+    def bridge_id(self) -> str:
+        return BRIDGE_PREFIX + self.call_id
+
+    async def set_state(self, state: str) -> None:
+        """Record the state and show it to operators (`core show channel`)."""
+        self.state = state
+        if self.ended.is_set():
+            return
+        try:
+            await self.rest.set_variable(self.channel_id, VAR_STATE, state)
+        except AriError as exc:
+            log.debug("call %s: could not set state %s: %s", self.call_id, state, exc)
+
+    async def hangup(self, reason: str = "normal") -> None:
+        """End the call from our side; the controller tears down on StasisEnd."""
+        if self.ended.is_set():
+            return
+        self.hung_up_by_app = True
+        self.hangup_reason = self.hangup_reason or "app"
+        try:
+            await self.rest.hangup(self.channel_id, reason)
+        except AriNotFound:
+            pass  # already gone: the caller hung up at the same moment
+
+    async def transfer_to_dialplan(self, context: str, exten: str, priority: int = 1) -> None:
+        """Send the caller back into the dialplan (leaves our Stasis app)."""
+        self.hangup_reason = f"transfer:{context},{exten},{priority}"
+        await self.rest.continue_in_dialplan(self.channel_id, context, exten, priority)
+
+    async def transfer_to_endpoint(self, endpoint: str) -> None:
+        self.hangup_reason = f"transfer:{endpoint}"
+        await self.rest.redirect(self.channel_id, endpoint)
+
+
+async def set_up_call(call: ActiveCall, media_settings: MediaSettings) -> None:
+    """Answer, bridge the caller with a fresh externalMedia channel, label the channel."""
+    rest = call.rest
+    await rest.subscribe_channel(call.channel_id)
+    if call.channel.state != "Up":
+        await rest.answer(call.channel_id)
+    call.answered_at = time.time()
+    await rest.create_bridge(call.bridge_id, name=f"ari-offload {call.call_id}")
+    call.media = await RtpEndpoint.open(
+        host=media_settings.rtp_host,
+        codec=codec_for(media_settings.codec),
+        jitter_frames=media_settings.jitter_frames,
+    )
+    host, port = call.media.local_address
+    media = await rest.external_media(call.media_channel_id, f"{host}:{port}", media_settings.codec)
+    remote_host = media.channelvars.get("UNICASTRTP_LOCAL_ADDRESS")
+    remote_port = media.channelvars.get("UNICASTRTP_LOCAL_PORT")
+    if not remote_host or not remote_port:
+        raise AriError(f"externalMedia gave no UNICASTRTP_LOCAL_ADDRESS/PORT: {media.channelvars}")
+    call.media.set_remote(remote_host, int(remote_port))
+    await rest.add_to_bridge(call.bridge_id, [call.channel_id, call.media_channel_id])
+    for name, value in ((VAR_CALL_ID, call.call_id), (VAR_FLOW, call.flow_ref)):
+        await rest.set_variable(call.channel_id, name, value)
+    log.info(
+        "call %s: set up (channel %s, flow %r, rtp %s:%d <-> %s:%s)",
+        call.call_id, call.channel.name, call.flow_ref, host, port, remote_host, remote_port,
+    )
+
+
+async def tear_down_call(call: ActiveCall) -> None:
+    """Delete what the call created. Idempotent; every step tolerates 'already gone'."""
+    if call.media is not None:
+        await call.media.close()
+    steps = (
+        (call.rest.hangup, call.media_channel_id),
+        (call.rest.delete_bridge, call.bridge_id),
+    )
+    for step, resource in steps:
+        try:
+            await step(resource)
+        except AriNotFound:
+            pass
+        except AriError as exc:
+            log.warning("call %s: cleanup of %s failed: %s", call.call_id, resource, exc)

@@ -1,0 +1,232 @@
+"""The call controller: ARI events in, one task per call out; nothing leaks.
+
+    StasisStart -> set_up_call -> run the flow -> hang up when the flow returns
+    StasisEnd (either side hung up) -> stop the flow, tear_down_call, notify observers
+    (re)connect -> reconcile: forget calls Asterisk lost, delete our leftovers, adopt callers
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from ari_offload.ari.call import (
+    BRIDGE_PREFIX,
+    MEDIA_CHANNEL_PREFIX,
+    ActiveCall,
+    set_up_call,
+    tear_down_call,
+)
+from ari_offload.ari.events import (
+    AriEvent,
+    Channel,
+    ChannelDtmfReceived,
+    StasisEnd,
+    StasisStart,
+    parse_stasis_args,
+    stasis_args_from_app_data,
+)
+from ari_offload.ari.rest import AriRest
+from ari_offload.config import MediaSettings
+from ari_offload.errors import AriError, AriNotFound
+
+log = logging.getLogger("ari_offload.ari")
+
+FlowRunner = Callable[[ActiveCall], Awaitable[None]]
+
+
+class CallObserver(Protocol):
+    """Hooks for persistence and metrics; the controller itself stores nothing."""
+
+    async def call_started(self, call: ActiveCall) -> None: ...
+
+    async def call_ended(self, call: ActiveCall) -> None: ...
+
+
+class NullObserver:
+    async def call_started(self, call: ActiveCall) -> None:
+        return None
+
+    async def call_ended(self, call: ActiveCall) -> None:
+        return None
+
+
+class CallController:
+    def __init__(
+        self,
+        rest: AriRest,
+        media_settings: MediaSettings,
+        run_flow: FlowRunner,
+        observer: CallObserver | None = None,
+    ) -> None:
+        self.rest = rest
+        self._media_settings = media_settings
+        self._run_flow = run_flow
+        self._observer: CallObserver = observer or NullObserver()
+        self.calls: dict[str, ActiveCall] = {}  # by call id
+        self._by_channel: dict[str, ActiveCall] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending_outbound: dict[str, dict[str, str]] = {}  # channel id -> args
+
+    # --- events ---------------------------------------------------------------------------
+
+    def on_event(self, event: AriEvent) -> None:
+        """Called by the EventStream for every event; never blocks, spawns per-call work."""
+        if isinstance(event, StasisStart):
+            if event.channel.id.startswith(MEDIA_CHANNEL_PREFIX):
+                return  # our own externalMedia channel entering the app
+            if event.channel.id in self._by_channel:
+                return
+            args = parse_stasis_args(event.args)
+            direction = "in"
+            if event.channel.id in self._pending_outbound:
+                args = self._pending_outbound.pop(event.channel.id)
+                direction = "out"
+            self._spawn(self._handle_call(event.channel, args, direction))
+        elif isinstance(event, StasisEnd):
+            call = self._by_channel.get(event.channel.id)
+            if call is not None:
+                call.hangup_reason = call.hangup_reason or "caller"
+                self._spawn(self._end_call(call))
+        elif isinstance(event, ChannelDtmfReceived):
+            call = self._by_channel.get(event.channel.id)
+            if call is not None:
+                call.dtmf.put_nowait(event.digit)
+
+    async def on_connected(self) -> None:
+        """After every (re)connect: make our view and Asterisk's agree again."""
+        try:
+            channels = await self.rest.list_channels()
+            bridges = await self.rest.list_bridges()
+        except AriError as exc:
+            log.warning("reconcile: cannot list channels/bridges: %s", exc)
+            return
+        alive = {c.id for c in channels}
+        for call in list(self.calls.values()):
+            if call.channel_id not in alive:
+                log.warning("call %s: channel vanished while disconnected", call.call_id)
+                call.hangup_reason = call.hangup_reason or "asterisk-restart"
+                self._spawn(self._end_call(call))
+        ours = {c.media_channel_id for c in self.calls.values()}
+        ours |= {c.bridge_id for c in self.calls.values()}
+        for channel in channels:
+            if channel.id.startswith(MEDIA_CHANNEL_PREFIX) and channel.id not in ours:
+                log.info("reconcile: hanging up leftover media channel %s", channel.id)
+                await _ignore_gone(self.rest.hangup(channel.id))
+        for bridge in bridges:
+            if bridge.id.startswith(BRIDGE_PREFIX) and bridge.id not in ours:
+                log.info("reconcile: deleting leftover bridge %s", bridge.id)
+                await _ignore_gone(self.rest.delete_bridge(bridge.id))
+        for channel in channels:
+            self._maybe_adopt(channel)
+
+    def _maybe_adopt(self, channel: Channel) -> None:
+        if channel.id.startswith(MEDIA_CHANNEL_PREFIX) or channel.id in self._by_channel:
+            return
+        if channel.app_name.lower() != "stasis":
+            return
+        raw_args = stasis_args_from_app_data(channel.app_data, self.rest.app)
+        if raw_args is None:
+            return
+        log.info("reconcile: adopting channel %s left in the app (flow restarts)", channel.name)
+        self._spawn(self._handle_call(channel, parse_stasis_args(raw_args), "in"))
+
+    # --- calls ----------------------------------------------------------------------------
+
+    async def originate(
+        self, call_id: str, endpoint: str, args: dict[str, str], caller_id: str | None = None
+    ) -> None:
+        """Place an outbound call; its flow runs when the far end answers (StasisStart)."""
+        args = {**args, "call_id": call_id}
+        self._pending_outbound[call_id] = args
+        app_args = ",".join(f"{k}={v}" for k, v in args.items())
+        try:
+            await self.rest.originate(call_id, endpoint, app_args, caller_id)
+        except AriError:
+            self._pending_outbound.pop(call_id, None)
+            raise
+
+    def find(self, call_id: str) -> ActiveCall | None:
+        return self.calls.get(call_id)
+
+    async def _handle_call(self, channel: Channel, args: dict[str, str], direction: str) -> None:
+        call_id = args.get("call_id") or uuid.uuid4().hex
+        call = ActiveCall(call_id, channel, args, direction, self.rest)
+        self.calls[call_id] = call
+        self._by_channel[channel.id] = call
+        started = time.monotonic()
+        flow_task: asyncio.Task[None] | None = None
+        try:
+            await set_up_call(call, self._media_settings)
+            log.info("call %s: ready in %.0f ms", call_id, (time.monotonic() - started) * 1e3)
+            await self._observer.call_started(call)
+            await call.set_state("active")
+            flow_task = asyncio.create_task(self._run_flow(call))
+            ended = asyncio.create_task(call.ended.wait())
+            await asyncio.wait({flow_task, ended}, return_when=asyncio.FIRST_COMPLETED)
+            ended.cancel()
+            if flow_task.done():
+                flow_task.result()  # surface flow errors in the log below
+                await call.hangup()
+        except asyncio.CancelledError:
+            raise
+        except AriNotFound:
+            log.info("call %s: channel left during setup", call_id)
+        except Exception:
+            log.exception("call %s: failed; hanging up", call_id)
+            call.hangup_reason = call.hangup_reason or "error"
+            with contextlib.suppress(AriError):
+                await call.hangup()
+        finally:
+            if flow_task is not None and not flow_task.done():
+                flow_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await flow_task
+            if call.ended.is_set():
+                # The caller may have left mid-setup, after _end_call already cleaned up:
+                # delete whatever setup created since (tear-down is idempotent).
+                await tear_down_call(call)
+
+    async def _end_call(self, call: ActiveCall) -> None:
+        if call.ended.is_set():
+            return
+        call.ended.set()
+        call.state = "ended"
+        await tear_down_call(call)
+        self.calls.pop(call.call_id, None)
+        self._by_channel.pop(call.channel_id, None)
+        log.info("call %s: ended (%s)", call.call_id, call.hangup_reason or "unknown")
+        try:
+            await self._observer.call_ended(call)
+        except Exception:
+            log.exception("call %s: observer failed on call_ended", call.call_id)
+
+    async def hangup_all(self) -> None:
+        """Shutdown: hang up every call and wait until each is torn down."""
+        for call in list(self.calls.values()):
+            call.hangup_reason = call.hangup_reason or "shutdown"
+            with contextlib.suppress(AriError):
+                await call.hangup()
+            await self._end_call(call)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def _ignore_gone(step: Awaitable[None]) -> None:
+    try:
+        await step
+    except AriNotFound:
+        pass
+    except AriError as exc:
+        log.warning("reconcile: %s", exc)

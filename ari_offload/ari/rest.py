@@ -1,0 +1,154 @@
+"""A thin typed ARI REST client on aiohttp.
+
+Why our own: the ARI libraries (ari-py, aioari) are unmaintained and sync or swagger-driven;
+we need a dozen calls with typed results and our error tree, so a small layer is clearer.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import aiohttp
+
+from ari_offload.ari.events import Bridge, Channel
+from ari_offload.config import AriSettings
+from ari_offload.errors import AriConnectError, AriHttpError, AriNotFound
+
+log = logging.getLogger("ari_offload.ari")
+
+REQUEST_TIMEOUT_S = 10.0
+
+
+class AriRest:
+    def __init__(self, session: aiohttp.ClientSession, settings: AriSettings) -> None:
+        self._session = session
+        self._base = settings.url.rstrip("/") + "/ari"
+        self._headers = basic_auth_headers(settings)
+        self.app = settings.app
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """One ARI call; returns the decoded JSON body (None when empty)."""
+        url = self._base + path
+        log.debug("ARI %s %s %s", method, path, _loggable(params))
+        try:
+            async with self._session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+            ) as resp:
+                body = await resp.text()
+                if resp.status == 404:
+                    raise AriNotFound(method, path, resp.status, body)
+                if resp.status >= 400:
+                    raise AriHttpError(method, path, resp.status, body)
+                if not body:
+                    return None
+                return await resp.json(content_type=None)
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise AriConnectError(f"ARI {method} {path}: {exc!r}") from exc
+
+    # --- channels -------------------------------------------------------------------------
+
+    async def list_channels(self) -> list[Channel]:
+        return [Channel.from_json(c) for c in await self.request("GET", "/channels") or []]
+
+    async def get_channel(self, channel_id: str) -> Channel:
+        return Channel.from_json(await self.request("GET", f"/channels/{channel_id}"))
+
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/answer")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self.request("DELETE", f"/channels/{channel_id}", {"reason": reason})
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        params = {"variable": name, "value": value}
+        await self.request("POST", f"/channels/{channel_id}/variable", params)
+
+    async def external_media(
+        self, channel_id: str, external_host: str, codec: str, direction: str = "both"
+    ) -> Channel:
+        params = {
+            "app": self.app,
+            "channelId": channel_id,
+            "external_host": external_host,
+            "format": codec,
+            "encapsulation": "rtp",
+            "transport": "udp",
+            "direction": direction,
+        }
+        return Channel.from_json(await self.request("POST", "/channels/externalMedia", params))
+
+    async def originate(
+        self,
+        channel_id: str,
+        endpoint: str,
+        app_args: str,
+        caller_id: str | None = None,
+        timeout_s: int = 30,
+    ) -> Channel:
+        params = {
+            "endpoint": endpoint,
+            "app": self.app,
+            "appArgs": app_args,
+            "channelId": channel_id,
+            "timeout": str(timeout_s),
+        }
+        if caller_id:
+            params["callerId"] = caller_id
+        return Channel.from_json(await self.request("POST", "/channels", params))
+
+    async def continue_in_dialplan(self, channel_id: str, context: str, exten: str, prio: int) -> None:
+        params = {"context": context, "extension": exten, "priority": str(prio)}
+        await self.request("POST", f"/channels/{channel_id}/continue", params)
+
+    async def redirect(self, channel_id: str, endpoint: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/redirect", {"endpoint": endpoint})
+
+    # --- bridges --------------------------------------------------------------------------
+
+    async def list_bridges(self) -> list[Bridge]:
+        return [Bridge.from_json(b) for b in await self.request("GET", "/bridges") or []]
+
+    async def create_bridge(self, bridge_id: str, name: str) -> Bridge:
+        params = {"type": "mixing", "bridgeId": bridge_id, "name": name}
+        return Bridge.from_json(await self.request("POST", "/bridges", params))
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        params = {"channel": ",".join(channel_ids)}
+        await self.request("POST", f"/bridges/{bridge_id}/addChannel", params)
+
+    async def delete_bridge(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{bridge_id}")
+
+    # --- application ----------------------------------------------------------------------
+
+    async def subscribe_channel(self, channel_id: str) -> None:
+        params = {"eventSource": f"channel:{channel_id}"}
+        await self.request("POST", f"/applications/{self.app}/subscription", params)
+
+    async def asterisk_info(self) -> dict[str, Any]:
+        info = await self.request("GET", "/asterisk/info")
+        return info if isinstance(info, dict) else {}
+
+
+def basic_auth_headers(settings: AriSettings) -> dict[str, str]:
+    # Credentials travel in a header, never in a URL that could end up in a log line.
+    token = base64.b64encode(f"{settings.username}:{settings.password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def _loggable(params: dict[str, str] | None) -> str:
+    # ARI params never carry our credentials (they travel in the Authorization header).
+    return "" if not params else " ".join(f"{k}={v}" for k, v in params.items())

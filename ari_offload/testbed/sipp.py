@@ -1,0 +1,125 @@
+"""SIPp callers: one SIPp process per call, each with its own SIP and media ports.
+
+SIPp 3.6 streams every call of one process from the same media port, so concurrent calls are
+separate processes: their RTP can then be captured and told apart by port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac.xml"
+ASTERISK_SIP = "127.0.0.1:5060"
+PAYLOAD_TYPES = {"ulaw": 0, "alaw": 8}
+
+_port_counter = itertools.count()
+
+
+def free_port_block(size: int = 4, start: int = 30000, end: int = 39000) -> int:
+    """A base port with `size` consecutive free UDP ports (SIPp uses media_port..+3)."""
+    offset = os.getpid() % 500 * 16
+    for _ in range(2000):
+        base = start + (offset + next(_port_counter) * size) % (end - start)
+        if _udp_ports_free(base, size):
+            return base
+    raise RuntimeError("no free UDP port block for SIPp")
+
+
+def _udp_ports_free(base: int, size: int) -> bool:
+    socks = []
+    try:
+        for port in range(base, base + size):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    output: str
+    errors: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class SippCall:
+    """One caller: dial `service`, stream `audio` (raw 8 kHz G.711), hang up after `hangup_after_s`
+    unless the far end hangs up first."""
+
+    def __init__(
+        self,
+        service: str,
+        audio: Path,
+        hangup_after_s: float,
+        codec: str = "ulaw",
+    ) -> None:
+        if shutil.which("sipp") is None:
+            raise RuntimeError("sipp not found: run scripts/install-testbed (Debian sip-tester)")
+        self.service = service
+        self.audio = audio.resolve()
+        self.hangup_after_s = hangup_after_s
+        self.codec = codec
+        self.sip_port = free_port_block(1, 15000, 19000)
+        self.media_port = free_port_block(4)
+        self._dir = Path(tempfile.mkdtemp(prefix="aoff-sipp-"))
+        self._proc: asyncio.subprocess.Process | None = None
+
+    def _scenario(self) -> Path:
+        text = SCENARIO_TEMPLATE.read_text()
+        text = text.replace("@AUDIO@", str(self.audio))
+        text = text.replace("@PT@", str(PAYLOAD_TYPES[self.codec]))
+        text = text.replace("@WAIT_MS@", str(int(self.hangup_after_s * 1000)))
+        path = self._dir / "uac.xml"
+        path.write_text(text)
+        return path
+
+    async def start(self) -> None:
+        args = [
+            "sipp", ASTERISK_SIP, "-sf", str(self._scenario()), "-s", self.service,
+            "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(self.sip_port),
+            "-mp", str(self.media_port), "-nostdin", "-trace_err",
+            "-error_file", str(self._dir / "errors.log"),
+            "-timeout", str(int(self.hangup_after_s + 60)), "-timeout_error",
+        ]  # fmt: skip
+        self._proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            cwd=self._dir,
+        )  # fmt: skip
+
+    async def wait(self, timeout: float | None = None) -> SippResult:
+        assert self._proc is not None, "start() first"
+        limit = timeout if timeout is not None else self.hangup_after_s + 30
+        try:
+            out, _ = await asyncio.wait_for(self._proc.communicate(), limit)
+        except TimeoutError:
+            self._proc.kill()
+            out, _ = await self._proc.communicate()
+        errors_file = self._dir / "errors.log"
+        errors = errors_file.read_text(errors="replace") if errors_file.exists() else ""
+        shutil.rmtree(self._dir, ignore_errors=True)
+        return SippResult(self._proc.returncode or 0, out.decode(errors="replace"), errors)
+
+    async def run(self) -> SippResult:
+        await self.start()
+        return await self.wait()
+
+    async def kill(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+            await self._proc.wait()
