@@ -7,9 +7,11 @@ recognise (and clean up) what an earlier run left behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
@@ -22,6 +24,8 @@ log = logging.getLogger("ari_offload.ari")
 
 MEDIA_CHANNEL_PREFIX = "aoff-media-"
 BRIDGE_PREFIX = "aoff-bridge-"
+
+MEDIA_STASIS_TIMEOUT_S = 5.0
 
 VAR_CALL_ID = "ARI_OFFLOAD_CALL_ID"
 VAR_FLOW = "ARI_OFFLOAD_FLOW"
@@ -46,6 +50,10 @@ class ActiveCall:
     dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     # set by ActiveCall.hangup so the controller knows who ended the call
     hung_up_by_app: bool = False
+    # set when our externalMedia channel's StasisStart arrives: only then can it be bridged
+    media_in_stasis: asyncio.Event = field(default_factory=asyncio.Event)
+    # the running ai_talk conversation, if any (the API's `talk` goes through it)
+    conversation: Any = None
 
     @property
     def channel_id(self) -> str:
@@ -79,10 +87,14 @@ class ActiveCall:
             return
         self.hung_up_by_app = True
         self.hangup_reason = self.hangup_reason or "app"
-        try:
+        # AriNotFound: already gone, the caller hung up at the same moment
+        with contextlib.suppress(AriNotFound):
             await self.rest.hangup(self.channel_id, reason)
-        except AriNotFound:
-            pass  # already gone: the caller hung up at the same moment
+
+    @property
+    def transferred(self) -> bool:
+        """The caller left our app on purpose: do not hang it up when the flow ends."""
+        return self.hangup_reason.startswith("transfer:")
 
     async def transfer_to_dialplan(self, context: str, exten: str, priority: int = 1) -> None:
         """Send the caller back into the dialplan (leaves our Stasis app)."""
@@ -114,12 +126,21 @@ async def set_up_call(call: ActiveCall, media_settings: MediaSettings) -> None:
     if not remote_host or not remote_port:
         raise AriError(f"externalMedia gave no UNICASTRTP_LOCAL_ADDRESS/PORT: {media.channelvars}")
     call.media.set_remote(remote_host, int(remote_port))
+    # The externalMedia POST returns before the channel has entered the app; adding it to the
+    # bridge earlier fails with 422 "Channel not in Stasis application".
+    await asyncio.wait_for(call.media_in_stasis.wait(), MEDIA_STASIS_TIMEOUT_S)
     await rest.add_to_bridge(call.bridge_id, [call.channel_id, call.media_channel_id])
     for name, value in ((VAR_CALL_ID, call.call_id), (VAR_FLOW, call.flow_ref)):
         await rest.set_variable(call.channel_id, name, value)
     log.info(
         "call %s: set up (channel %s, flow %r, rtp %s:%d <-> %s:%s)",
-        call.call_id, call.channel.name, call.flow_ref, host, port, remote_host, remote_port,
+        call.call_id,
+        call.channel.name,
+        call.flow_ref,
+        host,
+        port,
+        remote_host,
+        remote_port,
     )
 
 

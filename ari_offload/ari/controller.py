@@ -1,8 +1,8 @@
 """The call controller: ARI events in, one task per call out; nothing leaks.
 
-    StasisStart -> set_up_call -> run the flow -> hang up when the flow returns
-    StasisEnd (either side hung up) -> stop the flow, tear_down_call, notify observers
-    (re)connect -> reconcile: forget calls Asterisk lost, delete our leftovers, adopt callers
+StasisStart -> set_up_call -> run the flow -> hang up when the flow returns
+StasisEnd (either side hung up) -> stop the flow, tear_down_call, notify observers
+(re)connect -> reconcile: forget calls Asterisk lost, delete our leftovers, adopt callers
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from ari_offload.ari.call import (
     BRIDGE_PREFIX,
@@ -37,7 +37,8 @@ from ari_offload.errors import AriError, AriNotFound
 
 log = logging.getLogger("ari_offload.ari")
 
-FlowRunner = Callable[[ActiveCall], Awaitable[None]]
+# A coroutine function: the controller runs each flow as its own task (create_task).
+FlowRunner = Callable[[ActiveCall], Coroutine[Any, Any, None]]
 
 
 class CallObserver(Protocol):
@@ -79,7 +80,11 @@ class CallController:
         """Called by the EventStream for every event; never blocks, spawns per-call work."""
         if isinstance(event, StasisStart):
             if event.channel.id.startswith(MEDIA_CHANNEL_PREFIX):
-                return  # our own externalMedia channel entering the app
+                # our own externalMedia channel entering the app: its call may bridge it now
+                owner = self.calls.get(event.channel.id.removeprefix(MEDIA_CHANNEL_PREFIX))
+                if owner is not None:
+                    owner.media_in_stasis.set()
+                return
             if event.channel.id in self._by_channel:
                 return
             args = parse_stasis_args(event.args)
@@ -172,7 +177,8 @@ class CallController:
             ended.cancel()
             if flow_task.done():
                 flow_task.result()  # surface flow errors in the log below
-                await call.hangup()
+                if not call.transferred:
+                    await call.hangup()
         except asyncio.CancelledError:
             raise
         except AriNotFound:

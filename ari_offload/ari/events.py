@@ -27,8 +27,8 @@ class Channel:
     def from_json(cls, data: Any) -> Channel:
         if not isinstance(data, dict):
             raise ValueError("channel: expected an object")
-        caller = data.get("caller") or {}
-        dialplan = data.get("dialplan") or {}
+        caller = _obj(data, "caller", "channel")
+        dialplan = _obj(data, "dialplan", "channel")
         return cls(
             id=_str(data, "id", "channel"),
             name=_str(data, "name", "channel"),
@@ -39,7 +39,7 @@ class Channel:
             dialplan_exten=str(dialplan.get("exten", "")),
             app_name=str(dialplan.get("app_name", "")),
             app_data=str(dialplan.get("app_data", "")),
-            channelvars={str(k): str(v) for k, v in (data.get("channelvars") or {}).items()},
+            channelvars={str(k): str(v) for k, v in _obj(data, "channelvars", "channel").items()},
         )
 
 
@@ -56,7 +56,7 @@ class Bridge:
         return cls(
             id=_str(data, "id", "bridge"),
             name=str(data.get("name", "")),
-            channels=tuple(str(c) for c in data.get("channels", [])),
+            channels=tuple(str(c) for c in _list(data, "channels", "bridge")),
         )
 
 
@@ -116,17 +116,15 @@ def parse_event(data: Any) -> AriEvent:
         return AriEvent(kind, app, data)
     channel = Channel.from_json(data.get("channel"))
     if kind == "StasisStart":
-        args = data.get("args", [])
-        if not isinstance(args, list):
-            raise ValueError("StasisStart: 'args' must be a list")
+        args = _list(data, "args", kind)
         return StasisStart(kind, app, data, channel, tuple(str(a) for a in args))
     if kind == "ChannelDestroyed":
-        return ChannelDestroyed(
-            kind, app, data, channel, int(data.get("cause", 0)), str(data.get("cause_txt", ""))
-        )
+        cause = _int(data, "cause", kind)
+        return ChannelDestroyed(kind, app, data, channel, cause, str(data.get("cause_txt", "")))
     if kind == "ChannelDtmfReceived":
+        duration_ms = _int(data, "duration_ms", kind)
         return ChannelDtmfReceived(
-            kind, app, data, channel, str(data.get("digit", "")), int(data.get("duration_ms", 0))
+            kind, app, data, channel, str(data.get("digit", "")), duration_ms
         )
     return _CHANNEL_EVENTS[kind](kind, app, data, channel)
 
@@ -159,6 +157,39 @@ def _str(data: dict[str, Any], key: str, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what}: missing '{key}'")
     return value
+
+
+# The helpers below turn a wrong JSON type into a ValueError: the event stream drops only
+# ValueError, so an AttributeError or TypeError from one bad event would end the stream.
+
+
+def _obj(data: dict[str, Any], key: str, what: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{what}: '{key}' must be an object")
+    return value
+
+
+def _list(data: dict[str, Any], key: str, what: str) -> list[Any]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{what}: '{key}' must be a list")
+    return value
+
+
+def _int(data: dict[str, Any], key: str, what: str) -> int:
+    value = data.get(key, 0)
+    # bool is an int subclass (True is no cause code); a numeric string is accepted.
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{what}: '{key}' must be an integer, not {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{what}: '{key}' must be an integer, not {value!r}") from None
 
 
 _CHANNEL_EVENTS: dict[str, type[ChannelEvent]] = {

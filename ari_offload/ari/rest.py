@@ -19,6 +19,9 @@ from ari_offload.errors import AriConnectError, AriHttpError, AriNotFound
 log = logging.getLogger("ari_offload.ari")
 
 REQUEST_TIMEOUT_S = 10.0
+_BAD_CREDENTIALS = (
+    "Asterisk rejected ARI user {!r}: check ARI_OFFLOAD_ARI_USERNAME/PASSWORD against ari.conf"
+)
 
 
 class AriRest:
@@ -27,6 +30,7 @@ class AriRest:
         self._base = settings.url.rstrip("/") + "/ari"
         self._headers = basic_auth_headers(settings)
         self.app = settings.app
+        self._user = settings.username
 
     async def request(
         self,
@@ -50,13 +54,21 @@ class AriRest:
                 body = await resp.text()
                 if resp.status == 404:
                     raise AriNotFound(method, path, resp.status, body)
+                if resp.status == 401:
+                    raise AriHttpError(method, path, 401, _BAD_CREDENTIALS.format(self._user))
                 if resp.status >= 400:
                     raise AriHttpError(method, path, resp.status, body)
                 if not body:
                     return None
                 return await resp.json(content_type=None)
+        except aiohttp.ClientConnectorError as exc:
+            reason = exc.os_error.strerror or str(exc.os_error)
+            raise AriConnectError(
+                f"cannot reach Asterisk ARI at {self._base} ({reason}): is Asterisk running, "
+                "with http.conf enabled and res_ari loaded?"
+            ) from exc
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise AriConnectError(f"ARI {method} {path}: {exc!r}") from exc
+            raise AriConnectError(f"ARI {method} {path}: {type(exc).__name__}: {exc}") from exc
 
     # --- channels -------------------------------------------------------------------------
 
@@ -109,7 +121,9 @@ class AriRest:
             params["callerId"] = caller_id
         return Channel.from_json(await self.request("POST", "/channels", params))
 
-    async def continue_in_dialplan(self, channel_id: str, context: str, exten: str, prio: int) -> None:
+    async def continue_in_dialplan(
+        self, channel_id: str, context: str, exten: str, prio: int
+    ) -> None:
         params = {"context": context, "extension": exten, "priority": str(prio)}
         await self.request("POST", f"/channels/{channel_id}/continue", params)
 

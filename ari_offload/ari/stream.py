@@ -17,6 +17,7 @@ from ari_offload.config import AriSettings
 log = logging.getLogger("ari_offload.ari")
 
 HEARTBEAT_S = 5.0
+MAX_DOUBLINGS = 60  # 2**60 times any sane minimum is past any sane maximum
 
 
 class Backoff:
@@ -29,7 +30,10 @@ class Backoff:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
     def next_delay(self) -> float:
-        ceiling = min(self.max_s, self.min_s * (2**self._attempt))
+        # Cap the exponent: 2.0**1024 overflows, and Asterisk can stay down for that many
+        # attempts (about an hour and a half at the default 10 s cap).
+        doublings = min(self._attempt, MAX_DOUBLINGS)
+        ceiling = min(self.max_s, self.min_s * 2.0**doublings)
         self._attempt += 1
         return self.min_s + self._rng.random() * max(0.0, ceiling - self.min_s)
 
@@ -46,7 +50,9 @@ class EventStream:
 
     def __init__(self, session: aiohttp.ClientSession, settings: AriSettings) -> None:
         self._session = session
-        base = settings.url.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        base = (
+            settings.url.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        )
         self._url = f"{base}/ari/events"
         self._params = {"app": settings.app, "subscribeAll": "false"}
         self._headers = basic_auth_headers(settings)

@@ -9,14 +9,16 @@ from ari_offload.config import AriSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTBED_SCRIPT = REPO_ROOT / "scripts" / "testbed"
-TESTBED_ARI = AriSettings(password="testbed-secret")  # matches asterisk-conf/testbed/ari.conf
+# The test bed's own fixed password (asterisk-conf/testbed/ari.conf), loopback only.
+TESTBED_ARI = AriSettings(password="testbed-secret")  # noqa: S106
 
 
 class TestbedError(RuntimeError):
     pass
 
 
-async def _run(*args: str, timeout: float = 60.0) -> str:
+# Timeout parameters (ASYNC109) here are deadlines of a test helper, applied inside.
+async def _run(*args: str, timeout: float = 60.0) -> str:  # noqa: ASYNC109
     if not TESTBED_SCRIPT.exists():
         raise TestbedError(f"{TESTBED_SCRIPT} not found: the test bed needs a source checkout")
     proc = await asyncio.create_subprocess_exec(
@@ -44,6 +46,10 @@ class Testbed:
     async def restart(self) -> None:
         await _run("restart")
 
+    async def crash(self) -> None:
+        """SIGKILL Asterisk: no graceful hangups, no StasisEnd events."""
+        await _run("crash")
+
     async def cli(self, command: str) -> str:
         return await _run("cli", command)
 
@@ -57,7 +63,7 @@ class Testbed:
         rows = [line for line in out.splitlines() if line.strip()]
         return [row.split()[0] for row in rows if not row.startswith("Bridge-ID")]
 
-    async def wait_idle(self, timeout: float = 10.0) -> tuple[list[str], list[str]]:
+    async def wait_idle(self, timeout: float = 10.0) -> tuple[list[str], list[str]]:  # noqa: ASYNC109
         """Wait until no channel and no bridge is left; return what is left at the deadline."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -49,7 +49,8 @@ class RtpCapture:
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
+        assert self._proc is not None
+        assert self._proc.stdout is not None
         async for line in self._proc.stdout:
             parsed = _parse_line(line.decode(errors="replace"))
             if parsed is not None:

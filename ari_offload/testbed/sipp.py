@@ -102,7 +102,8 @@ class SippCall:
             cwd=self._dir,
         )  # fmt: skip
 
-    async def wait(self, timeout: float | None = None) -> SippResult:
+    # timeout (ASYNC109): None means "the scenario's own length + 30 s", computed inside.
+    async def wait(self, timeout: float | None = None) -> SippResult:  # noqa: ASYNC109
         assert self._proc is not None, "start() first"
         limit = timeout if timeout is not None else self.hangup_after_s + 30
         try:

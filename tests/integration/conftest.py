@@ -9,10 +9,20 @@ import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from ari_offload.agent.client import WebhookClient
+from ari_offload.agent.contract import WebhookRequest
+from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.ari.call import ActiveCall
-from ari_offload.config import Settings
+from ari_offload.config import AgentSettings, Settings
+from ari_offload.conversation import AgentBinding
+from ari_offload.flows.executor import FlowContext, run_actions
+from ari_offload.flows.model import Action, AiTalk
+from ari_offload.speech.models import SpeechModels
+from ari_offload.turns import TranscriptEntry, TurnTiming
 from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
 from ari_offload.service import AriService
@@ -71,17 +81,95 @@ class Recorder:
     """A test flow that keeps every inbound payload and the call, until the call ends."""
 
     def __init__(self) -> None:
-        self.payloads: list[bytes] = []
+        self.payloads: dict[str, list[bytes]] = {}
         self.calls: list[ActiveCall] = []
         self.started = asyncio.Event()
 
     async def __call__(self, call: ActiveCall) -> None:
         assert call.media is not None
         self.calls.append(call)
+        received = self.payloads.setdefault(call.call_id, [])
         self.started.set()
         async for frame in call.media.frames():
-            self.payloads.append(frame.payload)
+            received.append(frame.payload)
+
+    def audio_of(self, call: ActiveCall) -> bytes:
+        return b"".join(self.payloads[call.call_id])
 
     @property
     def audio(self) -> bytes:
-        return b"".join(self.payloads)
+        """The audio of the only call recorded."""
+        assert len(self.calls) == 1, f"{len(self.calls)} calls recorded"
+        return self.audio_of(self.calls[0])
+
+
+class ConversationLog:
+    """A ConversationObserver that keeps every transcript entry and turn timing per call."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, list[TranscriptEntry]] = {}
+        self.timings: dict[str, list[TurnTiming]] = {}
+
+    async def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None:
+        self.entries.setdefault(call.call_id, []).append(entry)
+
+    async def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
+        self.timings.setdefault(call.call_id, []).append(timing)
+
+    def only_call(self) -> list[TranscriptEntry]:
+        assert len(self.entries) == 1, f"{len(self.entries)} calls"
+        return next(iter(self.entries.values()))
+
+
+AgentServiceFactory = Callable[..., Awaitable[ConversationLog]]
+
+
+@pytest.fixture
+async def start_agent_service(
+    start_service: ServiceFactory, speech_models: SpeechModels
+) -> AsyncIterator[AgentServiceFactory]:
+    """Start a controller whose flow `talk` converses with the webhook at `url`."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def factory(
+        url: str,
+        welcome: str | None = "Hello! How can I help you today?",
+        secret: str | None = None,
+        webhook_timeout_s: float = 2.0,
+    ) -> ConversationLog:
+        session = aiohttp.ClientSession()
+        sessions.append(session)
+        settings = Settings(ari=TESTBED_ARI, agent=AgentSettings(webhook_timeout_s=webhook_timeout_s))
+        log = ConversationLog()
+        binding = AgentBinding("agent-1", url, secret)
+
+        async def find_agent(agent_id: str) -> AgentBinding | None:
+            return binding if agent_id == binding.agent_id else None
+
+        ctx = FlowContext(
+            settings, speech_models, WebhookClient(session, webhook_timeout_s), find_agent, log
+        )
+        actions: list[Action] = [AiTalk("agent-1", welcome)]
+
+        async def talk(call: ActiveCall) -> None:
+            await run_actions(call, actions, ctx)
+
+        await start_service({"talk": talk})
+        return log
+
+    yield factory
+    for session in sessions:
+        await session.close()
+
+
+@pytest.fixture
+async def sample_agent() -> AsyncIterator[tuple[str, list[WebhookRequest]]]:
+    """The built-in sample agent on a free port: (webhook url, requests it received)."""
+    app = make_sample_agent_app()
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}/ai-webhook", app[RECEIVED_KEY]
+    await runner.cleanup()

@@ -1,0 +1,87 @@
+"""Run a flow's actions, in order, on one call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ari_offload.agent.client import WebhookClient
+from ari_offload.ari.call import ActiveCall
+from ari_offload.config import Settings
+from ari_offload.conversation import AgentBinding, Conversation, ConversationObserver
+from ari_offload.flows.model import Action, AiTalk, Hangup, Pause, Talk, Transfer
+from ari_offload.flows.speak import speak
+from ari_offload.speech.models import SpeechModels
+
+log = logging.getLogger("ari_offload.flows")
+
+AGENT_MISSING_TEXT = "Sorry, this line is not available right now. Goodbye."
+
+AgentLookup = Callable[[str], Awaitable[AgentBinding | None]]
+
+
+@dataclass
+class FlowContext:
+    """What actions need beyond the call itself; built once per process."""
+
+    settings: Settings
+    models: SpeechModels
+    webhook: WebhookClient
+    find_agent: AgentLookup
+    observer: ConversationObserver | None = None
+
+
+async def run_actions(call: ActiveCall, actions: list[Action], ctx: FlowContext) -> None:
+    """Run until the actions are done or one of them ends the call (hangup, transfer)."""
+    media = call.media
+    assert media is not None, "flows run on set-up calls"
+    for index, action in enumerate(actions):
+        if call.ended.is_set():
+            return
+        log.debug("call %s: action %d %s", call.call_id, index, action.type)
+        if isinstance(action, AiTalk):
+            if not await _ai_talk(call, action, ctx):
+                return
+        elif isinstance(action, Talk):
+            await call.set_state("talk")
+            await speak(media, ctx.models.tts, action.text)
+        elif isinstance(action, Pause):
+            await call.set_state("pause")
+            await asyncio.sleep(action.seconds)
+        elif isinstance(action, Hangup):
+            await call.hangup()
+            return
+        elif isinstance(action, Transfer):
+            await _transfer(call, action)
+            return
+
+
+async def _ai_talk(call: ActiveCall, action: AiTalk, ctx: FlowContext) -> bool:
+    """Converse; False when the call should end here (the agent hung up or is missing)."""
+    assert call.media is not None
+    agent = await ctx.find_agent(action.agent_id)
+    if agent is None:
+        log.warning("call %s: agent %s not found; apologising", call.call_id, action.agent_id)
+        await speak(call.media, ctx.models.tts, AGENT_MISSING_TEXT)
+        return False
+    conversation = Conversation(
+        call, ctx.models, ctx.webhook, agent, ctx.settings.speech, ctx.settings.agent,
+        ctx.observer,
+    )  # fmt: skip
+    call.conversation = conversation
+    try:
+        await conversation.run(action.welcome_message)
+    finally:
+        call.conversation = None
+    return not conversation.finished
+
+
+async def _transfer(call: ActiveCall, action: Transfer) -> None:
+    await call.set_state("transfer")
+    if action.endpoint is not None:
+        await call.transfer_to_endpoint(action.endpoint)
+    else:
+        assert action.context is not None and action.extension is not None
+        await call.transfer_to_dialplan(action.context, action.extension, action.priority or 1)

@@ -1,0 +1,126 @@
+"""Scripted test calls and what the caller heard, measured on the wire.
+
+A caller script alternates speech (espeak-ng) and silence. The call's RTP is captured on the
+caller's media port; the agent's replies are cut out of the captured audio by level, and turn
+latency is measured there: the first agent speech packet after the caller's last speech packet
+of an utterance (20 ms packets at >= -45 dBFS count as speech).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ari_offload.media.g711 import codec_for
+from ari_offload.testbed.audio import CACHE_DIR, speech_file
+from ari_offload.testbed.capture import CapturedPacket, RtpCapture
+from ari_offload.testbed.sipp import SippCall, SippResult
+
+SPEECH_DBFS = -45.0
+REPLY_GAP_S = 0.7  # agent speech separated by more silence than this is a new reply
+SAMPLE_RATE = 8000
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+
+
+@dataclass(frozen=True)
+class Silence:
+    seconds: float
+
+
+Step = Say | Silence
+
+
+@dataclass
+class Burst:
+    """A stretch of speech on the wire (one direction)."""
+
+    start: float
+    end: float
+    pcm: np.ndarray = field(repr=False)
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class DialogueResult:
+    sipp: SippResult
+    caller: list[Burst]  # what the caller said, as seen on the wire
+    agent: list[Burst]  # what the caller heard (agent speech), split into replies
+    packets: list[CapturedPacket]
+
+    def latencies(self) -> list[float | None]:
+        """Per caller utterance: seconds from its end to the next agent speech, or None if
+        the caller spoke again first (a missed reply is a failure, not a latency)."""
+        out: list[float | None] = []
+        for i, said in enumerate(self.caller):
+            next_said = self.caller[i + 1].start if i + 1 < len(self.caller) else float("inf")
+            reply = next((b for b in self.agent if b.start >= said.end), None)
+            out.append(reply.start - said.end if reply and reply.start < next_said else None)
+        return out
+
+
+def script_audio(steps: list[Step], codec: str = "ulaw") -> bytes:
+    """The caller's whole audio, as raw G.711."""
+    silence_byte = b"\xff" if codec == "ulaw" else b"\xd5"
+    parts: list[bytes] = []
+    for step in steps:
+        if isinstance(step, Say):
+            parts.append(speech_file(step.text, codec, lead_silence_s=0.0).read_bytes())
+        else:
+            parts.append(silence_byte * int(step.seconds * SAMPLE_RATE))
+    return b"".join(parts)
+
+
+async def run_dialogue(
+    service: str, steps: list[Step], codec: str = "ulaw", tail_s: float = 1.0
+) -> DialogueResult:
+    """Call `service`, play the script, hang up `tail_s` after it; return the wire view."""
+    audio = script_audio(steps, codec)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    path = CACHE_DIR / f"dialogue-{hashlib.sha256(audio).hexdigest()[:16]}.{codec}"
+    path.write_bytes(audio)
+    call = SippCall(service, path, hangup_after_s=len(audio) / SAMPLE_RATE + tail_s, codec=codec)
+    capture = RtpCapture(call.media_port)
+    await capture.start()
+    try:
+        result = await call.run()
+    finally:
+        packets = await capture.stop()
+    decode = codec_for(codec).decode
+    caller = bursts(capture.sent(), decode, gap_s=0.3)
+    agent = bursts(capture.received(), decode, gap_s=REPLY_GAP_S)
+    return DialogueResult(result, caller, agent, packets)
+
+
+def bursts(
+    packets: list[CapturedPacket], decode: Callable[[bytes], np.ndarray], gap_s: float
+) -> list[Burst]:
+    """Group speech packets into bursts split by more than `gap_s` of non-speech; a burst
+    keeps the quiet packets inside it (pauses between words and sentences)."""
+    ordered = sorted(packets, key=lambda p: p.time)
+    pcms = [decode(p.packet.payload) for p in ordered]
+    speech = [i for i, pcm in enumerate(pcms) if _dbfs(pcm) >= SPEECH_DBFS]
+    groups: list[list[int]] = []
+    for i in speech:
+        if groups and ordered[i].time - ordered[groups[-1][-1]].time <= gap_s:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return [
+        Burst(ordered[g[0]].time, ordered[g[-1]].time + 0.02, np.concatenate(pcms[g[0] : g[-1] + 1]))
+        for g in groups
+    ]
+
+
+def _dbfs(pcm: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
+    return 20 * float(np.log10(max(rms, 1e-6) / 32768))

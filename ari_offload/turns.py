@@ -1,0 +1,69 @@
+"""Sans-IO pieces of a conversation: turn timings, the transcript, what the caller heard."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class TurnTiming:
+    """Where one turn's latency went (ms). total = end of caller speech -> first reply audio."""
+
+    turn: int
+    endpoint_ms: float = 0.0  # silence waited for before deciding the caller was done
+    stt_ms: float = 0.0  # after the endpoint, until the text was ready (speculative STT hides it)
+    webhook_ms: float = 0.0
+    tts_first_audio_ms: float = 0.0  # webhook reply -> first audio queued to the caller
+    total_ms: float = 0.0
+    webhook_error: str | None = None
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (
+            f"turn {self.turn}: total {self.total_ms:.0f} ms = endpoint {self.endpoint_ms:.0f}"
+            f" + stt {self.stt_ms:.0f} + webhook {self.webhook_ms:.0f}"
+            f" + tts {self.tts_first_audio_ms:.0f}"
+            + (f" (webhook {self.webhook_error})" if self.webhook_error else "")
+        )
+
+
+@dataclass(frozen=True)
+class TranscriptEntry:
+    role: str  # "caller", "agent" or "system"
+    text: str
+    at: float = field(default_factory=time.time)
+    heard: str | None = None  # for an interrupted agent line: what the caller actually heard
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One sentence queued for playback, as a range of the endpoint's sample positions."""
+
+    text: str
+    start: int
+    end: int
+
+
+def heard_text(segments: list[Segment], played_until: int) -> str:
+    """What the caller heard of a reply cut at sample position ``played_until``.
+
+    Whole sentences played to their end, plus the share of the next one's words that
+    matches the share of its audio played (speech is near enough to uniform for this).
+    """
+    parts: list[str] = []
+    for segment in segments:
+        if played_until >= segment.end:
+            parts.append(segment.text)
+            continue
+        if played_until > segment.start:
+            words = segment.text.split()
+            share = (played_until - segment.start) / max(1, segment.end - segment.start)
+            cut = int(len(words) * share)
+            if cut:
+                parts.append(" ".join(words[:cut]))
+        break
+    return " ".join(parts)

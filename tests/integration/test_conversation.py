@@ -1,0 +1,254 @@
+"""Real conversations: SIPp caller -> Asterisk -> VAD/whisper -> webhook -> piper -> caller.
+
+What the caller heard is taken from the RTP capture and transcribed with whisper here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+
+import pytest
+from aiohttp import web
+
+from ari_offload.agent.contract import WebhookRequest
+from ari_offload.config import DEFAULT_FALLBACK_TEXT
+from ari_offload.speech.models import SpeechModels
+from ari_offload.testbed.dialogue import Burst, DialogueResult, Say, Silence, run_dialogue
+from tests.integration.conftest import AgentServiceFactory
+
+pytestmark = [pytest.mark.integration, pytest.mark.models]
+
+WELCOME = "Hello! How can I help you today?"
+
+
+def words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z]+", text.lower()))
+
+
+def heard(models: SpeechModels, burst: Burst) -> str:
+    return words(models.transcriber.transcribe(burst.pcm))
+
+
+def replies_after_each_utterance(result: DialogueResult) -> list[Burst]:
+    """The first agent burst after each caller utterance (fails if one is missing)."""
+    out = []
+    for said in result.caller:
+        reply = next((b for b in result.agent if b.start >= said.end), None)
+        assert reply is not None, f"no reply after the caller's words at {said.start:.1f}"
+        out.append(reply)
+    return out
+
+
+async def test_welcome_then_the_agent_reply(
+    start_agent_service: AgentServiceFactory,
+    sample_agent: tuple[str, list[WebhookRequest]],
+    speech_models: SpeechModels,
+) -> None:
+    url, received = sample_agent
+    await start_agent_service(url, welcome=WELCOME)
+
+    result = await run_dialogue(
+        "8talk", [Silence(3.5), Say("I need to reset my password"), Silence(5.0)]
+    )
+
+    assert result.sipp.ok, result.sipp.output + result.sipp.errors
+    assert len(received) == 1 and "password" in received[0].text.lower()
+    assert len(result.caller) == 1
+    welcome = result.agent[0]
+    assert welcome.end <= result.caller[0].start, "the welcome plays first"
+    assert "help you" in heard(speech_models, welcome)
+    (reply,) = replies_after_each_utterance(result)
+    assert "email address" in heard(speech_models, reply)
+
+
+async def test_three_turns_in_order_with_a_complete_transcript(
+    start_agent_service: AgentServiceFactory,
+    sample_agent: tuple[str, list[WebhookRequest]],
+    speech_models: SpeechModels,
+) -> None:
+    url, received = sample_agent
+    log = await start_agent_service(url, welcome="Hi!")
+
+    result = await run_dialogue(
+        "8talk",
+        [
+            Silence(1.5), Say("I need to reset my password"), Silence(4.5),
+            Say("What are your opening hours?"), Silence(7.5),
+            Say("Thank you, goodbye"), Silence(4.0),
+        ],
+        tail_s=6.0,
+    )  # fmt: skip
+
+    assert result.sipp.ok, result.sipp.output + result.sipp.errors
+    assert [r.turn for r in received] == [1, 2, 3]
+    assert len({r.call_id for r in received}) == 1
+    replies = [heard(speech_models, b) for b in replies_after_each_utterance(result)]
+    assert "email address" in replies[0]
+    assert "nine" in replies[1] and "friday" in replies[1]
+    assert "goodbye" in replies[2]
+    transcript = log.only_call()
+    assert [e.role for e in transcript] == ["agent"] + ["caller", "agent"] * 3
+    assert "password" in transcript[1].text.lower()
+    assert "open" in transcript[3].text.lower()  # espeak's "hours" is often heard as "ours"
+    assert transcript[6].text == "Goodbye!"
+    # The agent asked to hang up: the app ended the call before the caller's script did.
+    assert "BYE" not in result.sipp.errors
+
+
+async def test_webhook_failures_give_the_fallback_and_the_call_goes_on(
+    start_agent_service: AgentServiceFactory, speech_models: SpeechModels
+) -> None:
+    behaviours = ["status500", "garbage", "slow", "ok"]
+    received: list[str] = []
+
+    async def flaky(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        received.append(body["text"])
+        kind = behaviours[min(len(received), len(behaviours)) - 1]
+        if kind == "status500":
+            return web.Response(status=500, text="internal error")
+        if kind == "garbage":
+            return web.Response(text="<html>not json</html>", content_type="text/html")
+        if kind == "slow":
+            await asyncio.sleep(3.0)
+        return web.json_response({"text": "Everything works again."})
+
+    url = await _serve(flaky)
+    log = await start_agent_service(url, welcome=None, webhook_timeout_s=1.0)
+    steps = []
+    for question in ("first question", "second question", "third question", "fourth question"):
+        steps += [Silence(0.5), Say(f"This is my {question}"), Silence(6.0)]
+
+    result = await run_dialogue("8talk", steps)
+
+    assert result.sipp.ok, result.sipp.output + result.sipp.errors
+    assert len(received) == 4
+    replies = [heard(speech_models, b) for b in replies_after_each_utterance(result)]
+    fallback = words(DEFAULT_FALLBACK_TEXT)
+    for reply in replies[:3]:
+        assert "trouble" in reply, f"expected the fallback ({fallback!r}), heard {reply!r}"
+    assert "works again" in replies[3]
+    (timings,) = log.timings.values()
+    assert [t.webhook_error for t in timings] == [
+        "WebhookStatusError", "WebhookBadReply", "WebhookTimeout", None,
+    ]  # fmt: skip
+
+
+async def test_webhook_down_then_up(
+    start_agent_service: AgentServiceFactory, speech_models: SpeechModels
+) -> None:
+    port = _free_tcp_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    await start_agent_service(url, welcome=None)
+    dialogue = asyncio.create_task(
+        run_dialogue(
+            "8talk",
+            [Silence(0.5), Say("Is anybody there?"), Silence(6.0),
+             Say("Are you there now?"), Silence(5.0)],
+        )  # fmt: skip
+    )
+    await asyncio.sleep(5.0)  # the first turn hits a closed port
+
+    async def hook(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"text": "Yes, I am here now."})
+
+    await _serve(hook, port)
+    result = await dialogue
+
+    assert result.sipp.ok, result.sipp.output + result.sipp.errors
+    first, second = (heard(speech_models, b) for b in replies_after_each_utterance(result))
+    assert "trouble" in first
+    assert "here now" in second
+
+
+LONG_REPLY = (
+    "Let me tell you about all of our plans. The basic plan costs ten dollars a month. "
+    "The standard plan costs twenty dollars a month and adds support. "
+    "The premium plan costs fifty dollars a month and adds a personal manager. "
+    "All plans can be cancelled at any time."
+)
+
+
+async def test_barge_in_stops_playback_and_reports_what_was_heard(
+    start_agent_service: AgentServiceFactory,
+) -> None:
+    requests: list[dict[str, object]] = []
+
+    async def talkative(request: web.Request) -> web.StreamResponse:
+        requests.append(await request.json())
+        return web.json_response({"text": LONG_REPLY if len(requests) == 1 else "Okay."})
+
+    await start_agent_service(await _serve(talkative), welcome=None)
+
+    result = await run_dialogue(
+        "8talk",
+        [Silence(0.5), Say("Tell me about your plans"), Silence(3.0),
+         Say("Stop, I want the basic plan"), Silence(4.0)],
+    )  # fmt: skip
+
+    assert result.sipp.ok, result.sipp.output + result.sipp.errors
+    interrupted = next(b for b in result.agent if b.start >= result.caller[0].end)
+    barge = result.caller[1]
+    assert interrupted.start < barge.start < interrupted.end + 0.05
+    stop_after = interrupted.end - barge.start
+    # Stopped a few hundred ms into the caller's speech (VAD + barge-in minimum), not at
+    # the end of the ~15 s reply.
+    assert stop_after < 0.8, f"playback went on {stop_after:.2f} s after the caller spoke"
+    assert len(requests) == 2
+    heard_text = requests[1]["heard"]
+    assert isinstance(heard_text, str) and heard_text
+    assert LONG_REPLY.startswith(heard_text.split(" ")[0])
+    assert len(heard_text) < len(LONG_REPLY) / 2
+
+
+async def test_four_concurrent_calls_get_their_own_replies(
+    start_agent_service: AgentServiceFactory,
+    sample_agent: tuple[str, list[WebhookRequest]],
+    speech_models: SpeechModels,
+) -> None:
+    url, received = sample_agent
+    await start_agent_service(url, welcome=None)
+    asks = ["I need to reset my password", "What are your opening hours?"] * 2
+
+    results = await asyncio.gather(
+        *(run_dialogue("8talk", [Silence(0.5), Say(ask), Silence(6.0)]) for ask in asks)
+    )
+
+    assert len({r.call_id for r in received}) == 4
+    for ask, result in zip(asks, results, strict=True):
+        assert result.sipp.ok, result.sipp.output + result.sipp.errors
+        (reply,) = (heard(speech_models, b) for b in replies_after_each_utterance(result))
+        if "password" in ask:
+            assert "email address" in reply and "friday" not in reply
+        else:
+            assert "friday" in reply and "email" not in reply
+
+
+_runners: list[web.AppRunner] = []
+
+
+async def _serve(handler: object, port: int = 0) -> str:
+    """A real webhook server on 127.0.0.1; stopped when the test's loop closes."""
+    app = web.Application()
+    app.router.add_post("/hook", handler)  # type: ignore[arg-type]
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    _runners.append(runner)
+    return f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+
+
+@pytest.fixture(autouse=True)
+async def _stop_servers() -> object:
+    yield
+    while _runners:
+        await _runners.pop().cleanup()
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
