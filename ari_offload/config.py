@@ -79,8 +79,8 @@ class AgentSettings:
 class ApiSettings:
     host: str = DEFAULT_API_HOST
     port: int = DEFAULT_API_PORT
-    # Off by default would lock a new user out; on by default is only safe on loopback,
-    # which is the default bind. Operators exposing the API set ARI_OFFLOAD_API_SIGNUP=false.
+    # Off by default would lock a new user out; on by default is only safe on loopback, which
+    # is the default bind. Operators exposing the API set ARI_OFFLOAD_API_SIGNUP_ENABLED=false.
     signup_enabled: bool = True
 
 
@@ -142,7 +142,12 @@ def _convert(name: str, raw: str, current: object, type_name: object) -> object:
         if isinstance(current, float):
             return float(raw)
         if "Path" in kind:
-            return Path(raw) if raw else None
+            if raw:
+                return Path(raw)
+            # Empty means None (a bundled model) only where None is allowed, not for data_dir.
+            if "None" in kind:
+                return None
+            raise ValueError("expected a path")
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r}: {exc}") from None
     if "Literal" in kind and "ulaw" in kind and raw not in ("ulaw", "alaw"):

@@ -31,7 +31,9 @@ class FlowDispatcher:
         if runner is None and self._resolve is not None and ref:
             runner = await self._resolve(ref)
         if runner is None:
-            log.warning("call %s: unknown flow %r (check the dialplan's flow=...)", call.call_id, ref)
+            log.warning(
+                "call %s: unknown flow %r (check the dialplan's flow=...)", call.call_id, ref
+            )
             call.hangup_reason = "unknown-flow"
             if self._on_unknown is not None:
                 await self._on_unknown(call)

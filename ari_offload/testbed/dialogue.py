@@ -116,7 +116,9 @@ def bursts(
         else:
             groups.append([i])
     return [
-        Burst(ordered[g[0]].time, ordered[g[-1]].time + 0.02, np.concatenate(pcms[g[0] : g[-1] + 1]))
+        Burst(
+            ordered[g[0]].time, ordered[g[-1]].time + 0.02, np.concatenate(pcms[g[0] : g[-1] + 1])
+        )
         for g in groups
     ]
 

@@ -19,14 +19,14 @@ from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.ari.call import ActiveCall
 from ari_offload.config import AgentSettings, Settings
 from ari_offload.conversation import AgentBinding
-from ari_offload.flows.executor import FlowContext, run_actions
-from ari_offload.flows.model import Action, AiTalk
-from ari_offload.speech.models import SpeechModels
-from ari_offload.turns import TranscriptEntry, TurnTiming
 from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
+from ari_offload.flows.executor import FlowContext, run_actions
+from ari_offload.flows.model import Action, AiTalk
 from ari_offload.service import AriService
+from ari_offload.speech.models import SpeechModels
 from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_SCRIPT, Testbed
+from ari_offload.turns import TranscriptEntry, TurnTiming
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,8 @@ def _asterisk_running() -> Iterator[None]:
     if result.returncode != 0:
         pytest.fail(
             "the test-bed Asterisk did not start (run scripts/install-testbed):\n"
-            + result.stdout + result.stderr
+            + result.stdout
+            + result.stderr
         )
     yield
     subprocess.run([str(TESTBED_SCRIPT), "stop"], capture_output=True, timeout=60, check=False)
@@ -139,7 +140,9 @@ async def start_agent_service(
     ) -> ConversationLog:
         session = aiohttp.ClientSession()
         sessions.append(session)
-        settings = Settings(ari=TESTBED_ARI, agent=AgentSettings(webhook_timeout_s=webhook_timeout_s))
+        settings = Settings(
+            ari=TESTBED_ARI, agent=AgentSettings(webhook_timeout_s=webhook_timeout_s)
+        )
         log = ConversationLog()
         binding = AgentBinding("agent-1", url, secret)
 

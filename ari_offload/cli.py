@@ -1,0 +1,123 @@
+"""``ari-offload serve | doctor | mcp | sample-agent``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from ari_offload import __version__
+from ari_offload.config import Settings
+from ari_offload.errors import AriOffloadError, ConfigError
+
+log = logging.getLogger("ari_offload")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.from_env()
+        result: int = args.handler(args, settings)
+        return result
+    except (ConfigError, AriOffloadError) as exc:
+        print(f"ari-offload: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ari-offload",
+        description="AI agents on the phone through Asterisk ARI, without handing them audio. "
+        "Settings come from ARI_OFFLOAD_* environment variables (see README).",
+    )
+    parser.add_argument("--version", action="version", version=f"ari-offload {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the Stasis app (and the REST API)")
+    serve.set_defaults(handler=_serve)
+
+    doctor = sub.add_parser("doctor", help="check Asterisk, models and settings; print a report")
+    doctor.set_defaults(handler=_doctor)
+
+    sample = sub.add_parser("sample-agent", help="run the built-in rule-based sample webhook")
+    sample.add_argument("--host", default="127.0.0.1")
+    sample.add_argument("--port", type=int, default=9000)
+    sample.set_defaults(handler=_sample_agent)
+
+    mcp = sub.add_parser("mcp", help="run the MCP server on stdio (for coding assistants)")
+    mcp.set_defaults(handler=_mcp)
+    return parser
+
+
+def _require_ari_password(settings: Settings) -> None:
+    if not settings.ari.password:
+        raise ConfigError(
+            "ARI_OFFLOAD_ARI_PASSWORD is not set: use the password of the [ari-offload] user "
+            "in Asterisk's ari.conf (the test bed uses 'testbed-secret')"
+        )
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    _require_ari_password(settings)
+    from ari_offload.app import run_app
+
+    asyncio.run(_until_signal(run_app(settings)))
+    return 0
+
+
+async def _until_signal(main_task: Coroutine[Any, Any, None]) -> None:
+    """Run until SIGINT/SIGTERM, then let the app shut down cleanly (hang up, clean up)."""
+    task = asyncio.ensure_future(main_task)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from ari_offload.doctor import run_doctor
+
+    return asyncio.run(run_doctor(settings))
+
+
+def _sample_agent(args: argparse.Namespace, settings: Settings) -> int:
+    from ari_offload.agent.sample import run_sample_agent
+
+    async def run() -> None:
+        runner = await run_sample_agent(args.host, args.port)
+        log.info("sample agent on http://%s:%d/ai-webhook", args.host, args.port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(_until_signal(run()))
+    return 0
+
+
+def _mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from ari_offload.api.mcp_server import run_mcp
+
+    run_mcp()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Turn latency on the wire: end of caller speech -> first reply audio at the caller.
+
+Method: real SIPp calls through the test-bed Asterisk to ari-offload (whisper tiny.en, piper,
+the instant built-in sample agent). Each call plays a script of caller utterances separated by
+silence; tshark captures the call's RTP on the caller's media port; a 20 ms packet is speech
+if its level is >= -45 dBFS; a turn's latency is the time from the caller's last speech packet
+of an utterance to the first agent speech packet after it. A reply that does not start before
+the caller's next utterance counts as a miss. Prints p50/p95 at 1 and at N concurrent calls.
+
+    .venv/bin/python bench/bench_turn_latency.py [--calls 4] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import platform
+import statistics
+import time
+
+from ari_offload.testbed.dialogue import Say, Silence, Step, run_dialogue
+from ari_offload.testbed.stack import TALK_SERVICE, local_stack
+
+UTTERANCES = [
+    "I need to reset my password",
+    "What are your opening hours?",
+    "Can you help me with my account?",
+]
+
+
+def script() -> list[Step]:
+    steps: list[Step] = [Silence(0.5)]
+    for text in UTTERANCES:
+        steps += [Say(text), Silence(5.0)]
+    return steps
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+async def measure(concurrency: int, rounds: int) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    misses = 0
+    for _ in range(rounds):
+        results = await asyncio.gather(
+            *(run_dialogue(TALK_SERVICE, script()) for _ in range(concurrency))
+        )
+        for result in results:
+            for value in result.latencies():
+                if value is None:
+                    misses += 1
+                else:
+                    latencies.append(value)
+    return latencies, misses
+
+
+def report(label: str, latencies: list[float], misses: int) -> None:
+    if not latencies:
+        print(f"{label}: no turns measured ({misses} missed)")
+        return
+    print(
+        f"{label}: turns={len(latencies)} missed={misses} "
+        f"p50={percentile(latencies, 0.5) * 1000:.0f} ms "
+        f"p95={percentile(latencies, 0.95) * 1000:.0f} ms "
+        f"mean={statistics.mean(latencies) * 1000:.0f} ms "
+        f"max={max(latencies) * 1000:.0f} ms"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=4, help="concurrent calls for the 2nd run")
+    parser.add_argument("--rounds", type=int, default=3, help="calls per measurement slot")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, python {platform.python_version()}")
+    print("method: SIPp -> Asterisk 22 -> ari-offload (tiny.en int8, piper joe-medium, "
+          "sample webhook); latency from tshark capture at the caller, -45 dBFS speech gate")
+    async with local_stack(welcome=None) as stack:
+        started = time.monotonic()
+        lat1, miss1 = await measure(1, args.rounds)
+        report("1 call   ", lat1, miss1)
+        latn, missn = await measure(args.calls, max(1, args.rounds // 2))
+        report(f"{args.calls} calls  ", latn, missn)
+        parts = [t for turns in stack.calls.timings.values() for t in turns]
+        if parts:
+            print("app-side breakdown (mean ms): " + ", ".join(
+                f"{name}={statistics.mean(getattr(t, name) for t in parts):.0f}"
+                for name in ("endpoint_ms", "stt_ms", "webhook_ms", "tts_first_audio_ms", "total_ms")
+            ))
+        print(f"wall time {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
