@@ -26,7 +26,10 @@ DEFAULT_JITTER_FRAMES = 4
 
 DEFAULT_VAD_AGGRESSIVENESS = 2
 DEFAULT_MIN_SPEECH_MS = 120
-DEFAULT_ENDPOINT_SILENCE_MS = 500
+# webrtcvad keeps saying "speech" ~110 ms past the voice, so 400 ms here is ~0.5 s of silence.
+DEFAULT_ENDPOINT_SILENCE_MS = 400
+# Speculative STT starts after this much silence (it is thrown away if speech resumes).
+DEFAULT_PAUSE_MS = 160
 DEFAULT_BARGE_IN_MIN_SPEECH_MS = 200
 DEFAULT_STT_THREADS = 2
 DEFAULT_STT_LANGUAGE = "en"
@@ -66,6 +69,7 @@ class SpeechSettings:
     vad_aggressiveness: int = DEFAULT_VAD_AGGRESSIVENESS
     min_speech_ms: int = DEFAULT_MIN_SPEECH_MS
     endpoint_silence_ms: int = DEFAULT_ENDPOINT_SILENCE_MS
+    pause_ms: int = DEFAULT_PAUSE_MS
     barge_in_min_speech_ms: int = DEFAULT_BARGE_IN_MIN_SPEECH_MS
 
 

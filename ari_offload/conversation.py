@@ -178,7 +178,7 @@ class Conversation:
             call_id=self.call.call_id, agent_id=self._agent.agent_id, text=text,
             turn=self.turn, heard=self._heard,
         )  # fmt: skip
-        await self.call.set_state("thinking")
+        self.call.set_state("thinking")
         answer = await self._webhook.ask_or_fallback(
             self._agent.webhook, request, self._agent.secret, self._fallback
         )
@@ -202,7 +202,7 @@ class Conversation:
         self._heard = None
         replied_at = time.monotonic()
         stream = self._models.tts.stream(text)
-        await self.call.set_state("speaking")
+        self.call.set_state("speaking")
         try:
             async for sentence, pcm in stream:
                 if playback.interrupted.is_set():
@@ -230,7 +230,7 @@ class Conversation:
             heard = heard_text(playback.segments, playback.cut_at)
             self._heard = heard
         await self._record(TranscriptEntry("agent", text, heard=heard))
-        await self.call.set_state("listening")
+        self.call.set_state("listening")
         if timing is not None:
             timing.interrupted = heard is not None
             timing.tts_first_audio_ms = timing.tts_first_audio_ms or 0.0

@@ -54,6 +54,8 @@ class ActiveCall:
     media_in_stasis: asyncio.Event = field(default_factory=asyncio.Event)
     # the running ai_talk conversation, if any (the API's `talk` goes through it)
     conversation: Any = None
+    _state_shown: str = ""
+    _state_task: asyncio.Task[None] | None = None
 
     @property
     def channel_id(self) -> str:
@@ -71,15 +73,27 @@ class ActiveCall:
     def bridge_id(self) -> str:
         return BRIDGE_PREFIX + self.call_id
 
-    async def set_state(self, state: str) -> None:
-        """Record the state and show it to operators (`core show channel`)."""
+    def set_state(self, state: str) -> None:
+        """Record the state and show it to operators (`core show channel`).
+
+        Never waits: the conversation calls this on its latency path, so the ARI request
+        runs in the background and only the newest state is sent.
+        """
         self.state = state
         if self.ended.is_set():
             return
-        try:
-            await self.rest.set_variable(self.channel_id, VAR_STATE, state)
-        except AriError as exc:
-            log.debug("call %s: could not set state %s: %s", self.call_id, state, exc)
+        if self._state_task is None or self._state_task.done():
+            self._state_task = asyncio.create_task(self._push_state())
+
+    async def _push_state(self) -> None:
+        while self._state_shown != self.state and not self.ended.is_set():
+            state = self.state
+            try:
+                await self.rest.set_variable(self.channel_id, VAR_STATE, state)
+            except Exception as exc:  # the channel may be gone: a label, never worth a crash
+                log.debug("call %s: could not show state %s: %s", self.call_id, state, exc)
+                return
+            self._state_shown = state
 
     async def hangup(self, reason: str = "normal") -> None:
         """End the call from our side; the controller tears down on StasisEnd."""

@@ -170,7 +170,7 @@ class CallController:
             await set_up_call(call, self._media_settings)
             log.info("call %s: ready in %.0f ms", call_id, (time.monotonic() - started) * 1e3)
             await self._observer.call_started(call)
-            await call.set_state("active")
+            call.set_state("active")
             flow_task = asyncio.create_task(self._run_flow(call))
             ended = asyncio.create_task(call.ended.wait())
             await asyncio.wait({flow_task, ended}, return_when=asyncio.FIRST_COMPLETED)

@@ -21,7 +21,7 @@ async def echo_flow(call: ActiveCall) -> None:
     assert media is not None, "echo runs on a set-up call"
     delay_samples = media.codec.sample_rate * ECHO_DELAY_MS // 1000
     media.enqueue_payload(bytes([media.codec.silence]) * delay_samples)
-    await call.set_state("echo")
+    call.set_state("echo")
     async for frame in media.frames():
         media.enqueue_payload(frame.payload)
 

@@ -45,10 +45,10 @@ async def run_actions(call: ActiveCall, actions: list[Action], ctx: FlowContext)
             if not await _ai_talk(call, action, ctx):
                 return
         elif isinstance(action, Talk):
-            await call.set_state("talk")
+            call.set_state("talk")
             await speak(media, ctx.models.tts, action.text)
         elif isinstance(action, Pause):
-            await call.set_state("pause")
+            call.set_state("pause")
             await asyncio.sleep(action.seconds)
         elif isinstance(action, Hangup):
             await call.hangup()
@@ -79,7 +79,7 @@ async def _ai_talk(call: ActiveCall, action: AiTalk, ctx: FlowContext) -> bool:
 
 
 async def _transfer(call: ActiveCall, action: Transfer) -> None:
-    await call.set_state("transfer")
+    call.set_state("transfer")
     if action.endpoint is not None:
         await call.transfer_to_endpoint(action.endpoint)
     else:

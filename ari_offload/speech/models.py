@@ -105,6 +105,7 @@ def vad_params_from(settings: SpeechSettings) -> VadParams:
             aggressiveness=settings.vad_aggressiveness,
             min_speech_ms=settings.min_speech_ms,
             endpoint_silence_ms=settings.endpoint_silence_ms,
+            pause_ms=settings.pause_ms,
         )
     except ValueError as exc:
         raise ConfigError(f"ARI_OFFLOAD_SPEECH_* VAD settings: {exc}") from None
