@@ -68,23 +68,35 @@ class DialogueResult:
         return out
 
 
-def script_audio(steps: list[Step], codec: str = "ulaw") -> bytes:
-    """The caller's whole audio, as raw G.711."""
+Voice = Callable[[str], bytes]  # text -> raw G.711 speech
+
+
+def espeak_voice(codec: str = "ulaw") -> Voice:
+    return lambda text: speech_file(text, codec, lead_silence_s=0.0).read_bytes()
+
+
+def script_audio(steps: list[Step], codec: str = "ulaw", voice: Voice | None = None) -> bytes:
+    """The caller's whole audio, as raw G.711 (espeak-ng speaks unless `voice` is given)."""
+    speak = voice or espeak_voice(codec)
     silence_byte = b"\xff" if codec == "ulaw" else b"\xd5"
     parts: list[bytes] = []
     for step in steps:
         if isinstance(step, Say):
-            parts.append(speech_file(step.text, codec, lead_silence_s=0.0).read_bytes())
+            parts.append(speak(step.text))
         else:
             parts.append(silence_byte * int(step.seconds * SAMPLE_RATE))
     return b"".join(parts)
 
 
 async def run_dialogue(
-    service: str, steps: list[Step], codec: str = "ulaw", tail_s: float = 1.0
+    service: str,
+    steps: list[Step],
+    codec: str = "ulaw",
+    tail_s: float = 1.0,
+    voice: Voice | None = None,
 ) -> DialogueResult:
     """Call `service`, play the script, hang up `tail_s` after it; return the wire view."""
-    audio = script_audio(steps, codec)
+    audio = script_audio(steps, codec, voice)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     path = CACHE_DIR / f"dialogue-{hashlib.sha256(audio).hexdigest()[:16]}.{codec}"
     path.write_bytes(audio)
