@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ari_offload.config import SpeechSettings
+from ari_offload.config import DEFAULT_ENDPOINT_SILENCE_MS, SpeechSettings
 from ari_offload.errors import ConfigError, ModelError
 from ari_offload.speech.models import SpeechModels, describe_lines, load_speech_models
 from ari_offload.speech.pcm import Pcm16
@@ -153,7 +153,7 @@ def test_doctor_lines_name_the_model_files(speech_models: SpeechModels) -> None:
     assert "78 MB" in stt
     assert str(default_voice_paths()[0]) in tts
     assert "22050 Hz" in tts
-    assert "endpoint 500 ms" in vad
+    assert f"endpoint {DEFAULT_ENDPOINT_SILENCE_MS} ms" in vad
 
 
 def test_missing_whisper_dir_names_the_path(tmp_path: Path) -> None:

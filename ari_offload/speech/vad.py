@@ -27,13 +27,13 @@ import webrtcvad
 from ari_offload.config import (
     DEFAULT_ENDPOINT_SILENCE_MS,
     DEFAULT_MIN_SPEECH_MS,
+    DEFAULT_PAUSE_MS,
     DEFAULT_VAD_AGGRESSIVENESS,
 )
 from ari_offload.speech.pcm import Pcm16
 
 DEFAULT_FRAME_MS = 20
 DEFAULT_SAMPLE_RATE = 8000
-DEFAULT_PAUSE_MS = 200
 DEFAULT_PRE_ROLL_MS = 200
 # Trailing silence kept after the last voiced frame: webrtcvad often marks the fading end of
 # a word as unvoiced, and whisper drops the last word when the audio stops right on it.

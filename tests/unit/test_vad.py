@@ -172,7 +172,9 @@ def test_reset_forgets_speech_in_progress(speak: Speak) -> None:
 def scripted(labels: str, params: VadParams | None = None) -> list[tuple[int, VadEvent]]:
     """Feed one frame per label ('#' voiced, '.' silent); returns (frame index, event)."""
     it = iter(labels)
-    segmenter = VadSegmenter(params or VadParams(), classifier=lambda _frame: next(it) == "#")
+    # The scripts below count frames for a 200 ms pause and a 500 ms endpoint.
+    params = params or VadParams(pause_ms=200, endpoint_silence_ms=500)
+    segmenter = VadSegmenter(params, classifier=lambda _frame: next(it) == "#")
     frame = np.zeros(FRAME, dtype=np.int16)
     return [(i, e) for i in range(len(labels)) for e in segmenter.feed(frame)]
 

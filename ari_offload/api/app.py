@@ -1,0 +1,60 @@
+"""``make_api_app``: the aiohttp application serving ``/v1.0``, its OpenAPI and ``/metrics``."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from ari_offload.api import routes_auth, routes_calls, routes_resources
+from ari_offload.api.errors import error_middleware, host_check_middleware
+from ari_offload.api.metrics import CONTENT_TYPE, Metrics
+from ari_offload.api.openapi import openapi_document
+from ari_offload.api.routing import PREFIX, SERVICES, Ctx, Resp, Route, Services, add_routes
+from ari_offload.api.telephony import Telephony
+from ari_offload.config import ApiSettings
+from ari_offload.store import Store
+
+MAX_BODY_BYTES = 1024 * 1024  # valid bodies stay far below; escaped text can be 6x longer
+OPENAPI = web.AppKey("openapi", bytes)
+
+
+async def get_openapi(ctx: Ctx) -> web.Response:
+    return web.Response(body=ctx.request.app[OPENAPI], content_type="application/json")
+
+
+async def get_metrics(ctx: Ctx) -> web.Response:
+    response = web.Response(body=ctx.services.metrics.exposition())
+    response.headers["Content-Type"] = CONTENT_TYPE  # has a version parameter aiohttp won't take
+    return response
+
+
+META_ROUTES = [
+    Route("GET", f"{PREFIX}/openapi.json", get_openapi, "getOpenapi", "This document", "meta",
+          {200: Resp("the OpenAPI 3.1 document", content_type="application/json")}, auth=False),
+    Route("GET", "/metrics", get_metrics, "getMetrics", "Prometheus metrics", "meta",
+          {200: Resp("text exposition format", content_type="text/plain")}, auth=False),
+]
+
+
+def all_routes() -> list[Route]:
+    return [*routes_auth.ROUTES, *routes_resources.ROUTES, *routes_calls.ROUTES, *META_ROUTES]
+
+
+def make_api_app(
+    settings: ApiSettings, store: Store, telephony: Telephony, metrics: Metrics
+) -> web.Application:
+    """The REST API; the caller owns ``store`` (opens and closes it) and runs the app.
+
+    Run it with ``web.AppRunner(app, access_log_class=RedactingAccessLogger)`` so access keys
+    passed as ``?accesskey=`` never reach the access log.
+    """
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[error_middleware, host_check_middleware(settings.host)],
+    )
+    app[SERVICES] = Services(settings, store, telephony, metrics)
+    routes = all_routes()
+    app[OPENAPI] = json.dumps(openapi_document(routes)).encode()
+    add_routes(app, routes)
+    return app

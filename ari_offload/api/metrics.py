@@ -1,0 +1,82 @@
+"""Prometheus metrics that the whole app updates and ``GET /metrics`` exposes.
+
+Each ``Metrics`` has its own ``CollectorRegistry``: several apps (tests) never collide, and
+nothing leaks into the process-global default registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+TURN_PARTS = ("endpoint", "stt", "webhook", "tts_first_audio", "total")
+# Seconds; dense around the 0.3-2 s region where conversational latency is decided.
+LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class Metrics:
+    """Typed update methods; label values are free strings, the usual ones documented."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.active_calls = Gauge(
+            "ari_offload_active_calls", "Calls currently in progress", ["direction"],
+            registry=self.registry)
+        self.calls_total = Counter(
+            "ari_offload_calls", "Calls finished, by direction and outcome",
+            ["direction", "outcome"], registry=self.registry)
+        self.turn_latency = Histogram(
+            "ari_offload_turn_latency_seconds",
+            "Turn latency by part (end of caller speech to first reply audio is 'total')",
+            ["part"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.webhook_failures = Counter(
+            "ari_offload_webhook_failures", "Agent webhook failures by kind", ["kind"],
+            registry=self.registry)
+        self.rtp_dropped = Counter(
+            "ari_offload_rtp_packets_dropped", "RTP packets dropped, by reason", ["reason"],
+            registry=self.registry)
+        for direction in ("in", "out"):
+            self.active_calls.labels(direction)  # export 0 rather than nothing
+
+    def call_started(self, direction: str) -> None:
+        """A call entered the app (inbound StasisStart, or an outbound call was answered)."""
+        self.active_calls.labels(direction).inc()
+
+    def call_ended(self, direction: str, outcome: str) -> None:
+        """A started call is over. outcome: e.g. completed, failed, no_flow."""
+        self.active_calls.labels(direction).dec()
+        self.calls_total.labels(direction, outcome).inc()
+
+    def call_not_started(self, direction: str, outcome: str) -> None:
+        """A call that never became active (e.g. originate refused): counted, not gauged."""
+        self.calls_total.labels(direction, outcome).inc()
+
+    def observe_turn(
+        self, *, endpoint_ms: float | None = None, stt_ms: float | None = None,
+        webhook_ms: float | None = None, tts_first_audio_ms: float | None = None,
+        total_ms: float | None = None,
+    ) -> None:
+        """Record one turn's breakdown; parts left None were not measured."""
+        parts = (endpoint_ms, stt_ms, webhook_ms, tts_first_audio_ms, total_ms)
+        for part, value_ms in zip(TURN_PARTS, parts, strict=True):
+            if value_ms is not None:
+                self.turn_latency.labels(part).observe(value_ms / 1000.0)
+
+    def webhook_failed(self, kind: str) -> None:
+        """kind: timeout, unreachable, status, bad_reply."""
+        self.webhook_failures.labels(kind).inc()
+
+    def rtp_packet_dropped(self, reason: str, count: int = 1) -> None:
+        """reason: e.g. malformed, late, duplicate, overflow, wrong_ssrc."""
+        self.rtp_dropped.labels(reason).inc(count)
+
+    def exposition(self) -> bytes:
+        """The text exposition format, for ``GET /metrics``."""
+        return generate_latest(self.registry)

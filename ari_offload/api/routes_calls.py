@@ -1,0 +1,107 @@
+"""Calls: list and inspect, hang up, speak into a live call, and place outbound calls."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ari_offload.api import schemas as s
+from ari_offload.api.errors import ApiError
+from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
+from ari_offload.api.telephony import TelephonyError
+from ari_offload.api.validation import Arr, Int, Param
+from ari_offload.store import Call, CallStatus, Direction
+from ari_offload.store.calls import DEFAULT_LIST_LIMIT
+
+log = logging.getLogger("ari_offload.api")
+
+MAX_LIST_LIMIT = 500
+
+
+async def _own_call(ctx: Ctx) -> Call:
+    call = await ctx.store.calls.get(ctx.path["call_id"], customer_id=ctx.customer_id)
+    if call is None:
+        raise ApiError.not_found("call")
+    return call
+
+
+def _not_live(call: Call) -> ApiError:
+    return ApiError(409, "call_not_active", f"the call is {call.status.value}, not active")
+
+
+async def list_calls(ctx: Ctx) -> web.Response:
+    statuses = [CallStatus(v) for v in ctx.query["status"] or ()]
+    calls = await ctx.store.calls.list(ctx.customer_id, statuses=statuses,
+                                       limit=ctx.query["limit"])
+    return json_response({"calls": [s.call_json(c) for c in calls]})
+
+
+async def get_call(ctx: Ctx) -> web.Response:
+    call = await _own_call(ctx)
+    transcript = await ctx.store.calls.transcript(call.id)
+    turns = await ctx.store.calls.turns(call.id)
+    return json_response(s.call_detail_json(call, transcript, turns))
+
+
+async def hangup_call(ctx: Ctx) -> web.Response:
+    call = await _own_call(ctx)
+    if call.status.is_final:
+        raise _not_live(call)
+    if not await ctx.services.telephony.hangup(call.id):
+        raise ApiError(409, "call_not_active", "the call is not active on this server")
+    return json_response(s.call_json(call), 202)
+
+
+async def talk_call(ctx: Ctx) -> web.Response:
+    call = await _own_call(ctx)
+    if call.status != CallStatus.ACTIVE:
+        raise _not_live(call)
+    if not await ctx.services.telephony.talk(call.id, ctx.body["text"]):
+        raise ApiError(409, "call_not_active", "the call is not active on this server")
+    return json_response(s.call_json(call), 202)
+
+
+async def create_call(ctx: Ctx) -> web.Response:
+    flow = await ctx.store.flows.get(ctx.body["flow_id"], customer_id=ctx.customer_id)
+    if flow is None:
+        raise ApiError(422, "validation_error", "flow_id: no such flow", "flow_id")
+    caller_id = ctx.body.get("caller_id")
+    # Recorded before originate: the controller may see the channel before we return.
+    call = await ctx.store.calls.create(
+        ctx.customer_id, direction=Direction.OUT, flow_id=flow.id, caller=caller_id,
+        destination=ctx.body["destination"])
+    try:
+        await ctx.services.telephony.originate(
+            call_id=call.id, destination=call.destination or "", flow_id=flow.id,
+            caller_id=caller_id)
+    except TelephonyError as exc:
+        log.info("call %s: originate refused: %s", call.id, exc)
+        await ctx.store.calls.set_status(call.id, CallStatus.FAILED, reason=str(exc))
+        ctx.services.metrics.call_not_started(Direction.OUT.value, "failed")
+        raise ApiError(502, "telephony_error", f"the call could not be placed: {exc}") from None
+    fresh = await ctx.store.calls.get(call.id, customer_id=ctx.customer_id)
+    return json_response(s.call_json(fresh or call), 201)
+
+
+_CALL = f"{PREFIX}/calls/{{call_id}}"
+ROUTES = [
+    Route("GET", f"{PREFIX}/calls", list_calls, "listCalls", "List calls, newest first", "calls",
+          {200: Resp("the customer's calls", s.CALL_LIST)},
+          query=(
+              Param("status", Arr(s.STATUS, 4), "only calls in these states "
+                    "(comma-separated, e.g. ringing,active)"),
+              Param("limit", Int(1, MAX_LIST_LIMIT), "at most this many calls",
+                    default=DEFAULT_LIST_LIMIT),
+          )),
+    Route("POST", f"{PREFIX}/calls", create_call, "createCall", "Place an outbound call",
+          "calls", {201: Resp("the call, ringing", s.CALL)}, body=s.CALL_CREATE, errors=(502,),
+          description="The flow runs when the destination answers; watch the call's status."),
+    Route("GET", _CALL, get_call, "getCall", "Get a call with its transcript and turn latencies",
+          "calls", {200: Resp("the call", s.CALL_DETAIL)}),
+    Route("POST", f"{_CALL}/hangup", hangup_call, "hangupCall", "Hang up a call", "calls",
+          {202: Resp("hangup requested; the status changes when Asterisk confirms", s.CALL)},
+          errors=(409,)),
+    Route("POST", f"{_CALL}/talk", talk_call, "talkCall", "Speak text into a live call",
+          "calls", {202: Resp("queued for playback", s.CALL)}, body=s.TALK, errors=(409,)),
+]

@@ -1,0 +1,31 @@
+"""What the API needs from the telephony side; the ARI call controller implements it.
+
+The API records an outbound call (ringing, direction out) before ``originate``; from then on
+the controller moves its status forward through the Store.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ari_offload.errors import AriOffloadError
+
+
+class TelephonyError(AriOffloadError):
+    """Asterisk refused or could not place the call; the message is shown to the API user."""
+
+
+class Telephony(Protocol):
+    async def originate(
+        self, *, call_id: str, destination: str, flow_id: str, caller_id: str | None
+    ) -> None:
+        """Place an outbound call into our Stasis app; raises ``TelephonyError`` if refused."""
+        ...
+
+    async def hangup(self, call_id: str) -> bool:
+        """Hang the call up; False if the call is not active here."""
+        ...
+
+    async def talk(self, call_id: str, text: str) -> bool:
+        """Speak text into the live call; False if the call is not active here."""
+        ...

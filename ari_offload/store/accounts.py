@@ -1,0 +1,159 @@
+"""Customers (argon2id password hashes) and their access keys (SHA-256 of the token only)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ari_offload.store import schema as t
+from ari_offload.store._db import Repo, new_id, utcnow
+from ari_offload.store.records import AccessKey, Customer, NameTaken, NewAccessKey
+
+log = logging.getLogger("ari_offload.store")
+
+TOKEN_PREFIX = "ak_"  # noqa: S105 (a marker for secret scanners, not a secret)
+MAX_TOKEN_LENGTH = 128
+# last_used_at is a hint, not an audit log: write it at most this often per key.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Customers(Repo):
+    def __init__(self, engine: AsyncEngine, hasher: PasswordHasher) -> None:
+        super().__init__(engine)
+        self._hasher = hasher
+        self._dummy_hash: str | None = None
+
+    async def create(self, name: str, password: str) -> Customer:
+        """Raises ``NameTaken`` if the name is used."""
+        # argon2 is deliberately slow and memory-hard: keep it off the event loop.
+        pw_hash = await asyncio.to_thread(self._hasher.hash, password)
+        customer = Customer(id=new_id(), name=name, created_at=utcnow())
+        try:
+            async with self._tx() as conn:
+                await conn.execute(insert(t.customers).values(
+                    id=customer.id, name=name, password_hash=pw_hash,
+                    created_at=customer.created_at))
+        except IntegrityError:
+            raise NameTaken("customer", name) from None
+        log.info("customer %s created", customer.id)
+        return customer
+
+    async def get(self, customer_id: str) -> Customer | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(
+                select(t.customers).where(t.customers.c.id == customer_id))).mappings().first()
+        return _customer(row) if row else None
+
+    async def authenticate(self, name: str, password: str) -> Customer | None:
+        """The customer if the password matches; None for a wrong name or password alike."""
+        async with self._tx() as conn:
+            row = (await conn.execute(
+                select(t.customers).where(t.customers.c.name == name))).mappings().first()
+        if row is None:
+            # Same work as a real check, so response time does not reveal which names exist.
+            await asyncio.to_thread(self._verify, await self._dummy(), password)
+            return None
+        if not await asyncio.to_thread(self._verify, row["password_hash"], password):
+            return None
+        if self._hasher.check_needs_rehash(row["password_hash"]):
+            new_hash = await asyncio.to_thread(self._hasher.hash, password)
+            async with self._tx() as conn:
+                await conn.execute(update(t.customers).where(t.customers.c.id == row["id"])
+                                   .values(password_hash=new_hash))
+        return _customer(row)
+
+    def _verify(self, pw_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(pw_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_hex(16))
+        return self._dummy_hash
+
+
+class AccessKeys(Repo):
+    async def create(
+        self, customer_id: str, *, name: str = "", expires_at: datetime | None = None
+    ) -> NewAccessKey:
+        """A new key; the returned token is shown once and cannot be recovered later."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        key = AccessKey(id=new_id(), customer_id=customer_id, name=name, created_at=utcnow(),
+                        expires_at=expires_at, revoked_at=None, last_used_at=None)
+        async with self._tx() as conn:
+            await conn.execute(insert(t.access_keys).values(
+                id=key.id, customer_id=customer_id, name=name, token_hash=hash_token(token),
+                created_at=key.created_at, expires_at=expires_at))
+        log.info("access key %s created for customer %s", key.id, customer_id)
+        return NewAccessKey(key=key, token=token)
+
+    async def list(self, customer_id: str) -> list[AccessKey]:
+        async with self._tx() as conn:
+            rows = (await conn.execute(
+                select(t.access_keys).where(t.access_keys.c.customer_id == customer_id)
+                .order_by(t.access_keys.c.created_at, t.access_keys.c.id))).mappings().all()
+        return [_key(r) for r in rows]
+
+    async def revoke(self, key_id: str, *, customer_id: str) -> AccessKey | None:
+        """Revoke one of the customer's keys (idempotent); None if it is not theirs."""
+        c = t.access_keys.c
+        async with self._tx() as conn:
+            row = (await conn.execute(select(t.access_keys).where(
+                c.id == key_id, c.customer_id == customer_id))).mappings().first()
+            if row is None:
+                return None
+            key = _key(row)
+            if key.revoked_at is None:
+                key = replace(key, revoked_at=utcnow())
+                await conn.execute(update(t.access_keys).where(c.id == key_id)
+                                   .values(revoked_at=key.revoked_at))
+        log.info("access key %s revoked", key_id)
+        return key
+
+    async def authenticate(self, token: str) -> AccessKey | None:
+        """The key a token belongs to, if it exists, is not revoked and has not expired."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        c = t.access_keys.c
+        async with self._tx() as conn:
+            row = (await conn.execute(select(t.access_keys).where(
+                c.token_hash == hash_token(token)))).mappings().first()
+            if row is None:
+                return None
+            key = _key(row)
+            now = utcnow()
+            if not key.is_usable(now):
+                return None
+            if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+                await conn.execute(update(t.access_keys).where(c.id == key.id)
+                                   .values(last_used_at=now))
+        return key
+
+
+def _customer(row: Any) -> Customer:
+    return Customer(id=row["id"], name=row["name"], created_at=row["created_at"])
+
+
+def _key(row: Any) -> AccessKey:
+    return AccessKey(
+        id=row["id"], customer_id=row["customer_id"], name=row["name"],
+        created_at=row["created_at"], expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"], last_used_at=row["last_used_at"],
+    )

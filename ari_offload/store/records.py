@@ -1,0 +1,146 @@
+"""What the store hands out: frozen records, detached from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from ari_offload.errors import StoreError
+from ari_offload.flows.model import Action
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class CallStatus(StrEnum):
+    RINGING = "ringing"
+    ACTIVE = "active"
+    ENDED = "ended"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (CallStatus.ENDED, CallStatus.FAILED)
+
+
+class Role(StrEnum):
+    CALLER = "caller"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class NameTaken(StoreError):
+    """A unique name (customer, or agent/flow within one customer) is already used."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"a {kind} named {name!r} already exists")
+        self.kind = kind
+        self.name = name
+
+
+class AgentInUse(StoreError):
+    """An agent cannot be deleted while flows still talk to it."""
+
+    def __init__(self, flow_names: list[str]) -> None:
+        super().__init__(f"the agent is used by flow(s): {', '.join(flow_names)}")
+        self.flow_names = flow_names
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """An access key's metadata. The token itself is never stored, only its SHA-256."""
+
+    id: str
+    customer_id: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def is_usable(self, now: datetime) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True)
+class NewAccessKey:
+    """Returned once, at creation: the only moment the token is known."""
+
+    key: AccessKey
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    customer_id: str
+    name: str
+    detail: str
+    webhook: str
+    secret: str | None = field(repr=False)
+    voice: str | None
+    language: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: str
+    customer_id: str
+    name: str
+    actions: tuple[Action, ...]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Call:
+    id: str
+    customer_id: str
+    flow_id: str | None
+    direction: Direction
+    status: CallStatus
+    caller: str | None
+    destination: str | None
+    channel_id: str | None
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    hangup_reason: str | None
+
+
+@dataclass(frozen=True)
+class TranscriptEntry:
+    call_id: str
+    seq: int
+    role: Role
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One caller-utterance-to-reply cycle; times in milliseconds, None when not measured."""
+
+    call_id: str
+    turn: int
+    endpoint_ms: float | None
+    stt_ms: float | None
+    webhook_ms: float | None
+    tts_first_audio_ms: float | None
+    total_ms: float | None
+    webhook_error: str | None
+    at: datetime

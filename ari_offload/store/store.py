@@ -1,0 +1,106 @@
+"""The ``Store`` facade: one engine, one repository per resource, schema migrated on open."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from argon2 import PasswordHasher
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ari_offload.config import StoreSettings
+from ari_offload.errors import StoreError
+from ari_offload.store.accounts import AccessKeys, Customers
+from ari_offload.store.calls import Calls
+from ari_offload.store.resources import Agents, Flows
+from ari_offload.store.schema import migrate
+
+log = logging.getLogger("ari_offload.store")
+
+SQLITE_FILE = "ari-offload.db"
+SQLITE_BUSY_TIMEOUT_S = 15.0
+
+
+def database_url(settings: StoreSettings) -> str:
+    """The configured URL, or SQLite in ``data_dir`` (created if missing)."""
+    if settings.url:
+        return settings.url
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{Path(settings.data_dir, SQLITE_FILE).resolve()}"
+
+
+class Store:
+    """Persistence for the API and the call controller.
+
+    ``store.customers``, ``store.keys``, ``store.agents``, ``store.flows``, ``store.calls``.
+    Open with ``await Store.open(settings)`` (or ``async with await Store.open(...)``).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, password_hasher: PasswordHasher | None = None):
+        self.engine = engine
+        self.customers = Customers(engine, password_hasher or PasswordHasher())
+        self.keys = AccessKeys(engine)
+        self.agents = Agents(engine)
+        self.flows = Flows(engine)
+        self.calls = Calls(engine)
+
+    @classmethod
+    async def open(
+        cls, settings: StoreSettings, *, password_hasher: PasswordHasher | None = None
+    ) -> Store:
+        """Connect and migrate; raises ``StoreError`` if the database is unusable."""
+        url = database_url(settings)
+        try:
+            parsed = make_url(url)
+            engine = _engine(url, parsed.get_backend_name())
+        except (ArgumentError, ImportError, ValueError) as exc:
+            raise StoreError(f"store URL not usable: {exc}") from None
+        try:
+            async with engine.begin() as conn:
+                version = await conn.run_sync(migrate)
+        except (SQLAlchemyError, OSError) as exc:
+            await engine.dispose()
+            raise StoreError(f"cannot open the store ({parsed.get_backend_name()}): "
+                             f"{type(exc).__name__}") from exc
+        # Password and query are hidden: the URL may carry credentials.
+        log.info("store open: %s, schema v%d", parsed.render_as_string(hide_password=True)
+                 .split("?")[0], version)
+        return cls(engine, password_hasher=password_hasher)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _engine(url: str, backend: str) -> AsyncEngine:
+    # aiosqlite logs every statement's parameters at DEBUG, agent secrets included: keep it
+    # quiet unless an operator configured that logger on purpose.
+    quiet = logging.getLogger("aiosqlite")
+    if quiet.level == logging.NOTSET:
+        quiet.setLevel(logging.INFO)
+    if backend != "sqlite":
+        return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # Foreign keys are off by default in SQLite; WAL lets readers run beside a writer.
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    return engine

@@ -1,0 +1,96 @@
+"""A real API server on 127.0.0.1:<free port> with a real SQLite store and a fake telephony.
+
+The fake stands in for the ARI controller because these tests are about the API; the
+integration tests drive the real controller against a real Asterisk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from argon2 import PasswordHasher
+
+from ari_offload.api import Metrics, RedactingAccessLogger, TelephonyError, make_api_app
+from ari_offload.config import ApiSettings, StoreSettings
+from ari_offload.store import Store
+
+# Real argon2id, cheap parameters: tests create many customers on a shared 2-core box.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+CURL_SIGNUP = '{"name": "my-agent", "password": "yourpassword"}'
+CURL_AGENT = ('{"name": "support-agent", "detail": "AI-powered customer support agent", '
+              '"webhook": "http://127.0.0.1:9000/ai-webhook"}')
+CURL_FLOW = ('{"name": "support-flow", "actions": [{"type": "ai_talk", "agent_id": "AGENT_ID", '
+             '"welcome_message": "Hello! How can I help you today?"}]}')
+
+
+@dataclass
+class FakeTelephony:
+    """Records every request; ``refuse`` makes originate fail, ``gone`` makes calls not live."""
+
+    originated: list[dict[str, Any]] = field(default_factory=list)
+    hangups: list[str] = field(default_factory=list)
+    talks: list[tuple[str, str]] = field(default_factory=list)
+    refuse: str | None = None
+    gone: set[str] = field(default_factory=set)
+
+    async def originate(
+        self, *, call_id: str, destination: str, flow_id: str, caller_id: str | None
+    ) -> None:
+        if self.refuse is not None:
+            raise TelephonyError(self.refuse)
+        self.originated.append({"call_id": call_id, "destination": destination,
+                                "flow_id": flow_id, "caller_id": caller_id})
+
+    async def hangup(self, call_id: str) -> bool:
+        self.hangups.append(call_id)
+        return call_id not in self.gone
+
+    async def talk(self, call_id: str, text: str) -> bool:
+        self.talks.append((call_id, text))
+        return call_id not in self.gone
+
+
+@dataclass
+class ApiEnv:
+    base_url: str
+    store: Store
+    telephony: FakeTelephony
+    metrics: Metrics
+    app: web.Application
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    async def signup(self, name: str, password: str) -> str:
+        """A new customer's access key token."""
+        async with aiohttp.ClientSession() as http, http.post(
+                self.url("/v1.0/auth/signup"), json={"name": name, "password": password}) as r:
+            assert r.status == 201, await r.text()
+            token: str = (await r.json())["accesskey"]["token"]
+            return token
+
+
+@asynccontextmanager
+async def running_api(tmp_path: Path, *, signup_enabled: bool = True) -> AsyncIterator[ApiEnv]:
+    settings = ApiSettings(host="127.0.0.1", port=0, signup_enabled=signup_enabled)
+    store = await Store.open(StoreSettings(data_dir=tmp_path / "data"),
+                             password_hasher=FAST_HASHER)
+    telephony, metrics = FakeTelephony(), Metrics()
+    app = make_api_app(settings, store, telephony, metrics)
+    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield ApiEnv(f"http://{host}:{port}", store, telephony, metrics, app)
+    finally:
+        await runner.cleanup()
+        await store.close()

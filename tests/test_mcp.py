@@ -1,0 +1,123 @@
+"""The MCP server as a real stdio subprocess, driven by the official MCP client session."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.types import CallToolResult, TextContent
+
+from ari_offload.store import CallStatus, Direction, Role
+from tests.api_support import ApiEnv, running_api
+
+EXPECTED_TOOLS = {"create_agent", "list_agents", "create_flow", "make_call",
+                  "list_active_calls", "get_transcript", "hangup_call"}
+
+
+@asynccontextmanager
+async def mcp_session(env: ApiEnv, token: str, errlog: Path) -> AsyncIterator[ClientSession]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-c", "from ari_offload.api.mcp_server import run_mcp; run_mcp()"],
+        env={"ARI_OFFLOAD_URL": env.base_url, "ARI_OFFLOAD_ACCESSKEY": token},
+    )
+    with errlog.open("w") as err:
+        async with stdio_client(params, errlog=err) as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            yield session
+
+
+def _result(result: CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    if result.structured_content is not None:
+        return dict(result.structured_content)
+    (content,) = result.content
+    assert isinstance(content, TextContent)
+    data: dict[str, Any] = json.loads(content.text)
+    return data
+
+
+def _error_text(result: CallToolResult) -> str:
+    assert result.is_error
+    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+@pytest.mark.timeout(120)
+async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as env:
+        token = await env.signup("assistant", "password1")
+        async with mcp_session(env, token, tmp_path / "mcp.log") as session:
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            assert tools.keys() >= EXPECTED_TOOLS
+            assert "webhook" in tools["create_agent"].input_schema["properties"]
+
+            agent = _result(await session.call_tool("create_agent", {
+                "name": "support-agent", "webhook": "http://127.0.0.1:9000/ai-webhook",
+                "detail": "AI-powered customer support agent"}))
+            assert agent["name"] == "support-agent"
+            stored = await env.store.agents.get(agent["id"], customer_id=None)
+            assert stored is not None
+            assert stored.webhook == "http://127.0.0.1:9000/ai-webhook"
+            listed = _result(await session.call_tool("list_agents", {}))
+            assert [a["id"] for a in listed["agents"]] == [agent["id"]]
+
+            assert _result(await session.call_tool("list_active_calls", {})) == {"calls": []}
+            key = await env.store.keys.authenticate(token)
+            assert key is not None
+            live = await env.store.calls.create(key.customer_id, direction=Direction.IN,
+                                                flow_id=None, caller="1000")
+            await env.store.calls.set_status(live.id, CallStatus.ACTIVE)
+            await env.store.calls.add_transcript(live.id, Role.CALLER, "I need help")
+            active = _result(await session.call_tool("list_active_calls", {}))
+            assert [(c["id"], c["status"]) for c in active["calls"]] == [(live.id, "active")]
+
+            transcript = _result(await session.call_tool("get_transcript",
+                                                         {"call_id": live.id}))
+            assert transcript["transcript"][0]["text"] == "I need help"
+            hung = _result(await session.call_tool("hangup_call", {"call_id": live.id}))
+            assert hung["id"] == live.id
+            assert env.telephony.hangups == [live.id]
+
+
+@pytest.mark.timeout(120)
+async def test_mcp_flows_and_outbound_calls(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as env:
+        token = await env.signup("assistant", "password1")
+        async with mcp_session(env, token, tmp_path / "mcp.log") as session:
+            flow = _result(await session.call_tool("create_flow", {
+                "name": "notify", "actions": [{"type": "talk", "text": "Your order shipped"}]}))
+            by_name = _result(await session.call_tool("make_call", {
+                "destination": "PJSIP/bob", "flow": "notify"}))
+            assert by_name["status"] == "ringing"
+            said = _result(await session.call_tool("make_call", {
+                "destination": "PJSIP/bob", "message": "Hello from the assistant"}))
+            made = env.telephony.originated
+            assert [m["call_id"] for m in made] == [by_name["id"], said["id"]]
+            assert made[0]["flow_id"] == flow["id"]
+            one_off = await env.store.flows.get(made[1]["flow_id"], customer_id=None)
+            assert one_off is not None
+            assert one_off.actions[0].type == "talk"
+
+            bad = await session.call_tool("create_flow", {
+                "name": "bad", "actions": [{"type": "pause", "seconds": 0}]})
+            assert "actions[0].seconds" in _error_text(bad)
+            both = await session.call_tool("make_call", {"destination": "PJSIP/bob"})
+            assert "exactly one of flow or message" in _error_text(both)
+            unknown = await session.call_tool("make_call", {"destination": "PJSIP/bob",
+                                                            "flow": "nope"})
+            assert "no flow" in _error_text(unknown)
+
+
+@pytest.mark.timeout(60)
+async def test_mcp_bad_key_is_a_tool_error(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as env, \
+            mcp_session(env, "ak_wrong", tmp_path / "mcp.log") as session:
+        failed = await session.call_tool("list_agents", {})
+        assert "401" in _error_text(failed)
