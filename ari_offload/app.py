@@ -1,24 +1,147 @@
-"""The whole application: ARI service + flows (+ speech, store and API as they are wired)."""
+"""The whole application: store, speech models, ARI service with flows, REST API.
+
+App.start(settings) -> store open -> models loaded and warmed -> ARI connected
+                    -> REST API listening; App.stop() undoes it in reverse.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 
+import aiohttp
+from aiohttp import web
+
+from ari_offload.agent.client import WebhookClient
+from ari_offload.api.app import make_api_app
+from ari_offload.api.errors import RedactingAccessLogger
+from ari_offload.api.metrics import Metrics
+from ari_offload.ari.call import ActiveCall
 from ari_offload.config import Settings
+from ari_offload.conversation import AgentBinding
 from ari_offload.flows.builtin import BUILTIN_FLOWS
-from ari_offload.flows.dispatch import FlowDispatcher
+from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
+from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
+from ari_offload.flows.speak import speak
+from ari_offload.recorder import CallRecorder
 from ari_offload.service import AriService
+from ari_offload.speech.models import SpeechModels, load_speech_models
+from ari_offload.store.records import CallStatus
+from ari_offload.store.store import Store
+from ari_offload.telephony import AriTelephony
 
 log = logging.getLogger("ari_offload")
 
+UNKNOWN_FLOW_TEXT = "Sorry, this number is not in service. Goodbye."
+RECONCILE_GRACE_S = 2.0  # after connecting, time for leftover calls to be adopted
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    models: SpeechModels
+    metrics: Metrics
+    service: AriService
+    api_runner: web.AppRunner
+    http: aiohttp.ClientSession
+    own_models: bool
+    _lost_task: asyncio.Task[None] | None = None
+
+    @property
+    def api_url(self) -> str:
+        host, port = self.api_runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    @classmethod
+    async def start(cls, settings: Settings, models: SpeechModels | None = None) -> App:
+        started = time.monotonic()
+        store = await Store.open(settings.store)
+        own_models = models is None
+        if models is None:
+            log.info("loading speech models (whisper, piper)...")
+            models = await asyncio.to_thread(load_speech_models, settings.speech)
+        metrics = Metrics()
+        recorder = CallRecorder(store, metrics)
+        http = aiohttp.ClientSession()
+        webhook = WebhookClient(http, settings.agent.webhook_timeout_s)
+        flows = _StoreFlows(store, FlowContext(settings, models, webhook, _agents(store), recorder))
+        dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
+        service = AriService(settings, dispatcher, recorder)
+        await service.start()
+        telephony = AriTelephony(service.controller, models.tts, settings.ari.outbound_trunk)
+        api = make_api_app(settings.api, store, telephony, metrics)
+        runner = web.AppRunner(api, access_log_class=RedactingAccessLogger)
+        await runner.setup()
+        await web.TCPSite(runner, settings.api.host, settings.api.port).start()
+        app = cls(settings, store, models, metrics, service, runner, http, own_models)
+        log.info("REST API on %s/v1.0 (ready in %.1f s)", app.api_url, time.monotonic() - started)
+        asyncio.get_running_loop().call_later(RECONCILE_GRACE_S, app._spawn_close_lost_calls)
+        return app
+
+    def _spawn_close_lost_calls(self) -> None:
+        self._lost_task = asyncio.ensure_future(self.close_lost_calls())
+
+    async def close_lost_calls(self) -> None:
+        """Calls an earlier run left 'ringing' or 'active' that no controller holds now."""
+        if not self.service.stream.connected.is_set():
+            return  # Asterisk is away: its calls may come back; the next start checks again
+        for call in await self.store.calls.list_unfinished():
+            if self.service.controller.find(call.id) is None:
+                log.info("call %s: marking ended (lost when the controller stopped)", call.id)
+                await self.store.calls.set_status(
+                    call.id, CallStatus.ENDED, reason="lost: controller restarted"
+                )
+
+    async def stop(self) -> None:
+        await self.api_runner.cleanup()
+        await self.service.stop()
+        await self.http.close()
+        await self.store.close()
+        if self.own_models:
+            self.models.close()
+
+
+class _StoreFlows:
+    """Flows defined through the API, found by the dialplan's flow=NAME_OR_ID."""
+
+    def __init__(self, store: Store, ctx: FlowContext) -> None:
+        self._store = store
+        self._ctx = ctx
+
+    async def resolve(self, ref: str) -> FlowRunner | None:
+        flow = await self._store.flows.resolve(ref)
+        if flow is None:
+            return None
+        actions = list(flow.actions)
+        ctx = self._ctx
+
+        async def run(call: ActiveCall) -> None:
+            await run_actions(call, actions, ctx)
+
+        return run
+
+    async def unknown(self, call: ActiveCall) -> None:
+        """Never leave a caller in silence: apologise, then the call ends."""
+        assert call.media is not None
+        await speak(call.media, self._ctx.models.tts, UNKNOWN_FLOW_TEXT)
+
+
+def _agents(store: Store) -> AgentLookup:
+    async def find(agent_id: str) -> AgentBinding | None:
+        agent = await store.agents.get(agent_id, customer_id=None)
+        if agent is None:
+            return None
+        return AgentBinding(agent.id, agent.webhook, agent.secret or None)
+
+    return find
+
 
 async def run_app(settings: Settings) -> None:
-    dispatcher = FlowDispatcher(BUILTIN_FLOWS)
-    service = AriService(settings, dispatcher)
-    await service.start()
-    log.info("ari-offload serving Stasis app %r via %s", settings.ari.app, settings.ari.url)
+    app = await App.start(settings)
     try:
         await asyncio.Event().wait()
     finally:
-        await service.stop()
+        await app.stop()

@@ -60,8 +60,15 @@ class AccessKey:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> AccessKey:
-        return cls(d["id"], d["name"], _time(d["created_at"]), _time(d.get("expires_at")),
-                   _time(d.get("revoked_at")), _time(d.get("last_used_at")), d.get("token"))
+        return cls(
+            d["id"],
+            d["name"],
+            _time(d["created_at"]),
+            _time(d.get("expires_at")),
+            _time(d.get("revoked_at")),
+            _time(d.get("last_used_at")),
+            d.get("token"),
+        )
 
 
 @dataclass(frozen=True)
@@ -78,8 +85,17 @@ class Agent:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Agent:
-        return cls(d["id"], d["name"], d["detail"], d["webhook"], d["has_secret"], d["voice"],
-                   d["language"], _time(d["created_at"]), _time(d["updated_at"]))
+        return cls(
+            d["id"],
+            d["name"],
+            d["detail"],
+            d["webhook"],
+            d["has_secret"],
+            d["voice"],
+            d["language"],
+            _time(d["created_at"]),
+            _time(d["updated_at"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -92,8 +108,13 @@ class Flow:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Flow:
-        return cls(d["id"], d["name"], tuple(parse_actions(d["actions"])),
-                   _time(d["created_at"]), _time(d["updated_at"]))
+        return cls(
+            d["id"],
+            d["name"],
+            tuple(parse_actions(d["actions"])),
+            _time(d["created_at"]),
+            _time(d["updated_at"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -134,14 +155,33 @@ class Call:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Call:
         return cls(
-            d["id"], d["flow_id"], d["direction"], d["status"], d["caller"], d["destination"],
-            _time(d["started_at"]), _time(d["answered_at"]), _time(d["ended_at"]),
+            d["id"],
+            d["flow_id"],
+            d["direction"],
+            d["status"],
+            d["caller"],
+            d["destination"],
+            _time(d["started_at"]),
+            _time(d["answered_at"]),
+            _time(d["ended_at"]),
             d["hangup_reason"],
-            tuple(TranscriptLine(e["role"], e["text"], _time(e["at"]))
-                  for e in d.get("transcript", ())),
-            tuple(TurnLatency(t["turn"], t["endpoint_ms"], t["stt_ms"], t["webhook_ms"],
-                              t["tts_first_audio_ms"], t["total_ms"], t["webhook_error"],
-                              _time(t["at"])) for t in d.get("turns", ())),
+            tuple(
+                TranscriptLine(e["role"], e["text"], _time(e["at"]))
+                for e in d.get("transcript", ())
+            ),
+            tuple(
+                TurnLatency(
+                    t["turn"],
+                    t["endpoint_ms"],
+                    t["stt_ms"],
+                    t["webhook_ms"],
+                    t["tts_first_audio_ms"],
+                    t["total_ms"],
+                    t["webhook_error"],
+                    _time(t["at"]),
+                )
+                for t in d.get("turns", ())
+            ),
         )
 
 
@@ -172,8 +212,9 @@ class Client:
     async def _session_key(cls, base_url: str, what: str, name: str, password: str) -> Client:
         anonymous = cls(base_url, "")
         try:
-            data = await anonymous.request("POST", f"/auth/{what}",
-                                           {"name": name, "password": password})
+            data = await anonymous.request(
+                "POST", f"/auth/{what}", {"name": name, "password": password}
+            )
         finally:
             await anonymous.close()
         return cls(base_url, data["accesskey"]["token"])
@@ -182,7 +223,9 @@ class Client:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()
@@ -193,7 +236,11 @@ class Client:
             self._session = None
 
     async def request(
-        self, method: str, path: str, body: Any = None, params: Mapping[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
     ) -> Any:
         """Call ``/v1.0{path}``; returns the decoded JSON (None for 204)."""
         if self._session is None:
@@ -201,8 +248,9 @@ class Client:
         headers = {"Authorization": f"Bearer {self.accesskey}"} if self.accesskey else {}
         url = f"{self.base_url}/v1.0{path}"
         try:
-            async with self._session.request(method, url, json=body, params=params,
-                                             headers=headers) as resp:
+            async with self._session.request(
+                method, url, json=body, params=params, headers=headers
+            ) as resp:
                 if resp.status == 204:
                     return None
                 try:
@@ -230,11 +278,23 @@ class _Resource:
 
 class Agents(_Resource):
     async def create(
-        self, name: str, *, webhook: str, detail: str = "", secret: str | None = None,
-        voice: str | None = None, language: str | None = None,
+        self,
+        name: str,
+        *,
+        webhook: str,
+        detail: str = "",
+        secret: str | None = None,
+        voice: str | None = None,
+        language: str | None = None,
     ) -> Agent:
-        body = {"name": name, "detail": detail, "webhook": webhook, "secret": secret,
-                "voice": voice, "language": language}
+        body = {
+            "name": name,
+            "detail": detail,
+            "webhook": webhook,
+            "secret": secret,
+            "voice": voice,
+            "language": language,
+        }
         return Agent.from_json(await self._client.request("POST", "/agents", body))
 
     async def list(self) -> list[Agent]:
@@ -245,12 +305,20 @@ class Agents(_Resource):
         return Agent.from_json(await self._client.request("GET", f"/agents/{_seg(agent_id)}"))
 
     async def update(
-        self, agent_id: str, *, name: str = UNSET, detail: str = UNSET, webhook: str = UNSET,
-        secret: str | None = UNSET, voice: str | None = UNSET, language: str | None = UNSET,
+        self,
+        agent_id: str,
+        *,
+        name: str = UNSET,
+        detail: str = UNSET,
+        webhook: str = UNSET,
+        secret: str | None = UNSET,
+        voice: str | None = UNSET,
+        language: str | None = UNSET,
     ) -> Agent:
         """Change only the fields given; None clears secret, voice or language."""
-        body = _given(name=name, detail=detail, webhook=webhook, secret=secret, voice=voice,
-                      language=language)
+        body = _given(
+            name=name, detail=detail, webhook=webhook, secret=secret, voice=voice, language=language
+        )
         path = f"/agents/{_seg(agent_id)}"
         return Agent.from_json(await self._client.request("PATCH", path, body))
 
@@ -271,7 +339,10 @@ class Flows(_Resource):
         return Flow.from_json(await self._client.request("GET", f"/flows/{_seg(flow_id)}"))
 
     async def update(
-        self, flow_id: str, *, name: str = UNSET,
+        self,
+        flow_id: str,
+        *,
+        name: str = UNSET,
         actions: Sequence[Action | Mapping[str, Any]] = UNSET,
     ) -> Flow:
         body = _given(name=name, actions=UNSET if actions is UNSET else _actions(actions))
@@ -284,7 +355,10 @@ class Flows(_Resource):
 
 class Calls(_Resource):
     async def list(
-        self, status: CallStatus | Sequence[CallStatus] | None = None, *, limit: int | None = None,
+        self,
+        status: CallStatus | Sequence[CallStatus] | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[Call]:
         """Newest first; ``status`` filters (``"active"`` or ``["ringing", "active"]``)."""
         params: dict[str, str] = {}
@@ -309,8 +383,9 @@ class Calls(_Resource):
         return Call.from_json(await self._client.request("POST", path))
 
     async def talk(self, call_id: str, text: str) -> Call:
-        return Call.from_json(await self._client.request(
-            "POST", f"/calls/{_seg(call_id)}/talk", {"text": text}))
+        return Call.from_json(
+            await self._client.request("POST", f"/calls/{_seg(call_id)}/talk", {"text": text})
+        )
 
 
 class AccessKeys(_Resource):

@@ -224,7 +224,9 @@ class Conversation:
             self._playback = None
         await self._finish_reply(text, playback, timing)
 
-    async def _finish_reply(self, text: str, playback: _Playback, timing: TurnTiming | None) -> None:
+    async def _finish_reply(
+        self, text: str, playback: _Playback, timing: TurnTiming | None
+    ) -> None:
         heard: str | None = None
         if playback.interrupted.is_set():
             heard = heard_text(playback.segments, playback.cut_at)

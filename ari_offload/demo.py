@@ -73,10 +73,13 @@ async def main() -> int:
             return 1
         (call_id,) = stack.calls.entries
         print(f"call {call_id}:")
-        print_dialogue(stack.calls.entries[call_id], stack.calls.timings.get(call_id, []),
-                       result.latencies())
-        print(f"\nthe sample webhook received {len(stack.webhook_requests)} requests: "
-              + ", ".join(repr(r.text) for r in stack.webhook_requests))
+        print_dialogue(
+            stack.calls.entries[call_id], stack.calls.timings.get(call_id, []), result.latencies()
+        )
+        print(
+            f"\nthe sample webhook received {len(stack.webhook_requests)} requests: "
+            + ", ".join(repr(r.text) for r in stack.webhook_requests)
+        )
     return 0 if result.sipp.ok else 1
 
 

@@ -12,7 +12,14 @@
     │   ├── WebhookUnreachable
     │   ├── WebhookStatusError  non-2xx status
     │   └── WebhookBadReply     not JSON, or no "text"
-    └── StoreError           persistence failed
+    ├── StoreError           persistence failed
+    │   ├── NameTaken        a customer/agent/flow name already exists (store.records)
+    │   └── AgentInUse       a flow still uses the agent being deleted (store.records)
+    ├── ValidationError      a flow action failed validation; names the field (flows.model)
+    └── TelephonyError       Asterisk refused or could not place a call (api.telephony)
+
+Outside the tree: ``api.errors.ApiError`` is an HTTP answer being built (status, code,
+field), and ``client.ApiError`` is that answer as the SDK raises it.
 
 Malformed wire data (RTP, ARI events) raises plain ``ValueError`` with an exact message from
 the sans-IO parsers; the async layers log it at debug, count it and drop the packet.

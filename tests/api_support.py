@@ -24,10 +24,14 @@ from ari_offload.store import Store
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 CURL_SIGNUP = '{"name": "my-agent", "password": "yourpassword"}'
-CURL_AGENT = ('{"name": "support-agent", "detail": "AI-powered customer support agent", '
-              '"webhook": "http://127.0.0.1:9000/ai-webhook"}')
-CURL_FLOW = ('{"name": "support-flow", "actions": [{"type": "ai_talk", "agent_id": "AGENT_ID", '
-             '"welcome_message": "Hello! How can I help you today?"}]}')
+CURL_AGENT = (
+    '{"name": "support-agent", "detail": "AI-powered customer support agent", '
+    '"webhook": "http://127.0.0.1:9000/ai-webhook"}'
+)
+CURL_FLOW = (
+    '{"name": "support-flow", "actions": [{"type": "ai_talk", "agent_id": "AGENT_ID", '
+    '"welcome_message": "Hello! How can I help you today?"}]}'
+)
 
 
 @dataclass
@@ -45,8 +49,14 @@ class FakeTelephony:
     ) -> None:
         if self.refuse is not None:
             raise TelephonyError(self.refuse)
-        self.originated.append({"call_id": call_id, "destination": destination,
-                                "flow_id": flow_id, "caller_id": caller_id})
+        self.originated.append(
+            {
+                "call_id": call_id,
+                "destination": destination,
+                "flow_id": flow_id,
+                "caller_id": caller_id,
+            }
+        )
 
     async def hangup(self, call_id: str) -> bool:
         self.hangups.append(call_id)
@@ -70,8 +80,12 @@ class ApiEnv:
 
     async def signup(self, name: str, password: str) -> str:
         """A new customer's access key token."""
-        async with aiohttp.ClientSession() as http, http.post(
-                self.url("/v1.0/auth/signup"), json={"name": name, "password": password}) as r:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                self.url("/v1.0/auth/signup"), json={"name": name, "password": password}
+            ) as r,
+        ):
             assert r.status == 201, await r.text()
             token: str = (await r.json())["accesskey"]["token"]
             return token
@@ -80,8 +94,7 @@ class ApiEnv:
 @asynccontextmanager
 async def running_api(tmp_path: Path, *, signup_enabled: bool = True) -> AsyncIterator[ApiEnv]:
     settings = ApiSettings(host="127.0.0.1", port=0, signup_enabled=signup_enabled)
-    store = await Store.open(StoreSettings(data_dir=tmp_path / "data"),
-                             password_hasher=FAST_HASHER)
+    store = await Store.open(StoreSettings(data_dir=tmp_path / "data"), password_hasher=FAST_HASHER)
     telephony, metrics = FakeTelephony(), Metrics()
     app = make_api_app(settings, store, telephony, metrics)
     runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)

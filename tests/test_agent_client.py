@@ -99,10 +99,17 @@ async def _drop(request: web.Request) -> web.StreamResponse:
 def misbehaving_app() -> web.Application:
     app = web.Application()
     app[SEEN_KEY] = []
-    for path, handler in [("/ok", _ok), ("/slow", _slow), ("/error", _error),
-                          ("/garbage", _garbage), ("/no-text", _no_text),
-                          ("/redirect", _redirect), ("/no-location", _no_location),
-                          ("/huge", _huge), ("/drop", _drop)]:
+    for path, handler in [
+        ("/ok", _ok),
+        ("/slow", _slow),
+        ("/error", _error),
+        ("/garbage", _garbage),
+        ("/no-text", _no_text),
+        ("/redirect", _redirect),
+        ("/no-location", _no_location),
+        ("/huge", _huge),
+        ("/drop", _drop),
+    ]:
         app.router.add_post(path, handler)
     return app
 
@@ -152,11 +159,12 @@ def closed_port() -> int:
     return port
 
 
-async def test_ask_posts_json_with_user_agent(client: WebhookClient,
-                                              misbehaving: tuple[str, web.Application]) -> None:
+async def test_ask_posts_json_with_user_agent(
+    client: WebhookClient, misbehaving: tuple[str, web.Application]
+) -> None:
     base, app = misbehaving
     assert await client.ask(f"{base}/ok", REQUEST, None) == WebhookReply("Hello there")
-    (headers, body), = app[SEEN_KEY]
+    ((headers, body),) = app[SEEN_KEY]
     assert body == REQUEST.to_json()
     assert headers["Content-Type"] == "application/json"
     assert headers["User-Agent"] == f"ari-offload/{__version__}"
@@ -166,12 +174,13 @@ async def test_ask_posts_json_with_user_agent(client: WebhookClient,
     assert client.stats.succeeded == 1
 
 
-async def test_signature_round_trip(session: aiohttp.ClientSession,
-                                    misbehaving: tuple[str, web.Application]) -> None:
+async def test_signature_round_trip(
+    session: aiohttp.ClientSession, misbehaving: tuple[str, web.Application]
+) -> None:
     base, app = misbehaving
     client = WebhookClient(session, TIMEOUT_S, clock=lambda: 1_700_000_000.7)
     await client.ask(f"{base}/ok", REQUEST, SECRET)
-    (headers, body), = app[SEEN_KEY]
+    ((headers, body),) = app[SEEN_KEY]
     assert headers[TIMESTAMP_HEADER] == "1700000000"
     assert verify(body, headers, SECRET, now=1_700_000_100)
     assert not verify(body + b" ", headers, SECRET, now=1_700_000_100)
@@ -181,8 +190,12 @@ async def test_signature_round_trip(session: aiohttp.ClientSession,
 
 FAILURES = [
     ("/slow", WebhookTimeout, "timeout", "did not answer within 0.3 s"),
-    ("/error", WebhookStatusError, "status",
-     "answered HTTP 500: Traceback (most recent call last): boom"),
+    (
+        "/error",
+        WebhookStatusError,
+        "status",
+        "answered HTTP 500: Traceback (most recent call last): boom",
+    ),
     ("/garbage", WebhookBadReply, "bad_reply", "sent a bad reply: reply is not JSON"),
     ("/no-text", WebhookBadReply, "bad_reply", 'reply has no "text" field (its keys: reply)'),
     ("/redirect", WebhookStatusError, "status", "answered HTTP 302 redirecting to http://"),
@@ -193,9 +206,14 @@ FAILURES = [
 
 
 @pytest.mark.parametrize(("path", "error", "kind", "message"), FAILURES)
-async def test_ask_maps_each_failure(client: WebhookClient,
-                                     misbehaving: tuple[str, web.Application], path: str,
-                                     error: type[WebhookError], kind: str, message: str) -> None:
+async def test_ask_maps_each_failure(
+    client: WebhookClient,
+    misbehaving: tuple[str, web.Application],
+    path: str,
+    error: type[WebhookError],
+    kind: str,
+    message: str,
+) -> None:
     base, _ = misbehaving
     with pytest.raises(error) as caught:
         await client.ask(f"{base}{path}?key={QUERY_SECRET}", REQUEST, SECRET)
@@ -208,15 +226,20 @@ async def test_ask_maps_each_failure(client: WebhookClient,
 
 
 @pytest.mark.parametrize(("path", "error", "kind", "message"), FAILURES)
-async def test_ask_or_fallback_never_raises(client: WebhookClient,
-                                            misbehaving: tuple[str, web.Application],
-                                            caplog: pytest.LogCaptureFixture, path: str,
-                                            error: type[WebhookError], kind: str,
-                                            message: str) -> None:
+async def test_ask_or_fallback_never_raises(
+    client: WebhookClient,
+    misbehaving: tuple[str, web.Application],
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    error: type[WebhookError],
+    kind: str,
+    message: str,
+) -> None:
     base, _ = misbehaving
     caplog.set_level(logging.DEBUG, logger="ari_offload.agent")
-    answer = await client.ask_or_fallback(f"{base}{path}?key={QUERY_SECRET}", REQUEST, SECRET,
-                                          FALLBACK)
+    answer = await client.ask_or_fallback(
+        f"{base}{path}?key={QUERY_SECRET}", REQUEST, SECRET, FALLBACK
+    )
     assert answer.reply == WebhookReply(FALLBACK)
     assert isinstance(answer.error, error)
     assert 0 < answer.duration_s < TIMEOUT_S + 0.5
@@ -227,8 +250,9 @@ async def test_ask_or_fallback_never_raises(client: WebhookClient,
     assert SECRET not in caplog.text
 
 
-async def test_status_error_carries_the_status(client: WebhookClient,
-                                               misbehaving: tuple[str, web.Application]) -> None:
+async def test_status_error_carries_the_status(
+    client: WebhookClient, misbehaving: tuple[str, web.Application]
+) -> None:
     base, _ = misbehaving
     with pytest.raises(WebhookStatusError) as caught:
         await client.ask(f"{base}/redirect", REQUEST, None)
@@ -236,8 +260,9 @@ async def test_status_error_carries_the_status(client: WebhookClient,
     assert f"redirecting to {base}/ok;" in str(caught.value)  # the target, query stripped
 
 
-async def test_timeout_is_enforced(client: WebhookClient,
-                                   misbehaving: tuple[str, web.Application]) -> None:
+async def test_timeout_is_enforced(
+    client: WebhookClient, misbehaving: tuple[str, web.Application]
+) -> None:
     base, _ = misbehaving
     start = time.perf_counter()
     answer = await client.ask_or_fallback(f"{base}/slow", REQUEST, None, FALLBACK)
@@ -249,19 +274,23 @@ async def test_connection_refused(client: WebhookClient, closed_port: int) -> No
     url = f"http://127.0.0.1:{closed_port}/hook?key={QUERY_SECRET}"
     with pytest.raises(WebhookUnreachable) as caught:
         await client.ask(url, REQUEST, None)
-    assert str(caught.value) == (f"webhook http://127.0.0.1:{closed_port}/hook is unreachable: "
-                                 "Connection refused")
+    assert str(caught.value) == (
+        f"webhook http://127.0.0.1:{closed_port}/hook is unreachable: Connection refused"
+    )
     answer = await client.ask_or_fallback(url, REQUEST, None, FALLBACK)
     assert isinstance(answer.error, WebhookUnreachable)
     assert answer.reply.text == FALLBACK
     assert client.stats.failures == {"unreachable": 2}
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("not a url", "'not a url'"),
-    (f"ftp://127.0.0.1/hook?key={QUERY_SECRET}", "'ftp://127.0.0.1/hook'"),
-    ("http://", "'http://'"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("not a url", "'not a url'"),
+        (f"ftp://127.0.0.1/hook?key={QUERY_SECRET}", "'ftp://127.0.0.1/hook'"),
+        ("http://", "'http://'"),
+    ],
+)
 async def test_invalid_url_is_unreachable(client: WebhookClient, url: str, shown: str) -> None:
     with pytest.raises(WebhookUnreachable) as caught:
         await client.ask(url, REQUEST, None)
@@ -279,13 +308,15 @@ async def test_peer_that_is_not_http(client: WebhookClient) -> None:
         port = server.sockets[0].getsockname()[1]
         with pytest.raises(WebhookUnreachable) as caught:
             await client.ask(f"http://127.0.0.1:{port}/hook?key={QUERY_SECRET} x", REQUEST, None)
-    assert str(caught.value).startswith(f"webhook http://127.0.0.1:{port}/hook is unreachable: "
-                                        "ClientResponseError: Bad status line")
+    assert str(caught.value).startswith(
+        f"webhook http://127.0.0.1:{port}/hook is unreachable: ClientResponseError: Bad status line"
+    )
     assert QUERY_SECRET not in str(caught.value)
 
 
 async def test_cancellation_propagates_and_is_not_a_failure(
-        client: WebhookClient, misbehaving: tuple[str, web.Application]) -> None:
+    client: WebhookClient, misbehaving: tuple[str, web.Application]
+) -> None:
     # The caller hangs up while the agent thinks: the turn is cancelled, not answered.
     base, _ = misbehaving
     task = asyncio.create_task(client.ask_or_fallback(f"{base}/slow", REQUEST, None, FALLBACK))
@@ -296,14 +327,22 @@ async def test_cancellation_propagates_and_is_not_a_failure(
     assert client.stats.requests == 0
 
 
-async def test_stats_shared_and_counted_by_kind(session: aiohttp.ClientSession,
-                                                misbehaving: tuple[str, web.Application]) -> None:
+async def test_stats_shared_and_counted_by_kind(
+    session: aiohttp.ClientSession, misbehaving: tuple[str, web.Application]
+) -> None:
     base, _ = misbehaving
     stats = WebhookStats()
-    first, second = WebhookClient(session, TIMEOUT_S, stats=stats), WebhookClient(
-        session, TIMEOUT_S, stats=stats)
-    for client, path in [(first, "/ok"), (first, "/error"), (second, "/error"),
-                         (second, "/garbage"), (second, "/ok")]:
+    first, second = (
+        WebhookClient(session, TIMEOUT_S, stats=stats),
+        WebhookClient(session, TIMEOUT_S, stats=stats),
+    )
+    for client, path in [
+        (first, "/ok"),
+        (first, "/error"),
+        (second, "/error"),
+        (second, "/garbage"),
+        (second, "/ok"),
+    ]:
         await client.ask_or_fallback(f"{base}{path}", REQUEST, None, FALLBACK)
     assert stats.requests == 5
     assert stats.succeeded == 2
@@ -315,27 +354,34 @@ def test_timeout_must_be_positive(session: aiohttp.ClientSession) -> None:
         WebhookClient(session, 0)
 
 
-@pytest.mark.parametrize(("url", "safe"), [
-    ("https://agent.example/hook?token=abc#frag", "https://agent.example/hook"),
-    ("https://user:pw@agent.example:8443/a/b?x=1", "https://agent.example:8443/a/b"),
-    ("http://[::1/hook?token=abc", "http://[::1/hook"),
-])
+@pytest.mark.parametrize(
+    ("url", "safe"),
+    [
+        ("https://agent.example/hook?token=abc#frag", "https://agent.example/hook"),
+        ("https://user:pw@agent.example:8443/a/b?x=1", "https://agent.example:8443/a/b"),
+        ("http://[::1/hook?token=abc", "http://[::1/hook"),
+    ],
+)
 def test_safe_url_hides_secrets(url: str, safe: str) -> None:
     assert safe_url(url) == safe
 
 
 # -- the sample agent ------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "reply"), [
-    ("I forgot my password", WebhookReply(RESET_REPLY)),
-    ("Can you reset my pass word?", WebhookReply(RESET_REPLY)),
-    ("What are your opening hours?", WebhookReply(HOURS_REPLY)),
-    ("Are you open on Saturday?", WebhookReply(HOURS_REPLY)),
-    ("Thanks, goodbye.", WebhookReply(GOODBYE_REPLY, hangup=True)),
-    ("OK bye!", WebhookReply(GOODBYE_REPLY, hangup=True)),
-    ("What's the weather like?", WebhookReply(DEFAULT_REPLY)),
-    ("They will reopen the byelaw debate", WebhookReply(DEFAULT_REPLY)),
-])
+
+@pytest.mark.parametrize(
+    ("text", "reply"),
+    [
+        ("I forgot my password", WebhookReply(RESET_REPLY)),
+        ("Can you reset my pass word?", WebhookReply(RESET_REPLY)),
+        ("What are your opening hours?", WebhookReply(HOURS_REPLY)),
+        ("Are you open on Saturday?", WebhookReply(HOURS_REPLY)),
+        ("Thanks, goodbye.", WebhookReply(GOODBYE_REPLY, hangup=True)),
+        ("OK bye!", WebhookReply(GOODBYE_REPLY, hangup=True)),
+        ("What's the weather like?", WebhookReply(DEFAULT_REPLY)),
+        ("They will reopen the byelaw debate", WebhookReply(DEFAULT_REPLY)),
+    ],
+)
 def test_sample_rules(text: str, reply: WebhookReply) -> None:
     assert sample_reply(text) == reply
 
@@ -347,14 +393,16 @@ async def test_sample_agent_answers_over_http(client: WebhookClient, serve: Serv
     for turn, text in enumerate(["password please", "when are you open", "bye"], start=1):
         request = WebhookRequest("call-1", "agent-1", text, turn, heard=None)
         answers.append(await client.ask_or_fallback(url, request, None, FALLBACK))
-    assert [a.reply for a in answers] == [WebhookReply(RESET_REPLY), WebhookReply(HOURS_REPLY),
-                                          WebhookReply(GOODBYE_REPLY, hangup=True)]
+    assert [a.reply for a in answers] == [
+        WebhookReply(RESET_REPLY),
+        WebhookReply(HOURS_REPLY),
+        WebhookReply(GOODBYE_REPLY, hangup=True),
+    ]
     assert all(a.error is None for a in answers)
     assert [r.text for r in app[RECEIVED_KEY]] == ["password please", "when are you open", "bye"]
 
 
-async def test_sample_agent_checks_signatures(session: aiohttp.ClientSession,
-                                             serve: Serve) -> None:
+async def test_sample_agent_checks_signatures(session: aiohttp.ClientSession, serve: Serve) -> None:
     app = make_sample_agent_app(SECRET)
     url = f"{await serve(app)}/ai-webhook"
     client = WebhookClient(session, TIMEOUT_S)
@@ -369,8 +417,9 @@ async def test_sample_agent_checks_signatures(session: aiohttp.ClientSession,
     assert len(app[RECEIVED_KEY]) == 1  # rejected requests are not kept
 
 
-async def test_sample_agent_rejects_malformed_requests(session: aiohttp.ClientSession,
-                                                       serve: Serve) -> None:
+async def test_sample_agent_rejects_malformed_requests(
+    session: aiohttp.ClientSession, serve: Serve
+) -> None:
     base = await serve(make_sample_agent_app())
     async with session.post(f"{base}/ai-webhook", data=b'{"text": "hi"}') as resp:
         assert resp.status == 400

@@ -33,8 +33,15 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def call(http: aiohttp.ClientSession, method: str, url: str, token: str | None = None,
-               body: Any = None, spec: Obj | None = None, **kw: Any) -> tuple[int, Any]:
+async def call(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    token: str | None = None,
+    body: Any = None,
+    spec: Obj | None = None,
+    **kw: Any,
+) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with http.request(method, url, json=body, headers=headers, **kw) as r:
         data: Any = await r.json() if r.content_length != 0 and r.status != 204 else None
@@ -50,21 +57,26 @@ async def test_readme_curl_calls_verbatim(env: ApiEnv, http: aiohttp.ClientSessi
     async with http.post(env.url("/v1.0/auth/signup"), data=CURL_SIGNUP, headers=JSON) as r:
         assert r.status == 201
         token = (await r.json())["accesskey"]["token"]
-    async with http.post(env.url(f"/v1.0/agents?accesskey={token}"), data=CURL_AGENT,
-                         headers=JSON) as r:
+    async with http.post(
+        env.url(f"/v1.0/agents?accesskey={token}"), data=CURL_AGENT, headers=JSON
+    ) as r:
         assert r.status == 201
         agent = await r.json()
     s.AGENT.check(agent, "")
     assert agent["name"] == "support-agent"
     assert agent["webhook"] == "http://127.0.0.1:9000/ai-webhook"
     body = CURL_FLOW.replace("AGENT_ID", agent["id"])
-    async with http.post(env.url(f"/v1.0/flows?accesskey={token}"), data=body,
-                         headers=JSON) as r:
+    async with http.post(env.url(f"/v1.0/flows?accesskey={token}"), data=body, headers=JSON) as r:
         assert r.status == 201
         flow = await r.json()
     s.FLOW.check(flow, "")
-    assert flow["actions"] == [{"type": "ai_talk", "agent_id": agent["id"],
-                                "welcome_message": "Hello! How can I help you today?"}]
+    assert flow["actions"] == [
+        {
+            "type": "ai_talk",
+            "agent_id": agent["id"],
+            "welcome_message": "Hello! How can I help you today?",
+        }
+    ]
     # What the dialplan line Stasis(ari-offload,flow=support-flow) will find:
     resolved = await env.store.flows.resolve("support-flow")
     assert resolved is not None
@@ -72,8 +84,9 @@ async def test_readme_curl_calls_verbatim(env: ApiEnv, http: aiohttp.ClientSessi
     assert resolved.actions == (AiTalk(agent["id"], "Hello! How can I help you today?"),)
 
 
-async def test_missing_wrong_revoked_expired_keys_are_401(env: ApiEnv,
-                                                          http: aiohttp.ClientSession) -> None:
+async def test_missing_wrong_revoked_expired_keys_are_401(
+    env: ApiEnv, http: aiohttp.ClientSession
+) -> None:
     token = await env.signup("alice", "password1")
     agents = env.url("/v1.0/agents")
     async with http.get(agents) as r:
@@ -84,33 +97,39 @@ async def test_missing_wrong_revoked_expired_keys_are_401(env: ApiEnv,
     assert (await call(http, "GET", agents + "?accesskey=ak_wrong"))[0] == 401
     async with http.get(agents, headers={"Authorization": f"Basic {token}"}) as r:
         assert r.status == 401
-    status, new = await call(http, "POST", env.url("/v1.0/accesskeys"), token, {"name": "ci"},
-                             s.NEW_ACCESSKEY)
+    status, new = await call(
+        http, "POST", env.url("/v1.0/accesskeys"), token, {"name": "ci"}, s.NEW_ACCESSKEY
+    )
     assert status == 201
     assert (await call(http, "GET", agents, new["token"]))[0] == 200
-    status, revoked = await call(http, "DELETE", env.url(f"/v1.0/accesskeys/{new['id']}"),
-                                 token, spec=s.ACCESSKEY)
+    status, revoked = await call(
+        http, "DELETE", env.url(f"/v1.0/accesskeys/{new['id']}"), token, spec=s.ACCESSKEY
+    )
     assert status == 200
     assert revoked["revoked_at"] is not None
     assert (await call(http, "GET", agents, new["token"]))[0] == 401
     key = await env.store.keys.authenticate(token)
     assert key is not None
-    expired = await env.store.keys.create(key.customer_id,
-                                          expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    expired = await env.store.keys.create(
+        key.customer_id, expires_at=datetime.now(UTC) - timedelta(seconds=1)
+    )
     assert (await call(http, "GET", agents, expired.token))[0] == 401
     assert (await call(http, "GET", agents + f"?accesskey={token}"))[0] == 200
 
 
-async def test_key_expiry_and_listing_never_shows_tokens(env: ApiEnv,
-                                                         http: aiohttp.ClientSession) -> None:
+async def test_key_expiry_and_listing_never_shows_tokens(
+    env: ApiEnv, http: aiohttp.ClientSession
+) -> None:
     token = await env.signup("alice", "password1")
-    status, new = await call(http, "POST", env.url("/v1.0/accesskeys"), token,
-                             {"expires_in_s": 3600})
+    status, new = await call(
+        http, "POST", env.url("/v1.0/accesskeys"), token, {"expires_in_s": 3600}
+    )
     assert status == 201
     expires = datetime.fromisoformat(new["expires_at"])
     assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
-    status, listed = await call(http, "GET", env.url("/v1.0/accesskeys"), token,
-                                spec=s.ACCESSKEY_LIST)
+    status, listed = await call(
+        http, "GET", env.url("/v1.0/accesskeys"), token, spec=s.ACCESSKEY_LIST
+    )
     assert len(listed["accesskeys"]) == 2
     assert all("token" not in k for k in listed["accesskeys"])
     assert token not in str(listed)
@@ -119,50 +138,81 @@ async def test_key_expiry_and_listing_never_shows_tokens(env: ApiEnv,
     assert empty_body["expires_at"] is None
 
 
-async def test_signup_login_and_disabled_signup(tmp_path: Path,
-                                                http: aiohttp.ClientSession) -> None:
+async def test_signup_login_and_disabled_signup(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
     async with running_api(tmp_path / "a") as env:
         await env.signup("alice", "password1")
-        status, err = await call(http, "POST", env.url("/v1.0/auth/signup"),
-                                 body={"name": "alice", "password": "password2"})
+        status, err = await call(
+            http,
+            "POST",
+            env.url("/v1.0/auth/signup"),
+            body={"name": "alice", "password": "password2"},
+        )
         assert (status, err["error"]["field"]) == (409, "name")
-        status, _ = await call(http, "POST", env.url("/v1.0/auth/login"),
-                               body={"name": "alice", "password": "wrong-pass"})
+        status, _ = await call(
+            http,
+            "POST",
+            env.url("/v1.0/auth/login"),
+            body={"name": "alice", "password": "wrong-pass"},
+        )
         assert status == 401
-        status, session = await call(http, "POST", env.url("/v1.0/auth/login"),
-                                     body={"name": "alice", "password": "password1"},
-                                     spec=s.SESSION)
+        status, session = await call(
+            http,
+            "POST",
+            env.url("/v1.0/auth/login"),
+            body={"name": "alice", "password": "password1"},
+            spec=s.SESSION,
+        )
         assert status == 200
-        assert (await call(http, "GET", env.url("/v1.0/agents"),
-                           session["accesskey"]["token"]))[0] == 200
+        assert (await call(http, "GET", env.url("/v1.0/agents"), session["accesskey"]["token"]))[
+            0
+        ] == 200
     async with running_api(tmp_path / "b", signup_enabled=False) as env:
-        status, err = await call(http, "POST", env.url("/v1.0/auth/signup"),
-                                 body={"name": "bob", "password": "password1"})
+        status, err = await call(
+            http,
+            "POST",
+            env.url("/v1.0/auth/signup"),
+            body={"name": "bob", "password": "password1"},
+        )
         assert (status, err["error"]["code"]) == (403, "signup_disabled")
         await env.store.customers.create("bob", "password1")  # what an operator does
-        status, _ = await call(http, "POST", env.url("/v1.0/auth/login"),
-                               body={"name": "bob", "password": "password1"})
+        status, _ = await call(
+            http, "POST", env.url("/v1.0/auth/login"), body={"name": "bob", "password": "password1"}
+        )
         assert status == 200
 
 
-async def _agent_and_flow(env: ApiEnv, http: aiohttp.ClientSession, token: str
-                          ) -> tuple[dict[str, Any], dict[str, Any]]:
-    _, agent = await call(http, "POST", env.url("/v1.0/agents"), token,
-                          {"name": "support-agent", "webhook": "http://127.0.0.1:9000/hook"})
-    _, flow = await call(http, "POST", env.url("/v1.0/flows"), token,
-                         {"name": "support", "actions": [{"type": "ai_talk",
-                                                          "agent_id": agent["id"]}]})
+async def _agent_and_flow(
+    env: ApiEnv, http: aiohttp.ClientSession, token: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    _, agent = await call(
+        http,
+        "POST",
+        env.url("/v1.0/agents"),
+        token,
+        {"name": "support-agent", "webhook": "http://127.0.0.1:9000/hook"},
+    )
+    _, flow = await call(
+        http,
+        "POST",
+        env.url("/v1.0/flows"),
+        token,
+        {"name": "support", "actions": [{"type": "ai_talk", "agent_id": agent["id"]}]},
+    )
     return agent, flow
 
 
-async def test_another_customers_resources_are_404(env: ApiEnv,
-                                                   http: aiohttp.ClientSession) -> None:
+async def test_another_customers_resources_are_404(
+    env: ApiEnv, http: aiohttp.ClientSession
+) -> None:
     alice, bob = await env.signup("alice", "password1"), await env.signup("bob", "password1")
     agent, flow = await _agent_and_flow(env, http, alice)
     key = await env.store.keys.authenticate(alice)
     assert key is not None
-    live = await env.store.calls.create(key.customer_id, direction=Direction.IN,
-                                        flow_id=flow["id"], status=CallStatus.ACTIVE)
+    live = await env.store.calls.create(
+        key.customer_id, direction=Direction.IN, flow_id=flow["id"], status=CallStatus.ACTIVE
+    )
     bob_keys = (await call(http, "GET", env.url("/v1.0/accesskeys"), bob))[1]["accesskeys"]
     alice_keys = (await call(http, "GET", env.url("/v1.0/accesskeys"), alice))[1]["accesskeys"]
     assert {k["id"] for k in bob_keys}.isdisjoint(k["id"] for k in alice_keys)
@@ -182,11 +232,24 @@ async def test_another_customers_resources_are_404(env: ApiEnv,
         assert (status, err["error"]["code"]) == (404, "not_found"), (method, path)
     for listing in ("agents", "flows", "calls"):
         assert (await call(http, "GET", env.url(f"/v1.0/{listing}"), bob))[1][listing] == []
-    status, err = await call(http, "POST", env.url("/v1.0/flows"), bob, {
-        "name": "f", "actions": [{"type": "hangup"}, {"type": "ai_talk", "agent_id": agent["id"]}]})
+    status, err = await call(
+        http,
+        "POST",
+        env.url("/v1.0/flows"),
+        bob,
+        {
+            "name": "f",
+            "actions": [{"type": "hangup"}, {"type": "ai_talk", "agent_id": agent["id"]}],
+        },
+    )
     assert (status, err["error"]["field"]) == (422, "actions[1].agent_id")
-    status, err = await call(http, "POST", env.url("/v1.0/calls"), bob,
-                             {"destination": "PJSIP/alice", "flow_id": flow["id"]})
+    status, err = await call(
+        http,
+        "POST",
+        env.url("/v1.0/calls"),
+        bob,
+        {"destination": "PJSIP/alice", "flow_id": flow["id"]},
+    )
     assert (status, err["error"]["field"]) == (422, "flow_id")
     assert env.telephony.hangups == []
     assert env.telephony.talks == []
@@ -196,30 +259,49 @@ async def test_another_customers_resources_are_404(env: ApiEnv,
 async def test_agents_crud(env: ApiEnv, http: aiohttp.ClientSession) -> None:
     token = await env.signup("alice", "password1")
     agents = env.url("/v1.0/agents")
-    status, agent = await call(http, "POST", agents, token, {
-        "name": "a1", "webhook": "https://agent.example/hook", "secret": "s3cret",
-        "voice": "en_US-lessac-medium", "language": "en-US"}, s.AGENT)
+    status, agent = await call(
+        http,
+        "POST",
+        agents,
+        token,
+        {
+            "name": "a1",
+            "webhook": "https://agent.example/hook",
+            "secret": "s3cret",
+            "voice": "en_US-lessac-medium",
+            "language": "en-US",
+        },
+        s.AGENT,
+    )
     assert status == 201
     assert agent["has_secret"] is True
     assert "s3cret" not in str(agent)
     assert agent["detail"] == ""
     one = env.url(f"/v1.0/agents/{agent['id']}")
     assert (await call(http, "GET", one, token, spec=s.AGENT))[1] == agent
-    status, changed = await call(http, "PATCH", one, token, {"secret": None, "name": "a2"},
-                                 s.AGENT)
+    status, changed = await call(http, "PATCH", one, token, {"secret": None, "name": "a2"}, s.AGENT)
     assert status == 200
     assert (changed["has_secret"], changed["name"], changed["voice"]) == (
-        False, "a2", "en_US-lessac-medium")
+        False,
+        "a2",
+        "en_US-lessac-medium",
+    )
     await call(http, "POST", agents, token, {"name": "a3", "webhook": "http://127.0.0.1:1/"})
     status, err = await call(http, "PATCH", one, token, {"name": "a3"})
     assert (status, err["error"]["code"], err["error"]["field"]) == (409, "name_taken", "name")
-    status, err = await call(http, "POST", agents, token, {"name": "a3",
-                                                           "webhook": "http://127.0.0.1:1/"})
+    status, err = await call(
+        http, "POST", agents, token, {"name": "a3", "webhook": "http://127.0.0.1:1/"}
+    )
     assert (status, err["error"]["code"]) == (409, "name_taken")
     status, listed = await call(http, "GET", agents, token, spec=s.AGENT_LIST)
     assert [a["name"] for a in listed["agents"]] == ["a2", "a3"]
-    await call(http, "POST", env.url("/v1.0/flows"), token, {
-        "name": "f", "actions": [{"type": "ai_talk", "agent_id": agent["id"]}]})
+    await call(
+        http,
+        "POST",
+        env.url("/v1.0/flows"),
+        token,
+        {"name": "f", "actions": [{"type": "ai_talk", "agent_id": agent["id"]}]},
+    )
     status, err = await call(http, "DELETE", one, token)
     assert (status, err["error"]["code"]) == (409, "agent_in_use")
     assert "f" in err["error"]["message"]
@@ -229,9 +311,13 @@ async def test_flows_crud(env: ApiEnv, http: aiohttp.ClientSession) -> None:
     token = await env.signup("alice", "password1")
     agent, flow = await _agent_and_flow(env, http, token)
     one = env.url(f"/v1.0/flows/{flow['id']}")
-    actions = [{"type": "talk", "text": "Please hold"}, {"type": "pause", "seconds": 1.5},
-               {"type": "transfer", "context": "support", "extension": "100", "priority": 1},
-               {"type": "transfer", "endpoint": "PJSIP/alice"}, {"type": "hangup"}]
+    actions = [
+        {"type": "talk", "text": "Please hold"},
+        {"type": "pause", "seconds": 1.5},
+        {"type": "transfer", "context": "support", "extension": "100", "priority": 1},
+        {"type": "transfer", "endpoint": "PJSIP/alice"},
+        {"type": "hangup"},
+    ]
     status, changed = await call(http, "PATCH", one, token, {"actions": actions}, s.FLOW)
     assert status == 200
     assert changed["actions"] == actions
@@ -244,30 +330,51 @@ async def test_flows_crud(env: ApiEnv, http: aiohttp.ClientSession) -> None:
     assert (await call(http, "DELETE", one, token))[0] == 404
 
 
-async def test_outbound_call_is_recorded_then_originated(env: ApiEnv,
-                                                         http: aiohttp.ClientSession) -> None:
+async def test_outbound_call_is_recorded_then_originated(
+    env: ApiEnv, http: aiohttp.ClientSession
+) -> None:
     token = await env.signup("alice", "password1")
     _, flow = await _agent_and_flow(env, http, token)
-    status, made = await call(http, "POST", env.url("/v1.0/calls"), token, {
-        "destination": "PJSIP/alice", "flow_id": flow["id"], "caller_id": '"Support" <7000>'},
-        s.CALL)
+    status, made = await call(
+        http,
+        "POST",
+        env.url("/v1.0/calls"),
+        token,
+        {"destination": "PJSIP/alice", "flow_id": flow["id"], "caller_id": '"Support" <7000>'},
+        s.CALL,
+    )
     assert status == 201
     assert (made["status"], made["direction"], made["destination"]) == (
-        "ringing", "out", "PJSIP/alice")
-    assert env.telephony.originated == [{"call_id": made["id"], "destination": "PJSIP/alice",
-                                         "flow_id": flow["id"], "caller_id": '"Support" <7000>'}]
+        "ringing",
+        "out",
+        "PJSIP/alice",
+    )
+    assert env.telephony.originated == [
+        {
+            "call_id": made["id"],
+            "destination": "PJSIP/alice",
+            "flow_id": flow["id"],
+            "caller_id": '"Support" <7000>',
+        }
+    ]
     recorded = await env.store.calls.get(made["id"], customer_id=None)
     assert recorded is not None
     assert recorded.caller == '"Support" <7000>'
 
 
-async def test_refused_originate_marks_the_call_failed(env: ApiEnv,
-                                                       http: aiohttp.ClientSession) -> None:
+async def test_refused_originate_marks_the_call_failed(
+    env: ApiEnv, http: aiohttp.ClientSession
+) -> None:
     token = await env.signup("alice", "password1")
     _, flow = await _agent_and_flow(env, http, token)
     env.telephony.refuse = "endpoint PJSIP/nobody not found"
-    status, err = await call(http, "POST", env.url("/v1.0/calls"), token,
-                             {"destination": "PJSIP/nobody", "flow_id": flow["id"]})
+    status, err = await call(
+        http,
+        "POST",
+        env.url("/v1.0/calls"),
+        token,
+        {"destination": "PJSIP/nobody", "flow_id": flow["id"]},
+    )
     assert (status, err["error"]["code"]) == (502, "telephony_error")
     assert "PJSIP/nobody not found" in err["error"]["message"]
     _, failed = await call(http, "GET", env.url("/v1.0/calls?status=failed"), token)
@@ -284,20 +391,33 @@ async def test_list_get_hangup_and_talk(env: ApiEnv, http: aiohttp.ClientSession
     key = await env.store.keys.authenticate(token)
     assert key is not None
     calls = env.store.calls
-    live = await calls.create(key.customer_id, direction=Direction.IN, flow_id=flow["id"],
-                              caller="1000", destination="7000")
+    live = await calls.create(
+        key.customer_id,
+        direction=Direction.IN,
+        flow_id=flow["id"],
+        caller="1000",
+        destination="7000",
+    )
     await calls.set_status(live.id, CallStatus.ACTIVE)
     await calls.add_transcript(live.id, Role.AGENT, "Hello! How can I help you today?")
     await calls.add_transcript(live.id, Role.CALLER, "I need to reset my password")
-    await calls.add_turn(live.id, turn=1, endpoint_ms=500, stt_ms=612.5, webhook_ms=40,
-                         tts_first_audio_ms=150, total_ms=1302.5)
+    await calls.add_turn(
+        live.id,
+        turn=1,
+        endpoint_ms=500,
+        stt_ms=612.5,
+        webhook_ms=40,
+        tts_first_audio_ms=150,
+        total_ms=1302.5,
+    )
     ringing = await calls.create(key.customer_id, direction=Direction.OUT, flow_id=flow["id"])
     done = await calls.create(key.customer_id, direction=Direction.IN, flow_id=flow["id"])
     await calls.set_status(done.id, CallStatus.ENDED, reason="caller")
 
     async def listed(query: str) -> set[str]:
-        status, data = await call(http, "GET", env.url(f"/v1.0/calls{query}"), token,
-                                  spec=s.CALL_LIST)
+        status, data = await call(
+            http, "GET", env.url(f"/v1.0/calls{query}"), token, spec=s.CALL_LIST
+        )
         assert status == 200
         return {c["id"] for c in data["calls"]}
 
@@ -308,17 +428,21 @@ async def test_list_get_hangup_and_talk(env: ApiEnv, http: aiohttp.ClientSession
     assert await listed("?status=ended") == {done.id}
     assert len(await listed("?limit=1")) == 1
 
-    status, detail = await call(http, "GET", env.url(f"/v1.0/calls/{live.id}"), token,
-                                spec=s.CALL_DETAIL)
+    status, detail = await call(
+        http, "GET", env.url(f"/v1.0/calls/{live.id}"), token, spec=s.CALL_DETAIL
+    )
     assert status == 200
     assert [(e["role"], e["text"]) for e in detail["transcript"]] == [
-        ("agent", "Hello! How can I help you today?"), ("caller", "I need to reset my password")]
+        ("agent", "Hello! How can I help you today?"),
+        ("caller", "I need to reset my password"),
+    ]
     assert detail["turns"][0]["stt_ms"] == 612.5
     assert detail["turns"][0]["total_ms"] == 1302.5
 
     base = env.url(f"/v1.0/calls/{live.id}")
-    assert (await call(http, "POST", f"{base}/talk", token, {"text": "One moment"},
-                       s.CALL))[0] == 202
+    assert (await call(http, "POST", f"{base}/talk", token, {"text": "One moment"}, s.CALL))[
+        0
+    ] == 202
     assert env.telephony.talks == [(live.id, "One moment")]
     assert (await call(http, "POST", f"{base}/hangup", token, spec=s.CALL))[0] == 202
     assert env.telephony.hangups == [live.id]
@@ -326,8 +450,13 @@ async def test_list_get_hangup_and_talk(env: ApiEnv, http: aiohttp.ClientSession
     status, err = await call(http, "POST", f"{base}/hangup", token)
     assert (status, err["error"]["code"]) == (409, "call_not_active")
     for target, verb in ((ringing.id, "talk"), (done.id, "talk"), (done.id, "hangup")):
-        status, err = await call(http, "POST", env.url(f"/v1.0/calls/{target}/{verb}"),
-                                 token, {"text": "hi"} if verb == "talk" else None)
+        status, err = await call(
+            http,
+            "POST",
+            env.url(f"/v1.0/calls/{target}/{verb}"),
+            token,
+            {"text": "hi"} if verb == "talk" else None,
+        )
         assert (status, err["error"]["code"]) == (409, "call_not_active"), (target, verb)
 
 
@@ -336,8 +465,9 @@ async def test_metrics_exposition(env: ApiEnv, http: aiohttp.ClientSession) -> N
     m.call_started("in")
     m.call_started("in")
     m.call_ended("in", "completed")
-    m.observe_turn(endpoint_ms=500, stt_ms=600, webhook_ms=80, tts_first_audio_ms=120,
-                   total_ms=1300)
+    m.observe_turn(
+        endpoint_ms=500, stt_ms=600, webhook_ms=80, tts_first_audio_ms=120, total_ms=1300
+    )
     m.webhook_failed("timeout")
     m.rtp_packet_dropped("late", 3)
     async with http.get(env.url("/metrics")) as r:
@@ -357,8 +487,9 @@ async def test_metrics_exposition(env: ApiEnv, http: aiohttp.ClientSession) -> N
         assert line in text, line
 
 
-async def test_unknown_routes_and_methods_are_json(env: ApiEnv,
-                                                   http: aiohttp.ClientSession) -> None:
+async def test_unknown_routes_and_methods_are_json(
+    env: ApiEnv, http: aiohttp.ClientSession
+) -> None:
     status, err = await call(http, "GET", env.url("/v1.0/nothing"))
     assert (status, err["error"]["code"]) == (404, "not_found")
     async with http.put(env.url("/v1.0/agents")) as r:
@@ -368,8 +499,11 @@ async def test_unknown_routes_and_methods_are_json(env: ApiEnv,
 
 
 async def test_unexpected_errors_are_logged_500s_without_internals(
-        env: ApiEnv, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    env: ApiEnv,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     token = await env.signup("alice", "password1")
 
     async def explode(customer_id: str) -> list[Any]:
@@ -393,8 +527,9 @@ async def test_unexpected_errors_are_logged_500s_without_internals(
 
 
 async def test_dns_rebinding_guard_on_loopback(env: ApiEnv, http: aiohttp.ClientSession) -> None:
-    async with http.post(env.url("/v1.0/auth/signup"), data=CURL_SIGNUP,
-                         headers={**JSON, "Host": "attacker.example"}) as r:
+    async with http.post(
+        env.url("/v1.0/auth/signup"), data=CURL_SIGNUP, headers={**JSON, "Host": "attacker.example"}
+    ) as r:
         assert r.status == 403
         assert (await r.json())["error"]["code"] == "forbidden_host"
     port = env.base_url.rsplit(":", 1)[1]
@@ -402,16 +537,26 @@ async def test_dns_rebinding_guard_on_loopback(env: ApiEnv, http: aiohttp.Client
         assert r.status == 200
 
 
-async def test_secrets_never_reach_the_logs(env: ApiEnv, http: aiohttp.ClientSession,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+async def test_secrets_never_reach_the_logs(
+    env: ApiEnv, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     token = await env.signup("alice", "correct-horse-battery")
-    await call(http, "POST", env.url("/v1.0/auth/login"),
-               body={"name": "alice", "password": "wrong-horse-battery"})
+    await call(
+        http,
+        "POST",
+        env.url("/v1.0/auth/login"),
+        body={"name": "alice", "password": "wrong-horse-battery"},
+    )
     await call(http, "GET", env.url(f"/v1.0/agents?accesskey={token}"))
     await call(http, "GET", env.url("/v1.0/agents"), token)
-    await call(http, "POST", env.url("/v1.0/agents"), token,
-               {"name": "a", "webhook": "http://127.0.0.1:9/x", "secret": "agent-secret"})
+    await call(
+        http,
+        "POST",
+        env.url("/v1.0/agents"),
+        token,
+        {"name": "a", "webhook": "http://127.0.0.1:9/x", "secret": "agent-secret"},
+    )
     assert "/v1.0/agents" in caplog.text  # the access log did record the requests
     for secret in (token, "correct-horse-battery", "wrong-horse-battery", "agent-secret"):
         assert secret not in caplog.text

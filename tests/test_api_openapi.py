@@ -42,8 +42,9 @@ async def test_every_route_is_documented_and_vice_versa(env: ApiEnv) -> None:
     doc = await _document(env)
     assert doc["openapi"] == "3.1.0"
     documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
-    served = {(r.method, r.resource.canonical) for r in env.app.router.routes()
-              if r.resource is not None}
+    served = {
+        (r.method, r.resource.canonical) for r in env.app.router.routes() if r.resource is not None
+    }
     assert documented == served
     assert len(served) == len(all_routes())
 
@@ -63,15 +64,22 @@ async def test_document_is_self_consistent(env: ApiEnv) -> None:
             assert "default" in op["responses"]
     signup = doc["paths"]["/v1.0/auth/signup"]["post"]
     assert signup["security"] == []
-    assert doc["paths"]["/v1.0/agents"]["post"]["security"] == [{"bearer": []},
-                                                                 {"accesskey": []}]
+    assert doc["paths"]["/v1.0/agents"]["post"]["security"] == [{"bearer": []}, {"accesskey": []}]
 
 
 async def test_document_bodies_reject_unknown_fields(env: ApiEnv) -> None:
     doc = await _document(env)
     schemas = doc["components"]["schemas"]
-    for name in ("Credentials", "AgentCreate", "AgentUpdate", "FlowCreate", "FlowUpdate",
-                 "CallCreate", "TalkRequest", "AccessKeyCreate"):
+    for name in (
+        "Credentials",
+        "AgentCreate",
+        "AgentUpdate",
+        "FlowCreate",
+        "FlowUpdate",
+        "CallCreate",
+        "TalkRequest",
+        "AccessKeyCreate",
+    ):
         assert schemas[name]["additionalProperties"] is False, name
 
 
@@ -100,21 +108,42 @@ def _config(ids: dict[str, list[str]]) -> str:
 
 
 @pytest.mark.timeout(FUZZ_TIMEOUT_S + 30)
-async def test_schemathesis_finds_no_server_error(env: ApiEnv, tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+async def test_schemathesis_finds_no_server_error(
+    env: ApiEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.ERROR, "ari_offload")
     token, ids = await _seed(env)
     config = tmp_path / "schemathesis.toml"
     config.write_text(_config(ids))
     proc = await asyncio.create_subprocess_exec(
-        str(SCHEMATHESIS), "--config-file", str(config), "--no-color", "run",
-        env.url("/v1.0/openapi.json"), "-H", f"Authorization: Bearer {token}",
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        env.url("/v1.0/openapi.json"),
+        "-H",
+        f"Authorization: Bearer {token}",
         # positive_data_acceptance is left out: a schema-valid id that names no agent or flow
         # is rightly a 422, which no schema can express.
-        "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-        "--phases", "coverage,fuzzing", "--max-examples", str(FUZZ_EXAMPLES),
-        "--seed", "4", "--workers", "1", "--generation-database", "none",
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--phases",
+        "coverage,fuzzing",
+        "--max-examples",
+        str(FUZZ_EXAMPLES),
+        "--seed",
+        "4",
+        "--workers",
+        "1",
+        "--generation-database",
+        "none",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await asyncio.wait_for(proc.communicate(), FUZZ_TIMEOUT_S)
     report = output.decode(errors="replace")
     assert proc.returncode == 0, report[-6000:]

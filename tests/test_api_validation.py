@@ -22,10 +22,22 @@ VALID: dict[str, dict[str, Any]] = {
     "signup": {"name": "alice", "password": "password1"},
     "login": {"name": "alice", "password": "password1"},
     "createAccessKey": {"name": "ci", "expires_in_s": 60},
-    "createAgent": {"name": "a", "detail": "d", "webhook": "http://127.0.0.1:9/x",
-                    "secret": "s", "voice": "v", "language": "en"},
-    "updateAgent": {"name": "a", "detail": "d", "webhook": "http://127.0.0.1:9/x",
-                    "secret": "s", "voice": "v", "language": "en"},
+    "createAgent": {
+        "name": "a",
+        "detail": "d",
+        "webhook": "http://127.0.0.1:9/x",
+        "secret": "s",
+        "voice": "v",
+        "language": "en",
+    },
+    "updateAgent": {
+        "name": "a",
+        "detail": "d",
+        "webhook": "http://127.0.0.1:9/x",
+        "secret": "s",
+        "voice": "v",
+        "language": "en",
+    },
     "createFlow": {"name": "f", "actions": [{"type": "hangup"}]},
     "updateFlow": {"name": "f", "actions": [{"type": "hangup"}]},
     "createCall": {"destination": "PJSIP/alice", "flow_id": "x", "caller_id": "1000"},
@@ -52,11 +64,9 @@ def _cases(route: Route) -> list[tuple[str, dict[str, Any], str]]:
         if not spec.nullable:
             cases.append((f"{name} null", {**valid, name: None}, name))
         if name in route.body.required:
-            cases.append((f"{name} missing", {k: v for k, v in valid.items() if k != name},
-                          name))
+            cases.append((f"{name} missing", {k: v for k, v in valid.items() if k != name}, name))
         if isinstance(spec, Str):
-            cases.append((f"{name} too long", {**valid, name: "a" * (spec.max_length + 1)},
-                          name))
+            cases.append((f"{name} too long", {**valid, name: "a" * (spec.max_length + 1)}, name))
             cases.append((f"{name} NUL", {**valid, name: "a\x00b"}, name))
             if spec.min_length:
                 cases.append((f"{name} empty", {**valid, name: ""}, name))
@@ -100,80 +110,137 @@ async def test_every_bad_field_is_a_4xx_naming_it(env: ApiEnv, token: str, route
     assert problems == []
 
 
-@pytest.mark.parametrize(("actions", "field"), [
-    ([{"type": "hangup"}, {"type": "talk", "text": 5}], "actions[1].text"),
-    ([{"type": "pause", "seconds": 61}], "actions[0].seconds"),
-    ([{"type": "ai_talk"}], "actions[0].agent_id"),
-    ([{"type": "ai_talk", "agent_id": "a", "welcome_message": "x" * 2001}],
-     "actions[0].welcome_message"),
-    ([{"type": "transfer", "endpoint": "PJSIP/a", "extension": "1"}], "actions[0].extension"),
-    ([{"type": "talk", "text": "hi", "voice": "x"}], "actions[0].voice"),
-    ([{"type": "hangup"}] * 51, "actions"),
-    ({"type": "hangup"}, "actions"),
-])
-async def test_flow_action_errors_name_the_nested_field(env: ApiEnv, token: str,
-                                                        actions: object, field: str) -> None:
-    async with aiohttp.ClientSession() as http, http.post(
-            env.url("/v1.0/flows"), json={"name": "f", "actions": actions},
-            headers={"Authorization": f"Bearer {token}"}) as r:
+@pytest.mark.parametrize(
+    ("actions", "field"),
+    [
+        ([{"type": "hangup"}, {"type": "talk", "text": 5}], "actions[1].text"),
+        ([{"type": "pause", "seconds": 61}], "actions[0].seconds"),
+        ([{"type": "ai_talk"}], "actions[0].agent_id"),
+        (
+            [{"type": "ai_talk", "agent_id": "a", "welcome_message": "x" * 2001}],
+            "actions[0].welcome_message",
+        ),
+        ([{"type": "transfer", "endpoint": "PJSIP/a", "extension": "1"}], "actions[0].extension"),
+        ([{"type": "talk", "text": "hi", "voice": "x"}], "actions[0].voice"),
+        ([{"type": "hangup"}] * 51, "actions"),
+        ({"type": "hangup"}, "actions"),
+    ],
+)
+async def test_flow_action_errors_name_the_nested_field(
+    env: ApiEnv, token: str, actions: object, field: str
+) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            env.url("/v1.0/flows"),
+            json={"name": "f", "actions": actions},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r,
+    ):
         assert r.status == 422
         assert (await r.json())["error"]["field"] == field
 
 
-@pytest.mark.parametrize(("body", "headers", "status", "code"), [
-    (b'{"name": "a",', {"Content-Type": "application/json"}, 400, "invalid_json"),
-    (b'{"name": NaN}', {"Content-Type": "application/json"}, 400, "invalid_json"),
-    (b'\xff\xfe{}', {"Content-Type": "application/json"}, 400, "invalid_json"),
-    (b"[" * 100_000 + b"]" * 100_000, {"Content-Type": "application/json"}, 400,
-     "invalid_json"),
-    (b"", {"Content-Type": "application/json"}, 400, "missing_body"),
-    (b"[]", {"Content-Type": "application/json"}, 422, "validation_error"),
-    (b'"text"', {"Content-Type": "application/json"}, 422, "validation_error"),
-    (b'{"name": "a"}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
-    (b'{"name": "a"}', {}, 415, "unsupported_media_type"),
-    (b'{"detail": "' + b"x" * 1_100_000 + b'"}', {"Content-Type": "application/json"}, 413,
-     "payload_too_large"),
-])
-async def test_malformed_bodies(env: ApiEnv, token: str, body: bytes, headers: dict[str, str],
-                                status: int, code: str) -> None:
-    async with aiohttp.ClientSession() as http, http.post(
-            env.url("/v1.0/agents"), data=body,
-            headers={**headers, "Authorization": f"Bearer {token}"}) as r:
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        (b'{"name": "a",', {"Content-Type": "application/json"}, 400, "invalid_json"),
+        (b'{"name": NaN}', {"Content-Type": "application/json"}, 400, "invalid_json"),
+        (b"\xff\xfe{}", {"Content-Type": "application/json"}, 400, "invalid_json"),
+        (
+            b"[" * 100_000 + b"]" * 100_000,
+            {"Content-Type": "application/json"},
+            400,
+            "invalid_json",
+        ),
+        (b"", {"Content-Type": "application/json"}, 400, "missing_body"),
+        (b"[]", {"Content-Type": "application/json"}, 422, "validation_error"),
+        (b'"text"', {"Content-Type": "application/json"}, 422, "validation_error"),
+        (b'{"name": "a"}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+        (b'{"name": "a"}', {}, 415, "unsupported_media_type"),
+        (
+            b'{"detail": "' + b"x" * 1_100_000 + b'"}',
+            {"Content-Type": "application/json"},
+            413,
+            "payload_too_large",
+        ),
+    ],
+)
+async def test_malformed_bodies(
+    env: ApiEnv, token: str, body: bytes, headers: dict[str, str], status: int, code: str
+) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            env.url("/v1.0/agents"),
+            data=body,
+            headers={**headers, "Authorization": f"Bearer {token}"},
+        ) as r,
+    ):
         assert r.status == status
         assert (await r.json())["error"]["code"] == code
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("status=bogus", "status"), ("status=active,bogus", "status"), ("limit=0", "limit"),
-    ("limit=501", "limit"), ("limit=abc", "limit"), ("limit=%201", "limit"),
-    ("limit=1&limit=2", "limit"), ("stauts=active", "stauts"), ("status=", "status"),
-    ("status=active,", "status"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("status=bogus", "status"),
+        ("status=active,bogus", "status"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=%201", "limit"),
+        ("limit=1&limit=2", "limit"),
+        ("stauts=active", "stauts"),
+        ("status=", "status"),
+        ("status=active,", "status"),
+    ],
+)
 async def test_bad_query_parameters(env: ApiEnv, token: str, query: str, field: str) -> None:
-    async with aiohttp.ClientSession() as http, http.get(
-            env.url(f"/v1.0/calls?{query}"), headers={"Authorization": f"Bearer {token}"}) as r:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            env.url(f"/v1.0/calls?{query}"), headers={"Authorization": f"Bearer {token}"}
+        ) as r,
+    ):
         assert r.status == 422
         assert (await r.json())["error"]["field"].startswith(field)  # status[1] is exact
 
 
 @pytest.mark.parametrize("bad_id", ["a" * 65, "%00", "%ED%A0%80", "x%20y", "..%2F..%2Fetc"])
 async def test_malformed_path_ids_are_404(env: ApiEnv, token: str, bad_id: str) -> None:
-    async with aiohttp.ClientSession() as http, http.get(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
             env.url(f"/v1.0/agents/{bad_id}"), headers={"Authorization": f"Bearer {token}"}
-    ) as r:
+        ) as r,
+    ):
         assert r.status == 404
         assert (await r.json())["error"]["code"] == "not_found"
 
 
-@pytest.mark.parametrize(("webhook", "ok"), [
-    ("http://127.0.0.1:9000/ai-webhook", True), ("https://agent.example/x?y=1", True),
-    ("ftp://agent.example/x", False), ("http://", False), ("http://host:99999/", False),
-    ("http://[::1/x", False), ("http://a b/", False), ("http://a/\n", False),
-])
+@pytest.mark.parametrize(
+    ("webhook", "ok"),
+    [
+        ("http://127.0.0.1:9000/ai-webhook", True),
+        ("https://agent.example/x?y=1", True),
+        ("ftp://agent.example/x", False),
+        ("http://", False),
+        ("http://host:99999/", False),
+        ("http://[::1/x", False),
+        ("http://a b/", False),
+        ("http://a/\n", False),
+    ],
+)
 async def test_webhook_urls(env: ApiEnv, token: str, webhook: str, ok: bool) -> None:
-    async with aiohttp.ClientSession() as http, http.post(
-            env.url("/v1.0/agents"), json={"name": "a", "webhook": webhook},
-            headers={"Authorization": f"Bearer {token}"}) as r:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            env.url("/v1.0/agents"),
+            json={"name": "a", "webhook": webhook},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r,
+    ):
         assert r.status == (201 if ok else 422)
         if not ok:
             assert (await r.json())["error"]["field"] == "webhook"

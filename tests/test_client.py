@@ -24,11 +24,20 @@ async def test_readme_steps_with_the_sdk(env: ApiEnv) -> None:
     async with await Client.signup(env.base_url, "my-agent", "yourpassword") as client:
         assert client.accesskey.startswith("ak_")
         agent = await client.agents.create(
-            "support-agent", detail="AI-powered customer support agent",
-            webhook="http://127.0.0.1:9000/ai-webhook")
-        flow = await client.flows.create("support-flow", [
-            {"type": "ai_talk", "agent_id": agent.id,
-             "welcome_message": "Hello! How can I help you today?"}])
+            "support-agent",
+            detail="AI-powered customer support agent",
+            webhook="http://127.0.0.1:9000/ai-webhook",
+        )
+        flow = await client.flows.create(
+            "support-flow",
+            [
+                {
+                    "type": "ai_talk",
+                    "agent_id": agent.id,
+                    "welcome_message": "Hello! How can I help you today?",
+                }
+            ],
+        )
     assert flow.actions == (AiTalk(agent.id, "Hello! How can I help you today?"),)
     assert agent.detail == "AI-powered customer support agent"
     resolved = await env.store.flows.resolve("support-flow")
@@ -57,15 +66,21 @@ async def test_login_and_access_keys(env: ApiEnv) -> None:
 
 async def test_agents_and_flows_crud(env: ApiEnv) -> None:
     async with await Client.signup(env.base_url, "alice", "password1") as client:
-        agent = await client.agents.create("a1", webhook="http://127.0.0.1:9/x", secret="s",
-                                           language="en")
+        agent = await client.agents.create(
+            "a1", webhook="http://127.0.0.1:9/x", secret="s", language="en"
+        )
         assert agent.has_secret
         assert await client.agents.get(agent.id) == agent
         changed = await client.agents.update(agent.id, secret=None, detail="new")
         assert (changed.has_secret, changed.detail, changed.language) == (False, "new", "en")
         assert [a.id for a in await client.agents.list()] == [agent.id]
-        actions: list[Action] = [Talk("Please hold"), Pause(1.5), AiTalk(agent.id),
-                   Transfer(context="support", extension="100"), Hangup()]
+        actions: list[Action] = [
+            Talk("Please hold"),
+            Pause(1.5),
+            AiTalk(agent.id),
+            Transfer(context="support", extension="100"),
+            Hangup(),
+        ]
         flow = await client.flows.create("f1", actions)
         assert flow.actions == tuple(actions)
         renamed = await client.flows.update(flow.id, name="f2")
@@ -90,19 +105,16 @@ async def test_calls(env: ApiEnv) -> None:
     async with await Client.signup(env.base_url, "alice", "password1") as client:
         flow = await client.flows.create("say", [Talk("Your order shipped"), Hangup()])
         made = await client.calls.create("PJSIP/bob", flow.id, caller_id="7000")
-        assert (made.status, made.direction, made.destination) == ("ringing", "out",
-                                                                   "PJSIP/bob")
+        assert (made.status, made.direction, made.destination) == ("ringing", "out", "PJSIP/bob")
         assert env.telephony.originated[0]["call_id"] == made.id
         # The controller's side of the story, through the store:
         await env.store.calls.set_status(made.id, CallStatus.ACTIVE)
         await env.store.calls.add_transcript(made.id, Role.SYSTEM, "Your order shipped")
         await env.store.calls.add_turn(made.id, turn=1, total_ms=900.0)
         assert [c.id for c in await client.calls.list("active")] == [made.id]
-        assert [c.id for c in await client.calls.list(["ringing", "active"], limit=5)] == [
-            made.id]
+        assert [c.id for c in await client.calls.list(["ringing", "active"], limit=5)] == [made.id]
         detail = await client.calls.get(made.id)
-        assert [(t.role, t.text) for t in detail.transcript] == [("system",
-                                                                  "Your order shipped")]
+        assert [(t.role, t.text) for t in detail.transcript] == [("system", "Your order shipped")]
         assert detail.turns[0].total_ms == 900.0
         assert (await client.calls.talk(made.id, "One more thing")).id == made.id
         assert env.telephony.talks == [(made.id, "One more thing")]

@@ -16,8 +16,15 @@ from mcp.types import CallToolResult, TextContent
 from ari_offload.store import CallStatus, Direction, Role
 from tests.api_support import ApiEnv, running_api
 
-EXPECTED_TOOLS = {"create_agent", "list_agents", "create_flow", "make_call",
-                  "list_active_calls", "get_transcript", "hangup_call"}
+EXPECTED_TOOLS = {
+    "create_agent",
+    "list_agents",
+    "create_flow",
+    "make_call",
+    "list_active_calls",
+    "get_transcript",
+    "hangup_call",
+}
 
 
 @asynccontextmanager
@@ -28,8 +35,10 @@ async def mcp_session(env: ApiEnv, token: str, errlog: Path) -> AsyncIterator[Cl
         env={"ARI_OFFLOAD_URL": env.base_url, "ARI_OFFLOAD_ACCESSKEY": token},
     )
     with errlog.open("w") as err:
-        async with stdio_client(params, errlog=err) as (read, write), \
-                ClientSession(read, write) as session:
+        async with (
+            stdio_client(params, errlog=err) as (read, write),
+            ClientSession(read, write) as session,
+        ):
             await session.initialize()
             yield session
 
@@ -58,9 +67,16 @@ async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
             assert tools.keys() >= EXPECTED_TOOLS
             assert "webhook" in tools["create_agent"].input_schema["properties"]
 
-            agent = _result(await session.call_tool("create_agent", {
-                "name": "support-agent", "webhook": "http://127.0.0.1:9000/ai-webhook",
-                "detail": "AI-powered customer support agent"}))
+            agent = _result(
+                await session.call_tool(
+                    "create_agent",
+                    {
+                        "name": "support-agent",
+                        "webhook": "http://127.0.0.1:9000/ai-webhook",
+                        "detail": "AI-powered customer support agent",
+                    },
+                )
+            )
             assert agent["name"] == "support-agent"
             stored = await env.store.agents.get(agent["id"], customer_id=None)
             assert stored is not None
@@ -71,15 +87,15 @@ async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
             assert _result(await session.call_tool("list_active_calls", {})) == {"calls": []}
             key = await env.store.keys.authenticate(token)
             assert key is not None
-            live = await env.store.calls.create(key.customer_id, direction=Direction.IN,
-                                                flow_id=None, caller="1000")
+            live = await env.store.calls.create(
+                key.customer_id, direction=Direction.IN, flow_id=None, caller="1000"
+            )
             await env.store.calls.set_status(live.id, CallStatus.ACTIVE)
             await env.store.calls.add_transcript(live.id, Role.CALLER, "I need help")
             active = _result(await session.call_tool("list_active_calls", {}))
             assert [(c["id"], c["status"]) for c in active["calls"]] == [(live.id, "active")]
 
-            transcript = _result(await session.call_tool("get_transcript",
-                                                         {"call_id": live.id}))
+            transcript = _result(await session.call_tool("get_transcript", {"call_id": live.id}))
             assert transcript["transcript"][0]["text"] == "I need help"
             hung = _result(await session.call_tool("hangup_call", {"call_id": live.id}))
             assert hung["id"] == live.id
@@ -91,13 +107,21 @@ async def test_mcp_flows_and_outbound_calls(tmp_path: Path) -> None:
     async with running_api(tmp_path) as env:
         token = await env.signup("assistant", "password1")
         async with mcp_session(env, token, tmp_path / "mcp.log") as session:
-            flow = _result(await session.call_tool("create_flow", {
-                "name": "notify", "actions": [{"type": "talk", "text": "Your order shipped"}]}))
-            by_name = _result(await session.call_tool("make_call", {
-                "destination": "PJSIP/bob", "flow": "notify"}))
+            flow = _result(
+                await session.call_tool(
+                    "create_flow",
+                    {"name": "notify", "actions": [{"type": "talk", "text": "Your order shipped"}]},
+                )
+            )
+            by_name = _result(
+                await session.call_tool("make_call", {"destination": "PJSIP/bob", "flow": "notify"})
+            )
             assert by_name["status"] == "ringing"
-            said = _result(await session.call_tool("make_call", {
-                "destination": "PJSIP/bob", "message": "Hello from the assistant"}))
+            said = _result(
+                await session.call_tool(
+                    "make_call", {"destination": "PJSIP/bob", "message": "Hello from the assistant"}
+                )
+            )
             made = env.telephony.originated
             assert [m["call_id"] for m in made] == [by_name["id"], said["id"]]
             assert made[0]["flow_id"] == flow["id"]
@@ -105,19 +129,23 @@ async def test_mcp_flows_and_outbound_calls(tmp_path: Path) -> None:
             assert one_off is not None
             assert one_off.actions[0].type == "talk"
 
-            bad = await session.call_tool("create_flow", {
-                "name": "bad", "actions": [{"type": "pause", "seconds": 0}]})
+            bad = await session.call_tool(
+                "create_flow", {"name": "bad", "actions": [{"type": "pause", "seconds": 0}]}
+            )
             assert "actions[0].seconds" in _error_text(bad)
             both = await session.call_tool("make_call", {"destination": "PJSIP/bob"})
             assert "exactly one of flow or message" in _error_text(both)
-            unknown = await session.call_tool("make_call", {"destination": "PJSIP/bob",
-                                                            "flow": "nope"})
+            unknown = await session.call_tool(
+                "make_call", {"destination": "PJSIP/bob", "flow": "nope"}
+            )
             assert "no flow" in _error_text(unknown)
 
 
 @pytest.mark.timeout(60)
 async def test_mcp_bad_key_is_a_tool_error(tmp_path: Path) -> None:
-    async with running_api(tmp_path) as env, \
-            mcp_session(env, "ak_wrong", tmp_path / "mcp.log") as session:
+    async with (
+        running_api(tmp_path) as env,
+        mcp_session(env, "ak_wrong", tmp_path / "mcp.log") as session,
+    ):
         failed = await session.call_tool("list_agents", {})
         assert "401" in _error_text(failed)

@@ -64,8 +64,11 @@ async def test_passwords_are_argon2_hashes_and_checked(store: Store, tmp_path: P
     assert await store.customers.authenticate("alice", "password1") == customer
     assert await store.customers.authenticate("alice", "password2") is None
     assert await store.customers.authenticate("nobody", "password1") is None
-    stored = sqlite3.connect(tmp_path / "ari-offload.db").execute(
-        "SELECT password_hash FROM customers").fetchone()[0]
+    stored = (
+        sqlite3.connect(tmp_path / "ari-offload.db")
+        .execute("SELECT password_hash FROM customers")
+        .fetchone()[0]
+    )
     assert stored.startswith("$argon2id$")
     assert "password1" not in stored
 
@@ -74,8 +77,11 @@ async def test_access_keys_store_only_a_hash(store: Store, tmp_path: Path) -> No
     cid = await _customer(store)
     new = await store.keys.create(cid, name="ci")
     assert "token" not in repr(new)
-    row = sqlite3.connect(tmp_path / "ari-offload.db").execute(
-        "SELECT token_hash FROM access_keys").fetchone()
+    row = (
+        sqlite3.connect(tmp_path / "ari-offload.db")
+        .execute("SELECT token_hash FROM access_keys")
+        .fetchone()
+    )
     assert row[0] == hashlib.sha256(new.token.encode()).hexdigest()
     key = await store.keys.authenticate(new.token)
     assert key is not None
@@ -104,8 +110,9 @@ async def test_revoked_and_expired_keys_do_not_authenticate(store: Store) -> Non
 
 async def test_agents_are_scoped_to_their_customer(store: Store) -> None:
     alice, bob = await _customer(store), await _customer(store, "bob")
-    agent = await store.agents.create(alice, name="a", webhook="http://127.0.0.1:9/x",
-                                      secret="s3cret")
+    agent = await store.agents.create(
+        alice, name="a", webhook="http://127.0.0.1:9/x", secret="s3cret"
+    )
     assert "s3cret" not in repr(agent)
     with pytest.raises(NameTaken):
         await store.agents.create(alice, name="a", webhook="http://127.0.0.1:9/x")
@@ -144,8 +151,7 @@ async def test_flow_needs_own_agent_and_agent_in_use_cannot_go(store: Store) -> 
     assert await store.agents.delete(mine.id, customer_id=alice)
 
 
-async def test_resolve_by_id_or_unique_name(store: Store, caplog: pytest.LogCaptureFixture
-                                            ) -> None:
+async def test_resolve_by_id_or_unique_name(store: Store, caplog: pytest.LogCaptureFixture) -> None:
     alice, bob = await _customer(store), await _customer(store, "bob")
     a = await store.flows.create(alice, name="support", actions=[Talk("a")])
     assert await store.flows.resolve("support") == a
@@ -162,8 +168,14 @@ async def test_resolve_by_id_or_unique_name(store: Store, caplog: pytest.LogCapt
 async def test_call_lifecycle_moves_forward_only(store: Store) -> None:
     cid = await _customer(store)
     flow = await store.flows.create(cid, name="f", actions=[Talk("x")])
-    call = await store.calls.create(cid, direction=Direction.IN, flow_id=flow.id,
-                                    caller="1000", destination="7000", channel_id="chan-1")
+    call = await store.calls.create(
+        cid,
+        direction=Direction.IN,
+        flow_id=flow.id,
+        caller="1000",
+        destination="7000",
+        channel_id="chan-1",
+    )
     assert call.status == CallStatus.RINGING
     active = await store.calls.set_status(call.id, CallStatus.ACTIVE)
     assert active is not None
@@ -181,20 +193,30 @@ async def test_call_lifecycle_moves_forward_only(store: Store) -> None:
 
 async def test_transcript_and_turns(store: Store) -> None:
     cid = await _customer(store)
-    call = await store.calls.create(cid, direction=Direction.OUT, flow_id=None,
-                                    destination="PJSIP/alice")
+    call = await store.calls.create(
+        cid, direction=Direction.OUT, flow_id=None, destination="PJSIP/alice"
+    )
     await store.calls.add_transcript(call.id, Role.AGENT, "Hello!")
     await store.calls.add_transcript(call.id, Role.CALLER, "I need help")
-    await store.calls.add_turn(call.id, turn=1, endpoint_ms=500, stt_ms=610.5, webhook_ms=80,
-                               tts_first_audio_ms=120, total_ms=1310.5)
+    await store.calls.add_turn(
+        call.id,
+        turn=1,
+        endpoint_ms=500,
+        stt_ms=610.5,
+        webhook_ms=80,
+        tts_first_audio_ms=120,
+        total_ms=1310.5,
+    )
     await store.calls.add_turn(call.id, turn=2, webhook_error="timeout")
     with pytest.raises(StoreError):
         await store.calls.add_turn(call.id, turn=2)
     with pytest.raises(StoreError):
         await store.calls.add_transcript("no-such-call", Role.CALLER, "x")
     lines = await store.calls.transcript(call.id)
-    assert [(e.role, e.text) for e in lines] == [(Role.AGENT, "Hello!"),
-                                                  (Role.CALLER, "I need help")]
+    assert [(e.role, e.text) for e in lines] == [
+        (Role.AGENT, "Hello!"),
+        (Role.CALLER, "I need help"),
+    ]
     turns = await store.calls.turns(call.id)
     assert [t.turn for t in turns] == [1, 2]
     assert turns[0].stt_ms == 610.5
@@ -207,8 +229,9 @@ async def test_list_filters_newest_first_and_survives_flow_deletion(store: Store
     t0 = datetime.now(UTC)
     ids = []
     for i in range(3):
-        call = await store.calls.create(alice, direction=Direction.IN, flow_id=flow.id,
-                                        started_at=t0 + timedelta(seconds=i))
+        call = await store.calls.create(
+            alice, direction=Direction.IN, flow_id=flow.id, started_at=t0 + timedelta(seconds=i)
+        )
         ids.append(call.id)
     await store.calls.create(bob, direction=Direction.IN, flow_id=None)
     await store.calls.set_status(ids[0], CallStatus.ACTIVE)
@@ -230,15 +253,18 @@ async def test_list_filters_newest_first_and_survives_flow_deletion(store: Store
 def test_schema_compiles_for_postgresql() -> None:
     # PostgreSQL is not run here; its DDL at least must compile from the same tables.
     dialect = make_url("postgresql+asyncpg://").get_dialect()()  # asyncpg itself not needed
-    ddl = "\n".join(str(CreateTable(t).compile(dialect=dialect))
-                    for t in [*metadata.sorted_tables, schema_version])
+    ddl = "\n".join(
+        str(CreateTable(t).compile(dialect=dialect))
+        for t in [*metadata.sorted_tables, schema_version]
+    )
     assert "TIMESTAMP WITH TIME ZONE" in ddl
     assert "CREATE TABLE transcript_entries" in ddl
     assert "SERIAL" in ddl
 
 
-async def test_argon2_runs_off_the_event_loop(tmp_path: Path,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+async def test_argon2_runs_off_the_event_loop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = await Store.open(StoreSettings(data_dir=tmp_path))  # default (costly) parameters
     loop = asyncio.get_running_loop()
     loop.slow_callback_duration = 0.08  # one default argon2 hash takes longer than this

@@ -97,9 +97,14 @@ class AgentAnswer:
 class WebhookClient:
     """POSTs ``WebhookRequest``s to agent webhooks through an injected aiohttp session."""
 
-    def __init__(self, session: aiohttp.ClientSession, timeout_s: float, *,
-                 stats: WebhookStats | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        timeout_s: float,
+        *,
+        stats: WebhookStats | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"webhook timeout must be positive, got {timeout_s}")
         self._session = session
@@ -120,16 +125,21 @@ class WebhookClient:
         self.stats.record(None)
         return reply
 
-    async def ask_or_fallback(self, url: str, request: WebhookRequest, secret: str | None,
-                              fallback_text: str) -> AgentAnswer:
+    async def ask_or_fallback(
+        self, url: str, request: WebhookRequest, secret: str | None, fallback_text: str
+    ) -> AgentAnswer:
         """Like ``ask`` but never raises for webhook problems: the fallback line answers."""
         start = time.perf_counter()
         try:
             reply = await self.ask(url, request, secret)
         except WebhookError as exc:
             duration = time.perf_counter() - start
-            logger.warning("webhook failed (%s) after %.2f s, speaking the fallback line: %s",
-                           error_kind(exc), duration, exc)
+            logger.warning(
+                "webhook failed (%s) after %.2f s, speaking the fallback line: %s",
+                error_kind(exc),
+                duration,
+                exc,
+            )
             return AgentAnswer(WebhookReply(fallback_text), exc, duration)
         return AgentAnswer(reply, None, time.perf_counter() - start)
 
@@ -146,47 +156,60 @@ class WebhookClient:
             reply = parse_reply(raw)
         except WebhookBadReply as exc:
             raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
-        logger.debug("webhook %s answered in %.3f s (hangup=%s)",
-                     where, time.perf_counter() - start, reply.hangup)
+        logger.debug(
+            "webhook %s answered in %.3f s (hangup=%s)",
+            where,
+            time.perf_counter() - start,
+            reply.hangup,
+        )
         return reply
 
-    async def _exchange(self, url: str, where: str, body: bytes,
-                        headers: dict[str, str]) -> bytes:
+    async def _exchange(self, url: str, where: str, body: bytes, headers: dict[str, str]) -> bytes:
         """The reply body of one POST, every transport failure mapped to a WebhookError."""
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await self._post(url, where, body, headers)
         except TimeoutError:  # first: aiohttp's own timeouts are also OSError/ClientError
             raise WebhookTimeout(
-                f"webhook {where} did not answer within {self._timeout_s:g} s") from None
+                f"webhook {where} did not answer within {self._timeout_s:g} s"
+            ) from None
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
             raise WebhookUnreachable(
-                f"webhook URL {where!r} is not a valid http:// or https:// URL") from None
+                f"webhook URL {where!r} is not a valid http:// or https:// URL"
+            ) from None
         except (aiohttp.ClientError, OSError) as exc:
             # from None: aiohttp's own message may quote the full URL, query string included.
             raise WebhookUnreachable(
-                f"webhook {where} is unreachable: {_describe(exc, url, where)}") from None
+                f"webhook {where} is unreachable: {_describe(exc, url, where)}"
+            ) from None
 
     async def _post(self, url: str, where: str, body: bytes, headers: dict[str, str]) -> bytes:
         # Redirects are refused, not followed: aiohttp would turn the POST into a body-less GET.
-        async with self._session.post(url, data=body, headers=headers, allow_redirects=False,
-                                      raise_for_status=False) as resp:
+        async with self._session.post(
+            url, data=body, headers=headers, allow_redirects=False, raise_for_status=False
+        ) as resp:
             if 300 <= resp.status < 400:
                 location = resp.headers.get("Location")
                 target = safe_url(urljoin(url, location)) if location else "(no Location)"
-                raise _status_error(resp.status, (
-                    f"webhook {where} answered HTTP {resp.status} redirecting to {target}; "
-                    "redirects are not followed: set the webhook URL to the final address"))
+                raise _status_error(
+                    resp.status,
+                    (
+                        f"webhook {where} answered HTTP {resp.status} redirecting to {target}; "
+                        "redirects are not followed: set the webhook URL to the final address"
+                    ),
+                )
             if not 200 <= resp.status < 300:
                 snippet = await _error_snippet(resp)
-                raise _status_error(resp.status,
-                                    f"webhook {where} answered HTTP {resp.status}: {snippet}")
+                raise _status_error(
+                    resp.status, f"webhook {where} answered HTTP {resp.status}: {snippet}"
+                )
             return await _read_limited(resp, where)
 
 
 async def _read_limited(resp: aiohttp.ClientResponse, where: str) -> bytes:
-    too_big = WebhookBadReply(f"webhook {where} sent a bad reply: "
-                              f"larger than {MAX_REPLY_BYTES} bytes")
+    too_big = WebhookBadReply(
+        f"webhook {where} sent a bad reply: larger than {MAX_REPLY_BYTES} bytes"
+    )
     if resp.content_length is not None and resp.content_length > MAX_REPLY_BYTES:
         raise too_big
     chunks: list[bytes] = []

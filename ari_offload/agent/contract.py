@@ -88,11 +88,14 @@ def parse_reply(body: bytes) -> WebhookReply:
     if not isinstance(hangup, bool):
         raise WebhookBadReply(f'reply "hangup" must be true or false, got {_kind(hangup)}')
     if not text.strip() and not hangup:
-        raise WebhookBadReply('reply "text" is empty; an empty text is allowed only with '
-                              '"hangup": true')
+        raise WebhookBadReply(
+            'reply "text" is empty; an empty text is allowed only with "hangup": true'
+        )
     if len(text) > MAX_REPLY_TEXT_CHARS:
-        raise WebhookBadReply(f'reply "text" is {len(text)} characters; the limit is '
-                              f"{MAX_REPLY_TEXT_CHARS} (split long answers over several turns)")
+        raise WebhookBadReply(
+            f'reply "text" is {len(text)} characters; the limit is '
+            f"{MAX_REPLY_TEXT_CHARS} (split long answers over several turns)"
+        )
     return WebhookReply(text, hangup)
 
 
@@ -102,11 +105,11 @@ def _load_object(body: bytes, what: str) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested input
-        raise ValueError(f"{what} is not JSON ({_reason(exc)}); body starts with "
-                         f"{body[:_SNIPPET_CHARS]!r}") from None
+        raise ValueError(
+            f"{what} is not JSON ({_reason(exc)}); body starts with {body[:_SNIPPET_CHARS]!r}"
+        ) from None
     if not isinstance(data, dict):
-        raise ValueError(f'{what} must be a JSON object like {{"text": "..."}}, '
-                         f"got {_kind(data)}")
+        raise ValueError(f'{what} must be a JSON object like {{"text": "..."}}, got {_kind(data)}')
     return data
 
 
@@ -122,8 +125,14 @@ def _kind(value: object) -> str:
     """The JSON name of a parsed value's type, as an agent author would say it."""
     if value is None:
         return "null"
-    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-             list: "an array", dict: "an object"}
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -139,8 +148,13 @@ def sign(body: bytes, secret: str, timestamp: int) -> dict[str, str]:
     return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: signature}
 
 
-def signature_problem(body: bytes, headers: Mapping[str, str], secret: str, now: float,
-                      tolerance_s: float = DEFAULT_SIGNATURE_TOLERANCE_S) -> str | None:
+def signature_problem(
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str,
+    now: float,
+    tolerance_s: float = DEFAULT_SIGNATURE_TOLERANCE_S,
+) -> str | None:
     """Why the signature of a received request is not valid, or None if it is.
 
     ``headers`` may be any mapping (aiohttp, Flask, a plain dict); names match in any case.
@@ -159,8 +173,13 @@ def signature_problem(body: bytes, headers: Mapping[str, str], secret: str, now:
     return None
 
 
-def verify(body: bytes, headers: Mapping[str, str], secret: str, now: float,
-           tolerance_s: float = DEFAULT_SIGNATURE_TOLERANCE_S) -> bool:
+def verify(
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str,
+    now: float,
+    tolerance_s: float = DEFAULT_SIGNATURE_TOLERANCE_S,
+) -> bool:
     """True if ``headers`` carry a valid, fresh signature of ``body`` made with ``secret``."""
     return signature_problem(body, headers, secret, now, tolerance_s) is None
 

@@ -30,8 +30,9 @@ RECEIVED_KEY = web.AppKey("received", list[WebhookRequest])
 RESET_REPLY = "Sure! Can you confirm your email address?"
 HOURS_REPLY = "We are open from nine in the morning to five in the evening, Monday to Friday."
 GOODBYE_REPLY = "Goodbye!"
-DEFAULT_REPLY = ("I can help you reset your password or tell you our opening hours. "
-                 "What would you like?")
+DEFAULT_REPLY = (
+    "I can help you reset your password or tell you our opening hours. What would you like?"
+)
 
 # First match wins. Whole words, so "reopen" or "byelaw" do not trigger a rule; STT may
 # write "pass word" or "good bye", which still match.
@@ -52,8 +53,9 @@ def sample_reply(text: str) -> WebhookReply:
     return WebhookReply(DEFAULT_REPLY)
 
 
-def make_sample_agent_app(secret: str | None = None, *,
-                          clock: Callable[[], float] = time.time) -> web.Application:
+def make_sample_agent_app(
+    secret: str | None = None, *, clock: Callable[[], float] = time.time
+) -> web.Application:
     """``POST /ai-webhook`` (signature checked if ``secret``) and ``GET /healthz``.
 
     Every accepted request is appended to ``app[RECEIVED_KEY]``, for tests and the demo.
@@ -65,8 +67,7 @@ def make_sample_agent_app(secret: str | None = None, *,
     return app
 
 
-async def run_sample_agent(host: str, port: int, *,
-                           secret: str | None = None) -> web.AppRunner:
+async def run_sample_agent(host: str, port: int, *, secret: str | None = None) -> web.AppRunner:
     """Serve the sample agent; port 0 picks a free port (see ``runner.addresses``).
 
     The caller owns the runner and stops it with ``await runner.cleanup()``.

@@ -1,7 +1,7 @@
 """The control plane: REST API (aiohttp) under /v1.0, its OpenAPI document, /metrics.
 
-    app = make_api_app(settings.api, store, telephony, metrics)
-    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
+app = make_api_app(settings.api, store, telephony, metrics)
+runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
 """
 
 from ari_offload.api.app import make_api_app

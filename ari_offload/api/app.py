@@ -30,10 +30,26 @@ async def get_metrics(ctx: Ctx) -> web.Response:
 
 
 META_ROUTES = [
-    Route("GET", f"{PREFIX}/openapi.json", get_openapi, "getOpenapi", "This document", "meta",
-          {200: Resp("the OpenAPI 3.1 document", content_type="application/json")}, auth=False),
-    Route("GET", "/metrics", get_metrics, "getMetrics", "Prometheus metrics", "meta",
-          {200: Resp("text exposition format", content_type="text/plain")}, auth=False),
+    Route(
+        "GET",
+        f"{PREFIX}/openapi.json",
+        get_openapi,
+        "getOpenapi",
+        "This document",
+        "meta",
+        {200: Resp("the OpenAPI 3.1 document", content_type="application/json")},
+        auth=False,
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        get_metrics,
+        "getMetrics",
+        "Prometheus metrics",
+        "meta",
+        {200: Resp("text exposition format", content_type="text/plain")},
+        auth=False,
+    ),
 ]
 
 

@@ -24,8 +24,10 @@ def request_token(request: web.Request) -> str:
         return token.strip()
     token = request.query.get("accesskey", "")
     if not token:
-        raise _unauthorized("missing access key: add ?accesskey=KEY or "
-                            "'Authorization: Bearer KEY' (get one from POST /v1.0/auth/login)")
+        raise _unauthorized(
+            "missing access key: add ?accesskey=KEY or "
+            "'Authorization: Bearer KEY' (get one from POST /v1.0/auth/login)"
+        )
     return token
 
 

@@ -24,15 +24,25 @@ log = logging.getLogger("ari_offload.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-    415: "unsupported_media_type", 422: "validation_error",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
 }
 
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, field: str | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
         headers: LooseHeaders | None = None,
     ) -> None:
         super().__init__(message)
@@ -55,12 +65,17 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, field: str | None = None,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
     headers: LooseHeaders | None = None,
 ) -> web.Response:
     return web.json_response(
         {"error": {"code": code, "message": message, "field": field}},
-        status=status, headers=headers)
+        status=status,
+        headers=headers,
+    )
 
 
 @web.middleware
@@ -80,8 +95,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = f"no route {request.method} {request.path}"
         elif headers:
             message = f"{request.method} is not allowed here; use {', '.join(headers.values())}"
-        return error_response(exc.status, _CODES.get(exc.status, "error"), message,
-                              headers=headers)
+        return error_response(exc.status, _CODES.get(exc.status, "error"), message, headers=headers)
     except StoreError:
         log.exception("store failure in %s %s", request.method, request.path)
         return error_response(503, "store_unavailable", "the database is not available")
@@ -120,8 +134,11 @@ def host_check_middleware(bind_host: str) -> Callable[..., Awaitable[web.StreamR
             except ValueError:  # a Host header that is not a host at all
                 host = ""
             if not is_loopback(host):
-                return error_response(403, "forbidden_host",
-                                      "this API is bound to loopback: use 127.0.0.1 or localhost")
+                return error_response(
+                    403,
+                    "forbidden_host",
+                    "this API is bound to loopback: use 127.0.0.1 or localhost",
+                )
         return await handler(request)
 
     return check
@@ -134,5 +151,11 @@ class RedactingAccessLogger(AbstractAccessLogger):
     """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info('%s "%s %s" %d %.1f ms', request.remote, request.method,
-                         request.path, response.status, time * 1000)
+        self.logger.info(
+            '%s "%s %s" %d %.1f ms',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time * 1000,
+        )

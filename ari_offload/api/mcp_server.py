@@ -50,8 +50,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Action):
         return action_to_json(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name != "token"}
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name != "token"
+        }
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, datetime):
@@ -60,13 +63,17 @@ def _plain(value: Any) -> Any:
 
 
 async def create_agent(
-    name: str, webhook: str, detail: str = "", voice: str | None = None,
+    name: str,
+    webhook: str,
+    detail: str = "",
+    voice: str | None = None,
     language: str | None = None,
 ) -> dict[str, Any]:
     """Create an agent: the webhook receives {"call_id", "text", ...} and replies {"text"}."""
     async with _client() as c:
-        agent = await c.agents.create(name, webhook=webhook, detail=detail, voice=voice,
-                                      language=language)
+        agent = await c.agents.create(
+            name, webhook=webhook, detail=detail, voice=voice, language=language
+        )
     return dict(_plain(agent))
 
 
@@ -91,7 +98,9 @@ async def create_flow(name: str, actions: list[dict[str, Any]]) -> dict[str, Any
 
 
 async def make_call(
-    destination: str, flow: str | None = None, message: str | None = None,
+    destination: str,
+    flow: str | None = None,
+    message: str | None = None,
     caller_id: str | None = None,
 ) -> dict[str, Any]:
     """Place an outbound call to destination (PJSIP/alice, or a number for the trunk).
@@ -127,8 +136,12 @@ async def get_transcript(call_id: str) -> dict[str, Any]:
     """A call's status, transcript (caller/agent/system lines) and per-turn latencies."""
     async with _client() as c:
         call = await c.calls.get(call_id)
-    return {"call_id": call.id, "status": call.status, "transcript": _plain(call.transcript),
-            "turns": _plain(call.turns)}
+    return {
+        "call_id": call.id,
+        "status": call.status,
+        "transcript": _plain(call.transcript),
+        "turns": _plain(call.turns),
+    }
 
 
 async def hangup_call(call_id: str) -> dict[str, Any]:
@@ -137,13 +150,22 @@ async def hangup_call(call_id: str) -> dict[str, Any]:
         return dict(_plain(await c.calls.hangup(call_id)))
 
 
-TOOLS = (create_agent, list_agents, list_flows, create_flow, make_call, list_active_calls,
-         get_transcript, hangup_call)
+TOOLS = (
+    create_agent,
+    list_agents,
+    list_flows,
+    create_flow,
+    make_call,
+    list_active_calls,
+    get_transcript,
+    hangup_call,
+)
 
 
 def build_server() -> MCPServer[Any]:
-    server: MCPServer[Any] = MCPServer("ari-offload", instructions=INSTRUCTIONS,
-                                       log_level="WARNING")
+    server: MCPServer[Any] = MCPServer(
+        "ari-offload", instructions=INSTRUCTIONS, log_level="WARNING"
+    )
     for tool in TOOLS:
         server.add_tool(tool)
     return server

@@ -27,21 +27,36 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.active_calls = Gauge(
-            "ari_offload_active_calls", "Calls currently in progress", ["direction"],
-            registry=self.registry)
+            "ari_offload_active_calls",
+            "Calls currently in progress",
+            ["direction"],
+            registry=self.registry,
+        )
         self.calls_total = Counter(
-            "ari_offload_calls", "Calls finished, by direction and outcome",
-            ["direction", "outcome"], registry=self.registry)
+            "ari_offload_calls",
+            "Calls finished, by direction and outcome",
+            ["direction", "outcome"],
+            registry=self.registry,
+        )
         self.turn_latency = Histogram(
             "ari_offload_turn_latency_seconds",
             "Turn latency by part (end of caller speech to first reply audio is 'total')",
-            ["part"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            ["part"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.webhook_failures = Counter(
-            "ari_offload_webhook_failures", "Agent webhook failures by kind", ["kind"],
-            registry=self.registry)
+            "ari_offload_webhook_failures",
+            "Agent webhook failures by kind",
+            ["kind"],
+            registry=self.registry,
+        )
         self.rtp_dropped = Counter(
-            "ari_offload_rtp_packets_dropped", "RTP packets dropped, by reason", ["reason"],
-            registry=self.registry)
+            "ari_offload_rtp_packets_dropped",
+            "RTP packets dropped, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         for direction in ("in", "out"):
             self.active_calls.labels(direction)  # export 0 rather than nothing
 
@@ -59,8 +74,12 @@ class Metrics:
         self.calls_total.labels(direction, outcome).inc()
 
     def observe_turn(
-        self, *, endpoint_ms: float | None = None, stt_ms: float | None = None,
-        webhook_ms: float | None = None, tts_first_audio_ms: float | None = None,
+        self,
+        *,
+        endpoint_ms: float | None = None,
+        stt_ms: float | None = None,
+        webhook_ms: float | None = None,
+        tts_first_audio_ms: float | None = None,
         total_ms: float | None = None,
     ) -> None:
         """Record one turn's breakdown; parts left None were not measured."""

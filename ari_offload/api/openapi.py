@@ -10,10 +10,14 @@ from ari_offload.api.routing import Route
 from ari_offload.api.validation import ID, Schema
 
 _STATUS_TEXT = {
-    400: "malformed request (not JSON, or no body)", 401: "missing, invalid, revoked or "
-    "expired access key", 403: "forbidden", 404: "no such resource (or not the caller's)",
-    409: "conflict with the current state", 413: "body too large",
-    415: "the body is not application/json", 422: "a field is invalid: error.field names it",
+    400: "malformed request (not JSON, or no body)",
+    401: "missing, invalid, revoked or expired access key",
+    403: "forbidden",
+    404: "no such resource (or not the caller's)",
+    409: "conflict with the current state",
+    413: "body too large",
+    415: "the body is not application/json",
+    422: "a field is invalid: error.field names it",
     502: "Asterisk refused the call",
 }
 
@@ -24,14 +28,15 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(
-            route, components, error_ref)
+            route, components, error_ref
+        )
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "ari-offload",
             "version": __version__,
             "description": "AI agents on the phone through Asterisk, text only. Authenticate "
-                           "with an access key from POST /v1.0/auth/signup or /auth/login.",
+            "with an access key from POST /v1.0/auth/signup or /auth/login.",
         },
         "paths": paths,
         "components": {
@@ -55,8 +60,10 @@ def _operation(route: Route, components: dict[str, Schema], error_ref: Schema) -
         responses[str(status)] = entry
     error_content = {"application/json": {"schema": error_ref}}
     for status in route.error_statuses():
-        responses[str(status)] = {"description": _STATUS_TEXT.get(status, "error"),
-                                  "content": error_content}
+        responses[str(status)] = {
+            "description": _STATUS_TEXT.get(status, "error"),
+            "content": error_content,
+        }
     responses["default"] = {"description": "unexpected error", "content": error_content}
     op: dict[str, Any] = {
         "operationId": route.operation_id,
@@ -67,8 +74,10 @@ def _operation(route: Route, components: dict[str, Schema], error_ref: Schema) -
     }
     if route.description:
         op["description"] = route.description
-    params = [{"name": name, "in": "path", "required": True,
-               "schema": ID.schema(components)} for name in route.path_params]
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": ID.schema(components)}
+        for name in route.path_params
+    ]
     params += [p.schema(components) for p in route.query]
     if params:
         op["parameters"] = params

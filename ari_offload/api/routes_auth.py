@@ -23,16 +23,25 @@ log = logging.getLogger("ari_offload.api")
 
 async def signup(ctx: Ctx) -> web.Response:
     if not ctx.services.settings.signup_enabled:
-        raise ApiError(403, "signup_disabled", "signup is disabled on this server; ask the "
-                       "operator for an account (ARI_OFFLOAD_API_SIGNUP_ENABLED)")
+        raise ApiError(
+            403,
+            "signup_disabled",
+            "signup is disabled on this server; ask the "
+            "operator for an account (ARI_OFFLOAD_API_SIGNUP_ENABLED)",
+        )
     try:
         customer = await ctx.store.customers.create(ctx.body["name"], ctx.body["password"])
     except NameTaken:
-        raise ApiError(409, "name_taken", "this name is taken; log in instead with "
-                       "POST /v1.0/auth/login", "name") from None
+        raise ApiError(
+            409,
+            "name_taken",
+            "this name is taken; log in instead with POST /v1.0/auth/login",
+            "name",
+        ) from None
     key = await ctx.store.keys.create(customer.id, name="signup")
-    return json_response({"customer": s.customer_json(customer),
-                          "accesskey": s.new_accesskey_json(key)}, 201)
+    return json_response(
+        {"customer": s.customer_json(customer), "accesskey": s.new_accesskey_json(key)}, 201
+    )
 
 
 async def login(ctx: Ctx) -> web.Response:
@@ -41,8 +50,9 @@ async def login(ctx: Ctx) -> web.Response:
         log.info("login refused")  # the name may be someone's typo'd password: not logged
         raise ApiError(401, "unauthorized", "wrong name or password")
     key = await ctx.store.keys.create(customer.id, name="login")
-    return json_response({"customer": s.customer_json(customer),
-                          "accesskey": s.new_accesskey_json(key)})
+    return json_response(
+        {"customer": s.customer_json(customer), "accesskey": s.new_accesskey_json(key)}
+    )
 
 
 async def list_keys(ctx: Ctx) -> web.Response:
@@ -53,8 +63,9 @@ async def list_keys(ctx: Ctx) -> web.Response:
 async def create_key(ctx: Ctx) -> web.Response:
     expires_in = ctx.body.get("expires_in_s")
     expires_at = utcnow() + timedelta(seconds=expires_in) if expires_in else None
-    key = await ctx.store.keys.create(ctx.customer_id, name=ctx.body.get("name") or "",
-                                      expires_at=expires_at)
+    key = await ctx.store.keys.create(
+        ctx.customer_id, name=ctx.body.get("name") or "", expires_at=expires_at
+    )
     return json_response(s.new_accesskey_json(key), 201)
 
 
@@ -66,19 +77,58 @@ async def revoke_key(ctx: Ctx) -> web.Response:
 
 
 ROUTES = [
-    Route("POST", f"{PREFIX}/auth/signup", signup, "signup", "Create a customer and a first key",
-          "auth", {201: Resp("the customer and its first access key", s.SESSION)},
-          body=s.CREDENTIALS, auth=False, errors=(403, 409),
-          description="Disabled when ARI_OFFLOAD_API_SIGNUP_ENABLED=false. The token in "
-                      "accesskey.token is shown only in this response."),
-    Route("POST", f"{PREFIX}/auth/login", login, "login", "Get a new access key", "auth",
-          {200: Resp("the customer and a new access key", s.SESSION)},
-          body=s.CREDENTIALS, auth=False),
-    Route("GET", f"{PREFIX}/accesskeys", list_keys, "listAccessKeys", "List access keys",
-          "accesskeys", {200: Resp("the customer's keys, tokens not included", s.ACCESSKEY_LIST)}),
-    Route("POST", f"{PREFIX}/accesskeys", create_key, "createAccessKey", "Create an access key",
-          "accesskeys", {201: Resp("the new key with its token, shown once", s.NEW_ACCESSKEY)},
-          body=s.ACCESSKEY_CREATE, body_required=False),
-    Route("DELETE", f"{PREFIX}/accesskeys/{{accesskey_id}}", revoke_key, "revokeAccessKey",
-          "Revoke an access key", "accesskeys", {200: Resp("the revoked key", s.ACCESSKEY)}),
+    Route(
+        "POST",
+        f"{PREFIX}/auth/signup",
+        signup,
+        "signup",
+        "Create a customer and a first key",
+        "auth",
+        {201: Resp("the customer and its first access key", s.SESSION)},
+        body=s.CREDENTIALS,
+        auth=False,
+        errors=(403, 409),
+        description="Disabled when ARI_OFFLOAD_API_SIGNUP_ENABLED=false. The token in "
+        "accesskey.token is shown only in this response.",
+    ),
+    Route(
+        "POST",
+        f"{PREFIX}/auth/login",
+        login,
+        "login",
+        "Get a new access key",
+        "auth",
+        {200: Resp("the customer and a new access key", s.SESSION)},
+        body=s.CREDENTIALS,
+        auth=False,
+    ),
+    Route(
+        "GET",
+        f"{PREFIX}/accesskeys",
+        list_keys,
+        "listAccessKeys",
+        "List access keys",
+        "accesskeys",
+        {200: Resp("the customer's keys, tokens not included", s.ACCESSKEY_LIST)},
+    ),
+    Route(
+        "POST",
+        f"{PREFIX}/accesskeys",
+        create_key,
+        "createAccessKey",
+        "Create an access key",
+        "accesskeys",
+        {201: Resp("the new key with its token, shown once", s.NEW_ACCESSKEY)},
+        body=s.ACCESSKEY_CREATE,
+        body_required=False,
+    ),
+    Route(
+        "DELETE",
+        f"{PREFIX}/accesskeys/{{accesskey_id}}",
+        revoke_key,
+        "revokeAccessKey",
+        "Revoke an access key",
+        "accesskeys",
+        {200: Resp("the revoked key", s.ACCESSKEY)},
+    ),
 ]

@@ -32,8 +32,7 @@ def _not_live(call: Call) -> ApiError:
 
 async def list_calls(ctx: Ctx) -> web.Response:
     statuses = [CallStatus(v) for v in ctx.query["status"] or ()]
-    calls = await ctx.store.calls.list(ctx.customer_id, statuses=statuses,
-                                       limit=ctx.query["limit"])
+    calls = await ctx.store.calls.list(ctx.customer_id, statuses=statuses, limit=ctx.query["limit"])
     return json_response({"calls": [s.call_json(c) for c in calls]})
 
 
@@ -69,12 +68,19 @@ async def create_call(ctx: Ctx) -> web.Response:
     caller_id = ctx.body.get("caller_id")
     # Recorded before originate: the controller may see the channel before we return.
     call = await ctx.store.calls.create(
-        ctx.customer_id, direction=Direction.OUT, flow_id=flow.id, caller=caller_id,
-        destination=ctx.body["destination"])
+        ctx.customer_id,
+        direction=Direction.OUT,
+        flow_id=flow.id,
+        caller=caller_id,
+        destination=ctx.body["destination"],
+    )
     try:
         await ctx.services.telephony.originate(
-            call_id=call.id, destination=call.destination or "", flow_id=flow.id,
-            caller_id=caller_id)
+            call_id=call.id,
+            destination=call.destination or "",
+            flow_id=flow.id,
+            caller_id=caller_id,
+        )
     except TelephonyError as exc:
         log.info("call %s: originate refused: %s", call.id, exc)
         await ctx.store.calls.set_status(call.id, CallStatus.FAILED, reason=str(exc))
@@ -86,22 +92,68 @@ async def create_call(ctx: Ctx) -> web.Response:
 
 _CALL = f"{PREFIX}/calls/{{call_id}}"
 ROUTES = [
-    Route("GET", f"{PREFIX}/calls", list_calls, "listCalls", "List calls, newest first", "calls",
-          {200: Resp("the customer's calls", s.CALL_LIST)},
-          query=(
-              Param("status", Arr(s.STATUS, 4), "only calls in these states "
-                    "(comma-separated, e.g. ringing,active)"),
-              Param("limit", Int(1, MAX_LIST_LIMIT), "at most this many calls",
-                    default=DEFAULT_LIST_LIMIT),
-          )),
-    Route("POST", f"{PREFIX}/calls", create_call, "createCall", "Place an outbound call",
-          "calls", {201: Resp("the call, ringing", s.CALL)}, body=s.CALL_CREATE, errors=(502,),
-          description="The flow runs when the destination answers; watch the call's status."),
-    Route("GET", _CALL, get_call, "getCall", "Get a call with its transcript and turn latencies",
-          "calls", {200: Resp("the call", s.CALL_DETAIL)}),
-    Route("POST", f"{_CALL}/hangup", hangup_call, "hangupCall", "Hang up a call", "calls",
-          {202: Resp("hangup requested; the status changes when Asterisk confirms", s.CALL)},
-          errors=(409,)),
-    Route("POST", f"{_CALL}/talk", talk_call, "talkCall", "Speak text into a live call",
-          "calls", {202: Resp("queued for playback", s.CALL)}, body=s.TALK, errors=(409,)),
+    Route(
+        "GET",
+        f"{PREFIX}/calls",
+        list_calls,
+        "listCalls",
+        "List calls, newest first",
+        "calls",
+        {200: Resp("the customer's calls", s.CALL_LIST)},
+        query=(
+            Param(
+                "status",
+                Arr(s.STATUS, 4),
+                "only calls in these states (comma-separated, e.g. ringing,active)",
+            ),
+            Param(
+                "limit",
+                Int(1, MAX_LIST_LIMIT),
+                "at most this many calls",
+                default=DEFAULT_LIST_LIMIT,
+            ),
+        ),
+    ),
+    Route(
+        "POST",
+        f"{PREFIX}/calls",
+        create_call,
+        "createCall",
+        "Place an outbound call",
+        "calls",
+        {201: Resp("the call, ringing", s.CALL)},
+        body=s.CALL_CREATE,
+        errors=(502,),
+        description="The flow runs when the destination answers; watch the call's status.",
+    ),
+    Route(
+        "GET",
+        _CALL,
+        get_call,
+        "getCall",
+        "Get a call with its transcript and turn latencies",
+        "calls",
+        {200: Resp("the call", s.CALL_DETAIL)},
+    ),
+    Route(
+        "POST",
+        f"{_CALL}/hangup",
+        hangup_call,
+        "hangupCall",
+        "Hang up a call",
+        "calls",
+        {202: Resp("hangup requested; the status changes when Asterisk confirms", s.CALL)},
+        errors=(409,),
+    ),
+    Route(
+        "POST",
+        f"{_CALL}/talk",
+        talk_call,
+        "talkCall",
+        "Speak text into a live call",
+        "calls",
+        {202: Resp("queued for playback", s.CALL)},
+        body=s.TALK,
+        errors=(409,),
+    ),
 ]

@@ -37,7 +37,8 @@ async def get_agent(ctx: Ctx) -> web.Response:
 async def update_agent(ctx: Ctx) -> web.Response:
     try:
         agent = await ctx.store.agents.update(
-            ctx.path["agent_id"], customer_id=ctx.customer_id, **ctx.body)
+            ctx.path["agent_id"], customer_id=ctx.customer_id, **ctx.body
+        )
     except NameTaken as exc:
         raise _taken(exc) from None
     if agent is None:
@@ -63,7 +64,8 @@ async def list_flows(ctx: Ctx) -> web.Response:
 async def create_flow(ctx: Ctx) -> web.Response:
     try:
         flow = await ctx.store.flows.create(
-            ctx.customer_id, name=ctx.body["name"], actions=ctx.body["actions"])
+            ctx.customer_id, name=ctx.body["name"], actions=ctx.body["actions"]
+        )
     except NameTaken as exc:
         raise _taken(exc) from None
     return json_response(s.flow_json(flow), 201)
@@ -79,8 +81,11 @@ async def get_flow(ctx: Ctx) -> web.Response:
 async def update_flow(ctx: Ctx) -> web.Response:
     try:
         flow = await ctx.store.flows.update(
-            ctx.path["flow_id"], customer_id=ctx.customer_id, name=ctx.body.get("name"),
-            actions=ctx.body.get("actions"))
+            ctx.path["flow_id"],
+            customer_id=ctx.customer_id,
+            name=ctx.body.get("name"),
+            actions=ctx.body.get("actions"),
+        )
     except NameTaken as exc:
         raise _taken(exc) from None
     if flow is None:
@@ -97,27 +102,99 @@ async def delete_flow(ctx: Ctx) -> web.Response:
 _AGENT = f"{PREFIX}/agents/{{agent_id}}"
 _FLOW = f"{PREFIX}/flows/{{flow_id}}"
 ROUTES = [
-    Route("GET", f"{PREFIX}/agents", list_agents, "listAgents", "List agents", "agents",
-          {200: Resp("the customer's agents", s.AGENT_LIST)}),
-    Route("POST", f"{PREFIX}/agents", create_agent, "createAgent", "Create an agent", "agents",
-          {201: Resp("the new agent", s.AGENT)}, body=s.AGENT_CREATE, errors=(409,)),
-    Route("GET", _AGENT, get_agent, "getAgent", "Get an agent", "agents",
-          {200: Resp("the agent", s.AGENT)}),
-    Route("PATCH", _AGENT, update_agent, "updateAgent", "Change some of an agent's fields",
-          "agents", {200: Resp("the updated agent", s.AGENT)}, body=s.AGENT_UPDATE,
-          errors=(409,)),
-    Route("DELETE", _AGENT, delete_agent, "deleteAgent", "Delete an agent no flow uses",
-          "agents", {204: Resp("deleted")}, errors=(409,)),
-    Route("GET", f"{PREFIX}/flows", list_flows, "listFlows", "List flows", "flows",
-          {200: Resp("the customer's flows", s.FLOW_LIST)}),
-    Route("POST", f"{PREFIX}/flows", create_flow, "createFlow", "Create a flow", "flows",
-          {201: Resp("the new flow", s.FLOW)}, body=s.FLOW_CREATE, errors=(409,),
-          description="An ai_talk action's agent_id must be one of the customer's agents. "
-                      "Route calls to it with Stasis(ari-offload,flow=NAME_OR_ID)."),
-    Route("GET", _FLOW, get_flow, "getFlow", "Get a flow", "flows",
-          {200: Resp("the flow", s.FLOW)}),
-    Route("PATCH", _FLOW, update_flow, "updateFlow", "Rename a flow or replace its actions",
-          "flows", {200: Resp("the updated flow", s.FLOW)}, body=s.FLOW_UPDATE, errors=(409,)),
-    Route("DELETE", _FLOW, delete_flow, "deleteFlow", "Delete a flow (call history is kept)",
-          "flows", {204: Resp("deleted")}),
+    Route(
+        "GET",
+        f"{PREFIX}/agents",
+        list_agents,
+        "listAgents",
+        "List agents",
+        "agents",
+        {200: Resp("the customer's agents", s.AGENT_LIST)},
+    ),
+    Route(
+        "POST",
+        f"{PREFIX}/agents",
+        create_agent,
+        "createAgent",
+        "Create an agent",
+        "agents",
+        {201: Resp("the new agent", s.AGENT)},
+        body=s.AGENT_CREATE,
+        errors=(409,),
+    ),
+    Route(
+        "GET",
+        _AGENT,
+        get_agent,
+        "getAgent",
+        "Get an agent",
+        "agents",
+        {200: Resp("the agent", s.AGENT)},
+    ),
+    Route(
+        "PATCH",
+        _AGENT,
+        update_agent,
+        "updateAgent",
+        "Change some of an agent's fields",
+        "agents",
+        {200: Resp("the updated agent", s.AGENT)},
+        body=s.AGENT_UPDATE,
+        errors=(409,),
+    ),
+    Route(
+        "DELETE",
+        _AGENT,
+        delete_agent,
+        "deleteAgent",
+        "Delete an agent no flow uses",
+        "agents",
+        {204: Resp("deleted")},
+        errors=(409,),
+    ),
+    Route(
+        "GET",
+        f"{PREFIX}/flows",
+        list_flows,
+        "listFlows",
+        "List flows",
+        "flows",
+        {200: Resp("the customer's flows", s.FLOW_LIST)},
+    ),
+    Route(
+        "POST",
+        f"{PREFIX}/flows",
+        create_flow,
+        "createFlow",
+        "Create a flow",
+        "flows",
+        {201: Resp("the new flow", s.FLOW)},
+        body=s.FLOW_CREATE,
+        errors=(409,),
+        description="An ai_talk action's agent_id must be one of the customer's agents. "
+        "Route calls to it with Stasis(ari-offload,flow=NAME_OR_ID).",
+    ),
+    Route(
+        "GET", _FLOW, get_flow, "getFlow", "Get a flow", "flows", {200: Resp("the flow", s.FLOW)}
+    ),
+    Route(
+        "PATCH",
+        _FLOW,
+        update_flow,
+        "updateFlow",
+        "Rename a flow or replace its actions",
+        "flows",
+        {200: Resp("the updated flow", s.FLOW)},
+        body=s.FLOW_UPDATE,
+        errors=(409,),
+    ),
+    Route(
+        "DELETE",
+        _FLOW,
+        delete_flow,
+        "deleteFlow",
+        "Delete a flow (call history is kept)",
+        "flows",
+        {204: Resp("deleted")},
+    ),
 ]

@@ -120,10 +120,10 @@ def _wrap(route: Route) -> Handler:
                 # Not an id we could ever have issued: the resource cannot exist.
                 raise ApiError.not_found(name.removesuffix("_id")) from None
         query = _parse_query(route, request)
-        body = {} if route.body is None else await _read_body(
-            route.body, route.body_required, request)
-        return await route.endpoint(Ctx(request, services, customer_id, key_id, path, query,
-                                        body))
+        body = (
+            {} if route.body is None else await _read_body(route.body, route.body_required, request)
+        )
+        return await route.endpoint(Ctx(request, services, customer_id, key_id, path, query, body))
 
     return handle
 
@@ -156,8 +156,9 @@ async def _read_body(spec: Obj, required: bool, request: web.Request) -> dict[st
     else:
         ctype = request.content_type
         if ctype != "application/json" and not ctype.endswith("+json"):
-            raise ApiError(415, "unsupported_media_type",
-                           "send the body with Content-Type: application/json")
+            raise ApiError(
+                415, "unsupported_media_type", "send the body with Content-Type: application/json"
+            )
         try:
             data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
         except (ValueError, RecursionError) as exc:

@@ -38,104 +38,241 @@ def _url_problem(value: str) -> str | None:
 # --- fields ----------------------------------------------------------------------------------
 TIME = Str(40, format="date-time")
 TIME_OR_NULL = Str(40, format="date-time", nullable=True)
-CUSTOMER_NAME = Str(64, 1, r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$",
-                    description="letters, digits and . _ @ + -")
+CUSTOMER_NAME = Str(
+    64, 1, r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$", description="letters, digits and . _ @ + -"
+)
 PASSWORD = Str(256, 8, description="at least 8 characters")
 AGENT_NAME = Str(100, 1, r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
 # Flow names appear in the dialplan (Stasis(ari-offload,flow=NAME)): no spaces or commas.
-FLOW_NAME = Str(64, 1, r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                description="referenced from the dialplan: Stasis(ari-offload,flow=NAME)")
+FLOW_NAME = Str(
+    64,
+    1,
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    description="referenced from the dialplan: Stasis(ari-offload,flow=NAME)",
+)
 DETAIL = Str(2000)
-WEBHOOK = Str(2048, 1, r"^https?://[^\u0000-\u0020\u007f]+$", also=_url_problem,
-              description="where the agent's text turns are POSTed")
-SECRET = Str(256, 1, ONE_LINE, nullable=True,
-             description="signs webhook requests; never returned, see has_secret")
-VOICE = Str(100, 1, r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", nullable=True,
-            description="TTS voice; null for the server default")
-LANGUAGE = Str(16, 2, r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", nullable=True,
-               description="e.g. en, en-US; null for the server default")
+WEBHOOK = Str(
+    2048,
+    1,
+    r"^https?://[^\u0000-\u0020\u007f]+$",
+    also=_url_problem,
+    description="where the agent's text turns are POSTed",
+)
+SECRET = Str(
+    256,
+    1,
+    ONE_LINE,
+    nullable=True,
+    description="signs webhook requests; never returned, see has_secret",
+)
+VOICE = Str(
+    100,
+    1,
+    r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+    nullable=True,
+    description="TTS voice; null for the server default",
+)
+LANGUAGE = Str(
+    16,
+    2,
+    r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+    nullable=True,
+    description="e.g. en, en-US; null for the server default",
+)
 KEY_NAME = Str(100, 0, ONE_LINE)
-DESTINATION = Str(200, 1, r"^[A-Za-z0-9+*#@._:/=-]+$",
-                  description="an endpoint (PJSIP/alice) or a number for the configured trunk")
+DESTINATION = Str(
+    200,
+    1,
+    r"^[A-Za-z0-9+*#@._:/=-]+$",
+    description="an endpoint (PJSIP/alice) or a number for the configured trunk",
+)
 CALLER_ID = Str(80, 1, ONE_LINE, nullable=True)
 SAY_TEXT = Str(model.MAX_TEXT_LENGTH, 1)
-ACTIONS = Custom({"type": "array", "minItems": 1, "maxItems": model.MAX_ACTIONS,
-                  "items": model.action_json_schema()},
-                 lambda value, path: model.parse_actions(value, path))
+ACTIONS = Custom(
+    {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": model.MAX_ACTIONS,
+        "items": model.action_json_schema(),
+    },
+    lambda value, path: model.parse_actions(value, path),
+)
 STATUS = Str(8, enum=tuple(s.value for s in CallStatus))
 
 # --- request bodies ---------------------------------------------------------------------------
-CREDENTIALS = Obj("Credentials", {"name": CUSTOMER_NAME, "password": PASSWORD},
-                  required=("name", "password"))
-ACCESSKEY_CREATE = Obj("AccessKeyCreate", {
-    "name": KEY_NAME,
-    "expires_in_s": Int(1, MAX_EXPIRES_IN_S, nullable=True, description="null: never expires"),
-})
+CREDENTIALS = Obj(
+    "Credentials", {"name": CUSTOMER_NAME, "password": PASSWORD}, required=("name", "password")
+)
+ACCESSKEY_CREATE = Obj(
+    "AccessKeyCreate",
+    {
+        "name": KEY_NAME,
+        "expires_in_s": Int(1, MAX_EXPIRES_IN_S, nullable=True, description="null: never expires"),
+    },
+)
 _AGENT_FIELDS: dict[str, Spec] = {
-    "name": AGENT_NAME, "detail": DETAIL, "webhook": WEBHOOK, "secret": SECRET,
-    "voice": VOICE, "language": LANGUAGE,
+    "name": AGENT_NAME,
+    "detail": DETAIL,
+    "webhook": WEBHOOK,
+    "secret": SECRET,
+    "voice": VOICE,
+    "language": LANGUAGE,
 }
 AGENT_CREATE = Obj("AgentCreate", _AGENT_FIELDS, required=("name", "webhook"))
 AGENT_UPDATE = Obj("AgentUpdate", _AGENT_FIELDS)
-FLOW_CREATE = Obj("FlowCreate", {"name": FLOW_NAME, "actions": ACTIONS},
-                  required=("name", "actions"))
+FLOW_CREATE = Obj(
+    "FlowCreate", {"name": FLOW_NAME, "actions": ACTIONS}, required=("name", "actions")
+)
 FLOW_UPDATE = Obj("FlowUpdate", {"name": FLOW_NAME, "actions": ACTIONS})
-CALL_CREATE = Obj("CallCreate", {"destination": DESTINATION, "flow_id": ID,
-                                 "caller_id": CALLER_ID},
-                  required=("destination", "flow_id"))
+CALL_CREATE = Obj(
+    "CallCreate",
+    {"destination": DESTINATION, "flow_id": ID, "caller_id": CALLER_ID},
+    required=("destination", "flow_id"),
+)
 TALK = Obj("TalkRequest", {"text": SAY_TEXT}, required=("text",))
 
 # --- responses --------------------------------------------------------------------------------
 _STR = Str(10_000, any_text=True)
 _STR_OR_NULL = Str(10_000, nullable=True, any_text=True)
-ERROR = Obj("Error", {"error": Obj("ErrorDetail", {
-    "code": _STR, "message": _STR, "field": _STR_OR_NULL,
-}, required=("code", "message", "field"))}, required=("error",))
-CUSTOMER = Obj("Customer", {"id": _STR, "name": _STR, "created_at": TIME},
-               required=("id", "name", "created_at"))
+ERROR = Obj(
+    "Error",
+    {
+        "error": Obj(
+            "ErrorDetail",
+            {
+                "code": _STR,
+                "message": _STR,
+                "field": _STR_OR_NULL,
+            },
+            required=("code", "message", "field"),
+        )
+    },
+    required=("error",),
+)
+CUSTOMER = Obj(
+    "Customer",
+    {"id": _STR, "name": _STR, "created_at": TIME},
+    required=("id", "name", "created_at"),
+)
 _KEY_FIELDS: dict[str, Spec] = {
-    "id": _STR, "name": _STR, "created_at": TIME, "expires_at": TIME_OR_NULL,
-    "revoked_at": TIME_OR_NULL, "last_used_at": TIME_OR_NULL,
+    "id": _STR,
+    "name": _STR,
+    "created_at": TIME,
+    "expires_at": TIME_OR_NULL,
+    "revoked_at": TIME_OR_NULL,
+    "last_used_at": TIME_OR_NULL,
 }
 ACCESSKEY = Obj("AccessKey", _KEY_FIELDS, required=tuple(_KEY_FIELDS))
-NEW_ACCESSKEY = Obj("NewAccessKey", {**_KEY_FIELDS, "token": Str(
-    200, description="shown once: store it now, it cannot be retrieved again")},
-    required=(*_KEY_FIELDS, "token"))
-SESSION = Obj("Session", {"customer": CUSTOMER, "accesskey": NEW_ACCESSKEY},
-              required=("customer", "accesskey"))
-ACCESSKEY_LIST = Obj("AccessKeyList", {"accesskeys": Arr(ACCESSKEY, 10_000)},
-                     required=("accesskeys",))
-AGENT = Obj("Agent", {
-    "id": _STR, "name": _STR, "detail": _STR, "webhook": _STR, "has_secret": Bool(),
-    "voice": _STR_OR_NULL, "language": _STR_OR_NULL, "created_at": TIME, "updated_at": TIME,
-}, required=("id", "name", "detail", "webhook", "has_secret", "voice", "language",
-             "created_at", "updated_at"))
+NEW_ACCESSKEY = Obj(
+    "NewAccessKey",
+    {
+        **_KEY_FIELDS,
+        "token": Str(200, description="shown once: store it now, it cannot be retrieved again"),
+    },
+    required=(*_KEY_FIELDS, "token"),
+)
+SESSION = Obj(
+    "Session",
+    {"customer": CUSTOMER, "accesskey": NEW_ACCESSKEY},
+    required=("customer", "accesskey"),
+)
+ACCESSKEY_LIST = Obj(
+    "AccessKeyList", {"accesskeys": Arr(ACCESSKEY, 10_000)}, required=("accesskeys",)
+)
+AGENT = Obj(
+    "Agent",
+    {
+        "id": _STR,
+        "name": _STR,
+        "detail": _STR,
+        "webhook": _STR,
+        "has_secret": Bool(),
+        "voice": _STR_OR_NULL,
+        "language": _STR_OR_NULL,
+        "created_at": TIME,
+        "updated_at": TIME,
+    },
+    required=(
+        "id",
+        "name",
+        "detail",
+        "webhook",
+        "has_secret",
+        "voice",
+        "language",
+        "created_at",
+        "updated_at",
+    ),
+)
 AGENT_LIST = Obj("AgentList", {"agents": Arr(AGENT, 10_000)}, required=("agents",))
-FLOW = Obj("Flow", {
-    "id": _STR, "name": _STR, "actions": ACTIONS, "created_at": TIME, "updated_at": TIME,
-}, required=("id", "name", "actions", "created_at", "updated_at"))
+FLOW = Obj(
+    "Flow",
+    {
+        "id": _STR,
+        "name": _STR,
+        "actions": ACTIONS,
+        "created_at": TIME,
+        "updated_at": TIME,
+    },
+    required=("id", "name", "actions", "created_at", "updated_at"),
+)
 FLOW_LIST = Obj("FlowList", {"flows": Arr(FLOW, 10_000)}, required=("flows",))
 _CALL_FIELDS: dict[str, Spec] = {
-    "id": _STR, "flow_id": _STR_OR_NULL, "direction": Str(3, enum=("in", "out")),
-    "status": STATUS, "caller": _STR_OR_NULL, "destination": _STR_OR_NULL,
-    "started_at": TIME, "answered_at": TIME_OR_NULL, "ended_at": TIME_OR_NULL,
+    "id": _STR,
+    "flow_id": _STR_OR_NULL,
+    "direction": Str(3, enum=("in", "out")),
+    "status": STATUS,
+    "caller": _STR_OR_NULL,
+    "destination": _STR_OR_NULL,
+    "started_at": TIME,
+    "answered_at": TIME_OR_NULL,
+    "ended_at": TIME_OR_NULL,
     "hangup_reason": _STR_OR_NULL,
 }
 CALL = Obj("Call", _CALL_FIELDS, required=tuple(_CALL_FIELDS))
 CALL_LIST = Obj("CallList", {"calls": Arr(CALL, 10_000)}, required=("calls",))
-TRANSCRIPT_ENTRY = Obj("TranscriptEntry", {
-    "role": Str(8, enum=("caller", "agent", "system")), "text": _STR, "at": TIME,
-}, required=("role", "text", "at"))
+TRANSCRIPT_ENTRY = Obj(
+    "TranscriptEntry",
+    {
+        "role": Str(8, enum=("caller", "agent", "system")),
+        "text": _STR,
+        "at": TIME,
+    },
+    required=("role", "text", "at"),
+)
 _MS = Num(nullable=True, description="milliseconds; null if not measured")
-TURN = Obj("Turn", {
-    "turn": Int(0, 2**31), "endpoint_ms": _MS, "stt_ms": _MS, "webhook_ms": _MS,
-    "tts_first_audio_ms": _MS, "total_ms": _MS, "webhook_error": _STR_OR_NULL, "at": TIME,
-}, required=("turn", "endpoint_ms", "stt_ms", "webhook_ms", "tts_first_audio_ms", "total_ms",
-             "webhook_error", "at"))
-CALL_DETAIL = Obj("CallDetail", {
-    **_CALL_FIELDS, "transcript": Arr(TRANSCRIPT_ENTRY, 1_000_000),
-    "turns": Arr(TURN, 1_000_000),
-}, required=(*_CALL_FIELDS, "transcript", "turns"))
+TURN = Obj(
+    "Turn",
+    {
+        "turn": Int(0, 2**31),
+        "endpoint_ms": _MS,
+        "stt_ms": _MS,
+        "webhook_ms": _MS,
+        "tts_first_audio_ms": _MS,
+        "total_ms": _MS,
+        "webhook_error": _STR_OR_NULL,
+        "at": TIME,
+    },
+    required=(
+        "turn",
+        "endpoint_ms",
+        "stt_ms",
+        "webhook_ms",
+        "tts_first_audio_ms",
+        "total_ms",
+        "webhook_error",
+        "at",
+    ),
+)
+CALL_DETAIL = Obj(
+    "CallDetail",
+    {
+        **_CALL_FIELDS,
+        "transcript": Arr(TRANSCRIPT_ENTRY, 1_000_000),
+        "turns": Arr(TURN, 1_000_000),
+    },
+    required=(*_CALL_FIELDS, "transcript", "turns"),
+)
 
 
 # --- records -> JSON ------------------------------------------------------------------------
@@ -148,9 +285,14 @@ def customer_json(c: Customer) -> dict[str, Any]:
 
 
 def accesskey_json(k: AccessKey) -> dict[str, Any]:
-    return {"id": k.id, "name": k.name, "created_at": _time(k.created_at),
-            "expires_at": _time(k.expires_at), "revoked_at": _time(k.revoked_at),
-            "last_used_at": _time(k.last_used_at)}
+    return {
+        "id": k.id,
+        "name": k.name,
+        "created_at": _time(k.created_at),
+        "expires_at": _time(k.expires_at),
+        "revoked_at": _time(k.revoked_at),
+        "last_used_at": _time(k.last_used_at),
+    }
 
 
 def new_accesskey_json(k: NewAccessKey) -> dict[str, Any]:
@@ -158,31 +300,63 @@ def new_accesskey_json(k: NewAccessKey) -> dict[str, Any]:
 
 
 def agent_json(a: Agent) -> dict[str, Any]:
-    return {"id": a.id, "name": a.name, "detail": a.detail, "webhook": a.webhook,
-            "has_secret": a.secret is not None, "voice": a.voice, "language": a.language,
-            "created_at": _time(a.created_at), "updated_at": _time(a.updated_at)}
+    return {
+        "id": a.id,
+        "name": a.name,
+        "detail": a.detail,
+        "webhook": a.webhook,
+        "has_secret": a.secret is not None,
+        "voice": a.voice,
+        "language": a.language,
+        "created_at": _time(a.created_at),
+        "updated_at": _time(a.updated_at),
+    }
 
 
 def flow_json(f: Flow) -> dict[str, Any]:
-    return {"id": f.id, "name": f.name, "actions": model.actions_to_json(f.actions),
-            "created_at": _time(f.created_at), "updated_at": _time(f.updated_at)}
+    return {
+        "id": f.id,
+        "name": f.name,
+        "actions": model.actions_to_json(f.actions),
+        "created_at": _time(f.created_at),
+        "updated_at": _time(f.updated_at),
+    }
 
 
 def call_json(c: Call) -> dict[str, Any]:
-    return {"id": c.id, "flow_id": c.flow_id, "direction": c.direction.value,
-            "status": c.status.value, "caller": c.caller, "destination": c.destination,
-            "started_at": _time(c.started_at), "answered_at": _time(c.answered_at),
-            "ended_at": _time(c.ended_at), "hangup_reason": c.hangup_reason}
+    return {
+        "id": c.id,
+        "flow_id": c.flow_id,
+        "direction": c.direction.value,
+        "status": c.status.value,
+        "caller": c.caller,
+        "destination": c.destination,
+        "started_at": _time(c.started_at),
+        "answered_at": _time(c.answered_at),
+        "ended_at": _time(c.ended_at),
+        "hangup_reason": c.hangup_reason,
+    }
 
 
-def call_detail_json(c: Call, transcript: list[TranscriptEntry], turns: list[Turn]
-                     ) -> dict[str, Any]:
+def call_detail_json(
+    c: Call, transcript: list[TranscriptEntry], turns: list[Turn]
+) -> dict[str, Any]:
     return {
         **call_json(c),
-        "transcript": [{"role": e.role.value, "text": e.text, "at": _time(e.at)}
-                       for e in transcript],
-        "turns": [{"turn": t.turn, "endpoint_ms": t.endpoint_ms, "stt_ms": t.stt_ms,
-                   "webhook_ms": t.webhook_ms, "tts_first_audio_ms": t.tts_first_audio_ms,
-                   "total_ms": t.total_ms, "webhook_error": t.webhook_error, "at": _time(t.at)}
-                  for t in turns],
+        "transcript": [
+            {"role": e.role.value, "text": e.text, "at": _time(e.at)} for e in transcript
+        ],
+        "turns": [
+            {
+                "turn": t.turn,
+                "endpoint_ms": t.endpoint_ms,
+                "stt_ms": t.stt_ms,
+                "webhook_ms": t.webhook_ms,
+                "tts_first_audio_ms": t.tts_first_audio_ms,
+                "total_ms": t.total_ms,
+                "webhook_error": t.webhook_error,
+                "at": _time(t.at),
+            }
+            for t in turns
+        ],
     }

@@ -72,8 +72,12 @@ class Str(Spec):
         if self.enum and value not in self.enum:
             raise ValidationError(path, f"expected one of {', '.join(self.enum)}")
         if len(value) < self.min_length:
-            raise ValidationError(path, "must not be empty" if self.min_length == 1
-                                  else f"at least {self.min_length} characters")
+            raise ValidationError(
+                path,
+                "must not be empty"
+                if self.min_length == 1
+                else f"at least {self.min_length} characters",
+            )
         if len(value) > self.max_length:
             raise ValidationError(path, f"at most {self.max_length} characters")
         if self.pattern is not None and not matches_pattern(self.pattern, value):
@@ -170,8 +174,11 @@ class Arr(Spec):
         return [self.items.validate(v, f"{path}[{i}]") for i, v in enumerate(value)]
 
     def base_schema(self, components: dict[str, Schema]) -> Schema:
-        out: Schema = {"type": "array", "items": self.items.schema(components),
-                       "maxItems": self.max_items}
+        out: Schema = {
+            "type": "array",
+            "items": self.items.schema(components),
+            "maxItems": self.max_items,
+        }
         if self.min_items:
             out["minItems"] = self.min_items
         return out
@@ -213,8 +220,11 @@ class Obj(Spec):
         for key in self.required:
             if key not in value:
                 raise ValidationError(_join(path, key), "required")
-        return {k: spec.validate(value[k], _join(path, k))
-                for k, spec in self.fields.items() if k in value}
+        return {
+            k: spec.validate(value[k], _join(path, k))
+            for k, spec in self.fields.items()
+            if k in value
+        }
 
     def base_schema(self, components: dict[str, Schema]) -> Schema:
         if self.name is None:
@@ -260,8 +270,12 @@ class Param:
         return self.spec.validate(value, self.name)
 
     def schema(self, components: dict[str, Schema]) -> Schema:
-        out: Schema = {"name": self.name, "in": "query", "required": self.required,
-                       "schema": self.spec.schema(components)}
+        out: Schema = {
+            "name": self.name,
+            "in": "query",
+            "required": self.required,
+            "schema": self.spec.schema(components),
+        }
         if self.description:
             out["description"] = self.description
         if isinstance(self.spec, Arr):

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from ari_offload.ari.call import (
     BRIDGE_PREFIX,
     MEDIA_CHANNEL_PREFIX,
+    VAR_CALL_ID,
     ActiveCall,
     set_up_call,
     tear_down_call,
@@ -25,6 +26,7 @@ from ari_offload.ari.call import (
 from ari_offload.ari.events import (
     AriEvent,
     Channel,
+    ChannelDestroyed,
     ChannelDtmfReceived,
     StasisEnd,
     StasisStart,
@@ -48,12 +50,17 @@ class CallObserver(Protocol):
 
     async def call_ended(self, call: ActiveCall) -> None: ...
 
+    async def outbound_failed(self, call_id: str, reason: str) -> None: ...
+
 
 class NullObserver:
     async def call_started(self, call: ActiveCall) -> None:
         return None
 
     async def call_ended(self, call: ActiveCall) -> None:
+        return None
+
+    async def outbound_failed(self, call_id: str, reason: str) -> None:
         return None
 
 
@@ -73,6 +80,7 @@ class CallController:
         self._by_channel: dict[str, ActiveCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending_outbound: dict[str, dict[str, str]] = {}  # channel id -> args
+        self._adopting: set[str] = set()
 
     # --- events ---------------------------------------------------------------------------
 
@@ -85,7 +93,7 @@ class CallController:
                 if owner is not None:
                     owner.media_in_stasis.set()
                 return
-            if event.channel.id in self._by_channel:
+            if event.channel.id in self._by_channel or event.channel.id in self._adopting:
                 return
             args = parse_stasis_args(event.args)
             direction = "in"
@@ -98,6 +106,12 @@ class CallController:
             if call is not None:
                 call.hangup_reason = call.hangup_reason or "caller"
                 self._spawn(self._end_call(call))
+        elif isinstance(event, ChannelDestroyed) and event.channel.id in self._pending_outbound:
+            # An originated call that was never answered (busy, no answer, unreachable).
+            self._pending_outbound.pop(event.channel.id)
+            reason = event.cause_txt or f"cause {event.cause}"
+            log.info("call %s: outbound call not answered (%s)", event.channel.id, reason)
+            self._spawn(self._observer.outbound_failed(event.channel.id, reason))
         elif isinstance(event, ChannelDtmfReceived):
             call = self._by_channel.get(event.channel.id)
             if call is not None:
@@ -133,13 +147,27 @@ class CallController:
     def _maybe_adopt(self, channel: Channel) -> None:
         if channel.id.startswith(MEDIA_CHANNEL_PREFIX) or channel.id in self._by_channel:
             return
+        if channel.id in self._adopting:
+            return
         if channel.app_name.lower() != "stasis":
             return
         raw_args = stasis_args_from_app_data(channel.app_data, self.rest.app)
         if raw_args is None:
             return
         log.info("reconcile: adopting channel %s left in the app (flow restarts)", channel.name)
-        self._spawn(self._handle_call(channel, parse_stasis_args(raw_args), "in"))
+        self._adopting.add(channel.id)  # no second adoption while this one starts
+        self._spawn(self._adopt(channel, parse_stasis_args(raw_args)))
+
+    async def _adopt(self, channel: Channel, args: dict[str, str]) -> None:
+        # Keep the call id an earlier run gave it, so its record and transcript go on.
+        direction = "out" if "call_id" in args else "in"
+        if "call_id" not in args:
+            with contextlib.suppress(AriError):
+                earlier = await self.rest.get_variable(channel.id, VAR_CALL_ID)
+                if earlier:
+                    args = {**args, "call_id": earlier}
+        self._adopting.discard(channel.id)
+        await self._handle_call(channel, args, direction)
 
     # --- calls ----------------------------------------------------------------------------
 

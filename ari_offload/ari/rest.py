@@ -88,6 +88,10 @@ class AriRest:
         params = {"variable": name, "value": value}
         await self.request("POST", f"/channels/{channel_id}/variable", params)
 
+    async def get_variable(self, channel_id: str, name: str) -> str:
+        found = await self.request("GET", f"/channels/{channel_id}/variable", {"variable": name})
+        return str(found.get("value", "")) if isinstance(found, dict) else ""
+
     async def external_media(
         self, channel_id: str, external_host: str, codec: str, direction: str = "both"
     ) -> Channel:

@@ -83,5 +83,6 @@ async def _transfer(call: ActiveCall, action: Transfer) -> None:
     if action.endpoint is not None:
         await call.transfer_to_endpoint(action.endpoint)
     else:
-        assert action.context is not None and action.extension is not None
+        assert action.context is not None
+        assert action.extension is not None
         await call.transfer_to_dialplan(action.context, action.extension, action.priority or 1)

@@ -117,8 +117,12 @@ _SHAPES: tuple[_Shape, ...] = (
         "ai_talk",
         (
             _Field("agent_id", "string", True, 1, MAX_ID_LENGTH, description="an agent's id"),
-            _Field("welcome_message", "string", max_length=MAX_TEXT_LENGTH,
-                   description="spoken when the call starts"),
+            _Field(
+                "welcome_message",
+                "string",
+                max_length=MAX_TEXT_LENGTH,
+                description="spoken when the call starts",
+            ),
         ),
         lambda v: AiTalk(v["agent_id"], v.get("welcome_message")),
         "Converse with an agent's webhook until the call ends.",
@@ -143,14 +147,14 @@ _SHAPES: tuple[_Shape, ...] = (
             _Field("extension", "string", True, 1, 80, _EXTEN_RE),
             _Field("priority", "integer", minimum=1, maximum=1000),
         ),
-        lambda v: Transfer(context=v["context"], extension=v["extension"],
-                           priority=v.get("priority")),
+        lambda v: Transfer(
+            context=v["context"], extension=v["extension"], priority=v.get("priority")
+        ),
         "Continue in the dialplan at context,extension,priority.",
     ),
     _Shape(
         "transfer",
-        (_Field("endpoint", "string", True, 3, 200, _ENDPOINT_RE,
-                description="e.g. PJSIP/alice"),),
+        (_Field("endpoint", "string", True, 3, 200, _ENDPOINT_RE, description="e.g. PJSIP/alice"),),
         lambda v: Transfer(endpoint=v["endpoint"]),
         "Dial an endpoint and bridge the caller to it.",
     ),
@@ -221,8 +225,12 @@ def _check_string(spec: _Field, value: object, path: str) -> str:
     if not isinstance(value, str):
         raise ValidationError(path, "expected a string")
     if len(value) < spec.min_length:
-        raise ValidationError(path, "must not be empty" if spec.min_length == 1
-                              else f"at least {spec.min_length} characters")
+        raise ValidationError(
+            path,
+            "must not be empty"
+            if spec.min_length == 1
+            else f"at least {spec.min_length} characters",
+        )
     if spec.max_length is not None and len(value) > spec.max_length:
         raise ValidationError(path, f"at most {spec.max_length} characters")
     if spec.pattern is not None and not matches_pattern(spec.pattern, value):
@@ -234,8 +242,10 @@ def _check_string(spec: _Field, value: object, path: str) -> str:
 
 def matches_pattern(pattern: str, value: str) -> bool:
     # JSON Schema's "$" is the end of input; Python's also matches before a final newline.
-    return re.search(pattern.removesuffix("$") + r"\Z" if pattern.endswith("$") else pattern,
-                     value) is not None
+    return (
+        re.search(pattern.removesuffix("$") + r"\Z" if pattern.endswith("$") else pattern, value)
+        is not None
+    )
 
 
 def is_storable(value: str) -> bool:
@@ -292,10 +302,13 @@ def _shape_schema(shape: _Shape) -> dict[str, Any]:
     for f in shape.fields:
         prop: dict[str, Any] = {"type": f.kind if f.required else [f.kind, "null"]}
         for key, value in (
-            ("minLength", f.min_length or None), ("maxLength", f.max_length),
+            ("minLength", f.min_length or None),
+            ("maxLength", f.max_length),
             ("pattern", f.pattern or (_NO_NUL if f.kind == "string" else None)),
             ("exclusiveMinimum", f.exclusive_minimum),
-            ("minimum", f.minimum), ("maximum", f.maximum), ("description", f.description or None),
+            ("minimum", f.minimum),
+            ("maximum", f.maximum),
+            ("description", f.description or None),
         ):
             if value is not None:
                 prop[key] = value

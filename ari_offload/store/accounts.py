@@ -45,9 +45,14 @@ class Customers(Repo):
         customer = Customer(id=new_id(), name=name, created_at=utcnow())
         try:
             async with self._tx() as conn:
-                await conn.execute(insert(t.customers).values(
-                    id=customer.id, name=name, password_hash=pw_hash,
-                    created_at=customer.created_at))
+                await conn.execute(
+                    insert(t.customers).values(
+                        id=customer.id,
+                        name=name,
+                        password_hash=pw_hash,
+                        created_at=customer.created_at,
+                    )
+                )
         except IntegrityError:
             raise NameTaken("customer", name) from None
         log.info("customer %s created", customer.id)
@@ -55,15 +60,21 @@ class Customers(Repo):
 
     async def get(self, customer_id: str) -> Customer | None:
         async with self._tx() as conn:
-            row = (await conn.execute(
-                select(t.customers).where(t.customers.c.id == customer_id))).mappings().first()
+            row = (
+                (await conn.execute(select(t.customers).where(t.customers.c.id == customer_id)))
+                .mappings()
+                .first()
+            )
         return _customer(row) if row else None
 
     async def authenticate(self, name: str, password: str) -> Customer | None:
         """The customer if the password matches; None for a wrong name or password alike."""
         async with self._tx() as conn:
-            row = (await conn.execute(
-                select(t.customers).where(t.customers.c.name == name))).mappings().first()
+            row = (
+                (await conn.execute(select(t.customers).where(t.customers.c.name == name)))
+                .mappings()
+                .first()
+            )
         if row is None:
             # Same work as a real check, so response time does not reveal which names exist.
             await asyncio.to_thread(self._verify, await self._dummy(), password)
@@ -73,8 +84,11 @@ class Customers(Repo):
         if self._hasher.check_needs_rehash(row["password_hash"]):
             new_hash = await asyncio.to_thread(self._hasher.hash, password)
             async with self._tx() as conn:
-                await conn.execute(update(t.customers).where(t.customers.c.id == row["id"])
-                                   .values(password_hash=new_hash))
+                await conn.execute(
+                    update(t.customers)
+                    .where(t.customers.c.id == row["id"])
+                    .values(password_hash=new_hash)
+                )
         return _customer(row)
 
     def _verify(self, pw_hash: str, password: str) -> bool:
@@ -95,35 +109,65 @@ class AccessKeys(Repo):
     ) -> NewAccessKey:
         """A new key; the returned token is shown once and cannot be recovered later."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        key = AccessKey(id=new_id(), customer_id=customer_id, name=name, created_at=utcnow(),
-                        expires_at=expires_at, revoked_at=None, last_used_at=None)
+        key = AccessKey(
+            id=new_id(),
+            customer_id=customer_id,
+            name=name,
+            created_at=utcnow(),
+            expires_at=expires_at,
+            revoked_at=None,
+            last_used_at=None,
+        )
         async with self._tx() as conn:
-            await conn.execute(insert(t.access_keys).values(
-                id=key.id, customer_id=customer_id, name=name, token_hash=hash_token(token),
-                created_at=key.created_at, expires_at=expires_at))
+            await conn.execute(
+                insert(t.access_keys).values(
+                    id=key.id,
+                    customer_id=customer_id,
+                    name=name,
+                    token_hash=hash_token(token),
+                    created_at=key.created_at,
+                    expires_at=expires_at,
+                )
+            )
         log.info("access key %s created for customer %s", key.id, customer_id)
         return NewAccessKey(key=key, token=token)
 
     async def list(self, customer_id: str) -> list[AccessKey]:
         async with self._tx() as conn:
-            rows = (await conn.execute(
-                select(t.access_keys).where(t.access_keys.c.customer_id == customer_id)
-                .order_by(t.access_keys.c.created_at, t.access_keys.c.id))).mappings().all()
+            rows = (
+                (
+                    await conn.execute(
+                        select(t.access_keys)
+                        .where(t.access_keys.c.customer_id == customer_id)
+                        .order_by(t.access_keys.c.created_at, t.access_keys.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
         return [_key(r) for r in rows]
 
     async def revoke(self, key_id: str, *, customer_id: str) -> AccessKey | None:
         """Revoke one of the customer's keys (idempotent); None if it is not theirs."""
         c = t.access_keys.c
         async with self._tx() as conn:
-            row = (await conn.execute(select(t.access_keys).where(
-                c.id == key_id, c.customer_id == customer_id))).mappings().first()
+            row = (
+                (
+                    await conn.execute(
+                        select(t.access_keys).where(c.id == key_id, c.customer_id == customer_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
             if row is None:
                 return None
             key = _key(row)
             if key.revoked_at is None:
                 key = replace(key, revoked_at=utcnow())
-                await conn.execute(update(t.access_keys).where(c.id == key_id)
-                                   .values(revoked_at=key.revoked_at))
+                await conn.execute(
+                    update(t.access_keys).where(c.id == key_id).values(revoked_at=key.revoked_at)
+                )
         log.info("access key %s revoked", key_id)
         return key
 
@@ -133,8 +177,11 @@ class AccessKeys(Repo):
             return None
         c = t.access_keys.c
         async with self._tx() as conn:
-            row = (await conn.execute(select(t.access_keys).where(
-                c.token_hash == hash_token(token)))).mappings().first()
+            row = (
+                (await conn.execute(select(t.access_keys).where(c.token_hash == hash_token(token))))
+                .mappings()
+                .first()
+            )
             if row is None:
                 return None
             key = _key(row)
@@ -142,8 +189,9 @@ class AccessKeys(Repo):
             if not key.is_usable(now):
                 return None
             if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-                await conn.execute(update(t.access_keys).where(c.id == key.id)
-                                   .values(last_used_at=now))
+                await conn.execute(
+                    update(t.access_keys).where(c.id == key.id).values(last_used_at=now)
+                )
         return key
 
 
@@ -153,7 +201,11 @@ def _customer(row: Any) -> Customer:
 
 def _key(row: Any) -> AccessKey:
     return AccessKey(
-        id=row["id"], customer_id=row["customer_id"], name=row["name"],
-        created_at=row["created_at"], expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"], last_used_at=row["last_used_at"],
+        id=row["id"],
+        customer_id=row["customer_id"],
+        name=row["name"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
     )

@@ -35,20 +35,38 @@ _ORDER = {CallStatus.RINGING: 0, CallStatus.ACTIVE: 1, CallStatus.ENDED: 2, Call
 
 class Calls(Repo):
     async def create(
-        self, customer_id: str, *, direction: Direction, flow_id: str | None,
-        caller: str | None = None, destination: str | None = None,
-        status: CallStatus = CallStatus.RINGING, channel_id: str | None = None,
-        call_id: str | None = None, started_at: datetime | None = None,
+        self,
+        customer_id: str,
+        *,
+        direction: Direction,
+        flow_id: str | None,
+        caller: str | None = None,
+        destination: str | None = None,
+        status: CallStatus = CallStatus.RINGING,
+        channel_id: str | None = None,
+        call_id: str | None = None,
+        started_at: datetime | None = None,
     ) -> Call:
         call = Call(
-            id=call_id or new_id(), customer_id=customer_id, flow_id=flow_id,
-            direction=Direction(direction), status=CallStatus(status), caller=caller,
-            destination=destination, channel_id=channel_id, started_at=started_at or utcnow(),
-            answered_at=None, ended_at=None, hangup_reason=None,
+            id=call_id or new_id(),
+            customer_id=customer_id,
+            flow_id=flow_id,
+            direction=Direction(direction),
+            status=CallStatus(status),
+            caller=caller,
+            destination=destination,
+            channel_id=channel_id,
+            started_at=started_at or utcnow(),
+            answered_at=None,
+            ended_at=None,
+            hangup_reason=None,
         )
         async with self._tx() as conn:
-            await conn.execute(insert(t.calls).values(
-                **{**vars(call), "direction": call.direction.value, "status": call.status.value}))
+            await conn.execute(
+                insert(t.calls).values(
+                    **{**vars(call), "direction": call.direction.value, "status": call.status.value}
+                )
+            )
         log.debug("call %s recorded (%s, %s)", call.id, call.direction, call.status)
         return call
 
@@ -63,20 +81,38 @@ class Calls(Repo):
     async def list_unfinished(self) -> list[Call]:
         """Every customer's ringing or active calls: what a restarted controller reconciles."""
         async with self._tx() as conn:
-            rows = (await conn.execute(select(t.calls).where(t.calls.c.status.in_(
-                [CallStatus.RINGING.value, CallStatus.ACTIVE.value])))).mappings().all()
+            rows = (
+                (
+                    await conn.execute(
+                        select(t.calls).where(
+                            t.calls.c.status.in_(
+                                [CallStatus.RINGING.value, CallStatus.ACTIVE.value]
+                            )
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
         return [_call(r) for r in rows]
 
     async def set_status(
-        self, call_id: str, status: CallStatus, *, reason: str | None = None,
+        self,
+        call_id: str,
+        status: CallStatus,
+        *,
+        reason: str | None = None,
         at: datetime | None = None,
     ) -> Call | None:
         """Move the call forward; sets answered_at/ended_at. None if there is no such call."""
         status = CallStatus(status)
         at = at or utcnow()
         async with self._tx() as conn:
-            row = (await conn.execute(select(t.calls).where(
-                t.calls.c.id == call_id))).mappings().first()
+            row = (
+                (await conn.execute(select(t.calls).where(t.calls.c.id == call_id)))
+                .mappings()
+                .first()
+            )
             if row is None:
                 log.warning("call %s: status %s for an unknown call", call_id, status)
                 return None
@@ -92,43 +128,68 @@ class Calls(Repo):
                 values["ended_at"] = at
                 values["hangup_reason"] = reason[:200] if reason else None
             await conn.execute(update(t.calls).where(t.calls.c.id == call_id).values(**values))
-            row = (await conn.execute(select(t.calls).where(
-                t.calls.c.id == call_id))).mappings().one()
+            row = (
+                (await conn.execute(select(t.calls).where(t.calls.c.id == call_id)))
+                .mappings()
+                .one()
+            )
         log.debug("call %s: %s", call_id, status)
         return _call(row)
 
     async def set_channel(self, call_id: str, channel_id: str) -> None:
         async with self._tx() as conn:
-            await conn.execute(update(t.calls).where(t.calls.c.id == call_id)
-                               .values(channel_id=channel_id))
+            await conn.execute(
+                update(t.calls).where(t.calls.c.id == call_id).values(channel_id=channel_id)
+            )
 
     async def add_transcript(
-        self, call_id: str, role: Role, text: str, *, at: datetime | None = None,
+        self,
+        call_id: str,
+        role: Role,
+        text: str,
+        *,
+        at: datetime | None = None,
     ) -> TranscriptEntry:
         """Append one line; raises ``StoreError`` if the call does not exist."""
         at = at or utcnow()
         try:
             async with self._tx() as conn:
                 await _require_call(conn, call_id)
-                result = await conn.execute(insert(t.transcript_entries).values(
-                    call_id=call_id, role=Role(role).value, text=text, at=at))
+                result = await conn.execute(
+                    insert(t.transcript_entries).values(
+                        call_id=call_id, role=Role(role).value, text=text, at=at
+                    )
+                )
                 seq = result.inserted_primary_key[0] if result.inserted_primary_key else 0
         except IntegrityError as exc:
             raise StoreError(f"call {call_id}: cannot add transcript") from exc
         return TranscriptEntry(call_id=call_id, seq=int(seq), role=Role(role), text=text, at=at)
 
     async def add_turn(
-        self, call_id: str, *, turn: int, endpoint_ms: float | None = None,
-        stt_ms: float | None = None, webhook_ms: float | None = None,
-        tts_first_audio_ms: float | None = None, total_ms: float | None = None,
-        webhook_error: str | None = None, at: datetime | None = None,
+        self,
+        call_id: str,
+        *,
+        turn: int,
+        endpoint_ms: float | None = None,
+        stt_ms: float | None = None,
+        webhook_ms: float | None = None,
+        tts_first_audio_ms: float | None = None,
+        total_ms: float | None = None,
+        webhook_error: str | None = None,
+        at: datetime | None = None,
     ) -> Turn:
         """Record one turn's latency breakdown; raises ``StoreError`` on a duplicate turn."""
-        record = Turn(call_id=call_id, turn=turn, endpoint_ms=endpoint_ms, stt_ms=stt_ms,
-                      webhook_ms=webhook_ms, tts_first_audio_ms=tts_first_audio_ms,
-                      total_ms=total_ms,
-                      webhook_error=webhook_error[:500] if webhook_error else None,
-                      at=at or utcnow())
+        record = Turn(
+            call_id=call_id,
+            turn=turn,
+            endpoint_ms=endpoint_ms,
+            stt_ms=stt_ms,
+            webhook_ms=webhook_ms,
+            tts_first_audio_ms=tts_first_audio_ms,
+            total_ms=total_ms,
+            webhook_error=webhook_error[:500] if webhook_error else None,
+            at=at or utcnow(),
+        )
         try:
             async with self._tx() as conn:
                 await _require_call(conn, call_id)
@@ -140,23 +201,56 @@ class Calls(Repo):
     async def transcript(self, call_id: str) -> list[TranscriptEntry]:
         c = t.transcript_entries.c
         async with self._tx() as conn:
-            rows = (await conn.execute(select(t.transcript_entries).where(
-                c.call_id == call_id).order_by(c.seq))).mappings().all()
-        return [TranscriptEntry(call_id=r["call_id"], seq=r["seq"], role=Role(r["role"]),
-                                text=r["text"], at=r["at"]) for r in rows]
+            rows = (
+                (
+                    await conn.execute(
+                        select(t.transcript_entries).where(c.call_id == call_id).order_by(c.seq)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [
+            TranscriptEntry(
+                call_id=r["call_id"], seq=r["seq"], role=Role(r["role"]), text=r["text"], at=r["at"]
+            )
+            for r in rows
+        ]
 
     async def turns(self, call_id: str) -> list[Turn]:
         c = t.turns.c
         async with self._tx() as conn:
-            rows = (await conn.execute(select(t.turns).where(
-                c.call_id == call_id).order_by(c.turn))).mappings().all()
-        return [Turn(**{k: r[k] for k in (
-            "call_id", "turn", "endpoint_ms", "stt_ms", "webhook_ms", "tts_first_audio_ms",
-            "total_ms", "webhook_error", "at")}) for r in rows]
+            rows = (
+                (await conn.execute(select(t.turns).where(c.call_id == call_id).order_by(c.turn)))
+                .mappings()
+                .all()
+            )
+        return [
+            Turn(
+                **{
+                    k: r[k]
+                    for k in (
+                        "call_id",
+                        "turn",
+                        "endpoint_ms",
+                        "stt_ms",
+                        "webhook_ms",
+                        "tts_first_audio_ms",
+                        "total_ms",
+                        "webhook_error",
+                        "at",
+                    )
+                }
+            )
+            for r in rows
+        ]
 
     # Last in the class: a method named list would shadow the builtin in later annotations.
     async def list(
-        self, customer_id: str, *, statuses: Collection[CallStatus] | None = None,
+        self,
+        customer_id: str,
+        *,
+        statuses: Collection[CallStatus] | None = None,
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[Call]:
         """The customer's calls, newest first, optionally only those in ``statuses``."""
@@ -179,9 +273,16 @@ async def _require_call(conn: AsyncConnection, call_id: str) -> None:
 
 def _call(row: Any) -> Call:
     return Call(
-        id=row["id"], customer_id=row["customer_id"], flow_id=row["flow_id"],
-        direction=Direction(row["direction"]), status=CallStatus(row["status"]),
-        caller=row["caller"], destination=row["destination"], channel_id=row["channel_id"],
-        started_at=row["started_at"], answered_at=row["answered_at"],
-        ended_at=row["ended_at"], hangup_reason=row["hangup_reason"],
+        id=row["id"],
+        customer_id=row["customer_id"],
+        flow_id=row["flow_id"],
+        direction=Direction(row["direction"]),
+        status=CallStatus(row["status"]),
+        caller=row["caller"],
+        destination=row["destination"],
+        channel_id=row["channel_id"],
+        started_at=row["started_at"],
+        answered_at=row["answered_at"],
+        ended_at=row["ended_at"],
+        hangup_reason=row["hangup_reason"],
     )

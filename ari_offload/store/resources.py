@@ -26,14 +26,30 @@ AGENT_FIELDS = frozenset({"name", "detail", "webhook", "secret", "voice", "langu
 
 class Agents(Repo):
     async def create(
-        self, customer_id: str, *, name: str, webhook: str, detail: str = "",
-        secret: str | None = None, voice: str | None = None, language: str | None = None,
+        self,
+        customer_id: str,
+        *,
+        name: str,
+        webhook: str,
+        detail: str = "",
+        secret: str | None = None,
+        voice: str | None = None,
+        language: str | None = None,
     ) -> Agent:
         """Raises ``NameTaken`` if the customer already has an agent of that name."""
         now = utcnow()
-        agent = Agent(id=new_id(), customer_id=customer_id, name=name, detail=detail,
-                      webhook=webhook, secret=secret, voice=voice, language=language,
-                      created_at=now, updated_at=now)
+        agent = Agent(
+            id=new_id(),
+            customer_id=customer_id,
+            name=name,
+            detail=detail,
+            webhook=webhook,
+            secret=secret,
+            voice=voice,
+            language=language,
+            created_at=now,
+            updated_at=now,
+        )
         try:
             async with self._tx() as conn:
                 await conn.execute(insert(t.agents).values(**vars(agent)))
@@ -47,8 +63,13 @@ class Agents(Repo):
 
     async def list(self, customer_id: str) -> list[Agent]:
         async with self._tx() as conn:
-            rows = (await conn.execute(select(t.agents).where(
-                t.agents.c.customer_id == customer_id).order_by(t.agents.c.name))).mappings()
+            rows = (
+                await conn.execute(
+                    select(t.agents)
+                    .where(t.agents.c.customer_id == customer_id)
+                    .order_by(t.agents.c.name)
+                )
+            ).mappings()
             return [_agent(r) for r in rows]
 
     async def update(self, agent_id: str, *, customer_id: str, **changes: Any) -> Agent | None:
@@ -60,8 +81,11 @@ class Agents(Repo):
             async with self._tx() as conn:
                 if await _get_agent(conn, agent_id, customer_id) is None:
                     return None
-                await conn.execute(update(t.agents).where(t.agents.c.id == agent_id)
-                                   .values(**changes, updated_at=utcnow()))
+                await conn.execute(
+                    update(t.agents)
+                    .where(t.agents.c.id == agent_id)
+                    .values(**changes, updated_at=utcnow())
+                )
                 return await _get_agent(conn, agent_id, customer_id)
         except IntegrityError:
             raise NameTaken("agent", str(changes.get("name"))) from None
@@ -72,8 +96,11 @@ class Agents(Repo):
             if await _get_agent(conn, agent_id, customer_id) is None:
                 return False
             # Flow actions are JSON: look inside them here rather than in dialect-specific SQL.
-            users = [f.name for f in await _flows_of(conn, customer_id)
-                     if any(isinstance(a, AiTalk) and a.agent_id == agent_id for a in f.actions)]
+            users = [
+                f.name
+                for f in await _flows_of(conn, customer_id)
+                if any(isinstance(a, AiTalk) and a.agent_id == agent_id for a in f.actions)
+            ]
             if users:
                 raise AgentInUse(users)
             await conn.execute(delete(t.agents).where(t.agents.c.id == agent_id))
@@ -84,14 +111,27 @@ class Flows(Repo):
     async def create(self, customer_id: str, *, name: str, actions: list[Action]) -> Flow:
         """Raises ``NameTaken``, or ``ValidationError`` if an ai_talk names a foreign agent."""
         now = utcnow()
-        flow = Flow(id=new_id(), customer_id=customer_id, name=name, actions=tuple(actions),
-                    created_at=now, updated_at=now)
+        flow = Flow(
+            id=new_id(),
+            customer_id=customer_id,
+            name=name,
+            actions=tuple(actions),
+            created_at=now,
+            updated_at=now,
+        )
         try:
             async with self._tx() as conn:
                 await _check_agents(conn, customer_id, actions)
-                await conn.execute(insert(t.flows).values(
-                    id=flow.id, customer_id=customer_id, name=name,
-                    actions=actions_to_json(actions), created_at=now, updated_at=now))
+                await conn.execute(
+                    insert(t.flows).values(
+                        id=flow.id,
+                        customer_id=customer_id,
+                        name=name,
+                        actions=actions_to_json(actions),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
         except IntegrityError:
             raise NameTaken("flow", name) from None
         return flow
@@ -101,7 +141,11 @@ class Flows(Repo):
             return await _get_flow(conn, flow_id, customer_id)
 
     async def update(
-        self, flow_id: str, *, customer_id: str, name: str | None = None,
+        self,
+        flow_id: str,
+        *,
+        customer_id: str,
+        name: str | None = None,
         actions: list[Action] | None = None,
     ) -> Flow | None:
         changes: dict[str, Any] = {}
@@ -115,16 +159,20 @@ class Flows(Repo):
                     return None
                 if actions is not None:
                     await _check_agents(conn, customer_id, actions)
-                await conn.execute(update(t.flows).where(t.flows.c.id == flow_id)
-                                   .values(**changes, updated_at=utcnow()))
+                await conn.execute(
+                    update(t.flows)
+                    .where(t.flows.c.id == flow_id)
+                    .values(**changes, updated_at=utcnow())
+                )
                 return await _get_flow(conn, flow_id, customer_id)
         except IntegrityError:
             raise NameTaken("flow", str(name)) from None
 
     async def delete(self, flow_id: str, *, customer_id: str) -> bool:
         async with self._tx() as conn:
-            result = await conn.execute(delete(t.flows).where(
-                t.flows.c.id == flow_id, t.flows.c.customer_id == customer_id))
+            result = await conn.execute(
+                delete(t.flows).where(t.flows.c.id == flow_id, t.flows.c.customer_id == customer_id)
+            )
             return bool(result.rowcount)
 
     async def resolve(self, name_or_id: str) -> Flow | None:
@@ -137,14 +185,20 @@ class Flows(Repo):
             flow = await _get_flow(conn, name_or_id, None)
             if flow is not None:
                 return flow
-            rows = (await conn.execute(select(t.flows).where(
-                t.flows.c.name == name_or_id).limit(2))).mappings().all()
+            rows = (
+                (await conn.execute(select(t.flows).where(t.flows.c.name == name_or_id).limit(2)))
+                .mappings()
+                .all()
+            )
         if not rows:
             log.warning("flow %r: no flow has this id or name", name_or_id)
             return None
         if len(rows) > 1:
-            log.warning("flow %r: ambiguous, several customers have a flow of this name; "
-                        "reference it by id in the dialplan", name_or_id)
+            log.warning(
+                "flow %r: ambiguous, several customers have a flow of this name; "
+                "reference it by id in the dialplan",
+                name_or_id,
+            )
             return None
         return _flow(rows[0])
 
@@ -156,8 +210,10 @@ class Flows(Repo):
 
 async def _check_agents(conn: AsyncConnection, customer_id: str, actions: list[Action]) -> None:
     for i, action in enumerate(actions):
-        if isinstance(action, AiTalk) and await _get_agent(
-                conn, action.agent_id, customer_id) is None:
+        if (
+            isinstance(action, AiTalk)
+            and await _get_agent(conn, action.agent_id, customer_id) is None
+        ):
             raise ValidationError(f"actions[{i}].agent_id", "no such agent")
 
 
@@ -178,18 +234,40 @@ async def _get_flow(conn: AsyncConnection, flow_id: str, customer_id: str | None
 
 
 async def _flows_of(conn: AsyncConnection, customer_id: str) -> list[Flow]:
-    rows = (await conn.execute(select(t.flows).where(
-        t.flows.c.customer_id == customer_id).order_by(t.flows.c.name))).mappings()
+    rows = (
+        await conn.execute(
+            select(t.flows).where(t.flows.c.customer_id == customer_id).order_by(t.flows.c.name)
+        )
+    ).mappings()
     return [_flow(r) for r in rows]
 
 
 def _agent(row: Any) -> Agent:
-    return Agent(**{k: row[k] for k in (
-        "id", "customer_id", "name", "detail", "webhook", "secret", "voice", "language",
-        "created_at", "updated_at")})
+    return Agent(
+        **{
+            k: row[k]
+            for k in (
+                "id",
+                "customer_id",
+                "name",
+                "detail",
+                "webhook",
+                "secret",
+                "voice",
+                "language",
+                "created_at",
+                "updated_at",
+            )
+        }
+    )
 
 
 def _flow(row: Any) -> Flow:
-    return Flow(id=row["id"], customer_id=row["customer_id"], name=row["name"],
-                actions=tuple(parse_actions(row["actions"])), created_at=row["created_at"],
-                updated_at=row["updated_at"])
+    return Flow(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        name=row["name"],
+        actions=tuple(parse_actions(row["actions"])),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -61,7 +61,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 metadata = MetaData()
 
 customers = Table(
-    "customers", metadata,
+    "customers",
+    metadata,
     Column("id", String(ID), primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
@@ -69,10 +70,16 @@ customers = Table(
 )
 
 access_keys = Table(
-    "access_keys", metadata,
+    "access_keys",
+    metadata,
     Column("id", String(ID), primary_key=True),
-    Column("customer_id", String(ID), ForeignKey("customers.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "customer_id",
+        String(ID),
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("name", String(100), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex
     Column("created_at", UtcDateTime, nullable=False),
@@ -82,10 +89,16 @@ access_keys = Table(
 )
 
 agents = Table(
-    "agents", metadata,
+    "agents",
+    metadata,
     Column("id", String(ID), primary_key=True),
-    Column("customer_id", String(ID), ForeignKey("customers.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "customer_id",
+        String(ID),
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("name", String(100), nullable=False),
     Column("detail", Text, nullable=False),
     Column("webhook", String(2048), nullable=False),
@@ -98,10 +111,16 @@ agents = Table(
 )
 
 flows = Table(
-    "flows", metadata,
+    "flows",
+    metadata,
     Column("id", String(ID), primary_key=True),
-    Column("customer_id", String(ID), ForeignKey("customers.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "customer_id",
+        String(ID),
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("name", String(64), nullable=False, index=True),  # the dialplan finds flows by name
     Column("actions", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
@@ -110,10 +129,12 @@ flows = Table(
 )
 
 calls = Table(
-    "calls", metadata,
+    "calls",
+    metadata,
     Column("id", String(ID), primary_key=True),
-    Column("customer_id", String(ID), ForeignKey("customers.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "customer_id", String(ID), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
+    ),
     # A call record outlives its flow: deleting the flow keeps the history.
     Column("flow_id", String(ID), ForeignKey("flows.id", ondelete="SET NULL")),
     Column("direction", String(3), nullable=False),
@@ -132,10 +153,16 @@ calls = Table(
 )
 
 transcript_entries = Table(
-    "transcript_entries", metadata,
+    "transcript_entries",
+    metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("call_id", String(ID), ForeignKey("calls.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "call_id",
+        String(ID),
+        ForeignKey("calls.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("role", String(8), nullable=False),
     Column("text", Text, nullable=False),
     Column("at", UtcDateTime, nullable=False),
@@ -143,10 +170,16 @@ transcript_entries = Table(
 )
 
 turns = Table(
-    "turns", metadata,
+    "turns",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("call_id", String(ID), ForeignKey("calls.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "call_id",
+        String(ID),
+        ForeignKey("calls.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("turn", Integer, nullable=False),
     Column("endpoint_ms", Float),
     Column("stt_ms", Float),
@@ -161,7 +194,8 @@ turns = Table(
 # Kept outside ``metadata`` so that migration 1 can create exactly the tables above.
 _version_metadata = MetaData()
 schema_version = Table(
-    "schema_version", _version_metadata,
+    "schema_version",
+    _version_metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("applied_at", UtcDateTime, nullable=False),
 )

@@ -65,11 +65,15 @@ class Store:
                 version = await conn.run_sync(migrate)
         except (SQLAlchemyError, OSError) as exc:
             await engine.dispose()
-            raise StoreError(f"cannot open the store ({parsed.get_backend_name()}): "
-                             f"{type(exc).__name__}") from exc
+            raise StoreError(
+                f"cannot open the store ({parsed.get_backend_name()}): {type(exc).__name__}"
+            ) from exc
         # Password and query are hidden: the URL may carry credentials.
-        log.info("store open: %s, schema v%d", parsed.render_as_string(hide_password=True)
-                 .split("?")[0], version)
+        log.info(
+            "store open: %s, schema v%d",
+            parsed.render_as_string(hide_password=True).split("?")[0],
+            version,
+        )
         return cls(engine, password_hasher=password_hasher)
 
     async def close(self) -> None:
@@ -79,7 +83,9 @@ class Store:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()

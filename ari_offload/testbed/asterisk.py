@@ -18,7 +18,7 @@ class TestbedError(RuntimeError):
 
 
 # Timeout parameters (ASYNC109) here are deadlines of a test helper, applied inside.
-async def _run(*args: str, timeout: float = 60.0) -> str:  # noqa: ASYNC109
+async def _run(*args: str, timeout: float = 60.0) -> str:
     if not TESTBED_SCRIPT.exists():
         raise TestbedError(f"{TESTBED_SCRIPT} not found: the test bed needs a source checkout")
     proc = await asyncio.create_subprocess_exec(
@@ -63,7 +63,7 @@ class Testbed:
         rows = [line for line in out.splitlines() if line.strip()]
         return [row.split()[0] for row in rows if not row.startswith("Bridge-ID")]
 
-    async def wait_idle(self, timeout: float = 10.0) -> tuple[list[str], list[str]]:  # noqa: ASYNC109
+    async def wait_idle(self, timeout: float = 10.0) -> tuple[list[str], list[str]]:
         """Wait until no channel and no bridge is left; return what is left at the deadline."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -20,7 +20,8 @@ from ari_offload.testbed.capture import CapturedPacket, RtpCapture
 from ari_offload.testbed.sipp import SippCall, SippResult
 
 SPEECH_DBFS = -45.0
-REPLY_GAP_S = 0.7  # agent speech separated by more silence than this is a new reply
+REPLY_GAP_S = 0.7
+TAIL_S = 0.3  # agent speech separated by more silence than this is a new reply
 SAMPLE_RATE = 8000
 
 
@@ -127,12 +128,16 @@ def bursts(
             groups[-1].append(i)
         else:
             groups.append([i])
-    return [
-        Burst(
-            ordered[g[0]].time, ordered[g[-1]].time + 0.02, np.concatenate(pcms[g[0] : g[-1] + 1])
-        )
-        for g in groups
-    ]
+    out = []
+    for n, g in enumerate(groups):
+        # Keep the quiet tail of the last word (a final "t" or "d" is below the speech gate).
+        limit = groups[n + 1][0] if n + 1 < len(groups) else len(ordered)
+        end = g[-1] + 1
+        while end < limit and ordered[end].time - ordered[g[-1]].time <= TAIL_S:
+            end += 1
+        pcm = np.concatenate(pcms[g[0] : end])
+        out.append(Burst(ordered[g[0]].time, ordered[g[-1]].time + 0.02, pcm))
+    return out
 
 
 def _dbfs(pcm: np.ndarray) -> float:

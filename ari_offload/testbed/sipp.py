@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac.xml"
+UAS_SCENARIO = Path(__file__).with_name("sipp") / "uas.xml"
+UAS_SIP_PORT = 5070  # asterisk-conf/testbed/pjsip.conf: endpoint sipp-uas
 ASTERISK_SIP = "127.0.0.1:5060"
 PAYLOAD_TYPES = {"ulaw": 0, "alaw": 8}
 
@@ -103,7 +105,7 @@ class SippCall:
         )  # fmt: skip
 
     # timeout (ASYNC109): None means "the scenario's own length + 30 s", computed inside.
-    async def wait(self, timeout: float | None = None) -> SippResult:  # noqa: ASYNC109
+    async def wait(self, timeout: float | None = None) -> SippResult:
         assert self._proc is not None, "start() first"
         limit = timeout if timeout is not None else self.hangup_after_s + 30
         try:
@@ -124,3 +126,38 @@ class SippCall:
         if self._proc is not None and self._proc.returncode is None:
             self._proc.kill()
             await self._proc.wait()
+
+
+class SippAnswerer:
+    """The far end of an outbound call (endpoint PJSIP/sipp-uas): answers one call, then
+    waits for the BYE."""
+
+    def __init__(self) -> None:
+        if shutil.which("sipp") is None:
+            raise RuntimeError("sipp not found: run scripts/install-testbed (Debian sip-tester)")
+        self.media_port = free_port_block(4)
+        self._dir = Path(tempfile.mkdtemp(prefix="aoff-sipp-uas-"))
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        args = [
+            "sipp", "-sf", str(UAS_SCENARIO), "-m", "1", "-i", "127.0.0.1",
+            "-p", str(UAS_SIP_PORT), "-mp", str(self.media_port), "-nostdin", "-trace_err",
+            "-error_file", str(self._dir / "errors.log"),
+        ]  # fmt: skip
+        self._proc = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=self._dir
+        )
+        await asyncio.sleep(0.3)  # bound and listening
+
+    async def wait(self, timeout: float = 60.0) -> SippResult:
+        assert self._proc is not None, "start() first"
+        try:
+            out, _ = await asyncio.wait_for(self._proc.communicate(), timeout)
+        except TimeoutError:
+            self._proc.kill()
+            out, _ = await self._proc.communicate()
+        errors_file = self._dir / "errors.log"
+        errors = errors_file.read_text(errors="replace") if errors_file.exists() else ""
+        shutil.rmtree(self._dir, ignore_errors=True)
+        return SippResult(self._proc.returncode or 0, out.decode(errors="replace"), errors)

@@ -28,21 +28,30 @@ VALID: list[tuple[dict[str, Any], object]] = [
     ({"type": "pause", "seconds": 60}, Pause(60.0)),
     ({"type": "pause", "seconds": 0.2}, Pause(0.2)),
     ({"type": "hangup"}, Hangup()),
-    ({"type": "transfer", "context": "default", "extension": "1000"},
-     Transfer(context="default", extension="1000")),
-    ({"type": "transfer", "context": "from-ai", "extension": "*99", "priority": 2},
-     Transfer(context="from-ai", extension="*99", priority=2)),
+    (
+        {"type": "transfer", "context": "default", "extension": "1000"},
+        Transfer(context="default", extension="1000"),
+    ),
+    (
+        {"type": "transfer", "context": "from-ai", "extension": "*99", "priority": 2},
+        Transfer(context="from-ai", extension="*99", priority=2),
+    ),
     ({"type": "transfer", "endpoint": "PJSIP/alice"}, Transfer(endpoint="PJSIP/alice")),
-    ({"type": "transfer", "context": "a", "extension": "1", "priority": 1.0},
-     Transfer(context="a", extension="1", priority=1)),
+    (
+        {"type": "transfer", "context": "a", "extension": "1", "priority": 1.0},
+        Transfer(context="a", extension="1", priority=1),
+    ),
 ]
 
 INVALID: list[tuple[object, str, str]] = [
     ({"type": "ai_talk"}, "actions[0].agent_id", "required"),
     ({"type": "ai_talk", "agent_id": 5}, "actions[0].agent_id", "expected a string"),
     ({"type": "ai_talk", "agent_id": ""}, "actions[0].agent_id", "must not be empty"),
-    ({"type": "ai_talk", "agent_id": "a", "welcome_message": "x" * 2001},
-     "actions[0].welcome_message", "at most 2000"),
+    (
+        {"type": "ai_talk", "agent_id": "a", "welcome_message": "x" * 2001},
+        "actions[0].welcome_message",
+        "at most 2000",
+    ),
     ({"type": "ai_talk", "agent_id": "a", "bogus": 1}, "actions[0].bogus", "unknown field"),
     ({"type": "talk"}, "actions[0].text", "required"),
     ({"type": "talk", "text": "a\x00b"}, "actions[0].text", "NUL"),
@@ -57,12 +66,17 @@ INVALID: list[tuple[object, str, str]] = [
     ({"type": "transfer", "context": "default"}, "actions[0].extension", "required"),
     ({"type": "transfer", "context": "a,b", "extension": "1"}, "actions[0].context", "match"),
     ({"type": "transfer", "context": "a", "extension": "1\n"}, "actions[0].extension", "match"),
-    ({"type": "transfer", "context": "a", "extension": "1", "priority": 1.5},
-     "actions[0].priority", "expected an integer"),
-    ({"type": "transfer", "context": "a", "extension": "1", "priority": 0},
-     "actions[0].priority", "at least 1"),
-    ({"type": "transfer", "endpoint": "PJSIP/a", "context": "x"}, "actions[0].context",
-     "not both"),
+    (
+        {"type": "transfer", "context": "a", "extension": "1", "priority": 1.5},
+        "actions[0].priority",
+        "expected an integer",
+    ),
+    (
+        {"type": "transfer", "context": "a", "extension": "1", "priority": 0},
+        "actions[0].priority",
+        "at least 1",
+    ),
+    ({"type": "transfer", "endpoint": "PJSIP/a", "context": "x"}, "actions[0].context", "not both"),
     ({"type": "transfer", "endpoint": "alice"}, "actions[0].endpoint", "match"),
     ({"type": "dance"}, "actions[0].type", "expected one of"),
     ({"type": 3}, "actions[0].type", "expected one of"),
@@ -93,11 +107,14 @@ def test_error_path_counts_the_position() -> None:
     assert err.value.field == "body.actions[1].text"
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"type": "hangup"}, "expected a list"),
-    ([], "at least one"),
-    ([{"type": "hangup"}] * (MAX_ACTIONS + 1), f"at most {MAX_ACTIONS}"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"type": "hangup"}, "expected a list"),
+        ([], "at least one"),
+        ([{"type": "hangup"}] * (MAX_ACTIONS + 1), f"at most {MAX_ACTIONS}"),
+    ],
+)
 def test_list_level_errors(raw: object, message: str) -> None:
     with pytest.raises(ValidationError, match=message) as err:
         parse_actions(raw)
@@ -122,11 +139,13 @@ _SCHEMA_BLIND = {"NUL", "Unicode", "finite"}
 def _schema_sees(raw: object, message: str) -> bool:
     values = raw.values() if isinstance(raw, dict) else ()
     return message not in _SCHEMA_BLIND and not any(
-        isinstance(v, str) and v.endswith("\n") for v in values)
+        isinstance(v, str) and v.endswith("\n") for v in values
+    )
 
 
-@pytest.mark.parametrize(("raw", "field", "message"),
-                         [c for c in INVALID if _schema_sees(c[0], c[2])])
+@pytest.mark.parametrize(
+    ("raw", "field", "message"), [c for c in INVALID if _schema_sees(c[0], c[2])]
+)
 def test_schema_rejects_what_the_parser_rejects(raw: object, field: str, message: str) -> None:
     validator = jsonschema.Draft202012Validator(action_json_schema())
     assert not validator.is_valid(raw), (raw, field)

@@ -80,7 +80,7 @@ async def recv_for(sock: socket.socket, seconds: float) -> list[RtpPacket]:
 async def wait_until(check: Callable[[], bool], seconds: float = 3.0) -> None:
     async with asyncio.timeout(seconds):
         # The stats counters have no event to wait on, so the test polls them.
-        while not check():  # noqa: ASYNC110
+        while not check():
             await asyncio.sleep(0.005)
 
 

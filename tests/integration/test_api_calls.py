@@ -1,0 +1,204 @@
+"""The whole product: REST API + store + controller + speech, with real calls both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from ari_offload.agent.contract import WebhookRequest
+from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
+from ari_offload.app import App
+from ari_offload.client import Client
+from ari_offload.config import ApiSettings, Settings, StoreSettings
+from ari_offload.speech.models import SpeechModels
+from ari_offload.testbed.asterisk import TESTBED_ARI, Testbed
+from ari_offload.testbed.audio import silence_file, speech_file
+from ari_offload.testbed.capture import RtpCapture
+from ari_offload.testbed.dialogue import Say, Silence, bursts, run_dialogue
+from ari_offload.testbed.sipp import SippAnswerer, SippCall
+
+pytestmark = [pytest.mark.integration, pytest.mark.models]
+
+# The README's three curl calls, verbatim (the webhook is the sample agent on port 9000).
+SIGNUP = {"name": "my-agent", "password": "yourpassword"}
+AGENT = {
+    "name": "support-agent",
+    "detail": "AI-powered customer support agent",
+    "webhook": "http://127.0.0.1:9000/ai-webhook",
+}
+FLOW = {
+    "name": "support-flow",
+    "actions": [
+        {
+            "type": "ai_talk",
+            "agent_id": "AGENT_ID",
+            "welcome_message": "Hello! How can I help you today?",
+        }
+    ],
+}
+
+
+def words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z]+", text.lower()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def app(testbed: Testbed, speech_models: SpeechModels, tmp_path: Path) -> AsyncIterator[App]:
+    settings = Settings(
+        ari=TESTBED_ARI,
+        api=ApiSettings(port=free_port()),
+        store=StoreSettings(data_dir=tmp_path),
+    )
+    running = await App.start(settings, models=speech_models)
+    await running.service.wait_connected()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def agent_on_9000() -> AsyncIterator[list[WebhookRequest]]:
+    agent = make_sample_agent_app()
+    runner = web.AppRunner(agent)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 9000).start()
+    except OSError as exc:
+        pytest.fail(f"port 9000 (the README's webhook) is taken: {exc}")
+    yield agent[RECEIVED_KEY]
+    await runner.cleanup()
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: Any) -> Any:
+    async with session.post(url, json=body) as resp:
+        assert resp.status in (200, 201), await resp.text()
+        return await resp.json()
+
+
+async def test_readme_curl_calls_then_a_dialplan_call(
+    app: App, agent_on_9000: list[WebhookRequest], speech_models: SpeechModels
+) -> None:
+    base = app.api_url + "/v1.0"
+    async with aiohttp.ClientSession() as http:
+        token = (await post(http, f"{base}/auth/signup", SIGNUP))["accesskey"]["token"]
+        agent = await post(http, f"{base}/agents?accesskey={token}", AGENT)
+        flow_body = json.loads(json.dumps(FLOW).replace("AGENT_ID", agent["id"]))
+        await post(http, f"{base}/flows?accesskey={token}", flow_body)
+
+    result = await run_dialogue(
+        "8support-flow", [Silence(3.5), Say("I need to reset my password"), Silence(5.0)]
+    )
+
+    assert result.sipp.ok, result.sipp.output + result.sipp.errors
+    assert "help you" in words(speech_models.transcriber.transcribe(result.agent[0].pcm))
+    assert len(agent_on_9000) == 1
+    assert "password" in agent_on_9000[0].text.lower()
+    async with Client(app.api_url, token) as client:
+        await asyncio.sleep(0.5)
+        (call,) = await client.calls.list()
+        detail = await client.calls.get(call.id)
+    assert call.status == "ended"
+    assert call.direction == "in"
+    assert [e.role for e in detail.transcript] == ["agent", "caller", "agent"]
+    assert "email address" in detail.transcript[2].text.lower()
+    assert len(detail.turns) == 1
+    assert (detail.turns[0].total_ms or 0) > 0
+
+
+async def test_outbound_call_speaks_to_the_answering_side(
+    app: App, speech_models: SpeechModels
+) -> None:
+    text = "This is a reminder from ari-offload about your appointment tomorrow."
+    async with await Client.signup(app.api_url, "outbound", "outbound-password") as client:
+        flow = await client.flows.create(
+            "reminder", [{"type": "talk", "text": text}, {"type": "pause", "seconds": 1}]
+        )
+        answerer = SippAnswerer()
+        capture = RtpCapture(answerer.media_port)
+        await capture.start()
+        await answerer.start()
+
+        call = await client.calls.create("PJSIP/sipp-uas", flow.id)
+        async with asyncio.timeout(20):
+            while (await client.calls.get(call.id)).status != "active":
+                await asyncio.sleep(0.2)
+        active = [c.id for c in await client.calls.list(status="active")]
+        result = await answerer.wait()
+        await capture.stop()
+        await asyncio.sleep(0.5)
+        ended = [c.id for c in await client.calls.list(status="ended")]
+
+    assert result.ok, result.output + result.errors
+    assert call.id in active
+    assert call.id in ended
+    heard = bursts(capture.received(), speech_models_decoder(), gap_s=1.0)
+    assert heard, "the answering side heard nothing"
+    assert "reminder" in words(speech_models.transcriber.transcribe(heard[0].pcm))
+
+
+async def test_unknown_flow_apologises_and_hangs_up(app: App, speech_models: SpeechModels) -> None:
+    call = SippCall("8no-such-flow", speech_file("hello?", lead_silence_s=0.2), hangup_after_s=20)
+    capture = RtpCapture(call.media_port)
+    await capture.start()
+
+    result = await call.run()
+    await capture.stop()
+
+    assert result.ok, result.output + result.errors
+    heard = bursts(capture.received(), speech_models_decoder(), gap_s=1.0)
+    assert heard
+    assert "not in service" in words(speech_models.transcriber.transcribe(heard[0].pcm))
+    # The app hung up long before the caller's 20 s: nobody is left in silence.
+    assert capture.packets[-1].time - capture.packets[0].time < 10
+
+
+async def test_api_talk_and_hangup_on_a_live_call(
+    app: App, agent_on_9000: list[WebhookRequest], speech_models: SpeechModels
+) -> None:
+    async with await Client.signup(app.api_url, "live", "live-password") as client:
+        agent = await client.agents.create(
+            name="live", detail="", webhook="http://127.0.0.1:9000/ai-webhook"
+        )
+        await client.flows.create("live-flow", [{"type": "ai_talk", "agent_id": agent.id}])
+        # The caller stays silent: what it hears can only come from the API's `talk`.
+        call = SippCall("8live-flow", silence_file(10.0), hangup_after_s=30)
+        capture = RtpCapture(call.media_port)
+        await capture.start()
+        await call.start()
+        async with asyncio.timeout(15):
+            while not (live := await client.calls.list(status="active")):
+                await asyncio.sleep(0.2)
+        await client.calls.talk(live[0].id, "Your order has been shipped today.")
+        await asyncio.sleep(4.0)
+        await client.calls.hangup(live[0].id)
+        result = await call.wait()
+        await capture.stop()
+
+    assert result.ok, result.output + result.errors
+    heard = [
+        words(speech_models.transcriber.transcribe(b.pcm))
+        for b in bursts(capture.received(), speech_models_decoder(), gap_s=1.0)
+    ]
+    assert any("shipped" in text for text in heard), heard
+    assert capture.packets[-1].time - capture.packets[0].time < 15, "the API hung up"
+
+
+def speech_models_decoder() -> Any:
+    from ari_offload.media.g711 import ULAW
+
+    return ULAW.decode
