@@ -1,21 +1,30 @@
-"""``python -m ari_offload.demo``: a real call, printed as a dialogue.
+"""``python -m ari_offload.demo``: the whole product on one real call, printed as a dialogue.
 
-A SIPp caller dials the test-bed Asterisk; ari-offload answers, transcribes, asks the built-in
-sample agent and speaks its replies. The caller's lines are espeak-ng speech; what is printed
-is what the app understood and said, with each turn's latency measured on the wire.
+It does what a new user does: start ari-offload (store, models, ARI, REST API), create an access
+key, an agent (the built-in sample webhook) and a flow through the SDK, then a SIPp caller dials
+the flow on the test-bed Asterisk (``8<flow name>``). The dialogue and each turn's latency are
+read back from the API; the latency is also measured on the wire at the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+from aiohttp import web
+
+from ari_offload.agent.sample import make_sample_agent_app
+from ari_offload.app import App
+from ari_offload.client import Call, Client
+from ari_offload.config import ApiSettings, Settings, StoreSettings
 from ari_offload.media.g711 import ULAW
-from ari_offload.testbed.dialogue import Say, Silence, Step, run_dialogue
-from ari_offload.testbed.stack import TALK_SERVICE, local_stack
-from ari_offload.turns import TranscriptEntry, TurnTiming
+from ari_offload.testbed.asterisk import TESTBED_ARI, Testbed
+from ari_offload.testbed.dialogue import DialogueResult, Say, Silence, Step, run_dialogue
 
 WELCOME = "Hello! How can I help you today?"
 CALLER_LINES = [
@@ -32,54 +41,85 @@ def caller_script() -> list[Step]:
     return steps
 
 
-def print_dialogue(
-    entries: list[TranscriptEntry], timings: list[TurnTiming], wire: list[float | None]
-) -> None:
+def print_dialogue(call: Call, result: DialogueResult) -> None:
+    print(f"call {call.id} ({call.direction}, {call.status}, {call.hangup_reason}):")
+    wire = result.latencies()
+    turns = {t.turn: t for t in call.turns}
     turn = 0
-    for entry in entries:
-        if entry.role == "caller":
-            print(f"  caller said: {entry.text}")
+    for line in call.transcript:
+        if line.role == "caller":
+            print(f"  caller said: {line.text}")
             continue
-        note = ""
-        if turn and turn <= len(timings):
-            t = timings[turn - 1]
+        print(f"  agent said:  {line.text}")
+        if turn in turns:
+            t = turns[turn]
             on_wire = wire[turn - 1] if turn - 1 < len(wire) else None
             measured = f"{on_wire * 1000:.0f} ms on the wire" if on_wire else "not measured"
-            note = (
-                f"\n      (reply {measured}; app: endpoint {t.endpoint_ms:.0f} + stt "
-                f"{t.stt_ms:.0f} + webhook {t.webhook_ms:.0f} + tts {t.tts_first_audio_ms:.0f} ms)"
+            print(
+                f"      (reply {measured}; app: endpoint {t.endpoint_ms or 0:.0f} + stt "
+                f"{t.stt_ms or 0:.0f} + webhook {t.webhook_ms or 0:.0f} + tts "
+                f"{t.tts_first_audio_ms or 0:.0f} ms)"
             )
-        print(f"  agent said:  {entry.text}{note}")
         turn += 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 async def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    print("ari-offload demo: starting the test-bed Asterisk, the sample agent and ari-offload...")
     started = time.monotonic()
-    async with local_stack(welcome=WELCOME) as stack:
-        print(f"ready in {time.monotonic() - started:.1f} s; SIPp calls extension {TALK_SERVICE}\n")
-        # The caller speaks with piper's voice: clearer than espeak-ng on a phone line.
-        synth = stack.models.synthesizer
+    print("[demo] starting the test-bed Asterisk...")
+    await Testbed().start()
+    agent_runner = web.AppRunner(make_sample_agent_app(), access_log=None)
+    await agent_runner.setup()
+    await web.TCPSite(agent_runner, "127.0.0.1", 0).start()
+    webhook = f"http://127.0.0.1:{agent_runner.addresses[0][1]}/ai-webhook"
+    data_dir = Path(tempfile.mkdtemp(prefix="ari-offload-demo-"))
+    settings = Settings(
+        ari=TESTBED_ARI, api=ApiSettings(port=_free_port()), store=StoreSettings(data_dir=data_dir)
+    )
+    print("[demo] starting ari-offload (store, whisper + piper, ARI, REST API)...")
+    app = await App.start(settings)
+    try:
+        await app.service.wait_connected()
+        print(f"[demo] ready in {time.monotonic() - started:.1f} s; API on {app.api_url}/v1.0")
+        return await _call(app, webhook)
+    finally:
+        await app.stop()
+        await agent_runner.cleanup()
+        print("\n[demo] the test-bed Asterisk is still up for you: scripts/testbed stop ends it")
+
+
+async def _call(app: App, webhook: str) -> int:
+    async with await Client.signup(app.api_url, "demo", "demo-password") as client:
+        agent = await client.agents.create(
+            name="sample-agent", detail="the built-in rule-based sample agent", webhook=webhook
+        )
+        flow = await client.flows.create(
+            "demo-flow", [{"type": "ai_talk", "agent_id": agent.id, "welcome_message": WELCOME}]
+        )
+        print(f"[demo] created agent {agent.id} ({webhook}) and flow {flow.name!r}")
+        print(f"[demo] a SIPp caller dials 8{flow.name} on the test-bed Asterisk...\n")
+        synth = app.models.synthesizer  # the caller speaks with piper's voice: clear on a phone
 
         def caller_voice(text: str) -> bytes:
             return ULAW.encode(synth.synthesize_sentence(text))
 
-        result = await run_dialogue(TALK_SERVICE, caller_script(), tail_s=3.0, voice=caller_voice)
+        result = await run_dialogue(
+            f"8{flow.name}", caller_script(), tail_s=3.0, voice=caller_voice
+        )
         await asyncio.sleep(0.5)  # the hangup's bookkeeping
-        if len(stack.calls.entries) != 1:
-            print(f"demo failed: expected one call, got {len(stack.calls.entries)}")
+        calls = await client.calls.list()
+        if len(calls) != 1:
+            print(f"[demo] FAILED: expected one call, the API lists {len(calls)}")
             print(result.sipp.output[-2000:], result.sipp.errors[-2000:])
             return 1
-        (call_id,) = stack.calls.entries
-        print(f"call {call_id}:")
-        print_dialogue(
-            stack.calls.entries[call_id], stack.calls.timings.get(call_id, []), result.latencies()
-        )
-        print(
-            f"\nthe sample webhook received {len(stack.webhook_requests)} requests: "
-            + ", ".join(repr(r.text) for r in stack.webhook_requests)
-        )
+        print_dialogue(await client.calls.get(calls[0].id), result)
     return 0 if result.sipp.ok else 1
 
 
