@@ -164,7 +164,11 @@ class Conversation:
     # --- talking --------------------------------------------------------------------------
 
     async def _take_turn(self, utterance: _Utterance) -> None:
-        transcript = await self._transcribe(utterance)
+        try:
+            transcript = await self._transcribe(utterance)
+        except Exception:  # one bad inference costs one utterance, never the call
+            log.exception("call %s: transcription failed; utterance dropped", self.call.call_id)
+            return
         stt_ms = (time.monotonic() - utterance.ended_at) * 1000
         text = transcript.text.strip()
         if not text:
@@ -204,15 +208,18 @@ class Conversation:
         stream = self._models.tts.stream(text)
         self.call.set_state("speaking")
         try:
-            async for sentence, pcm in stream:
-                if playback.interrupted.is_set():
-                    break
-                end = self.media.enqueue(pcm)
-                playback.segments.append(Segment(sentence, end - len(pcm), end))
-                if timing is not None and len(playback.segments) == 1:
-                    now = time.monotonic()
-                    timing.tts_first_audio_ms = (now - replied_at) * 1000
-                    timing.total_ms = (now - since) * 1000 + timing.endpoint_ms
+            try:
+                async for sentence, pcm in stream:
+                    if playback.interrupted.is_set():
+                        break
+                    end = self.media.enqueue(pcm)
+                    playback.segments.append(Segment(sentence, end - len(pcm), end))
+                    if timing is not None and len(playback.segments) == 1:
+                        now = time.monotonic()
+                        timing.tts_first_audio_ms = (now - replied_at) * 1000
+                        timing.total_ms = (now - since) * 1000 + timing.endpoint_ms
+            except Exception:  # a sentence piper cannot say must not end the call
+                log.exception("call %s: speech synthesis failed", self.call.call_id)
             if not playback.interrupted.is_set():
                 drained = asyncio.create_task(self.media.drained())
                 cut = asyncio.create_task(playback.interrupted.wait())

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ log = logging.getLogger("ari_offload.ari")
 
 MEDIA_CHANNEL_PREFIX = "aoff-media-"
 BRIDGE_PREFIX = "aoff-bridge-"
+TRANSFER_CHANNEL_PREFIX = "aoff-xfer-"  # the far leg of a transfer to an endpoint
+TRANSFER_RING_TIMEOUT_S = 30
 
 MEDIA_STASIS_TIMEOUT_S = 5.0
 
@@ -54,6 +57,7 @@ class ActiveCall:
     media_in_stasis: asyncio.Event = field(default_factory=asyncio.Event)
     # the running ai_talk conversation, if any (the API's `talk` goes through it)
     conversation: Any = None
+    transfer_leg: TransferLeg | None = None
     _state_shown: str = ""
     _state_task: asyncio.Task[None] | None = None
 
@@ -115,9 +119,51 @@ class ActiveCall:
         self.hangup_reason = f"transfer:{context},{exten},{priority}"
         await self.rest.continue_in_dialplan(self.channel_id, context, exten, priority)
 
-    async def transfer_to_endpoint(self, endpoint: str) -> None:
-        self.hangup_reason = f"transfer:{endpoint}"
-        await self.rest.redirect(self.channel_id, endpoint)
+    @property
+    def transfer_channel_id(self) -> str:
+        return TRANSFER_CHANNEL_PREFIX + self.call_id
+
+    async def transfer_to_endpoint(
+        self, endpoint: str, ring_timeout_s: int = TRANSFER_RING_TIMEOUT_S
+    ) -> bool:
+        """Dial `endpoint`; once it answers it takes our media channel's place in the bridge.
+
+        The caller stays in our app (and in `core show channels` as one call); either side
+        hanging up ends both legs. False if the endpoint did not answer.
+        """
+        self.transfer_leg = TransferLeg()
+        try:
+            await self.rest.originate(
+                self.transfer_channel_id, endpoint, "transfer",
+                self.channel.caller_number or None, ring_timeout_s,
+            )  # fmt: skip
+        except AriError as exc:
+            log.warning("call %s: cannot dial %s: %s", self.call_id, endpoint, exc)
+            return False
+        answered = asyncio.create_task(self.transfer_leg.answered.wait())
+        failed = asyncio.create_task(self.transfer_leg.failed.wait())
+        await asyncio.wait({answered, failed}, timeout=ring_timeout_s + 5,
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        answered.cancel()
+        failed.cancel()
+        if not self.transfer_leg.answered.is_set():
+            with contextlib.suppress(AriError):
+                await self.rest.hangup(self.transfer_channel_id)
+            return False
+        await self.rest.add_to_bridge(self.bridge_id, [self.transfer_channel_id])
+        with contextlib.suppress(AriNotFound):
+            await self.rest.hangup(self.media_channel_id)  # we leave the conversation
+        if self.media is not None:
+            await self.media.close()
+        self.set_state(f"transferred:{endpoint}")
+        log.info("call %s: transferred to %s", self.call_id, endpoint)
+        return True
+
+
+@dataclass
+class TransferLeg:
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 async def set_up_call(call: ActiveCall, media_settings: MediaSettings) -> None:
@@ -162,10 +208,12 @@ async def tear_down_call(call: ActiveCall) -> None:
     """Delete what the call created. Idempotent; every step tolerates 'already gone'."""
     if call.media is not None:
         await call.media.close()
-    steps = (
-        (call.rest.hangup, call.media_channel_id),
-        (call.rest.delete_bridge, call.bridge_id),
-    )
+    steps: list[tuple[Callable[[str], Awaitable[None]], str]] = [
+        (call.rest.hangup, call.media_channel_id)
+    ]
+    if call.transfer_leg is not None:
+        steps.append((call.rest.hangup, call.transfer_channel_id))
+    steps.append((call.rest.delete_bridge, call.bridge_id))
     for step, resource in steps:
         try:
             await step(resource)

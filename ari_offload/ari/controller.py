@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from ari_offload.ari.call import (
     BRIDGE_PREFIX,
     MEDIA_CHANNEL_PREFIX,
+    TRANSFER_CHANNEL_PREFIX,
     VAR_CALL_ID,
     ActiveCall,
     set_up_call,
@@ -40,6 +41,8 @@ from ari_offload.errors import AriError, AriNotFound
 log = logging.getLogger("ari_offload.ari")
 
 # A coroutine function: the controller runs each flow as its own task (create_task).
+_OUR_LEGS = (MEDIA_CHANNEL_PREFIX, TRANSFER_CHANNEL_PREFIX)  # channels we create, not callers
+
 FlowRunner = Callable[[ActiveCall], Coroutine[Any, Any, None]]
 
 
@@ -93,6 +96,11 @@ class CallController:
                 if owner is not None:
                     owner.media_in_stasis.set()
                 return
+            if event.channel.id.startswith(TRANSFER_CHANNEL_PREFIX):
+                owner = self._transfer_owner(event.channel.id)
+                if owner is not None and owner.transfer_leg is not None:
+                    owner.transfer_leg.answered.set()
+                return
             if event.channel.id in self._by_channel or event.channel.id in self._adopting:
                 return
             args = parse_stasis_args(event.args)
@@ -101,11 +109,23 @@ class CallController:
                 args = self._pending_outbound.pop(event.channel.id)
                 direction = "out"
             self._spawn(self._handle_call(event.channel, args, direction))
+        elif isinstance(event, StasisEnd) and event.channel.id.startswith(TRANSFER_CHANNEL_PREFIX):
+            # The transfer target hung up: the caller's call is over too.
+            owner = self._transfer_owner(event.channel.id)
+            if owner is not None:
+                owner.hangup_reason = "transfer target hung up"
+                self._spawn(owner.hangup())
         elif isinstance(event, StasisEnd):
             call = self._by_channel.get(event.channel.id)
             if call is not None:
                 call.hangup_reason = call.hangup_reason or "caller"
                 self._spawn(self._end_call(call))
+        elif isinstance(event, ChannelDestroyed) and event.channel.id.startswith(
+            TRANSFER_CHANNEL_PREFIX
+        ):
+            owner = self._transfer_owner(event.channel.id)
+            if owner is not None and owner.transfer_leg is not None:
+                owner.transfer_leg.failed.set()  # no-op once answered
         elif isinstance(event, ChannelDestroyed) and event.channel.id in self._pending_outbound:
             # An originated call that was never answered (busy, no answer, unreachable).
             self._pending_outbound.pop(event.channel.id)
@@ -133,9 +153,10 @@ class CallController:
                 self._spawn(self._end_call(call))
         ours = {c.media_channel_id for c in self.calls.values()}
         ours |= {c.bridge_id for c in self.calls.values()}
+        ours |= {c.transfer_channel_id for c in self.calls.values()}
         for channel in channels:
-            if channel.id.startswith(MEDIA_CHANNEL_PREFIX) and channel.id not in ours:
-                log.info("reconcile: hanging up leftover media channel %s", channel.id)
+            if channel.id.startswith(_OUR_LEGS) and channel.id not in ours:
+                log.info("reconcile: hanging up leftover channel %s", channel.id)
                 await _ignore_gone(self.rest.hangup(channel.id))
         for bridge in bridges:
             if bridge.id.startswith(BRIDGE_PREFIX) and bridge.id not in ours:
@@ -144,8 +165,11 @@ class CallController:
         for channel in channels:
             self._maybe_adopt(channel)
 
+    def _transfer_owner(self, channel_id: str) -> ActiveCall | None:
+        return self.calls.get(channel_id.removeprefix(TRANSFER_CHANNEL_PREFIX))
+
     def _maybe_adopt(self, channel: Channel) -> None:
-        if channel.id.startswith(MEDIA_CHANNEL_PREFIX) or channel.id in self._by_channel:
+        if channel.id.startswith(_OUR_LEGS) or channel.id in self._by_channel:
             return
         if channel.id in self._adopting:
             return

@@ -131,9 +131,6 @@ class AriRest:
         params = {"context": context, "extension": exten, "priority": str(prio)}
         await self.request("POST", f"/channels/{channel_id}/continue", params)
 
-    async def redirect(self, channel_id: str, endpoint: str) -> None:
-        await self.request("POST", f"/channels/{channel_id}/redirect", {"endpoint": endpoint})
-
     # --- bridges --------------------------------------------------------------------------
 
     async def list_bridges(self) -> list[Bridge]:

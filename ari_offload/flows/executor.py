@@ -17,6 +17,7 @@ from ari_offload.speech.models import SpeechModels
 
 log = logging.getLogger("ari_offload.flows")
 
+TRANSFER_FAILED_TEXT = "Sorry, nobody is available to take your call. Goodbye."
 AGENT_MISSING_TEXT = "Sorry, this line is not available right now. Goodbye."
 
 AgentLookup = Callable[[str], Awaitable[AgentBinding | None]]
@@ -54,7 +55,7 @@ async def run_actions(call: ActiveCall, actions: list[Action], ctx: FlowContext)
             await call.hangup()
             return
         elif isinstance(action, Transfer):
-            await _transfer(call, action)
+            await _transfer(call, action, ctx)
             return
 
 
@@ -78,11 +79,16 @@ async def _ai_talk(call: ActiveCall, action: AiTalk, ctx: FlowContext) -> bool:
     return not conversation.finished
 
 
-async def _transfer(call: ActiveCall, action: Transfer) -> None:
+async def _transfer(call: ActiveCall, action: Transfer, ctx: FlowContext) -> None:
     call.set_state("transfer")
-    if action.endpoint is not None:
-        await call.transfer_to_endpoint(action.endpoint)
-    else:
+    if action.endpoint is None:
         assert action.context is not None
         assert action.extension is not None
         await call.transfer_to_dialplan(action.context, action.extension, action.priority or 1)
+        return
+    if await call.transfer_to_endpoint(action.endpoint):
+        await call.ended.wait()  # the two legs talk until one hangs up
+        return
+    log.info("call %s: %s did not answer", call.call_id, action.endpoint)
+    assert call.media is not None
+    await speak(call.media, ctx.models.tts, TRANSFER_FAILED_TEXT)

@@ -108,15 +108,7 @@ class SippCall:
     async def wait(self, timeout: float | None = None) -> SippResult:
         assert self._proc is not None, "start() first"
         limit = timeout if timeout is not None else self.hangup_after_s + 30
-        try:
-            out, _ = await asyncio.wait_for(self._proc.communicate(), limit)
-        except TimeoutError:
-            self._proc.kill()
-            out, _ = await self._proc.communicate()
-        errors_file = self._dir / "errors.log"
-        errors = errors_file.read_text(errors="replace") if errors_file.exists() else ""
-        shutil.rmtree(self._dir, ignore_errors=True)
-        return SippResult(self._proc.returncode or 0, out.decode(errors="replace"), errors)
+        return await _finish(self._proc, self._dir, limit)
 
     async def run(self) -> SippResult:
         await self.start()
@@ -152,12 +144,17 @@ class SippAnswerer:
 
     async def wait(self, timeout: float = 60.0) -> SippResult:
         assert self._proc is not None, "start() first"
-        try:
-            out, _ = await asyncio.wait_for(self._proc.communicate(), timeout)
-        except TimeoutError:
-            self._proc.kill()
-            out, _ = await self._proc.communicate()
-        errors_file = self._dir / "errors.log"
-        errors = errors_file.read_text(errors="replace") if errors_file.exists() else ""
-        shutil.rmtree(self._dir, ignore_errors=True)
-        return SippResult(self._proc.returncode or 0, out.decode(errors="replace"), errors)
+        return await _finish(self._proc, self._dir, timeout)
+
+
+async def _finish(proc: asyncio.subprocess.Process, workdir: Path, limit: float) -> SippResult:
+    """Wait for SIPp (killed past `limit`), collect its output and error log, clean up."""
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), limit)
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+    errors_file = workdir / "errors.log"
+    errors = errors_file.read_text(errors="replace") if errors_file.exists() else ""
+    shutil.rmtree(workdir, ignore_errors=True)
+    return SippResult(proc.returncode or 0, out.decode(errors="replace"), errors)

@@ -176,3 +176,23 @@ async def sample_agent() -> AsyncIterator[tuple[str, list[WebhookRequest]]]:
     port = runner.addresses[0][1]
     yield f"http://127.0.0.1:{port}/ai-webhook", app[RECEIVED_KEY]
     await runner.cleanup()
+
+
+@pytest.fixture
+async def flow_context(speech_models: SpeechModels) -> AsyncIterator[FlowContext]:
+    """What flow actions need, for flows that talk to no agent."""
+    async with aiohttp.ClientSession() as session:
+
+        async def no_agent(agent_id: str) -> AgentBinding | None:
+            return None
+
+        yield FlowContext(
+            Settings(ari=TESTBED_ARI), speech_models, WebhookClient(session, 2.0), no_agent
+        )
+
+
+def flow_of(actions: list[Action], ctx: FlowContext) -> FlowRunner:
+    async def run(call: ActiveCall) -> None:
+        await run_actions(call, actions, ctx)
+
+    return run

@@ -17,7 +17,7 @@ from aiohttp import web
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.app import App
-from ari_offload.client import Client
+from ari_offload.client import ApiError, Client
 from ari_offload.config import ApiSettings, Settings, StoreSettings
 from ari_offload.speech.models import SpeechModels
 from ari_offload.testbed.asterisk import TESTBED_ARI, Testbed
@@ -202,3 +202,23 @@ def speech_models_decoder() -> Any:
     from ari_offload.media.g711 import ULAW
 
     return ULAW.decode
+
+
+async def test_outbound_call_nobody_can_take_is_failed_not_lost(app: App) -> None:
+    async with await Client.signup(app.api_url, "unlucky", "unlucky-password") as client:
+        flow = await client.flows.create("hello", [{"type": "talk", "text": "Hello."}])
+        try:
+            call_id = (await client.calls.create("PJSIP/nobody", flow.id)).id
+            refused = None
+        except ApiError as exc:
+            refused = exc
+            (failed,) = await client.calls.list()
+            call_id = failed.id
+        async with asyncio.timeout(10):
+            while (call := await client.calls.get(call_id)).status != "failed":
+                await asyncio.sleep(0.2)
+
+    assert call.hangup_reason
+    if refused is not None:  # Asterisk refused at once: the API says so and names the endpoint
+        assert refused.status == 502
+        assert "PJSIP/nobody" in refused.message
