@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac.xml"
+AUTH_SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac_auth.xml"
 UAS_SCENARIO = Path(__file__).with_name("sipp") / "uas.xml"
 UAS_SIP_PORT = 5070  # asterisk-conf/testbed/pjsip.conf: endpoint sipp-uas
 ASTERISK_SIP = "127.0.0.1:5060"
@@ -70,9 +71,11 @@ class SippCall:
         audio: Path,
         hangup_after_s: float,
         codec: str = "ulaw",
+        auth: tuple[str, str] | None = None,
     ) -> None:
         if shutil.which("sipp") is None:
             raise RuntimeError("sipp not found: run scripts/install-testbed (Debian sip-tester)")
+        self.auth = auth  # (user, password): call as that user, answering the digest challenge
         self.service = service
         self.audio = audio.resolve()
         self.hangup_after_s = hangup_after_s
@@ -83,7 +86,8 @@ class SippCall:
         self._proc: asyncio.subprocess.Process | None = None
 
     def _scenario(self) -> Path:
-        text = SCENARIO_TEMPLATE.read_text()
+        template = AUTH_SCENARIO_TEMPLATE if self.auth else SCENARIO_TEMPLATE
+        text = template.read_text()
         text = text.replace("@AUDIO@", str(self.audio))
         text = text.replace("@PT@", str(PAYLOAD_TYPES[self.codec]))
         text = text.replace("@WAIT_MS@", str(int(self.hangup_after_s * 1000)))
@@ -99,6 +103,8 @@ class SippCall:
             "-error_file", str(self._dir / "errors.log"),
             "-timeout", str(int(self.hangup_after_s + 60)), "-timeout_error",
         ]  # fmt: skip
+        if self.auth:
+            args += ["-au", self.auth[0], "-ap", self.auth[1]]
         self._proc = await asyncio.create_subprocess_exec(
             *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             cwd=self._dir,

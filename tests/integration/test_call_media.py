@@ -102,3 +102,35 @@ async def test_garbage_from_another_source_is_ignored(start_service: ServiceFact
     assert result.ok, result.output + result.errors
     assert media.stats.foreign >= 400
     assert audio.read_bytes()[LEAD_SILENCE_BYTES:] in recorder.audio
+
+
+async def test_digest_authenticated_caller_reaches_the_app(start_service: ServiceFactory) -> None:
+    recorder = Recorder()
+    await start_service({"record": recorder})
+    audio = speech_file("Alice calling, with a password.")
+    call = SippCall(
+        "8record", audio, hangup_after_s=len(audio.read_bytes()) / 8000 + 1.0,
+        auth=("alice", "alice-secret"),
+    )  # fmt: skip
+
+    result = await call.run()
+
+    assert result.ok, result.output + result.errors
+    assert recorder.calls[0].channel.name.startswith("PJSIP/alice-")
+    assert audio.read_bytes()[LEAD_SILENCE_BYTES:] in recorder.audio
+
+
+async def test_a_wrong_digest_password_never_reaches_the_app(
+    start_service: ServiceFactory,
+) -> None:
+    recorder = Recorder()
+    await start_service({"record": recorder})
+    call = SippCall("8record", speech_file("hi"), hangup_after_s=2, auth=("alice", "wrong"))
+
+    result = await call.run()
+
+    assert not result.ok
+    # Asterisk challenged the second INVITE too (the scenario's rejected branch), rather
+    # than the call failing for some other reason.
+    assert "receive timeout" in result.errors, result.errors
+    assert recorder.calls == []
