@@ -1,4 +1,5 @@
-"""Shared fixtures: real test speech made by espeak-ng, and the speech models loaded once."""
+"""Shared fixtures: real test speech made by espeak-ng, the speech models loaded once, and a
+throwaway PostgreSQL server (``postgres``, ``postgres_url``: tests/postgres_fixture.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from ari_offload.speech.pcm import Pcm16, resample, to_float32, to_int16
+from tests.postgres_fixture import postgres, postgres_url  # noqa: F401 (a throwaway PostgreSQL)
 
 if TYPE_CHECKING:  # imported lazily: whisper and piper are slow to import for other rooms
     from ari_offload.speech.models import SpeechModels

@@ -1,4 +1,5 @@
-"""The store on a real SQLite file: accounts, scoping, flows resolution, call records."""
+"""The store on a real SQLite file and a real PostgreSQL: accounts, scoping, flows resolution,
+call records. Every test taking ``store`` runs on both backends, each on a fresh database."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import hashlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
 
@@ -30,11 +33,25 @@ from ari_offload.store.schema import SCHEMA_VERSION, metadata, schema_version
 from tests.api_support import FAST_HASHER
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
+    """SQLite in tmp_path, or a fresh database on the throwaway PostgreSQL server."""
+    if request.param == "sqlite":
+        return StoreSettings(data_dir=tmp_path)
+    return StoreSettings(data_dir=tmp_path, url=request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(StoreSettings(data_dir=tmp_path), password_hasher=FAST_HASHER)
+async def store(settings: StoreSettings) -> AsyncIterator[Store]:
+    s = await Store.open(settings, password_hasher=FAST_HASHER)
     yield s
     await s.close()
+
+
+async def _scalar(store: Store, sql: str) -> Any:
+    """One value read straight from the database, around the repositories."""
+    async with store.engine.connect() as conn:
+        return (await conn.execute(text(sql))).scalar_one()
 
 
 async def _customer(store: Store, name: str = "alice") -> str:
@@ -57,32 +74,24 @@ async def test_unusable_url_is_a_store_error() -> None:
         await Store.open(StoreSettings(url="nosuchdb+driver://x/y"))
 
 
-async def test_passwords_are_argon2_hashes_and_checked(store: Store, tmp_path: Path) -> None:
+async def test_passwords_are_argon2_hashes_and_checked(store: Store) -> None:
     customer = await store.customers.create("alice", "password1")
     with pytest.raises(NameTaken):
         await store.customers.create("alice", "another-pw")
     assert await store.customers.authenticate("alice", "password1") == customer
     assert await store.customers.authenticate("alice", "password2") is None
     assert await store.customers.authenticate("nobody", "password1") is None
-    stored = (
-        sqlite3.connect(tmp_path / "ari-offload.db")
-        .execute("SELECT password_hash FROM customers")
-        .fetchone()[0]
-    )
+    stored = await _scalar(store, "SELECT password_hash FROM customers")
     assert stored.startswith("$argon2id$")
     assert "password1" not in stored
 
 
-async def test_access_keys_store_only_a_hash(store: Store, tmp_path: Path) -> None:
+async def test_access_keys_store_only_a_hash(store: Store) -> None:
     cid = await _customer(store)
     new = await store.keys.create(cid, name="ci")
     assert "token" not in repr(new)
-    row = (
-        sqlite3.connect(tmp_path / "ari-offload.db")
-        .execute("SELECT token_hash FROM access_keys")
-        .fetchone()
-    )
-    assert row[0] == hashlib.sha256(new.token.encode()).hexdigest()
+    token_hash = await _scalar(store, "SELECT token_hash FROM access_keys")
+    assert token_hash == hashlib.sha256(new.token.encode()).hexdigest()
     key = await store.keys.authenticate(new.token)
     assert key is not None
     assert key.customer_id == cid
@@ -251,7 +260,7 @@ async def test_list_filters_newest_first_and_survives_flow_deletion(store: Store
 
 
 def test_schema_compiles_for_postgresql() -> None:
-    # PostgreSQL is not run here; its DDL at least must compile from the same tables.
+    # The tests above run the real thing; this one needs no server and shows the DDL's shape.
     dialect = make_url("postgresql+asyncpg://").get_dialect()()  # asyncpg itself not needed
     ddl = "\n".join(
         str(CreateTable(t).compile(dialect=dialect))
@@ -260,6 +269,7 @@ def test_schema_compiles_for_postgresql() -> None:
     assert "TIMESTAMP WITH TIME ZONE" in ddl
     assert "CREATE TABLE transcript_entries" in ddl
     assert "SERIAL" in ddl
+    assert 'name VARCHAR(100) COLLATE "C" NOT NULL' in ddl  # sorted bytewise, as on SQLite
 
 
 async def test_argon2_runs_off_the_event_loop(
@@ -278,3 +288,86 @@ async def test_argon2_runs_off_the_event_loop(
         loop.set_debug(False)
         await store.close()
     assert "Executing" not in caplog.text
+
+
+async def test_names_sort_the_same_on_every_backend(store: Store) -> None:
+    # Bytewise, as SQLite does: a PostgreSQL cluster's locale (here ICU en-US) must not matter.
+    cid = await _customer(store)
+    for name in ["b", "B", "a", "A", "_x", "é"]:
+        await store.agents.create(cid, name=name, webhook="http://127.0.0.1:9/x")
+        await store.flows.create(cid, name=name, actions=[Talk("x")])
+    expected = ["A", "B", "_x", "a", "b", "é"]
+    assert [a.name for a in await store.agents.list(cid)] == expected
+    assert [f.name for f in await store.flows.list(cid)] == expected
+    with pytest.raises(NameTaken):  # names are case-sensitive, unique per customer
+        await store.agents.create(cid, name="a", webhook="http://127.0.0.1:9/x")
+
+
+async def test_times_come_back_aware_utc_to_the_microsecond(store: Store) -> None:
+    cid = await _customer(store)
+    plus2 = timezone(timedelta(hours=2))
+    started = datetime(2024, 3, 31, 1, 30, 15, 123456, tzinfo=plus2)  # a DST night in Europe
+    call = await store.calls.create(cid, direction=Direction.IN, flow_id=None, started_at=started)
+    got = await store.calls.get(call.id, customer_id=cid)
+    assert got is not None
+    assert got.started_at == started
+    assert got.started_at.utcoffset() == timedelta(0)
+    assert got.started_at.isoformat() == "2024-03-30T23:30:15.123456+00:00"
+    with pytest.raises(StoreError):  # naive datetimes are refused, on every backend
+        await store.calls.create(
+            cid, direction=Direction.IN, flow_id=None, started_at=datetime(2024, 1, 1)
+        )
+    key = await store.keys.create(cid, expires_at=datetime.now(UTC) + timedelta(days=1))
+    listed = (await store.keys.list(cid))[0]
+    assert listed.expires_at == key.key.expires_at
+    assert listed.created_at == key.key.created_at
+
+
+async def test_text_from_the_phone_side_is_made_storable(store: Store) -> None:
+    # The controller records what callers and webhooks send: NUL (refused by PostgreSQL),
+    # lone surrogates (not UTF-8) and over-long values must not lose the record.
+    cid = await _customer(store)
+    call = await store.calls.create(
+        cid, direction=Direction.IN, flow_id=None, caller="1" * 300, channel_id="c" * 100
+    )
+    got = await store.calls.get(call.id, customer_id=cid)
+    assert got == call
+    assert got.caller == "1" * 200
+    entry = await store.calls.add_transcript(call.id, Role.AGENT, "a\x00b\ud800c\ud83d\ude00")
+    assert entry.text == "a\ufffdb\ufffdc\U0001f600"  # a surrogate pair joins into its emoji
+    assert [e.text for e in await store.calls.transcript(call.id)] == [entry.text]
+    await store.calls.add_turn(call.id, turn=1, webhook_error="bad\x00reply" + "x" * 600)
+    turn = (await store.calls.turns(call.id))[0]
+    assert turn.webhook_error == "bad\ufffdreply" + "x" * 491
+    ended = await store.calls.set_status(call.id, CallStatus.ENDED, reason="x\x00" * 150)
+    assert ended is not None
+    assert ended.hangup_reason == "x\ufffd" * 100
+
+
+async def test_migration_is_recorded_once(settings: StoreSettings) -> None:
+    for _ in range(2):
+        async with (
+            await Store.open(settings, password_hasher=FAST_HASHER) as store,
+            store.engine.connect() as conn,
+        ):
+            rows = (await conn.execute(text("SELECT version FROM schema_version"))).all()
+    assert [tuple(r) for r in rows] == [(SCHEMA_VERSION,)]
+
+
+async def test_concurrent_opens_of_a_new_database_migrate_once(settings: StoreSettings) -> None:
+    # The API and the controller, or two instances, may start together on an empty database.
+    opened = await asyncio.gather(
+        *(Store.open(settings, password_hasher=FAST_HASHER) for _ in range(4)),
+        return_exceptions=True,
+    )
+    stores = [s for s in opened if isinstance(s, Store)]
+    try:
+        assert len(stores) == len(opened), [repr(e) for e in opened if not isinstance(e, Store)]
+        cid = await _customer(stores[0])
+        assert await stores[3].customers.get(cid) is not None
+        async with stores[1].engine.connect() as conn:
+            versions = (await conn.execute(text("SELECT version FROM schema_version"))).all()
+        assert [tuple(v) for v in versions] == [(SCHEMA_VERSION,)]
+    finally:
+        for s in stores:
+            await s.close()

@@ -1,4 +1,5 @@
-"""Helpers shared by the repositories: ids, clock, and database errors as ``StoreError``."""
+"""Helpers shared by the repositories: ids, clock, storable text, database errors as
+``StoreError``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,23 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def storable(value: str, max_length: int | None = None) -> str:
+    """Text from the phone side made fit for every backend, cut to ``max_length`` characters.
+
+    NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8) become U+FFFD; PostgreSQL also
+    refuses a value longer than its column, where SQLite would keep it.
+    """
+    if max_length is not None:
+        value = value[:max_length]
+    value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Pairs of surrogates join into their character; lone ones are replaced.
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
 
 
 class Repo:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ari_offload.errors import StoreError
 from ari_offload.store import schema as t
-from ari_offload.store._db import Repo, new_id, utcnow
+from ari_offload.store._db import Repo, new_id, storable, utcnow
 from ari_offload.store.records import (
     Call,
     CallStatus,
@@ -30,6 +30,8 @@ from ari_offload.store.records import (
 log = logging.getLogger("ari_offload.store")
 
 DEFAULT_LIST_LIMIT = 50
+# Column widths of free text that comes from callers, Asterisk or webhooks (see schema).
+MAX_PARTY, MAX_REASON, MAX_WEBHOOK_ERROR = 200, 200, 500
 _ORDER = {CallStatus.RINGING: 0, CallStatus.ACTIVE: 1, CallStatus.ENDED: 2, CallStatus.FAILED: 2}
 
 
@@ -53,8 +55,8 @@ class Calls(Repo):
             flow_id=flow_id,
             direction=Direction(direction),
             status=CallStatus(status),
-            caller=caller,
-            destination=destination,
+            caller=storable(caller, MAX_PARTY) if caller is not None else None,
+            destination=storable(destination, MAX_PARTY) if destination is not None else None,
             channel_id=channel_id,
             started_at=started_at or utcnow(),
             answered_at=None,
@@ -126,7 +128,7 @@ class Calls(Repo):
                 values["answered_at"] = at
             if status.is_final:
                 values["ended_at"] = at
-                values["hangup_reason"] = reason[:200] if reason else None
+                values["hangup_reason"] = storable(reason, MAX_REASON) if reason else None
             await conn.execute(update(t.calls).where(t.calls.c.id == call_id).values(**values))
             row = (
                 (await conn.execute(select(t.calls).where(t.calls.c.id == call_id)))
@@ -152,6 +154,7 @@ class Calls(Repo):
     ) -> TranscriptEntry:
         """Append one line; raises ``StoreError`` if the call does not exist."""
         at = at or utcnow()
+        text = storable(text)
         try:
             async with self._tx() as conn:
                 await _require_call(conn, call_id)
@@ -187,7 +190,7 @@ class Calls(Repo):
             webhook_ms=webhook_ms,
             tts_first_audio_ms=tts_first_audio_ms,
             total_ms=total_ms,
-            webhook_error=webhook_error[:500] if webhook_error else None,
+            webhook_error=storable(webhook_error, MAX_WEBHOOK_ERROR) if webhook_error else None,
             at=at or utcnow(),
         )
         try:

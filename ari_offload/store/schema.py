@@ -1,8 +1,8 @@
 """Tables and the versioned migration that creates them.
 
 Only portable types (String, Text, Integer, Float, JSON, timestamps normalised to UTC), so the
-same code runs on SQLite and PostgreSQL. A migration is a function appended to ``MIGRATIONS``;
-``schema_version`` records which ones ran.
+same code runs on SQLite and PostgreSQL. Strings compare and sort bytewise on both (``varchar``).
+A migration is a function appended to ``MIGRATIONS``; ``schema_version`` records which ones ran.
 """
 
 from __future__ import annotations
@@ -37,6 +37,17 @@ from sqlalchemy import func as sql_func
 log = logging.getLogger("ari_offload.store")
 
 ID = 64  # length of id columns: our ids are UUIDs (36), the controller may bring its own
+# Serialises migrations across processes on PostgreSQL (pg_advisory_xact_lock): "ari-offl".
+MIGRATION_LOCK = 0x6172692D6F66666C
+
+
+def varchar(length: int) -> String:
+    """VARCHAR(length), bytewise like SQLite's BINARY collation on every backend.
+
+    PostgreSQL would otherwise compare and sort in the cluster's locale (en_US puts "a" before
+    "B", SQLite puts it after): ``COLLATE "C"`` keeps list order the same everywhere.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -63,25 +74,25 @@ metadata = MetaData()
 customers = Table(
     "customers",
     metadata,
-    Column("id", String(ID), primary_key=True),
-    Column("name", String(64), nullable=False, unique=True),
-    Column("password_hash", String(255), nullable=False),
+    Column("id", varchar(ID), primary_key=True),
+    Column("name", varchar(64), nullable=False, unique=True),
+    Column("password_hash", varchar(255), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
 
 access_keys = Table(
     "access_keys",
     metadata,
-    Column("id", String(ID), primary_key=True),
+    Column("id", varchar(ID), primary_key=True),
     Column(
         "customer_id",
-        String(ID),
+        varchar(ID),
         ForeignKey("customers.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
-    Column("name", String(100), nullable=False),
-    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex
+    Column("name", varchar(100), nullable=False),
+    Column("token_hash", varchar(64), nullable=False, unique=True),  # sha256 hex
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime),
     Column("revoked_at", UtcDateTime),
@@ -91,20 +102,20 @@ access_keys = Table(
 agents = Table(
     "agents",
     metadata,
-    Column("id", String(ID), primary_key=True),
+    Column("id", varchar(ID), primary_key=True),
     Column(
         "customer_id",
-        String(ID),
+        varchar(ID),
         ForeignKey("customers.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
-    Column("name", String(100), nullable=False),
+    Column("name", varchar(100), nullable=False),
     Column("detail", Text, nullable=False),
-    Column("webhook", String(2048), nullable=False),
-    Column("secret", String(256)),
-    Column("voice", String(100)),
-    Column("language", String(16)),
+    Column("webhook", varchar(2048), nullable=False),
+    Column("secret", varchar(256)),
+    Column("voice", varchar(100)),
+    Column("language", varchar(16)),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("customer_id", "name", name="uq_agents_customer_name"),
@@ -113,15 +124,15 @@ agents = Table(
 flows = Table(
     "flows",
     metadata,
-    Column("id", String(ID), primary_key=True),
+    Column("id", varchar(ID), primary_key=True),
     Column(
         "customer_id",
-        String(ID),
+        varchar(ID),
         ForeignKey("customers.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
-    Column("name", String(64), nullable=False, index=True),  # the dialplan finds flows by name
+    Column("name", varchar(64), nullable=False, index=True),  # the dialplan finds flows by name
     Column("actions", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -131,21 +142,21 @@ flows = Table(
 calls = Table(
     "calls",
     metadata,
-    Column("id", String(ID), primary_key=True),
+    Column("id", varchar(ID), primary_key=True),
     Column(
-        "customer_id", String(ID), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
+        "customer_id", varchar(ID), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
     ),
     # A call record outlives its flow: deleting the flow keeps the history.
-    Column("flow_id", String(ID), ForeignKey("flows.id", ondelete="SET NULL")),
-    Column("direction", String(3), nullable=False),
-    Column("status", String(8), nullable=False),
-    Column("caller", String(200)),
-    Column("destination", String(200)),
-    Column("channel_id", String(128), index=True),
+    Column("flow_id", varchar(ID), ForeignKey("flows.id", ondelete="SET NULL")),
+    Column("direction", varchar(3), nullable=False),
+    Column("status", varchar(8), nullable=False),
+    Column("caller", varchar(200)),
+    Column("destination", varchar(200)),
+    Column("channel_id", varchar(128), index=True),
     Column("started_at", UtcDateTime, nullable=False),
     Column("answered_at", UtcDateTime),
     Column("ended_at", UtcDateTime),
-    Column("hangup_reason", String(200)),
+    Column("hangup_reason", varchar(200)),
     CheckConstraint("direction IN ('in', 'out')", name="ck_calls_direction"),
     CheckConstraint("status IN ('ringing', 'active', 'ended', 'failed')", name="ck_calls_status"),
     Index("ix_calls_customer_started", "customer_id", "started_at"),
@@ -158,12 +169,12 @@ transcript_entries = Table(
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column(
         "call_id",
-        String(ID),
+        varchar(ID),
         ForeignKey("calls.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
     ),
-    Column("role", String(8), nullable=False),
+    Column("role", varchar(8), nullable=False),
     Column("text", Text, nullable=False),
     Column("at", UtcDateTime, nullable=False),
     CheckConstraint("role IN ('caller', 'agent', 'system')", name="ck_transcript_role"),
@@ -175,7 +186,7 @@ turns = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column(
         "call_id",
-        String(ID),
+        varchar(ID),
         ForeignKey("calls.id", ondelete="CASCADE"),
         nullable=False,
         index=True,
@@ -186,7 +197,7 @@ turns = Table(
     Column("webhook_ms", Float),
     Column("tts_first_audio_ms", Float),
     Column("total_ms", Float),
-    Column("webhook_error", String(500)),
+    Column("webhook_error", varchar(500)),
     Column("at", UtcDateTime, nullable=False),
     UniqueConstraint("call_id", "turn", name="uq_turns_call_turn"),
 )
@@ -201,6 +212,7 @@ schema_version = Table(
 )
 
 
+# v1 got COLLATE "C" on PostgreSQL before any PostgreSQL store existed; SQLite's DDL is as it was.
 def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn)
 
@@ -211,7 +223,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: Connection) -> int:
-    """Bring the schema up to date inside the caller's transaction; returns the version."""
+    """Bring the schema up to date inside the caller's transaction; returns the version.
+
+    Processes that start together on a new database take turns: the first migrates, the
+    others then find the schema current.
+    """
+    _lock_for_migration(conn)
     _version_metadata.create_all(conn)
     current = conn.execute(select(sql_func.max(schema_version.c.version))).scalar() or 0
     if current > SCHEMA_VERSION:
@@ -222,3 +239,13 @@ def migrate(conn: Connection) -> int:
         MIGRATIONS[version - 1](conn)
         conn.execute(insert(schema_version).values(version=version, applied_at=datetime.now(UTC)))
     return SCHEMA_VERSION
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    """Hold the database's migration lock until the caller's transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(sql_func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+    elif conn.dialect.name == "sqlite":
+        # The driver leaves DDL outside any transaction: take the write lock first, which also
+        # makes the migration all-or-nothing. Waits for the busy timeout if another has it.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -117,6 +117,12 @@ async def test_readme_curl_calls_then_a_dialplan_call(
     assert [e.role for e in detail.transcript] == ["agent", "caller", "agent"]
     assert "email address" in detail.transcript[2].text.lower()
     assert len(detail.turns) == 1
+    async with aiohttp.ClientSession() as http, http.get(app.api_url + "/metrics") as resp:
+        metrics = await resp.text()
+    outcome = (call.hangup_reason or "").split(":")[0]
+    assert f'ari_offload_calls_total{{direction="in",outcome="{outcome}"}} 1.0' in metrics
+    assert 'ari_offload_turn_latency_seconds_count{part="total"} 1.0' in metrics
+    assert 'ari_offload_active_calls{direction="in"} 0.0' in metrics
     assert (detail.turns[0].total_ms or 0) > 0
 
 
