@@ -6,6 +6,7 @@ A missing or broken test bed FAILS these tests (never skips): CI must prove real
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -196,3 +197,35 @@ def flow_of(actions: list[Action], ctx: FlowContext) -> FlowRunner:
         await run_actions(call, actions, ctx)
 
     return run
+
+
+SLOW_CALLBACK_S = 0.1  # a loop step this long would delay every call's 20 ms media frames
+
+
+class _SlowStepLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.slow: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing") and "took" in message:
+            self.slow.append(message)
+
+
+@pytest.fixture
+async def loop_must_not_block() -> AsyncIterator[None]:
+    """Fail the test if any single step of the event loop ran longer than SLOW_CALLBACK_S
+    (blocking work such as whisper or piper must run in their thread pools)."""
+    loop = asyncio.get_running_loop()
+    handler = _SlowStepLog()
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.addHandler(handler)
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW_CALLBACK_S
+    try:
+        yield
+    finally:
+        loop.set_debug(False)
+        asyncio_log.removeHandler(handler)
+    assert handler.slow == [], "the event loop was blocked:\n" + "\n".join(handler.slow)

@@ -18,7 +18,11 @@ from ari_offload.speech.models import SpeechModels
 from ari_offload.testbed.dialogue import Burst, DialogueResult, Say, Silence, run_dialogue
 from tests.integration.conftest import AgentServiceFactory
 
-pytestmark = [pytest.mark.integration, pytest.mark.models]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.models,
+    pytest.mark.usefixtures("loop_must_not_block"),
+]
 
 WELCOME = "Hello! How can I help you today?"
 
@@ -27,8 +31,9 @@ def words(text: str) -> str:
     return " ".join(re.findall(r"[a-z]+", text.lower()))
 
 
-def heard(models: SpeechModels, burst: Burst) -> str:
-    return words(models.transcriber.transcribe(burst.pcm))
+async def heard(models: SpeechModels, burst: Burst) -> str:
+    """Whisper's words for what the caller heard (in a thread: the loop must not block)."""
+    return words(await asyncio.to_thread(models.transcriber.transcribe, burst.pcm))
 
 
 def replies_after_each_utterance(result: DialogueResult) -> list[Burst]:
@@ -59,9 +64,9 @@ async def test_welcome_then_the_agent_reply(
     assert len(result.caller) == 1
     welcome = result.agent[0]
     assert welcome.end <= result.caller[0].start, "the welcome plays first"
-    assert "help you" in heard(speech_models, welcome)
+    assert "help you" in await heard(speech_models, welcome)
     (reply,) = replies_after_each_utterance(result)
-    assert "email address" in heard(speech_models, reply)
+    assert "email address" in await heard(speech_models, reply)
 
 
 async def test_three_turns_in_order_with_a_complete_transcript(
@@ -85,7 +90,7 @@ async def test_three_turns_in_order_with_a_complete_transcript(
     assert result.sipp.ok, result.sipp.output + result.sipp.errors
     assert [r.turn for r in received] == [1, 2, 3]
     assert len({r.call_id for r in received}) == 1
-    replies = [heard(speech_models, b) for b in replies_after_each_utterance(result)]
+    replies = [await heard(speech_models, b) for b in replies_after_each_utterance(result)]
     assert "email address" in replies[0]
     assert "morning" in replies[1]  # whisper writes the hours as words or as digits
     assert "friday" in replies[1]
@@ -127,7 +132,7 @@ async def test_webhook_failures_give_the_fallback_and_the_call_goes_on(
 
     assert result.sipp.ok, result.sipp.output + result.sipp.errors
     assert len(received) == 4
-    replies = [heard(speech_models, b) for b in replies_after_each_utterance(result)]
+    replies = [await heard(speech_models, b) for b in replies_after_each_utterance(result)]
     fallback = words(DEFAULT_FALLBACK_TEXT)
     for reply in replies[:3]:
         assert "trouble" in reply, f"expected the fallback ({fallback!r}), heard {reply!r}"
@@ -156,7 +161,7 @@ async def test_webhook_down_then_up(
     result = await dialogue
 
     assert result.sipp.ok, result.sipp.output + result.sipp.errors
-    first, second = (heard(speech_models, b) for b in replies_after_each_utterance(result))
+    first, second = [await heard(speech_models, b) for b in replies_after_each_utterance(result)]
     assert "trouble" in first
     assert "here now" in second
 
@@ -218,7 +223,7 @@ async def test_four_concurrent_calls_get_their_own_replies(
     assert len({r.call_id for r in received}) == 4
     for ask, result in zip(asks, results, strict=True):
         assert result.sipp.ok, result.sipp.output + result.sipp.errors
-        (reply,) = (heard(speech_models, b) for b in replies_after_each_utterance(result))
+        (reply,) = [await heard(speech_models, b) for b in replies_after_each_utterance(result)]
         if "password" in ask:
             assert "email address" in reply
             assert "friday" not in reply
