@@ -10,21 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from aiohttp import web
-
-from ari_offload.agent.sample import make_sample_agent_app
-from ari_offload.app import App
-from ari_offload.client import Call, Client
-from ari_offload.config import ApiSettings, Settings, StoreSettings
+from ari_offload.client import Call
 from ari_offload.media.g711 import ULAW
-from ari_offload.testbed.asterisk import TESTBED_ARI, Testbed
 from ari_offload.testbed.dialogue import DialogueResult, Say, Silence, Step, run_dialogue
+from ari_offload.testbed.stack import FLOW_NAME, local_product
 
 WELCOME = "Hello! How can I help you today?"
 CALLER_LINES = [
@@ -63,63 +55,36 @@ def print_dialogue(call: Call, result: DialogueResult) -> None:
         turn += 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
-    print("[demo] starting the test-bed Asterisk...")
-    await Testbed().start()
-    agent_runner = web.AppRunner(make_sample_agent_app(), access_log=None)
-    await agent_runner.setup()
-    await web.TCPSite(agent_runner, "127.0.0.1", 0).start()
-    webhook = f"http://127.0.0.1:{agent_runner.addresses[0][1]}/ai-webhook"
-    data_dir = Path(tempfile.mkdtemp(prefix="ari-offload-demo-"))
-    settings = Settings(
-        ari=TESTBED_ARI, api=ApiSettings(port=_free_port()), store=StoreSettings(data_dir=data_dir)
+    print(
+        "[demo] starting the test-bed Asterisk, the sample agent and ari-offload "
+        "(store, whisper + piper, ARI, REST API)..."
     )
-    print("[demo] starting ari-offload (store, whisper + piper, ARI, REST API)...")
-    app = await App.start(settings)
-    try:
-        await app.service.wait_connected()
-        print(f"[demo] ready in {time.monotonic() - started:.1f} s; API on {app.api_url}/v1.0")
-        return await _call(app, webhook)
-    finally:
-        await app.stop()
-        await agent_runner.cleanup()
-        print("\n[demo] the test-bed Asterisk is still up for you: scripts/testbed stop ends it")
-
-
-async def _call(app: App, webhook: str) -> int:
-    async with await Client.signup(app.api_url, "demo", "demo-password") as client:
-        agent = await client.agents.create(
-            name="sample-agent", detail="the built-in rule-based sample agent", webhook=webhook
+    async with local_product(WELCOME) as local:
+        print(
+            f"[demo] ready in {time.monotonic() - started:.1f} s; API on {local.app.api_url}/v1.0"
         )
-        flow = await client.flows.create(
-            "demo-flow", [{"type": "ai_talk", "agent_id": agent.id, "welcome_message": WELCOME}]
+        print(
+            f"[demo] signed up, created agent {local.agent_id} ({local.webhook}) and flow "
+            f"{FLOW_NAME!r} through the SDK"
         )
-        print(f"[demo] created agent {agent.id} ({webhook}) and flow {flow.name!r}")
-        print(f"[demo] a SIPp caller dials 8{flow.name} on the test-bed Asterisk...\n")
-        synth = app.models.synthesizer  # the caller speaks with piper's voice: clear on a phone
+        print(f"[demo] a SIPp caller dials {local.service} on the test-bed Asterisk...\n")
+        synth = local.app.models.synthesizer  # the caller speaks with piper: clear on a phone
 
         def caller_voice(text: str) -> bytes:
             return ULAW.encode(synth.synthesize_sentence(text))
 
-        result = await run_dialogue(
-            f"8{flow.name}", caller_script(), tail_s=3.0, voice=caller_voice
-        )
+        result = await run_dialogue(local.service, caller_script(), tail_s=3.0, voice=caller_voice)
         await asyncio.sleep(0.5)  # the hangup's bookkeeping
-        calls = await client.calls.list()
+        calls = await local.client.calls.list()
         if len(calls) != 1:
             print(f"[demo] FAILED: expected one call, the API lists {len(calls)}")
             print(result.sipp.output[-2000:], result.sipp.errors[-2000:])
             return 1
-        print_dialogue(await client.calls.get(calls[0].id), result)
+        print_dialogue(await local.client.calls.get(calls[0].id), result)
+    print("\n[demo] the test-bed Asterisk is still up for you: scripts/testbed stop ends it")
     return 0 if result.sipp.ok else 1
 
 

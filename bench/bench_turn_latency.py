@@ -21,7 +21,7 @@ import statistics
 import time
 
 from ari_offload.testbed.dialogue import DialogueResult, Say, Silence, Step, run_dialogue
-from ari_offload.testbed.stack import TALK_SERVICE, local_stack
+from ari_offload.testbed.stack import local_product
 
 UTTERANCES = [
     "I need to reset my password",
@@ -49,18 +49,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-async def delayed_dialogue(delay_s: float) -> DialogueResult:
+async def delayed_dialogue(service: str, delay_s: float) -> DialogueResult:
     await asyncio.sleep(delay_s)
-    return await run_dialogue(TALK_SERVICE, script())
+    return await run_dialogue(service, script())
 
 
-async def measure(concurrency: int, rounds: int, stagger_s: float = 0.0) -> tuple[list[float], int]:
+async def measure(
+    service: str, concurrency: int, rounds: int, stagger_s: float = 0.0
+) -> tuple[list[float], int]:
     """`concurrency` calls at once, call i starting i * stagger_s after the first."""
     latencies: list[float] = []
     misses = 0
     for _ in range(rounds):
         results = await asyncio.gather(
-            *(delayed_dialogue(i * stagger_s) for i in range(concurrency))
+            *(delayed_dialogue(service, i * stagger_s) for i in range(concurrency))
         )
         for result in results:
             for value in result.latencies():
@@ -98,32 +100,27 @@ async def main() -> None:
         "method: SIPp -> Asterisk 22 -> ari-offload (tiny.en int8, piper joe-medium, "
         "sample webhook); latency from tshark capture at the caller, -45 dBFS speech gate"
     )
-    async with local_stack(welcome=None) as stack:
+    async with local_product(welcome=None) as local:
         started = time.monotonic()
-        lat1, miss1 = await measure(1, args.rounds)
+        lat1, miss1 = await measure(local.service, 1, args.rounds)
         report("1 call", lat1, miss1)
         # Real callers do not finish their sentences in the same instant: spread the calls
         # over one utterance cycle. The synchronized run is the worst case.
         stagger = CYCLE_S / args.calls
-        latn, missn = await measure(args.calls, max(1, args.rounds // 2), stagger)
+        rounds = max(1, args.rounds // 2)
+        latn, missn = await measure(local.service, args.calls, rounds, stagger)
         report(f"{args.calls} calls, starts {stagger:.1f} s apart", latn, missn)
-        lats, misss = await measure(args.calls, max(1, args.rounds // 2))
+        lats, misss = await measure(local.service, args.calls, rounds)
         report(f"{args.calls} calls, synchronized (worst case)", lats, misss)
-        parts = [t for turns in stack.calls.timings.values() for t in turns]
-        if parts:
-            print(
-                "app-side breakdown (mean ms): "
-                + ", ".join(
-                    f"{name}={statistics.mean(getattr(t, name) for t in parts):.0f}"
-                    for name in (
-                        "endpoint_ms",
-                        "stt_ms",
-                        "webhook_ms",
-                        "tts_first_audio_ms",
-                        "total_ms",
-                    )
-                )
+        await asyncio.sleep(0.5)  # the last hangups' bookkeeping
+        calls = await local.client.calls.list(limit=200)
+        turns = [t for c in calls for t in (await local.client.calls.get(c.id)).turns]
+        if turns:
+            means = ", ".join(
+                f"{name}={statistics.mean(getattr(t, name) or 0 for t in turns):.0f}"
+                for name in PARTS
             )
+            print(f"app-side breakdown over {len(turns)} turns (mean ms): {means}")
         print(f"wall time {time.monotonic() - started:.0f} s")
 
 

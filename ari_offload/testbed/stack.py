@@ -1,96 +1,78 @@
-"""A whole local stack in one process, for the demo and the benchmarks.
+"""The whole product running locally, set up the way a new user would, for the demo and bench.
 
-Test-bed Asterisk + the built-in sample agent + the ari-offload controller with speech models,
-wired so that dialling ``8talk`` converses with the sample agent.
+Test-bed Asterisk + the built-in sample agent on a free port + ari-offload (store in a temp dir,
+speech models, ARI, REST API) + an access key, an agent and a flow created through the SDK.
+A SIPp caller then dials ``8<flow name>``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
+import socket
+import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
-import aiohttp
 from aiohttp import web
 
-from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
-from ari_offload.ari.call import ActiveCall
-from ari_offload.config import Settings
-from ari_offload.conversation import AgentBinding
-from ari_offload.flows.builtin import BUILTIN_FLOWS
-from ari_offload.flows.dispatch import FlowDispatcher
-from ari_offload.flows.executor import FlowContext, run_actions
-from ari_offload.flows.model import AiTalk
-from ari_offload.service import AriService
-from ari_offload.speech.models import SpeechModels, load_speech_models
+from ari_offload.app import App
+from ari_offload.client import Client
+from ari_offload.config import ApiSettings, Settings, StoreSettings
 from ari_offload.testbed.asterisk import TESTBED_ARI, Testbed
-from ari_offload.turns import TranscriptEntry, TurnTiming
 
-log = logging.getLogger("ari_offload.testbed")
-
-TALK_SERVICE = "8talk"
+FLOW_NAME = "demo-flow"
 
 
 @dataclass
-class CallLog:
-    """Transcript and turn timings of every call, as the controller recorded them."""
-
-    entries: dict[str, list[TranscriptEntry]] = field(default_factory=dict)
-    timings: dict[str, list[TurnTiming]] = field(default_factory=dict)
-
-    async def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None:
-        self.entries.setdefault(call.call_id, []).append(entry)
-
-    async def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
-        self.timings.setdefault(call.call_id, []).append(timing)
-
-
-@dataclass
-class LocalStack:
-    service: AriService
-    models: SpeechModels
-    calls: CallLog
+class LocalProduct:
+    app: App
+    client: Client  # signed up, owns the agent and the flow
+    agent_id: str
+    webhook: str
     webhook_requests: list[WebhookRequest]
-    webhook_url: str
+
+    @property
+    def service(self) -> str:
+        """What a caller dials on the test bed to reach the flow."""
+        return f"8{FLOW_NAME}"
 
 
 @contextlib.asynccontextmanager
-async def local_stack(
-    welcome: str | None = "Hello! How can I help you today?",
-    models: SpeechModels | None = None,
-) -> AsyncIterator[LocalStack]:
-    settings = Settings(ari=TESTBED_ARI)
+async def local_product(welcome: str | None) -> AsyncIterator[LocalProduct]:
     await Testbed().start()
-    own_models = models is None
-    speech = models or load_speech_models(settings.speech)
     agent_app = make_sample_agent_app()
-    runner = web.AppRunner(agent_app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/ai-webhook"
-    calls = CallLog()
-    binding = AgentBinding("sample-agent", url)
+    agent_runner = web.AppRunner(agent_app, access_log=None)
+    await agent_runner.setup()
+    await web.TCPSite(agent_runner, "127.0.0.1", 0).start()
+    webhook = f"http://127.0.0.1:{agent_runner.addresses[0][1]}/ai-webhook"
+    settings = Settings(
+        ari=TESTBED_ARI,
+        api=ApiSettings(port=_free_port()),
+        store=StoreSettings(data_dir=Path(tempfile.mkdtemp(prefix="ari-offload-local-"))),
+    )
+    app = await App.start(settings)
+    try:
+        await app.service.wait_connected()
+        async with await Client.signup(app.api_url, "local", "local-password") as client:
+            agent = await client.agents.create(
+                name="sample-agent", detail="the built-in rule-based sample agent",
+                webhook=webhook,
+            )  # fmt: skip
+            action: dict[str, object] = {"type": "ai_talk", "agent_id": agent.id}
+            if welcome:
+                action["welcome_message"] = welcome
+            await client.flows.create(FLOW_NAME, [action])
+            yield LocalProduct(app, client, agent.id, webhook, agent_app[RECEIVED_KEY])
+    finally:
+        await app.stop()
+        await agent_runner.cleanup()
 
-    async def find_agent(agent_id: str) -> AgentBinding | None:
-        return binding
 
-    async with aiohttp.ClientSession() as session:
-        webhook = WebhookClient(session, settings.agent.webhook_timeout_s)
-        ctx = FlowContext(settings, speech, webhook, find_agent, calls)
-
-        async def talk(call: ActiveCall) -> None:
-            await run_actions(call, [AiTalk("sample-agent", welcome)], ctx)
-
-        service = AriService(settings, FlowDispatcher({**BUILTIN_FLOWS, "talk": talk}))
-        await service.start()
-        try:
-            await service.wait_connected()
-            yield LocalStack(service, speech, calls, agent_app[RECEIVED_KEY], url)
-        finally:
-            await service.stop()
-            await runner.cleanup()
-            if own_models:
-                speech.close()
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
