@@ -71,6 +71,17 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
+def owner_column() -> Column[str]:
+    """Every resource belongs to one customer; deleting the customer deletes it."""
+    return Column(
+        "customer_id",
+        varchar(ID),
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+
+
 customers = Table(
     "customers",
     metadata,
@@ -84,13 +95,7 @@ access_keys = Table(
     "access_keys",
     metadata,
     Column("id", varchar(ID), primary_key=True),
-    Column(
-        "customer_id",
-        varchar(ID),
-        ForeignKey("customers.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    owner_column(),
     Column("name", varchar(100), nullable=False),
     Column("token_hash", varchar(64), nullable=False, unique=True),  # sha256 hex
     Column("created_at", UtcDateTime, nullable=False),
@@ -103,13 +108,7 @@ agents = Table(
     "agents",
     metadata,
     Column("id", varchar(ID), primary_key=True),
-    Column(
-        "customer_id",
-        varchar(ID),
-        ForeignKey("customers.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    owner_column(),
     Column("name", varchar(100), nullable=False),
     Column("detail", Text, nullable=False),
     Column("webhook", varchar(2048), nullable=False),
@@ -125,13 +124,7 @@ flows = Table(
     "flows",
     metadata,
     Column("id", varchar(ID), primary_key=True),
-    Column(
-        "customer_id",
-        varchar(ID),
-        ForeignKey("customers.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    owner_column(),
     Column("name", varchar(64), nullable=False, index=True),  # the dialplan finds flows by name
     Column("actions", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
