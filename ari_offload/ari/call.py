@@ -17,7 +17,7 @@ from typing import Any
 from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
 from ari_offload.config import MediaSettings
-from ari_offload.errors import AriError, AriNotFound
+from ari_offload.errors import AriError, AriHttpError, AriNotFound
 from ari_offload.media.endpoint import RtpEndpoint
 from ari_offload.media.g711 import codec_for
 
@@ -219,5 +219,10 @@ async def tear_down_call(call: ActiveCall) -> None:
             await step(resource)
         except AriNotFound:
             pass
+        except AriHttpError as exc:
+            if exc.status == 409:  # "not in Stasis application": Asterisk is already removing it
+                log.debug("call %s: %s already going: %s", call.call_id, resource, exc)
+            else:
+                log.warning("call %s: cleanup of %s failed: %s", call.call_id, resource, exc)
         except AriError as exc:
             log.warning("call %s: cleanup of %s failed: %s", call.call_id, resource, exc)

@@ -229,3 +229,17 @@ async def loop_must_not_block() -> AsyncIterator[None]:
         loop.set_debug(False)
         asyncio_log.removeHandler(handler)
     assert handler.slow == [], "the event loop was blocked:\n" + "\n".join(handler.slow)
+
+
+@pytest.fixture(autouse=True)
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A real call that works must not log an ERROR anywhere in ari_offload (a swallowed
+    exception in a task would otherwise go unnoticed)."""
+    caplog.set_level(logging.WARNING, logger="ari_offload")
+    yield
+    errors = [
+        f"{r.name}: {r.getMessage()}"
+        for r in caplog.get_records("call")
+        if r.levelno >= logging.ERROR and r.name.startswith("ari_offload")
+    ]
+    assert errors == [], "errors were logged:\n" + "\n".join(errors)

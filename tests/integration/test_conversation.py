@@ -15,6 +15,7 @@ from aiohttp import web
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.config import DEFAULT_FALLBACK_TEXT
 from ari_offload.speech.models import SpeechModels
+from ari_offload.testbed.asterisk import Testbed
 from ari_offload.testbed.dialogue import Burst, DialogueResult, Say, Silence, run_dialogue
 from tests.integration.conftest import AgentServiceFactory
 
@@ -258,3 +259,26 @@ def _free_tcp_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def test_caller_hangs_up_while_the_webhook_thinks(
+    start_agent_service: AgentServiceFactory, testbed: Testbed
+) -> None:
+    asked = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        asked.set()
+        await asyncio.sleep(8.0)  # the caller is gone long before this answers
+        return web.json_response({"text": "Too late."})
+
+    log = await start_agent_service(await _serve(slow), welcome=None, webhook_timeout_s=10.0)
+
+    result = await run_dialogue("8talk", [Silence(0.5), Say("Hello, anyone?"), Silence(1.0)])
+
+    assert result.sipp.ok, result.sipp.output + result.sipp.errors
+    assert asked.is_set(), "the webhook was asked"
+    assert result.agent == [], "nothing was played after the caller left"
+    channels, bridges = await testbed.wait_idle(timeout=5)
+    assert (channels, bridges) == ([], [])
+    (entries,) = log.entries.values()
+    assert [e.role for e in entries] == ["caller"]  # the caller's words are kept
