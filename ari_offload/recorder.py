@@ -7,6 +7,7 @@ link to it. A store failure is logged and never ends a call.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ari_offload.api.metrics import Metrics
@@ -27,6 +28,10 @@ _WEBHOOK_ERROR_KINDS = {
     "WebhookStatusError": "status",
     "WebhookBadReply": "bad_reply",
 }
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
 class CallRecorder:
@@ -53,11 +58,12 @@ class CallRecorder:
             await calls.create(
                 flow.customer_id, direction=Direction(call.direction), flow_id=flow.id,
                 caller=call.channel.caller_number or None, channel_id=call.channel_id,
-                call_id=call.call_id, status=CallStatus.ACTIVE,
+                call_id=call.call_id, started_at=_utc(call.started_at),
             )  # fmt: skip
         else:
-            await calls.set_status(call.call_id, CallStatus.ACTIVE)
             await calls.set_channel(call.call_id, call.channel_id)
+        answered = _utc(call.answered_at) if call.answered_at else None
+        await calls.set_status(call.call_id, CallStatus.ACTIVE, at=answered)
         self._recorded.add(call.call_id)
 
     async def call_ended(self, call: ActiveCall) -> None:

@@ -113,6 +113,10 @@ async def test_readme_curl_calls_then_a_dialplan_call(
         (call,) = await client.calls.list()
         detail = await client.calls.get(call.id)
     assert call.status == "ended"
+    assert call.started_at is not None
+    assert call.answered_at is not None
+    assert call.ended_at is not None
+    assert call.started_at <= call.answered_at <= call.ended_at
     assert call.direction == "in"
     assert [e.role for e in detail.transcript] == ["agent", "caller", "agent"]
     assert "email address" in detail.transcript[2].text.lower()
