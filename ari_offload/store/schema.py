@@ -71,6 +71,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
+
 def owner_column() -> Column[str]:
     """Every resource belongs to one customer; deleting the customer deletes it."""
     return Column(
