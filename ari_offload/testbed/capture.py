@@ -22,6 +22,7 @@ class CapturedPacket:
     src_port: int
     dst_port: int
     packet: RtpPacket
+    data: bytes  # the datagram as captured
 
 
 class RtpCapture:
@@ -84,7 +85,7 @@ def _parse_line(line: str) -> CapturedPacket | None:
         packet = RtpPacket.parse(data)
     except ValueError:
         return None  # RTCP or other non-RTP traffic on the port
-    return CapturedPacket(float(parts[0]), int(parts[1]), int(parts[2]), packet)
+    return CapturedPacket(float(parts[0]), int(parts[1]), int(parts[2]), packet, data)
 
 
 def payload_bytes(packets: list[CapturedPacket]) -> bytes:
