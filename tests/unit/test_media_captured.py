@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from ari_offload.media.g711 import ULAW
@@ -28,7 +29,7 @@ def test_asterisk_packets_parse_and_serialise_to_the_same_bytes() -> None:
 
 def test_asterisk_packets_follow_on_in_sequence_and_time() -> None:
     packets = [RtpPacket.parse(d) for d in captured()]
-    for before, after in zip(packets, packets[1:], strict=False):
+    for before, after in itertools.pairwise(packets):
         assert after.sequence_number == seq_add(before.sequence_number, 1)
         assert (after.timestamp - before.timestamp) % 2**32 == 160
         assert after.ssrc == before.ssrc
