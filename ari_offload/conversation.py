@@ -195,8 +195,13 @@ class Conversation:
 
     async def _transcribe(self, utterance: _Utterance) -> Transcript:
         if utterance.speculative is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 return await utterance.speculative
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the call is ending: never swallow our own cancellation
+                # only the speculative run was cancelled: transcribe the utterance afresh
         return await self._models.stt.transcribe(utterance.audio)
 
     async def _say(self, text: str, timing: TurnTiming | None, since: float = 0.0) -> None:
