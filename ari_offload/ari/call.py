@@ -50,9 +50,6 @@ class ActiveCall:
     answered_at: float | None = None
     hangup_reason: str = ""
     ended: asyncio.Event = field(default_factory=asyncio.Event)
-    dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-    # set by ActiveCall.hangup so the controller knows who ended the call
-    hung_up_by_app: bool = False
     # set when our externalMedia channel's StasisStart arrives: only then can it be bridged
     media_in_stasis: asyncio.Event = field(default_factory=asyncio.Event)
     # the running ai_talk conversation, if any (the API's `talk` goes through it)
@@ -103,7 +100,6 @@ class ActiveCall:
         """End the call from our side; the controller tears down on StasisEnd."""
         if self.ended.is_set():
             return
-        self.hung_up_by_app = True
         self.hangup_reason = self.hangup_reason or "app"
         # AriNotFound: already gone, the caller hung up at the same moment
         with contextlib.suppress(AriNotFound):

@@ -28,7 +28,6 @@ from ari_offload.ari.events import (
     AriEvent,
     Channel,
     ChannelDestroyed,
-    ChannelDtmfReceived,
     StasisEnd,
     StasisStart,
     parse_stasis_args,
@@ -132,10 +131,6 @@ class CallController:
             reason = event.cause_txt or f"cause {event.cause}"
             log.info("call %s: outbound call not answered (%s)", event.channel.id, reason)
             self._spawn(self._observer.outbound_failed(event.channel.id, reason))
-        elif isinstance(event, ChannelDtmfReceived):
-            call = self._by_channel.get(event.channel.id)
-            if call is not None:
-                call.dtmf.put_nowait(event.digit)
 
     async def on_connected(self) -> None:
         """After every (re)connect: make our view and Asterisk's agree again."""

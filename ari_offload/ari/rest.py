@@ -75,9 +75,6 @@ class AriRest:
     async def list_channels(self) -> list[Channel]:
         return [Channel.from_json(c) for c in await self.request("GET", "/channels") or []]
 
-    async def get_channel(self, channel_id: str) -> Channel:
-        return Channel.from_json(await self.request("GET", f"/channels/{channel_id}"))
-
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{channel_id}/answer")
 

@@ -72,15 +72,10 @@ class UtcDateTime(TypeDecorator[datetime]):
 metadata = MetaData()
 
 
-def owner_column() -> Column[str]:
-    """Every resource belongs to one customer; deleting the customer deletes it."""
-    return Column(
-        "customer_id",
-        varchar(ID),
-        ForeignKey("customers.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+def child_of(name: str, parent: str) -> Column[str]:
+    """A required, indexed reference whose rows go when the parent row goes."""
+    return Column(name, varchar(ID), ForeignKey(parent, ondelete="CASCADE"), nullable=False,
+                  index=True)  # fmt: skip
 
 
 customers = Table(
@@ -96,7 +91,7 @@ access_keys = Table(
     "access_keys",
     metadata,
     Column("id", varchar(ID), primary_key=True),
-    owner_column(),
+    child_of("customer_id", "customers.id"),  # every resource belongs to one customer
     Column("name", varchar(100), nullable=False),
     Column("token_hash", varchar(64), nullable=False, unique=True),  # sha256 hex
     Column("created_at", UtcDateTime, nullable=False),
@@ -109,7 +104,7 @@ agents = Table(
     "agents",
     metadata,
     Column("id", varchar(ID), primary_key=True),
-    owner_column(),
+    child_of("customer_id", "customers.id"),  # every resource belongs to one customer
     Column("name", varchar(100), nullable=False),
     Column("detail", Text, nullable=False),
     Column("webhook", varchar(2048), nullable=False),
@@ -125,7 +120,7 @@ flows = Table(
     "flows",
     metadata,
     Column("id", varchar(ID), primary_key=True),
-    owner_column(),
+    child_of("customer_id", "customers.id"),  # every resource belongs to one customer
     Column("name", varchar(64), nullable=False, index=True),  # the dialplan finds flows by name
     Column("actions", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
@@ -161,13 +156,7 @@ transcript_entries = Table(
     "transcript_entries",
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "call_id",
-        varchar(ID),
-        ForeignKey("calls.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    child_of("call_id", "calls.id"),
     Column("role", varchar(8), nullable=False),
     Column("text", Text, nullable=False),
     Column("at", UtcDateTime, nullable=False),
@@ -178,13 +167,7 @@ turns = Table(
     "turns",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "call_id",
-        varchar(ID),
-        ForeignKey("calls.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    child_of("call_id", "calls.id"),
     Column("turn", Integer, nullable=False),
     Column("endpoint_ms", Float),
     Column("stt_ms", Float),

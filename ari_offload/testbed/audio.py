@@ -44,13 +44,3 @@ def silence_file(seconds: float, codec: str = "ulaw") -> Path:
         byte = b"\xff" if codec == "ulaw" else b"\xd5"
         out.write_bytes(byte * int(seconds * 8000))
     return out
-
-
-def concat_files(parts: list[Path], codec: str = "ulaw") -> Path:
-    """Join raw G.711 files (speech, silence, speech...) into one caller script."""
-    data = b"".join(p.read_bytes() for p in parts)
-    key = hashlib.sha256(data).hexdigest()[:16]
-    out = CACHE_DIR / f"script-{key}.{codec}"
-    if not out.exists():
-        out.write_bytes(data)
-    return out
