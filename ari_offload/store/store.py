@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -12,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import await_only
 
 from ari_offload.config import StoreSettings
 from ari_offload.errors import StoreError
@@ -106,7 +110,26 @@ def _engine(url: str, backend: str) -> AsyncEngine:
         # Foreign keys are off by default in SQLite; WAL lets readers run beside a writer.
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.close()
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch a database to WAL once (the mode is stored in the file).
+
+    SQLite answers "database is locked" at once, without using the busy timeout, when two
+    connections switch a new database to WAL together (two processes starting at once):
+    retry for up to the busy timeout instead of failing the start.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            if str(cursor.fetchone()[0]).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await_only(asyncio.sleep(0.02))  # runs in SQLAlchemy's greenlet: yields to the loop
