@@ -95,7 +95,7 @@ async def test_three_turns_in_order_with_a_complete_transcript(
     assert "email address" in replies[0]
     assert "morning" in replies[1]  # whisper writes the hours as words or as digits
     assert "friday" in replies[1]
-    assert "goodbye" in replies[2]
+    assert "bye" in replies[2]  # whisper hears the short "Goodbye!" as "goodbye" or "bye"
     transcript = log.only_call()
     assert [e.role for e in transcript] == ["agent"] + ["caller", "agent"] * 3
     assert "password" in transcript[1].text.lower()
