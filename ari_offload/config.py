@@ -99,6 +99,13 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class PolicySettings:
+    # The operator's policy file (TOML, see ari_offload/policy.py and deploy/policy.toml);
+    # None: the strict built-in default (no outbound routes, webhooks to public hosts only).
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     ari: AriSettings = field(default_factory=AriSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
@@ -106,6 +113,7 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +126,7 @@ class Settings:
             agent=_section(AgentSettings(), "AGENT", env),
             api=_section(ApiSettings(), "API", env),
             store=_section(StoreSettings(), "STORE", env),
+            policy=_section(PolicySettings(), "POLICY", env),
         )
 
 

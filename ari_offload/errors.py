@@ -1,7 +1,8 @@
 """The error tree. Every error ari-offload raises on purpose is an ``AriOffloadError``.
 
     AriOffloadError
-    ├── ConfigError          a setting is missing or malformed (names the variable)
+    ├── ConfigError          a setting or the policy file is malformed (names the key)
+    ├── PolicyRefused        the operator's policy forbids what a tenant asked (names the rule)
     ├── AriError             talking to Asterisk's ARI failed
     │   ├── AriConnectError  Asterisk is unreachable (refused, timed out, websocket closed)
     │   └── AriHttpError     ARI answered with a non-2xx status (carries status and body)
@@ -34,6 +35,19 @@ class AriOffloadError(Exception):
 
 class ConfigError(AriOffloadError):
     pass
+
+
+class PolicyRefused(AriOffloadError):
+    """A tenant asked for something the operator's policy does not allow.
+
+    ``rule`` is the policy key that refused (``outbound.routes.carrier.deny``): the API puts it
+    in the error so a tenant knows what to ask the operator for.
+    """
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"{message} (policy rule {rule})")
+        self.rule = rule
+        self.message = message
 
 
 class AriError(AriOffloadError):
