@@ -25,6 +25,7 @@ from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
 from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
 from ari_offload.flows.speak import speak
+from ari_offload.policy import Policy, load_policy
 from ari_offload.recorder import CallRecorder
 from ari_offload.service import AriService
 from ari_offload.speech.models import SpeechModels, load_speech_models
@@ -48,6 +49,7 @@ class App:
     api_runner: web.AppRunner
     http: aiohttp.ClientSession
     own_models: bool
+    policy: Policy
     _lost_task: asyncio.Task[None] | None = None
 
     @property
@@ -58,6 +60,9 @@ class App:
     @classmethod
     async def start(cls, settings: Settings, models: SpeechModels | None = None) -> App:
         started = time.monotonic()
+        policy = load_policy(settings.policy.file)
+        for line in policy.describe():
+            log.info("%s", line)
         store = await Store.open(settings.store)
         own_models = models is None
         if models is None:
@@ -72,11 +77,11 @@ class App:
         service = AriService(settings, dispatcher, recorder)
         await service.start()
         telephony = AriTelephony(service.controller, models.tts, settings.ari.outbound_trunk)
-        api = make_api_app(settings.api, store, telephony, metrics)
+        api = make_api_app(settings.api, store, telephony, metrics, policy)
         runner = web.AppRunner(api, access_log_class=RedactingAccessLogger)
         await runner.setup()
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
-        app = cls(settings, store, models, metrics, service, runner, http, own_models)
+        app = cls(settings, store, models, metrics, service, runner, http, own_models, policy)
         log.info("REST API on %s/v1.0 (ready in %.1f s)", app.api_url, time.monotonic() - started)
         asyncio.get_running_loop().call_later(RECONCILE_GRACE_S, app._spawn_close_lost_calls)
         return app

@@ -18,7 +18,9 @@ from argon2 import PasswordHasher
 
 from ari_offload.api import Metrics, RedactingAccessLogger, TelephonyError, make_api_app
 from ari_offload.config import ApiSettings, StoreSettings
+from ari_offload.policy import Policy, load_policy
 from ari_offload.store import Store
+from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
 
 # Real argon2id, cheap parameters: tests create many customers on a shared 2-core box.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -92,11 +94,15 @@ class ApiEnv:
 
 
 @asynccontextmanager
-async def running_api(tmp_path: Path, *, signup_enabled: bool = True) -> AsyncIterator[ApiEnv]:
+async def running_api(
+    tmp_path: Path, *, signup_enabled: bool = True, policy: Policy | None = None
+) -> AsyncIterator[ApiEnv]:
+    """The API with the test bed's policy unless the test brings its own."""
     settings = ApiSettings(host="127.0.0.1", port=0, signup_enabled=signup_enabled)
     store = await Store.open(StoreSettings(data_dir=tmp_path / "data"), password_hasher=FAST_HASHER)
     telephony, metrics = FakeTelephony(), Metrics()
-    app = make_api_app(settings, store, telephony, metrics)
+    policy = policy or load_policy(TESTBED_POLICY_FILE)
+    app = make_api_app(settings, store, telephony, metrics, policy)
     runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     try:

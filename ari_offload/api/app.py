@@ -13,6 +13,7 @@ from ari_offload.api.openapi import openapi_document
 from ari_offload.api.routing import PREFIX, SERVICES, Ctx, Resp, Route, Services, add_routes
 from ari_offload.api.telephony import Telephony
 from ari_offload.config import ApiSettings
+from ari_offload.policy import Policy
 from ari_offload.store import Store
 
 MAX_BODY_BYTES = 1024 * 1024  # valid bodies stay far below; escaped text can be 6x longer
@@ -58,7 +59,11 @@ def all_routes() -> list[Route]:
 
 
 def make_api_app(
-    settings: ApiSettings, store: Store, telephony: Telephony, metrics: Metrics
+    settings: ApiSettings,
+    store: Store,
+    telephony: Telephony,
+    metrics: Metrics,
+    policy: Policy | None = None,
 ) -> web.Application:
     """The REST API; the caller owns ``store`` (opens and closes it) and runs the app.
 
@@ -69,7 +74,7 @@ def make_api_app(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[error_middleware, host_check_middleware(settings.host)],
     )
-    app[SERVICES] = Services(settings, store, telephony, metrics)
+    app[SERVICES] = Services(settings, store, telephony, metrics, policy or Policy())
     routes = all_routes()
     app[OPENAPI] = json.dumps(openapi_document(routes)).encode()
     add_routes(app, routes)

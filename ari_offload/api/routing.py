@@ -21,6 +21,7 @@ from ari_offload.api.telephony import Telephony
 from ari_offload.api.validation import ID, Obj, Param, Spec
 from ari_offload.config import ApiSettings
 from ari_offload.flows.model import ValidationError
+from ari_offload.policy import Policy
 from ari_offload.store import Store
 
 PREFIX = "/v1.0"
@@ -35,6 +36,7 @@ class Services:
     store: Store
     telephony: Telephony
     metrics: Metrics
+    policy: Policy  # the operator's rules: what tenants may dial, transfer to, reach
 
 
 SERVICES = web.AppKey("services", Services)

@@ -11,6 +11,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTBED_SCRIPT = REPO_ROOT / "scripts" / "testbed"
 # The test bed's own fixed password (asterisk-conf/testbed/ari.conf), loopback only.
 TESTBED_ARI = AriSettings(password="testbed-secret")  # noqa: S106
+# The test bed's operator policy: its routes, endpoints and transfer targets; webhooks on 127.0.0.1.
+TESTBED_POLICY_FILE = REPO_ROOT / "asterisk-conf" / "testbed" / "policy.toml"
 
 
 class TestbedError(RuntimeError):

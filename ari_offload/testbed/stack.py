@@ -20,8 +20,8 @@ from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.app import App
 from ari_offload.client import Client
-from ari_offload.config import ApiSettings, Settings, StoreSettings
-from ari_offload.testbed.asterisk import TESTBED_ARI, Testbed
+from ari_offload.config import ApiSettings, PolicySettings, Settings, StoreSettings
+from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, Testbed
 
 FLOW_NAME = "demo-flow"
 
@@ -52,6 +52,7 @@ async def local_product(welcome: str | None) -> AsyncIterator[LocalProduct]:
         ari=TESTBED_ARI,
         api=ApiSettings(port=_free_port()),
         store=StoreSettings(data_dir=Path(tempfile.mkdtemp(prefix="ari-offload-local-"))),
+        policy=PolicySettings(file=TESTBED_POLICY_FILE),
     )
     app = await App.start(settings)
     try:

@@ -18,9 +18,9 @@ from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.app import App
 from ari_offload.client import ApiError, Client
-from ari_offload.config import ApiSettings, Settings, StoreSettings
+from ari_offload.config import ApiSettings, PolicySettings, Settings, StoreSettings
 from ari_offload.speech.models import SpeechModels
-from ari_offload.testbed.asterisk import TESTBED_ARI, Testbed
+from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, Testbed
 from ari_offload.testbed.audio import silence_file, speech_file
 from ari_offload.testbed.capture import RtpCapture
 from ari_offload.testbed.dialogue import Say, Silence, bursts, run_dialogue
@@ -64,6 +64,7 @@ async def app(testbed: Testbed, speech_models: SpeechModels, tmp_path: Path) -> 
         ari=TESTBED_ARI,
         api=ApiSettings(port=free_port()),
         store=StoreSettings(data_dir=tmp_path),
+        policy=PolicySettings(file=TESTBED_POLICY_FILE),
     )
     running = await App.start(settings, models=speech_models)
     await running.service.wait_connected()
