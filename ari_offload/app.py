@@ -21,14 +21,17 @@ from ari_offload.api.metrics import Metrics
 from ari_offload.ari.call import ActiveCall
 from ari_offload.config import Settings
 from ari_offload.conversation import AgentBinding
+from ari_offload.errors import QuotaExceeded
 from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
 from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
 from ari_offload.flows.speak import speak
 from ari_offload.policy import Policy, load_policy
+from ari_offload.quotas import check_quotas, max_duration_s, tenant_rules
 from ari_offload.recorder import CallRecorder
 from ari_offload.service import AriService
 from ari_offload.speech.models import SpeechModels, load_speech_models
+from ari_offload.store._db import utcnow
 from ari_offload.store.records import CallStatus
 from ari_offload.store.store import Store
 from ari_offload.telephony import AriTelephony
@@ -36,6 +39,7 @@ from ari_offload.telephony import AriTelephony
 log = logging.getLogger("ari_offload")
 
 UNKNOWN_FLOW_TEXT = "Sorry, this number is not in service. Goodbye."
+OVER_QUOTA_TEXT = "Sorry, all our lines are busy right now. Please call again later. Goodbye."
 RECONCILE_GRACE_S = 2.0  # after connecting, time for leftover calls to be adopted
 
 
@@ -72,11 +76,12 @@ class App:
         recorder = CallRecorder(store, metrics)
         http = aiohttp.ClientSession()
         webhook = WebhookClient(http, settings.agent.webhook_timeout_s)
-        flows = _StoreFlows(store, FlowContext(settings, models, webhook, _agents(store), recorder))
+        flow_ctx = FlowContext(settings, models, webhook, _agents(store), recorder, policy)
+        flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
         service = AriService(settings, dispatcher, recorder)
         await service.start()
-        telephony = AriTelephony(service.controller, models.tts, settings.ari.outbound_trunk)
+        telephony = AriTelephony(service.controller, models.tts)
         api = make_api_app(settings.api, store, telephony, metrics, policy)
         runner = web.AppRunner(api, access_log_class=RedactingAccessLogger)
         await runner.setup()
@@ -110,20 +115,34 @@ class App:
 
 
 class _StoreFlows:
-    """Flows defined through the API, found by the dialplan's flow=NAME_OR_ID."""
+    """Flows defined through the API: the number the operator assigned, or flow=ID.
 
-    def __init__(self, store: Store, ctx: FlowContext) -> None:
+    Every call runs inside its tenant's quotas; one over them hears an apology and ends.
+    """
+
+    def __init__(self, store: Store, ctx: FlowContext, policy: Policy) -> None:
         self._store = store
         self._ctx = ctx
+        self._policy = policy
 
-    async def resolve(self, ref: str) -> FlowRunner | None:
-        flow = await self._store.flows.resolve(ref)
+    async def resolve(self, call: ActiveCall) -> FlowRunner | None:
+        flow = await self._store.flows.for_call(flow_id=call.flow_ref, number=call.dialled_number)
         if flow is None:
             return None
         actions = list(flow.actions)
-        ctx = self._ctx
+        ctx, store, policy = self._ctx, self._store, self._policy
 
         async def run(call: ActiveCall) -> None:
+            rules = await tenant_rules(store, policy, flow.customer_id)
+            try:
+                await check_quotas(store, policy, rules, flow.customer_id, utcnow())
+            except QuotaExceeded as exc:
+                log.warning("call %s: refused: %s", call.call_id, exc)
+                call.hangup_reason = f"quota: {exc.rule}"
+                assert call.media is not None
+                await speak(call.media, ctx.models.tts, OVER_QUOTA_TEXT)
+                return
+            call.max_duration_s = max_duration_s(policy, rules)
             await run_actions(call, actions, ctx)
 
         return run

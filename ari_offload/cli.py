@@ -1,4 +1,4 @@
-"""``ari-offload serve | doctor | mcp | sample-agent``."""
+"""``ari-offload serve | doctor | mcp | sample-agent | admin create-key``."""
 
 from __future__ import annotations
 
@@ -62,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
 
     mcp = sub.add_parser("mcp", help="run the MCP server on stdio (for coding assistants)")
     mcp.set_defaults(handler=_mcp)
+
+    admin = sub.add_parser("admin", help="operator tasks on the store (admin keys)")
+    admin_sub = admin.add_subparsers(dest="admin_command", metavar="ADMIN_COMMAND", required=True)
+    create_key = admin_sub.add_parser(
+        "create-key",
+        help="create an operator admin key for the /v1.0/admin API; the token is printed once",
+    )
+    create_key.add_argument("--name", default="operator", help="a label for the key")
+    create_key.set_defaults(handler=_admin_create_key)
     return parser
 
 
@@ -109,6 +118,27 @@ def _sample_agent(args: argparse.Namespace, settings: Settings) -> int:
             await runner.cleanup()
 
     asyncio.run(_until_signal(run()))
+    return 0
+
+
+def _admin_create_key(args: argparse.Namespace, settings: Settings) -> int:
+    """Writes straight into the store: whoever can read the store is the operator already."""
+    from ari_offload.store import Store
+
+    async def create() -> str:
+        store = await Store.open(settings.store)
+        try:
+            return (await store.admin_keys.create(args.name)).token
+        finally:
+            await store.close()
+
+    token = asyncio.run(create())
+    print(token)
+    print(
+        "admin key created; it is shown only now. Use it as 'Authorization: Bearer <key>' on "
+        "/v1.0/admin/... (tenants, their rules, inbound numbers).",
+        file=sys.stderr,
+    )
     return 0
 
 

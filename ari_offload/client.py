@@ -373,9 +373,24 @@ class Calls(_Resource):
         """The call with its transcript and turn latencies."""
         return Call.from_json(await self._client.request("GET", f"/calls/{_seg(call_id)}"))
 
-    async def create(self, destination: str, flow_id: str, *, caller_id: str | None = None) -> Call:
-        """Place an outbound call; the flow runs when it is answered."""
-        body = {"destination": destination, "flow_id": flow_id, "caller_id": caller_id}
+    async def create(
+        self,
+        destination: str,
+        flow_id: str,
+        *,
+        caller_id: str | None = None,
+        route: str | None = None,
+    ) -> Call:
+        """Place an outbound call; the flow runs when it is answered.
+
+        ``destination`` is a number (dialled on ``route``, or the operator's default route)
+        or the name of an endpoint the operator allows; the operator's policy decides.
+        """
+        body: dict[str, Any] = {"destination": destination, "flow_id": flow_id}
+        if caller_id is not None:
+            body["caller_id"] = caller_id
+        if route is not None:
+            body["route"] = route
         return Call.from_json(await self._client.request("POST", "/calls", body))
 
     async def hangup(self, call_id: str) -> Call:

@@ -50,9 +50,7 @@ class AriSettings:
     app: str = DEFAULT_ARI_APP
     reconnect_min_s: float = DEFAULT_RECONNECT_MIN_S
     reconnect_max_s: float = DEFAULT_RECONNECT_MAX_S
-    # How numbers are dialled for outbound calls, e.g. "PJSIP/{number}@my-trunk"; empty: only
-    # endpoints (PJSIP/alice) can be called.
-    outbound_trunk: str = ""
+    # Outbound routes are the operator policy's (policy.py), not a setting here.
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import aiohttp
 
 from ari_offload.ari.rest import AriRest
 from ari_offload.config import Settings
-from ari_offload.errors import AriError
+from ari_offload.errors import AriError, ConfigError
+from ari_offload.policy import load_policy
 
 
 async def run_doctor(settings: Settings) -> int:
@@ -21,6 +22,12 @@ async def run_doctor(settings: Settings) -> int:
             problems += 1
             print(f"  FAIL     {exc}")
     print(f"media      RTP on {settings.media.rtp_host}, codec {settings.media.codec}")
+    try:
+        for line in load_policy(settings.policy.file).describe():
+            print(f"policy     {line.removeprefix('policy: ')}")
+    except ConfigError as exc:
+        problems += 1
+        print(f"  FAIL     {exc}")
     problems += _speech_report(settings)
     print("result     " + ("all good" if problems == 0 else f"{problems} problem(s)"))
     return 0 if problems == 0 else 1

@@ -3,6 +3,7 @@
     AriOffloadError
     ├── ConfigError          a setting or the policy file is malformed (names the key)
     ├── PolicyRefused        the operator's policy forbids what a tenant asked (names the rule)
+    │   └── QuotaExceeded    a call quota is used up for now (carries retry_after_s)
     ├── AriError             talking to Asterisk's ARI failed
     │   ├── AriConnectError  Asterisk is unreachable (refused, timed out, websocket closed)
     │   └── AriHttpError     ARI answered with a non-2xx status (carries status and body)
@@ -48,6 +49,14 @@ class PolicyRefused(AriOffloadError):
         super().__init__(f"{message} (policy rule {rule})")
         self.rule = rule
         self.message = message
+
+
+class QuotaExceeded(PolicyRefused):
+    """Too many calls at once or per minute, for the tenant or the whole server."""
+
+    def __init__(self, rule: str, message: str, retry_after_s: int) -> None:
+        super().__init__(rule, message)
+        self.retry_after_s = retry_after_s
 
 
 class AriError(AriOffloadError):

@@ -52,7 +52,9 @@ class CallRecorder:
     async def _open_record(self, call: ActiveCall) -> None:
         calls = self._store.calls
         if await calls.get(call.call_id, customer_id=None) is None:
-            flow = await self._store.flows.resolve(call.flow_ref) if call.flow_ref else None
+            flow = await self._store.flows.for_call(
+                flow_id=call.flow_ref, number=call.dialled_number
+            )
             if flow is None:
                 return  # a built-in flow, or an unknown one: no customer to file it under
             await calls.create(

@@ -15,28 +15,15 @@ log = logging.getLogger("ari_offload.ari")
 
 
 class AriTelephony:
-    def __init__(self, controller: CallController, tts: TtsRunner, outbound_trunk: str) -> None:
+    def __init__(self, controller: CallController, tts: TtsRunner) -> None:
         self._controller = controller
         self._tts = tts
-        self._trunk = outbound_trunk
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def endpoint_for(self, destination: str) -> str:
-        """`PJSIP/alice` is dialled as is; a bare number goes through the configured trunk."""
-        if "/" in destination:
-            return destination
-        if not self._trunk:
-            raise TelephonyError(
-                f"destination {destination!r} is a number but no trunk is configured: set "
-                "ARI_OFFLOAD_ARI_OUTBOUND_TRUNK (e.g. PJSIP/{number}@my-trunk) or give an "
-                "endpoint such as PJSIP/alice"
-            )
-        return self._trunk.replace("{number}", destination)
-
     async def originate(
-        self, *, call_id: str, destination: str, flow_id: str, caller_id: str | None
+        self, *, call_id: str, dial: str, flow_id: str, caller_id: str | None
     ) -> None:
-        endpoint = self.endpoint_for(destination)
+        endpoint = dial  # built by the operator's policy from a route or a named endpoint
         try:
             await self._controller.originate(call_id, endpoint, {"flow": flow_id}, caller_id)
         except AriHttpError as exc:

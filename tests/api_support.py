@@ -47,14 +47,14 @@ class FakeTelephony:
     gone: set[str] = field(default_factory=set)
 
     async def originate(
-        self, *, call_id: str, destination: str, flow_id: str, caller_id: str | None
+        self, *, call_id: str, dial: str, flow_id: str, caller_id: str | None
     ) -> None:
         if self.refuse is not None:
             raise TelephonyError(self.refuse)
         self.originated.append(
             {
                 "call_id": call_id,
-                "destination": destination,
+                "dial": dial,
                 "flow_id": flow_id,
                 "caller_id": caller_id,
             }

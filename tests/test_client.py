@@ -40,7 +40,7 @@ async def test_readme_steps_with_the_sdk(env: ApiEnv) -> None:
         )
     assert flow.actions == (AiTalk(agent.id, "Hello! How can I help you today?"),)
     assert agent.detail == "AI-powered customer support agent"
-    resolved = await env.store.flows.resolve("support-flow")
+    resolved = await env.store.flows.for_call(flow_id=flow.id)
     assert resolved is not None
     assert resolved.id == flow.id
 
@@ -78,7 +78,7 @@ async def test_agents_and_flows_crud(env: ApiEnv) -> None:
             Talk("Please hold"),
             Pause(1.5),
             AiTalk(agent.id),
-            Transfer(context="support", extension="100"),
+            Transfer("operator"),  # a target of the test bed's policy
             Hangup(),
         ]
         flow = await client.flows.create("f1", actions)
@@ -104,8 +104,9 @@ async def test_agents_and_flows_crud(env: ApiEnv) -> None:
 async def test_calls(env: ApiEnv) -> None:
     async with await Client.signup(env.base_url, "alice", "password1") as client:
         flow = await client.flows.create("say", [Talk("Your order shipped"), Hangup()])
-        made = await client.calls.create("PJSIP/bob", flow.id, caller_id="7000")
-        assert (made.status, made.direction, made.destination) == ("ringing", "out", "PJSIP/bob")
+        made = await client.calls.create("1200", flow.id, caller_id="1000", route="testbed")
+        assert (made.status, made.direction, made.destination) == ("ringing", "out", "1200")
+        assert env.telephony.originated[0]["dial"] == "PJSIP/1200@sipp-uas"
         assert env.telephony.originated[0]["call_id"] == made.id
         # The controller's side of the story, through the store:
         await env.store.calls.set_status(made.id, CallStatus.ACTIVE)

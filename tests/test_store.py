@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, insert, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.schema import CreateTable
 
 from ari_offload.config import StoreSettings
@@ -28,7 +29,9 @@ from ari_offload.store import (
     Role,
     Store,
     database_url,
+    schema,
 )
+from ari_offload.store._db import utcnow
 from ari_offload.store.schema import SCHEMA_VERSION, metadata, schema_version
 from tests.api_support import FAST_HASHER
 
@@ -66,7 +69,7 @@ async def test_sqlite_file_in_data_dir_and_migration_is_idempotent(tmp_path: Pat
         await store.close()
     db = sqlite3.connect(tmp_path / "new" / "dir" / "ari-offload.db")
     versions = db.execute("SELECT version FROM schema_version").fetchall()
-    assert versions == [(SCHEMA_VERSION,)]
+    assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]  # each ran once
 
 
 async def test_unusable_url_is_a_store_error() -> None:
@@ -160,18 +163,26 @@ async def test_flow_needs_own_agent_and_agent_in_use_cannot_go(store: Store) -> 
     assert await store.agents.delete(mine.id, customer_id=alice)
 
 
-async def test_resolve_by_id_or_unique_name(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+async def test_calls_find_flows_by_id_or_assigned_number_never_by_name(store: Store) -> None:
     alice, bob = await _customer(store), await _customer(store, "bob")
     a = await store.flows.create(alice, name="support", actions=[Talk("a")])
-    assert await store.flows.resolve("support") == a
-    assert await store.flows.resolve(a.id) == a
     b = await store.flows.create(bob, name="support", actions=[Talk("b")])
-    caplog.set_level(logging.WARNING, "ari_offload.store")
-    assert await store.flows.resolve("support") is None
-    assert "ambiguous" in caplog.text
-    assert await store.flows.resolve(b.id) == b  # ids are never ambiguous
-    assert await store.flows.resolve("nope") is None
-    assert "no flow has this id or name" in caplog.text
+    assert await store.flows.for_call(flow_id=a.id) == a
+    assert await store.flows.for_call(flow_id=b.id) == b
+    # The attack of issue 7: a flow named like a route or a number is never looked up.
+    assert await store.flows.for_call(flow_id="support") is None
+    bobs_1234 = await store.flows.create(bob, name="1234", actions=[Talk("b")])
+    assert await store.flows.for_call(number="1234") is None
+    await store.numbers.assign("1234", customer_id=alice, flow_id=a.id)
+    assert await store.flows.for_call(number="1234") == a
+    assert bobs_1234 != a
+    # Deleting the flow keeps the number the tenant's, pointing nowhere.
+    assert await store.flows.delete(a.id, customer_id=alice)
+    assert await store.flows.for_call(number="1234") is None
+    kept = await store.numbers.get("1234")
+    assert kept is not None
+    assert (kept.customer_id, kept.flow_id) == (alice, None)
+    assert await store.flows.for_call(number="9999") is None
 
 
 async def test_call_lifecycle_moves_forward_only(store: Store) -> None:
@@ -351,7 +362,32 @@ async def test_migration_is_recorded_once(settings: StoreSettings) -> None:
             store.engine.connect() as conn,
         ):
             rows = (await conn.execute(text("SELECT version FROM schema_version"))).all()
-    assert [tuple(r) for r in rows] == [(SCHEMA_VERSION,)]
+    assert [tuple(r) for r in rows] == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+
+
+async def test_a_v1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
+    # A store made before the operator tables existed (schema v1), as an earlier release left it.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: schema_version_table(c, 1))
+    await engine.dispose()
+    store = await Store.open(StoreSettings(url=url), password_hasher=FAST_HASHER)
+    try:
+        cid = await _customer(store)
+        flow = await store.flows.create(cid, name="f", actions=[Talk("x")])
+        await store.numbers.assign("7001", customer_id=cid, flow_id=flow.id)
+        assert await store.flows.for_call(number="7001") == flow
+    finally:
+        await store.close()
+
+
+def schema_version_table(conn: Connection, version: int) -> None:
+    """Run the first ``version`` migrations only, recording them as migrate() does."""
+    schema._version_metadata.create_all(conn)
+    for v in range(1, version + 1):
+        schema.MIGRATIONS[v - 1](conn)
+        conn.execute(insert(schema_version).values(version=v, applied_at=utcnow()))
 
 
 async def test_concurrent_opens_of_a_new_database_migrate_once(settings: StoreSettings) -> None:
@@ -367,7 +403,7 @@ async def test_concurrent_opens_of_a_new_database_migrate_once(settings: StoreSe
         assert await stores[3].customers.get(cid) is not None
         async with stores[1].engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version FROM schema_version"))).all()
-        assert [tuple(v) for v in versions] == [(SCHEMA_VERSION,)]
+        assert [tuple(v) for v in versions] == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
     finally:
         for s in stores:
             await s.close()

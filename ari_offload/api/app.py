@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from ari_offload.api import routes_auth, routes_calls, routes_resources
+from ari_offload.api import routes_admin, routes_auth, routes_calls, routes_resources
 from ari_offload.api.errors import error_middleware, host_check_middleware
 from ari_offload.api.metrics import CONTENT_TYPE, Metrics
 from ari_offload.api.openapi import openapi_document
@@ -55,7 +55,13 @@ META_ROUTES = [
 
 
 def all_routes() -> list[Route]:
-    return [*routes_auth.ROUTES, *routes_resources.ROUTES, *routes_calls.ROUTES, *META_ROUTES]
+    return [
+        *routes_auth.ROUTES,
+        *routes_resources.ROUTES,
+        *routes_calls.ROUTES,
+        *routes_admin.ROUTES,
+        *META_ROUTES,
+    ]
 
 
 def make_api_app(

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ari_offload.api.errors import ApiError
 from ari_offload.store import AccessKey, Store
+from ari_offload.store.operator import AdminKey
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ari-offload"'}
 
@@ -36,4 +37,12 @@ async def authenticate(request: web.Request, store: Store) -> AccessKey:
     if key is None:
         # One message for unknown, revoked and expired keys: nothing to probe.
         raise _unauthorized("invalid, revoked or expired access key")
+    return key
+
+
+async def authenticate_admin(request: web.Request, store: Store) -> AdminKey:
+    """The operator's admin key (``ari-offload admin create-key``); tenant keys never pass."""
+    key = await store.admin_keys.authenticate(request_token(request))
+    if key is None:
+        raise _unauthorized("this route needs an operator admin key (ari-offload admin create-key)")
     return key

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import LooseHeaders
 
-from ari_offload.errors import StoreError
+from ari_offload.errors import PolicyRefused, QuotaExceeded, StoreError
 from ari_offload.flows.model import ValidationError
 
 log = logging.getLogger("ari_offload.api")
@@ -30,6 +30,7 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    429: "too_many_requests",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -55,6 +56,15 @@ class ApiError(Exception):
     @classmethod
     def invalid(cls, exc: ValidationError) -> ApiError:
         return cls(422, "validation_error", str(exc), exc.field)
+
+    @classmethod
+    def refused(cls, exc: PolicyRefused, field: str | None = None) -> ApiError:
+        """403 naming the policy rule; 429 with Retry-After for a quota."""
+        message = f"{exc.message} (policy rule {exc.rule})"
+        if isinstance(exc, QuotaExceeded):
+            return cls(429, "quota_exceeded", message, field,
+                       headers={"Retry-After": str(exc.retry_after_s)})  # fmt: skip
+        return cls(403, "policy_refused", message, field)
 
     @classmethod
     def not_found(cls, what: str) -> ApiError:
@@ -86,6 +96,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return exc.response()
     except ValidationError as exc:
         return ApiError.invalid(exc).response()
+    except PolicyRefused as exc:
+        return ApiError.refused(exc).response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -70,7 +70,7 @@ def _operation(route: Route, components: dict[str, Schema], error_ref: Schema) -
         "summary": route.summary,
         "tags": [route.tag],
         "responses": responses,
-        "security": [{"bearer": []}, {"accesskey": []}] if route.auth else [],
+        "security": [{"bearer": []}, {"accesskey": []}] if route.auth or route.admin else [],
     }
     if route.description:
         op["description"] = route.description

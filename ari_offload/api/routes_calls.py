@@ -11,6 +11,8 @@ from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
 from ari_offload.api.telephony import TelephonyError
 from ari_offload.api.validation import Arr, Int, Param
+from ari_offload.errors import PolicyRefused, QuotaExceeded
+from ari_offload.quotas import check_quotas, tenant_rules
 from ari_offload.store import Call, CallStatus, Direction
 from ari_offload.store.calls import DEFAULT_LIST_LIMIT
 
@@ -65,27 +67,43 @@ async def create_call(ctx: Ctx) -> web.Response:
     flow = await ctx.store.flows.get(ctx.body["flow_id"], customer_id=ctx.customer_id)
     if flow is None:
         raise ApiError(422, "validation_error", "flow_id: no such flow", "flow_id")
-    caller_id = ctx.body.get("caller_id")
+    policy = ctx.services.policy
+    rules = await tenant_rules(ctx.store, policy, ctx.customer_id)
+    destination, caller_id = ctx.body["destination"], ctx.body.get("caller_id")
+    try:
+        dial = policy.outbound_dial_string(destination, ctx.body.get("route"), rules)
+    except PolicyRefused as exc:
+        log.info("customer %s: outbound call refused: %s", ctx.customer_id, exc)
+        named_route = ctx.body.get("route") and exc.rule in ("tenant.routes", "outbound.routes")
+        raise ApiError.refused(exc, "route" if named_route else "destination") from None
+    if caller_id is not None:
+        try:
+            policy.check_caller_id(caller_id, rules)
+        except PolicyRefused as exc:
+            raise ApiError.refused(exc, "caller_id") from None
     # Recorded before originate: the controller may see the channel before we return.
     call = await ctx.store.calls.create(
-        ctx.customer_id,
-        direction=Direction.OUT,
-        flow_id=flow.id,
-        caller=caller_id,
-        destination=ctx.body["destination"],
-    )
+        ctx.customer_id, direction=Direction.OUT, flow_id=flow.id, caller=caller_id,
+        destination=destination,
+    )  # fmt: skip
+    try:
+        await check_quotas(ctx.store, policy, rules, ctx.customer_id, call.started_at)
+    except QuotaExceeded as exc:
+        await ctx.store.calls.set_status(call.id, CallStatus.FAILED, reason=f"quota: {exc.rule}")
+        ctx.services.metrics.call_not_started(Direction.OUT.value, "quota")
+        raise ApiError.refused(exc) from None
     try:
         await ctx.services.telephony.originate(
-            call_id=call.id,
-            destination=call.destination or "",
-            flow_id=flow.id,
-            caller_id=caller_id,
+            call_id=call.id, dial=dial, flow_id=flow.id, caller_id=caller_id
         )
     except TelephonyError as exc:
+        # The operator's log gets the details; the tenant never sees dial strings or ARI bodies.
         log.info("call %s: originate refused: %s", call.id, exc)
-        await ctx.store.calls.set_status(call.id, CallStatus.FAILED, reason=str(exc))
+        await ctx.store.calls.set_status(call.id, CallStatus.FAILED, reason="not placed")
         ctx.services.metrics.call_not_started(Direction.OUT.value, "failed")
-        raise ApiError(502, "telephony_error", f"the call could not be placed: {exc}") from None
+        raise ApiError(
+            502, "telephony_error", "the call could not be placed; the operator's log says why"
+        ) from None
     fresh = await ctx.store.calls.get(call.id, customer_id=ctx.customer_id)
     return json_response(s.call_json(fresh or call), 201)
 
@@ -123,8 +141,10 @@ ROUTES = [
         "calls",
         {201: Resp("the call, ringing", s.CALL)},
         body=s.CALL_CREATE,
-        errors=(502,),
-        description="The flow runs when the destination answers; watch the call's status.",
+        errors=(403, 429, 502),
+        description="The flow runs when the destination answers; watch the call's status. "
+        "The operator's policy decides what may be dialled: 403 names the rule that refused, "
+        "429 (with Retry-After) a call quota.",
     ),
     Route(
         "GET",

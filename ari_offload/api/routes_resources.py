@@ -7,6 +7,9 @@ from aiohttp import web
 from ari_offload.api import schemas as s
 from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
+from ari_offload.errors import PolicyRefused
+from ari_offload.flows.model import Action, Transfer
+from ari_offload.policy import Policy
 from ari_offload.store import AgentInUse, NameTaken
 
 
@@ -56,12 +59,23 @@ async def delete_agent(ctx: Ctx) -> web.Response:
     return web.Response(status=204)
 
 
+def _check_transfers(actions: list[Action] | None, policy: Policy) -> None:
+    """Transfers must name a target of the operator's policy (checked again when they run)."""
+    for i, action in enumerate(actions or ()):
+        if isinstance(action, Transfer):
+            try:
+                policy.transfer_target(action.target)
+            except PolicyRefused as exc:
+                raise ApiError.refused(exc, f"actions[{i}].target") from None
+
+
 async def list_flows(ctx: Ctx) -> web.Response:
     flows = await ctx.store.flows.list(ctx.customer_id)
     return json_response({"flows": [s.flow_json(f) for f in flows]})
 
 
 async def create_flow(ctx: Ctx) -> web.Response:
+    _check_transfers(ctx.body["actions"], ctx.services.policy)
     try:
         flow = await ctx.store.flows.create(
             ctx.customer_id, name=ctx.body["name"], actions=ctx.body["actions"]
@@ -79,6 +93,7 @@ async def get_flow(ctx: Ctx) -> web.Response:
 
 
 async def update_flow(ctx: Ctx) -> web.Response:
+    _check_transfers(ctx.body.get("actions"), ctx.services.policy)
     try:
         flow = await ctx.store.flows.update(
             ctx.path["flow_id"],
@@ -170,9 +185,10 @@ ROUTES = [
         "flows",
         {201: Resp("the new flow", s.FLOW)},
         body=s.FLOW_CREATE,
-        errors=(409,),
-        description="An ai_talk action's agent_id must be one of the customer's agents. "
-        "Route calls to it with Stasis(ari-offload,flow=NAME_OR_ID).",
+        errors=(403, 409),
+        description="An ai_talk action's agent_id must be one of the customer's agents; a "
+        "transfer names a target of the operator's policy (403 otherwise). Calls reach the "
+        "flow through a number the operator assigns to it, or Stasis(ari-offload,flow=ID).",
     ),
     Route(
         "GET", _FLOW, get_flow, "getFlow", "Get a flow", "flows", {200: Resp("the flow", s.FLOW)}
@@ -186,7 +202,7 @@ ROUTES = [
         "flows",
         {200: Resp("the updated flow", s.FLOW)},
         body=s.FLOW_UPDATE,
-        errors=(409,),
+        errors=(403, 409),
     ),
     Route(
         "DELETE",

@@ -14,17 +14,19 @@ from typing import Any
 
 from aiohttp import web
 
-from ari_offload.api.auth import authenticate
+from ari_offload.api.auth import authenticate, authenticate_admin
 from ari_offload.api.errors import ApiError, Handler
 from ari_offload.api.metrics import Metrics
 from ari_offload.api.telephony import Telephony
-from ari_offload.api.validation import ID, Obj, Param, Spec
+from ari_offload.api.validation import ID, Obj, Param, Spec, Str
 from ari_offload.config import ApiSettings
 from ari_offload.flows.model import ValidationError
 from ari_offload.policy import Policy
 from ari_offload.store import Store
 
 PREFIX = "/v1.0"
+# Path parameters that are not ids; the rest must look like an id we could have issued.
+PATH_SPECS: dict[str, Str] = {"number": Str(32, 1, r"^\+?[0-9*#]{1,31}$")}
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 # Taken (and ignored where no key is needed) by every route besides its own parameters.
 AUTH_QUERY = frozenset({"accesskey"})
@@ -80,6 +82,7 @@ class Route:
     body_required: bool = True
     query: tuple[Param, ...] = ()
     auth: bool = True
+    admin: bool = False  # an operator's admin key instead of a tenant's access key
     errors: tuple[int, ...] = ()  # error statuses beyond those implied by auth/body/path
     description: str = ""
     path_params: tuple[str, ...] = field(init=False)
@@ -89,7 +92,7 @@ class Route:
 
     def error_statuses(self) -> list[int]:
         implied: set[int] = {422, *self.errors}  # 422 at least for unknown query parameters
-        if self.auth:
+        if self.auth or self.admin:
             implied.add(401)
         if self.path_params:
             implied.add(404)
@@ -111,13 +114,15 @@ def _wrap(route: Route) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
         customer_id, key_id = "", None
-        if route.auth:
+        if route.admin:
+            key_id = (await authenticate_admin(request, services.store)).id
+        elif route.auth:
             key = await authenticate(request, services.store)
             customer_id, key_id = key.customer_id, key.id
         path = {}
         for name in route.path_params:
             try:
-                path[name] = ID.check(request.match_info[name], name)
+                path[name] = PATH_SPECS.get(name, ID).check(request.match_info[name], name)
             except ValidationError:
                 # Not an id we could ever have issued: the resource cannot exist.
                 raise ApiError.not_found(name.removesuffix("_id")) from None

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ari_offload import policy
 from ari_offload.api.validation import ID, ONE_LINE, Arr, Bool, Custom, Int, Num, Obj, Spec, Str
 from ari_offload.flows import model
 from ari_offload.store import (
@@ -43,12 +44,13 @@ CUSTOMER_NAME = Str(
 )
 PASSWORD = Str(256, 8, description="at least 8 characters")
 AGENT_NAME = Str(100, 1, r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
-# Flow names appear in the dialplan (Stasis(ari-offload,flow=NAME)): no spaces or commas.
+# Flow names are the tenant's own labels; the dialplan reaches flows by number or id only.
 FLOW_NAME = Str(
     64,
     1,
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-    description="referenced from the dialplan: Stasis(ari-offload,flow=NAME)",
+    description="unique among your flows; calls reach a flow through a number the operator "
+    "assigns to it, never by name",
 )
 DETAIL = Str(2000)
 WEBHOOK = Str(
@@ -80,13 +82,22 @@ LANGUAGE = Str(
     description="e.g. en, en-US; null for the server default",
 )
 KEY_NAME = Str(100, 0, ONE_LINE)
+# Loose on purpose: the operator's policy decides, and its refusal names the rule that said no.
 DESTINATION = Str(
     200,
     1,
-    r"^[A-Za-z0-9+*#@._:/=-]+$",
-    description="an endpoint (PJSIP/alice) or a number for the configured trunk",
+    ONE_LINE,
+    description="a number (digits, optional +) dialled on one of the operator's routes, or "
+    "the name of an endpoint the operator allows; dial strings are refused",
 )
-CALLER_ID = Str(80, 1, ONE_LINE, nullable=True)
+ROUTE = Str(
+    63, 1, policy.NAME_PATTERN, nullable=True,
+    description="the operator's route for a number; null: the default route",
+)  # fmt: skip
+CALLER_ID = Str(
+    21, 1, ONE_LINE, nullable=True,
+    description="a number the operator lets this account present; null: the route's default",
+)  # fmt: skip
 SAY_TEXT = Str(model.MAX_TEXT_LENGTH, 1)
 ACTIONS = Custom(
     {
@@ -126,7 +137,7 @@ FLOW_CREATE = Obj(
 FLOW_UPDATE = Obj("FlowUpdate", {"name": FLOW_NAME, "actions": ACTIONS})
 CALL_CREATE = Obj(
     "CallCreate",
-    {"destination": DESTINATION, "flow_id": ID, "caller_id": CALLER_ID},
+    {"destination": DESTINATION, "flow_id": ID, "caller_id": CALLER_ID, "route": ROUTE},
     required=("destination", "flow_id"),
 )
 TALK = Obj("TalkRequest", {"text": SAY_TEXT}, required=("text",))

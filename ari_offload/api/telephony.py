@@ -17,9 +17,12 @@ class TelephonyError(AriOffloadError):
 
 class Telephony(Protocol):
     async def originate(
-        self, *, call_id: str, destination: str, flow_id: str, caller_id: str | None
+        self, *, call_id: str, dial: str, flow_id: str, caller_id: str | None
     ) -> None:
-        """Place an outbound call into our Stasis app; raises ``TelephonyError`` if refused."""
+        """Dial ``dial`` (a dial string the policy built) into our Stasis app.
+
+        Raises ``TelephonyError`` if Asterisk refused or could not be reached.
+        """
         ...
 
     async def hangup(self, call_id: str) -> bool:

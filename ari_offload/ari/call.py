@@ -67,6 +67,11 @@ class ActiveCall:
         return self.args.get("flow", "")
 
     @property
+    def dialled_number(self) -> str:
+        """``number=`` from the dialplan: the operator maps it to a tenant's flow."""
+        return self.args.get("number", "")
+
+    @property
     def media_channel_id(self) -> str:
         return MEDIA_CHANNEL_PREFIX + self.call_id
 

@@ -1,4 +1,5 @@
-"""Pick the flow a call runs from its Stasis args (``flow=NAME_OR_ID``)."""
+"""Pick the flow a call runs from its Stasis args: a built-in (``flow=echo``), else the
+resolver's answer (the store: ``number=`` the operator assigned, or ``flow=ID``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from ari_offload.ari.call import ActiveCall
 log = logging.getLogger("ari_offload.flows")
 
 FlowRunner = Callable[[ActiveCall], Awaitable[None]]
-# Resolves a flow reference the built-ins don't know (e.g. from the store); None: unknown.
-FlowResolver = Callable[[str], Awaitable[FlowRunner | None]]
+# Resolves a call the built-ins don't take (e.g. from the store); None: unknown.
+FlowResolver = Callable[[ActiveCall], Awaitable[FlowRunner | None]]
 
 
 class FlowDispatcher:
@@ -27,16 +28,18 @@ class FlowDispatcher:
 
     async def __call__(self, call: ActiveCall) -> None:
         ref = call.flow_ref
-        runner = self._builtins.get(ref)
-        if runner is None and self._resolve is not None and ref:
-            runner = await self._resolve(ref)
+        runner = self._builtins.get(ref) if ref else None
+        if runner is None and self._resolve is not None and (ref or call.dialled_number):
+            runner = await self._resolve(call)
         if runner is None:
             log.warning(
-                "call %s: unknown flow %r (check the dialplan's flow=...)", call.call_id, ref
-            )
+                "call %s: no flow for number %r / flow %r (assign the number to a flow: "
+                "ari-offload admin API; or check the dialplan's flow=ID)",
+                call.call_id, call.dialled_number, ref,
+            )  # fmt: skip
             call.hangup_reason = "unknown-flow"
             if self._on_unknown is not None:
                 await self._on_unknown(call)
             return
-        log.info("call %s: running flow %r", call.call_id, ref)
+        log.info("call %s: running flow %r", call.call_id, ref or call.dialled_number)
         await runner(call)

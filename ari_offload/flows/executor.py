@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ari_offload.agent.client import WebhookClient
 from ari_offload.ari.call import ActiveCall
 from ari_offload.config import Settings
 from ari_offload.conversation import AgentBinding, Conversation, ConversationObserver
+from ari_offload.errors import PolicyRefused
 from ari_offload.flows.model import Action, AiTalk, Hangup, Pause, Talk, Transfer
 from ari_offload.flows.speak import speak
+from ari_offload.policy import Policy
 from ari_offload.speech.models import SpeechModels
 
 log = logging.getLogger("ari_offload.flows")
@@ -32,6 +34,7 @@ class FlowContext:
     webhook: WebhookClient
     find_agent: AgentLookup
     observer: ConversationObserver | None = None
+    policy: Policy = field(default_factory=Policy)  # where transfers may lead
 
 
 async def run_actions(call: ActiveCall, actions: list[Action], ctx: FlowContext) -> None:
@@ -81,14 +84,21 @@ async def _ai_talk(call: ActiveCall, action: AiTalk, ctx: FlowContext) -> bool:
 
 async def _transfer(call: ActiveCall, action: Transfer, ctx: FlowContext) -> None:
     call.set_state("transfer")
-    if action.endpoint is None:
-        assert action.context is not None
-        assert action.extension is not None
-        await call.transfer_to_dialplan(action.context, action.extension, action.priority or 1)
+    assert call.media is not None
+    try:
+        # Checked again here: the flow was stored under a policy that may have changed since.
+        target = ctx.policy.transfer_target(action.target)
+    except PolicyRefused as exc:
+        log.warning("call %s: transfer refused: %s", call.call_id, exc)
+        await speak(call.media, ctx.models.tts, TRANSFER_FAILED_TEXT)
         return
-    if await call.transfer_to_endpoint(action.endpoint):
+    if target.endpoint is None:
+        assert target.context is not None
+        assert target.extension is not None
+        await call.transfer_to_dialplan(target.context, target.extension, target.priority)
+        return
+    if await call.transfer_to_endpoint(target.endpoint):
         await call.ended.wait()  # the two legs talk until one hangs up
         return
-    log.info("call %s: %s did not answer", call.call_id, action.endpoint)
-    assert call.media is not None
+    log.info("call %s: transfer target %r did not answer", call.call_id, target.name)
     await speak(call.media, ctx.models.tts, TRANSFER_FAILED_TEXT)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -68,15 +68,14 @@ class Hangup:
 
 @dataclass(frozen=True)
 class Transfer:
-    """Leave the flow: back into the dialplan (context+extension) or to an endpoint.
+    """Leave the flow for a transfer target the operator named in the policy file.
 
-    Exactly one of the two targets is set; ``parse_actions`` guarantees it.
+    Tenants name a target ("operator", "sales"); only the policy knows where it leads (a
+    dialplan context/extension or an endpoint), so a flow can never dial what the operator
+    did not list.
     """
 
-    context: str | None = None
-    extension: str | None = None
-    priority: int | None = None
-    endpoint: str | None = None
+    target: str
     type: ClassVar[Literal["transfer"]] = "transfer"
 
 
@@ -106,11 +105,9 @@ class _Shape:
     description: str
 
 
-# Dialplan names: no commas, parentheses or spaces, which the dialplan would split on.
-_CONTEXT_RE = r"^[A-Za-z0-9_.-]+$"
-_EXTEN_RE = r"^[A-Za-z0-9_*#+.-]+$"
 _NO_NUL = r"^[^\u0000]*$"  # is_storable() refuses NUL in every string
-_ENDPOINT_RE = r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9+*#@._:/=-]+$"
+# The names of transfer targets in the policy file (policy.NAME_PATTERN).
+_TARGET_RE = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
 
 _SHAPES: tuple[_Shape, ...] = (
     _Shape(
@@ -143,24 +140,23 @@ _SHAPES: tuple[_Shape, ...] = (
     _Shape(
         "transfer",
         (
-            _Field("context", "string", True, 1, 80, _CONTEXT_RE),
-            _Field("extension", "string", True, 1, 80, _EXTEN_RE),
-            _Field("priority", "integer", minimum=1, maximum=1000),
+            _Field(
+                "target",
+                "string",
+                True,
+                1,
+                63,
+                _TARGET_RE,
+                description="a transfer target the operator named (ask them for the list)",
+            ),
         ),
-        lambda v: Transfer(
-            context=v["context"], extension=v["extension"], priority=v.get("priority")
-        ),
-        "Continue in the dialplan at context,extension,priority.",
-    ),
-    _Shape(
-        "transfer",
-        (_Field("endpoint", "string", True, 3, 200, _ENDPOINT_RE, description="e.g. PJSIP/alice"),),
-        lambda v: Transfer(endpoint=v["endpoint"]),
-        "Dial an endpoint and bridge the caller to it.",
+        lambda v: Transfer(v["target"]),
+        "Hand the caller to a transfer target of the operator's policy.",
     ),
 )
 _ARTICLE = {"integer": "an integer", "number": "a number", "string": "a string"}
-_DIALPLAN_KEYS = frozenset({"context", "extension", "priority"})
+# The transfer forms before the operator policy: dial strings a tenant could choose.
+_RETIRED_TRANSFER_KEYS = frozenset({"context", "extension", "priority", "endpoint"})
 
 
 def parse_actions(raw: object, path: str = "actions") -> list[Action]:
@@ -182,7 +178,13 @@ def parse_action(raw: object, path: str) -> Action:
         raise ValidationError(f"{path}.type", "required")
     if not isinstance(kind, str) or kind not in ACTION_TYPES:
         raise ValidationError(f"{path}.type", f"expected one of {', '.join(ACTION_TYPES)}")
-    shape = _pick_shape(kind, raw, path)
+    shape = _pick_shape(kind)
+    if kind == "transfer" and "target" not in raw and _RETIRED_TRANSFER_KEYS & raw.keys():
+        raise ValidationError(
+            f"{path}.target",
+            "required: transfers name a target of the operator's policy; context, extension "
+            "and endpoint are no longer accepted",
+        )
     known = {f.name for f in shape.fields}
     for key in raw:
         if key != "type" and key not in known:
@@ -191,24 +193,8 @@ def parse_action(raw: object, path: str) -> Action:
     return shape.build(values)
 
 
-def _pick_shape(kind: str, raw: Mapping[str, object], path: str) -> _Shape:
-    shapes = [s for s in _SHAPES if s.type == kind]
-    if len(shapes) == 1:
-        return shapes[0]
-    # transfer: the endpoint form and the dialplan form are mutually exclusive.
-    dialplan, endpoint = shapes
-    if "endpoint" in raw:
-        clash = sorted(_DIALPLAN_KEYS & raw.keys())
-        if clash:
-            raise ValidationError(
-                f"{path}.{clash[0]}", "give either endpoint, or context and extension, not both"
-            )
-        return endpoint
-    if not _DIALPLAN_KEYS & raw.keys():
-        raise ValidationError(
-            f"{path}.context", "required: give context and extension, or endpoint"
-        )
-    return dialplan
+def _pick_shape(kind: str) -> _Shape:
+    return next(s for s in _SHAPES if s.type == kind)
 
 
 def _check_field(spec: _Field, value: object, path: str) -> object:

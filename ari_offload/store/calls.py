@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -97,6 +97,26 @@ class Calls(Repo):
                 .all()
             )
         return [_call(r) for r in rows]
+
+    async def count_unfinished(self, customer_id: str | None) -> int:
+        """Ringing or active calls of one customer (None: of everyone): concurrency quotas."""
+        c = t.calls.c
+        query = select(func.count()).where(
+            c.status.in_([CallStatus.RINGING.value, CallStatus.ACTIVE.value])
+        )
+        if customer_id is not None:
+            query = query.where(c.customer_id == customer_id)
+        async with self._tx() as conn:
+            return int((await conn.execute(query)).scalar() or 0)
+
+    async def count_started_since(self, customer_id: str | None, since: datetime) -> int:
+        """Calls (any status) started at or after ``since``: calls-per-minute quotas."""
+        c = t.calls.c
+        query = select(func.count()).where(c.started_at >= since)
+        if customer_id is not None:
+            query = query.where(c.customer_id == customer_id)
+        async with self._tx() as conn:
+            return int((await conn.execute(query)).scalar() or 0)
 
     async def set_status(
         self,

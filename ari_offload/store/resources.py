@@ -175,32 +175,29 @@ class Flows(Repo):
             )
             return bool(result.rowcount)
 
-    async def resolve(self, name_or_id: str) -> Flow | None:
-        """The flow a dialplan names (``Stasis(app,flow=X)``): by id first, then by name.
+    async def for_call(self, *, flow_id: str = "", number: str = "") -> Flow | None:
+        """The flow an inbound call runs: the dialled number's, or a flow id from the dialplan.
 
-        A name used by several customers is ambiguous: None, logged, so the caller gets the
-        apology instead of another customer's flow.
+        Numbers are assigned by the operator (``store.numbers``); ``flow=`` takes ids only.
+        Flow names are never looked up here: they are unique per tenant, not across tenants,
+        and a tenant must not be able to capture or break another's route by naming a flow.
         """
         async with self._tx() as conn:
-            flow = await _get_flow(conn, name_or_id, None)
-            if flow is not None:
-                return flow
-            rows = (
-                (await conn.execute(select(t.flows).where(t.flows.c.name == name_or_id).limit(2)))
-                .mappings()
-                .all()
-            )
-        if not rows:
-            log.warning("flow %r: no flow has this id or name", name_or_id)
-            return None
-        if len(rows) > 1:
-            log.warning(
-                "flow %r: ambiguous, several customers have a flow of this name; "
-                "reference it by id in the dialplan",
-                name_or_id,
-            )
-            return None
-        return _flow(rows[0])
+            if number:
+                row = (
+                    await conn.execute(
+                        select(t.numbers.c.customer_id, t.numbers.c.flow_id).where(
+                            t.numbers.c.number == number
+                        )
+                    )
+                ).first()
+                if row is None or row.flow_id is None:
+                    log.debug("number %r: not assigned to a flow", number)
+                    return None
+                return await _get_flow(conn, row.flow_id, row.customer_id)
+            if flow_id:
+                return await _get_flow(conn, flow_id, None)
+        return None
 
     # Last in the class: a method named list would shadow the builtin in later annotations.
     async def list(self, customer_id: str) -> list[Flow]:

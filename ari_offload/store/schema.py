@@ -179,6 +179,59 @@ turns = Table(
     UniqueConstraint("call_id", "turn", name="uq_turns_call_turn"),
 )
 
+# The tables of migration 1, as it created them.
+V1_TABLES = (customers, access_keys, agents, flows, calls, transcript_entries, turns)
+
+# --- v2: what the operator owns ------------------------------------------------------------
+
+# Inbound numbers (the dialled extension or DID) assigned to a tenant's flow by the operator.
+numbers = Table(
+    "numbers",
+    metadata,
+    Column("number", varchar(32), primary_key=True),
+    Column(
+        "customer_id",
+        varchar(ID),
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    # Deleting the flow keeps the number the tenant's: calls get the apology until re-pointed.
+    Column("flow_id", varchar(ID), ForeignKey("flows.id", ondelete="SET NULL")),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# The operator's per-tenant overrides of the policy's [tenant] values; NULL keeps the policy's.
+tenant_rules = Table(
+    "tenant_rules",
+    metadata,
+    Column(
+        "customer_id", varchar(ID), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("routes", JSON),
+    Column("caller_ids", JSON),
+    Column("concurrent_calls", Integer),
+    Column("calls_per_minute", Integer),
+    Column("max_call_duration_s", Integer),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Operator (admin) credentials: separate from tenants' access keys, SHA-256 of the token only.
+admin_keys = Table(
+    "admin_keys",
+    metadata,
+    Column("id", varchar(ID), primary_key=True),
+    Column("name", varchar(100), nullable=False),
+    Column("token_hash", varchar(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+
+
+def _v2_operator(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[numbers, tenant_rules, admin_keys])
+
+
 # Kept outside ``metadata`` so that migration 1 can create exactly the tables above.
 _version_metadata = MetaData()
 schema_version = Table(
@@ -191,11 +244,11 @@ schema_version = Table(
 
 # v1 got COLLATE "C" on PostgreSQL before any PostgreSQL store existed; SQLite's DDL is as it was.
 def _v1_initial(conn: Connection) -> None:
-    metadata.create_all(conn)
+    metadata.create_all(conn, tables=list(V1_TABLES))
 
 
 # Append, never edit: a database at version N runs MIGRATIONS[N:].
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_operator]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

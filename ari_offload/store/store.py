@@ -21,6 +21,7 @@ from ari_offload.config import StoreSettings
 from ari_offload.errors import StoreError
 from ari_offload.store.accounts import AccessKeys, Customers
 from ari_offload.store.calls import Calls
+from ari_offload.store.operator import AdminKeys, Numbers, Tenants
 from ari_offload.store.resources import Agents, Flows
 from ari_offload.store.schema import migrate
 
@@ -41,7 +42,8 @@ def database_url(settings: StoreSettings) -> str:
 class Store:
     """Persistence for the API and the call controller.
 
-    ``store.customers``, ``store.keys``, ``store.agents``, ``store.flows``, ``store.calls``.
+    ``store.customers``, ``store.keys``, ``store.agents``, ``store.flows``, ``store.calls``;
+    what the operator owns: ``store.numbers``, ``store.tenants``, ``store.admin_keys``.
     Open with ``await Store.open(settings)`` (or ``async with await Store.open(...)``).
     """
 
@@ -52,6 +54,9 @@ class Store:
         self.agents = Agents(engine)
         self.flows = Flows(engine)
         self.calls = Calls(engine)
+        self.numbers = Numbers(engine)
+        self.tenants = Tenants(engine)
+        self.admin_keys = AdminKeys(engine)
 
     @classmethod
     async def open(

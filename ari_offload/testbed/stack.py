@@ -2,7 +2,7 @@
 
 Test-bed Asterisk + the built-in sample agent on a free port + ari-offload (store in a temp dir,
 speech models, ARI, REST API) + an access key, an agent and a flow created through the SDK.
-A SIPp caller then dials ``8<flow name>``.
+A SIPp caller then dials ``8<flow id>`` (the test bed's dialplan runs a flow by id).
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ class LocalProduct:
     app: App
     client: Client  # signed up, owns the agent and the flow
     agent_id: str
+    flow_id: str
     webhook: str
     webhook_requests: list[WebhookRequest]
 
     @property
     def service(self) -> str:
         """What a caller dials on the test bed to reach the flow."""
-        return f"8{FLOW_NAME}"
+        return f"8{self.flow_id}"
 
 
 @contextlib.asynccontextmanager
@@ -65,8 +66,8 @@ async def local_product(welcome: str | None) -> AsyncIterator[LocalProduct]:
             action: dict[str, object] = {"type": "ai_talk", "agent_id": agent.id}
             if welcome:
                 action["welcome_message"] = welcome
-            await client.flows.create(FLOW_NAME, [action])
-            yield LocalProduct(app, client, agent.id, webhook, agent_app[RECEIVED_KEY])
+            flow = await client.flows.create(FLOW_NAME, [action])
+            yield LocalProduct(app, client, agent.id, flow.id, webhook, agent_app[RECEIVED_KEY])
     finally:
         await app.stop()
         await agent_runner.cleanup()

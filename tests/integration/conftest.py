@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,16 +19,18 @@ from aiohttp import web
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
+from ari_offload.app import App
 from ari_offload.ari.call import ActiveCall
-from ari_offload.config import AgentSettings, Settings
+from ari_offload.config import AgentSettings, ApiSettings, PolicySettings, Settings, StoreSettings
 from ari_offload.conversation import AgentBinding
 from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
 from ari_offload.flows.executor import FlowContext, run_actions
 from ari_offload.flows.model import Action, AiTalk
+from ari_offload.policy import load_policy
 from ari_offload.service import AriService
 from ari_offload.speech.models import SpeechModels
-from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_SCRIPT, Testbed
+from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, TESTBED_SCRIPT, Testbed
 from ari_offload.turns import TranscriptEntry, TurnTiming
 
 pytestmark = pytest.mark.integration
@@ -188,8 +192,9 @@ async def flow_context(speech_models: SpeechModels) -> AsyncIterator[FlowContext
             return None
 
         yield FlowContext(
-            Settings(ari=TESTBED_ARI), speech_models, WebhookClient(session, 2.0), no_agent
-        )
+            Settings(ari=TESTBED_ARI), speech_models, WebhookClient(session, 2.0), no_agent,
+            policy=load_policy(TESTBED_POLICY_FILE),
+        )  # fmt: skip
 
 
 def flow_of(actions: list[Action], ctx: FlowContext) -> FlowRunner:
@@ -243,3 +248,25 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         if r.levelno >= logging.ERROR and r.name.startswith("ari_offload")
     ]
     assert errors == [], "errors were logged:\n" + "\n".join(errors)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def app(testbed: Testbed, speech_models: SpeechModels, tmp_path: Path) -> AsyncIterator[App]:
+    """The whole product on the test bed, with the test bed's operator policy."""
+    settings = Settings(
+        ari=TESTBED_ARI,
+        api=ApiSettings(port=free_port()),
+        store=StoreSettings(data_dir=tmp_path),
+        policy=PolicySettings(file=TESTBED_POLICY_FILE),
+    )
+    running = await App.start(settings, models=speech_models)
+    await running.service.wait_connected()
+    yield running
+    await running.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 import pytest
 
@@ -16,14 +15,11 @@ from ari_offload.testbed.capture import RtpCapture, payload_bytes
 from ari_offload.testbed.dialogue import Say, Silence, bursts, script_audio
 from ari_offload.testbed.sipp import SippAnswerer, SippCall
 from tests.integration.conftest import ServiceFactory, flow_of
+from tests.integration.helpers import words
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
 CALLER_SPEECH = "Hello, is this the operator speaking?"
-
-
-def words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z]+", text.lower()))
 
 
 def caller_file(lead_s: float) -> tuple[SippCall, bytes]:
@@ -38,7 +34,7 @@ async def test_transfer_back_to_the_dialplan(
 ) -> None:
     actions: list[Action] = [
         Talk("Transferring you now."),
-        Transfer(context="ari-offload-transfer", extension="operator"),
+        Transfer("operator"),  # the policy: context ari-offload-transfer, extension operator
     ]
     service = await start_service({"xfer": flow_of(actions, flow_context)})
     call, audio = caller_file(lead_s=3.0)
@@ -64,7 +60,7 @@ async def test_transfer_back_to_the_dialplan(
 async def test_transfer_to_an_endpoint_that_answers(
     start_service: ServiceFactory, flow_context: FlowContext
 ) -> None:
-    actions: list[Action] = [Talk("Connecting you."), Transfer(endpoint="PJSIP/sipp-uas")]
+    actions: list[Action] = [Talk("Connecting you."), Transfer("desk")]  # PJSIP/sipp-uas
     await start_service({"xfer": flow_of(actions, flow_context)})
     answerer = SippAnswerer()
     far_end = RtpCapture(answerer.media_port)
@@ -87,7 +83,7 @@ async def test_transfer_to_an_endpoint_nobody_answers(
     start_service: ServiceFactory, flow_context: FlowContext
 ) -> None:
     # PJSIP/nobody has no contact (asterisk-conf/testbed/pjsip.conf): the dial fails.
-    actions: list[Action] = [Transfer(endpoint="PJSIP/nobody")]
+    actions: list[Action] = [Transfer("nobody")]
     await start_service({"xfer": flow_of(actions, flow_context)})
     call, _ = caller_file(lead_s=1.0)
     call.hangup_after_s = 60

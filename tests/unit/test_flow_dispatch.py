@@ -35,7 +35,8 @@ class Resolver:
         self.flows = flows
         self.asked: list[str] = []
 
-    async def __call__(self, ref: str) -> FlowRunner | None:
+    async def __call__(self, call: ActiveCall) -> FlowRunner | None:
+        ref = call.flow_ref or f"number:{call.dialled_number}"
         self.asked.append(ref)
         return self.flows.get(ref)
 
@@ -71,6 +72,26 @@ async def test_falls_back_to_the_resolver() -> None:
 
     assert resolver.asked == ["support"]
     assert support.ran == [call]
+
+
+async def test_a_dialled_number_goes_to_the_resolver() -> None:
+    support = Flow()
+    resolver = Resolver({"number:7001": support})
+    call = make_call({"number": "7001"})
+
+    await FlowDispatcher({"echo": Flow()}, resolver)(call)
+
+    assert resolver.asked == ["number:7001"]
+    assert support.ran == [call]
+
+
+async def test_a_number_never_reaches_a_builtin() -> None:
+    # number=echo from a dialplan is a number to look up, not the built-in echo flow.
+    echo = Flow()
+    resolver = Resolver({})
+    await FlowDispatcher({"echo": echo}, resolver)(make_call({"number": "echo"}))
+    assert echo.ran == []
+    assert resolver.asked == ["number:echo"]
 
 
 @pytest.mark.parametrize("with_resolver", [True, False])

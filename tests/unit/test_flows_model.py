@@ -28,19 +28,8 @@ VALID: list[tuple[dict[str, Any], object]] = [
     ({"type": "pause", "seconds": 60}, Pause(60.0)),
     ({"type": "pause", "seconds": 0.2}, Pause(0.2)),
     ({"type": "hangup"}, Hangup()),
-    (
-        {"type": "transfer", "context": "default", "extension": "1000"},
-        Transfer(context="default", extension="1000"),
-    ),
-    (
-        {"type": "transfer", "context": "from-ai", "extension": "*99", "priority": 2},
-        Transfer(context="from-ai", extension="*99", priority=2),
-    ),
-    ({"type": "transfer", "endpoint": "PJSIP/alice"}, Transfer(endpoint="PJSIP/alice")),
-    (
-        {"type": "transfer", "context": "a", "extension": "1", "priority": 1.0},
-        Transfer(context="a", extension="1", priority=1),
-    ),
+    ({"type": "transfer", "target": "operator"}, Transfer("operator")),
+    ({"type": "transfer", "target": "sales.desk-2"}, Transfer("sales.desk-2")),
 ]
 
 INVALID: list[tuple[object, str, str]] = [
@@ -62,22 +51,17 @@ INVALID: list[tuple[object, str, str]] = [
     ({"type": "pause", "seconds": "1"}, "actions[0].seconds", "expected a number"),
     ({"type": "pause", "seconds": float("nan")}, "actions[0].seconds", "finite"),
     ({"type": "hangup", "now": True}, "actions[0].now", "unknown field"),
-    ({"type": "transfer"}, "actions[0].context", "give context and extension, or endpoint"),
-    ({"type": "transfer", "context": "default"}, "actions[0].extension", "required"),
-    ({"type": "transfer", "context": "a,b", "extension": "1"}, "actions[0].context", "match"),
-    ({"type": "transfer", "context": "a", "extension": "1\n"}, "actions[0].extension", "match"),
+    ({"type": "transfer"}, "actions[0].target", "required"),
+    # Dial strings and dialplan locations are the operator's: a tenant names a target only.
     (
-        {"type": "transfer", "context": "a", "extension": "1", "priority": 1.5},
-        "actions[0].priority",
-        "expected an integer",
+        {"type": "transfer", "context": "from-internal", "extension": "00900123"},
+        "actions[0].target",
+        "no longer accepted",
     ),
-    (
-        {"type": "transfer", "context": "a", "extension": "1", "priority": 0},
-        "actions[0].priority",
-        "at least 1",
-    ),
-    ({"type": "transfer", "endpoint": "PJSIP/a", "context": "x"}, "actions[0].context", "not both"),
-    ({"type": "transfer", "endpoint": "alice"}, "actions[0].endpoint", "match"),
+    ({"type": "transfer", "endpoint": "Local/8me@from-test"}, "actions[0].target", "required"),
+    ({"type": "transfer", "target": "PJSIP/alice"}, "actions[0].target", "match"),
+    ({"type": "transfer", "target": "a,b"}, "actions[0].target", "match"),
+    ({"type": "transfer", "target": "x", "endpoint": "PJSIP/a"}, "actions[0].endpoint", "unknown"),
     ({"type": "dance"}, "actions[0].type", "expected one of"),
     ({"type": 3}, "actions[0].type", "expected one of"),
     ({"agent_id": "a"}, "actions[0].type", "required"),
