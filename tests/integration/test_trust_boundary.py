@@ -169,7 +169,7 @@ async def test_two_tenants_with_the_same_flow_name_never_get_each_others_callers
         to_alice = await run_dialogue(
             "9001", [Silence(2.0), Say("I need to reset my password"), Silence(4.0)]
         )
-        by_name = await run_dialogue("8support", [Silence(1.0), Say("hello"), Silence(3.0)])
+        by_name = await run_dialogue("8support", [Silence(6.0)])
         await asyncio.sleep(0.5)
         alice_calls = await alice.calls.list()
         bob_calls = await bob.calls.list()
@@ -182,9 +182,8 @@ async def test_two_tenants_with_the_same_flow_name_never_get_each_others_callers
     assert bob_calls == []
     # A flow name from the dialplan is nobody's: the caller hears the apology.
     assert by_name.sipp.ok, by_name.sipp.output + by_name.sipp.errors
-    heard = bursts(by_name.packets, speech_models_decode(), gap_s=1.0)
-    assert heard
-    assert "not in service" in words(speech_models.transcriber.transcribe(heard[0].pcm))
+    assert by_name.agent, "the caller of a flow name heard nothing"
+    assert "not in service" in words(speech_models.transcriber.transcribe(by_name.agent[0].pcm))
 
 
 async def test_a_tenant_over_its_concurrent_quota_is_refused_inbound_and_outbound(

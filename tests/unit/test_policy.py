@@ -70,7 +70,8 @@ def test_numbers_become_dial_strings_on_the_tenants_routes_only() -> None:
     assert policy.outbound_dial_string("2125551234", None, rules) == "PJSIP/2125551234@carrier"
     assert policy.outbound_dial_string("desk", None, rules) == "PJSIP/alice"
     refusals = {
-        "9005551234": "outbound.routes.carrier.allow",
+        "5551234": "outbound.routes.carrier.allow",  # matches no allow pattern
+        "9005551234": "outbound.routes.carrier.deny",
         "+19005551234": "outbound.routes.carrier.deny",
         "Local/1@from-internal": "endpoints",
         "PJSIP/alice": "endpoints",
