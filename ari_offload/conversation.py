@@ -20,6 +20,7 @@ from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.ari.call import ActiveCall
 from ari_offload.config import AgentSettings, SpeechSettings
+from ari_offload.errors import TalkQueueFull
 from ari_offload.media.endpoint import RtpEndpoint
 from ari_offload.speech.models import SpeechModels
 from ari_offload.speech.pcm import Pcm16
@@ -30,6 +31,9 @@ from ari_offload.turns import Segment, TranscriptEntry, TurnTiming, heard_text
 log = logging.getLogger("ari_offload.conversation")
 
 SAMPLE_RATE = 8000
+# API `talk` texts one call holds waiting to be spoken, besides the one being spoken: past it
+# the API answers 429, so a tenant cannot queue speech (and TTS work) without bound.
+MAX_QUEUED_TALKS = 8
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class Conversation:
         self._segmenter = models.new_segmenter()
         # finished caller utterances, and texts injected by the API (`talk` into a live call)
         self._inbox: asyncio.Queue[_Utterance | str] = asyncio.Queue()
+        self._queued_talks = 0  # the texts in _inbox
         self._playback: _Playback | None = None
         self._speech_start: int | None = None
         self._pause_at: int | None = None
@@ -102,6 +107,7 @@ class Conversation:
             while not self.finished:
                 item = await self._inbox.get()
                 if isinstance(item, str):
+                    self._queued_talks -= 1
                     await self._say(item, timing=None)
                 else:
                     await self._take_turn(item)
@@ -112,7 +118,13 @@ class Conversation:
             self._cancel_speculative()
 
     def inject(self, text: str) -> None:
-        """Speak `text` to the caller as soon as the current reply is done (API `talk`)."""
+        """Speak `text` to the caller as soon as the current reply is done (API `talk`).
+
+        Raises ``TalkQueueFull`` when MAX_QUEUED_TALKS texts are already waiting.
+        """
+        if self._queued_talks >= MAX_QUEUED_TALKS:
+            raise TalkQueueFull(self.call.call_id, MAX_QUEUED_TALKS)
+        self._queued_talks += 1
         self._inbox.put_nowait(text)
 
     # --- listening ------------------------------------------------------------------------
