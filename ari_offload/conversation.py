@@ -1,10 +1,11 @@
 """One call's conversation: caller audio -> VAD -> STT -> webhook -> TTS -> caller, with barge-in.
 
 Two tasks per call. The listener feeds every inbound frame to the VAD, starts STT
-speculatively at the first pause (discarded if speech resumes), stops playback the moment the
-caller talks over it, and queues finished utterances. The talker takes utterances in order:
-transcript -> webhook -> reply spoken sentence by sentence (the next sentence is synthesized
-while the current one plays). Latency: endpoint silence overlaps STT, TTS overlaps playback.
+speculatively at a pause (stale if speech resumes; one such run per call at most), stops
+playback the moment the caller talks over it, and queues finished utterances. The talker
+takes utterances in order: transcript -> webhook -> reply spoken sentence by sentence (the
+next sentence is synthesized while the current one plays). Latency: endpoint silence overlaps
+STT, TTS overlaps playback.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ari_offload.errors import TalkQueueFull
 from ari_offload.media.endpoint import RtpEndpoint
 from ari_offload.speech.models import SpeechModels
 from ari_offload.speech.pcm import Pcm16
-from ari_offload.speech.stt import Transcript
+from ari_offload.speech.stt import SpeculativeStt, Transcript
 from ari_offload.speech.vad import SpeechPaused, SpeechResumed, SpeechStarted, UtteranceEnded
 from ari_offload.turns import Segment, TranscriptEntry, TurnTiming, heard_text
 
@@ -54,7 +55,7 @@ class _Utterance:
     audio: Pcm16
     ended_at: float  # wall clock when the VAD decided the utterance was over
     endpoint_ms: float
-    speculative: asyncio.Task[Transcript] | None
+    speculative: asyncio.Future[Transcript] | None  # a run at the pause, on the same audio
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Conversation:
         self._playback: _Playback | None = None
         self._speech_start: int | None = None
         self._pause_at: int | None = None
-        self._speculative: asyncio.Task[Transcript] | None = None
+        self._speculative = SpeculativeStt(models.stt)
         self._heard: str | None = None  # of the last reply, if the caller cut it short
         self.turn = 0
         self.transcript: list[TranscriptEntry] = []
@@ -115,7 +116,7 @@ class Conversation:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-            self._cancel_speculative()
+            self._speculative.drop()
 
     def inject(self, text: str) -> None:
         """Speak `text` to the caller as soon as the current reply is done (API `talk`).
@@ -131,28 +132,30 @@ class Conversation:
 
     async def _listen(self) -> None:
         async for frame in self.media.frames():
-            for event in self._segmenter.feed(frame.pcm):
-                self._on_vad(event)
-            self._check_barge_in()
+            self._hear(frame.pcm)
+
+    def _hear(self, pcm: Pcm16) -> None:
+        for event in self._segmenter.feed(pcm):
+            self._on_vad(event)
+        self._check_barge_in()
 
     def _on_vad(self, event: object) -> None:
         if isinstance(event, SpeechStarted):
             self._speech_start = event.start_sample
         elif isinstance(event, SpeechPaused):
             self._pause_at = event.at_sample
-            self._cancel_speculative()
             # Start STT now, while the endpoint silence is still being waited for.
-            self._speculative = asyncio.create_task(self._models.stt.transcribe(event.audio_so_far))
+            self._speculative.pause(event.audio_so_far)
         elif isinstance(event, SpeechResumed):
             self._pause_at = None
-            self._cancel_speculative()
+            self._speculative.resume()
         elif isinstance(event, UtteranceEnded):
             silence_from = self._pause_at if self._pause_at is not None else event.end_sample
             endpoint_ms = (self._segmenter.samples_fed - silence_from) * 1000 / SAMPLE_RATE
+            speculative = self._speculative.take(event.audio)
             self._inbox.put_nowait(
-                _Utterance(event.audio, time.monotonic(), endpoint_ms, self._speculative)
+                _Utterance(event.audio, time.monotonic(), endpoint_ms, speculative)
             )
-            self._speculative = None
             self._speech_start = self._pause_at = None
 
     def _check_barge_in(self) -> None:
@@ -167,11 +170,6 @@ class Conversation:
         playback.cut_at = self.media.sent_samples
         playback.interrupted.set()
         log.info("call %s: barge-in, playback stopped", self.call.call_id)
-
-    def _cancel_speculative(self) -> None:
-        if self._speculative is not None:
-            self._speculative.cancel()
-            self._speculative = None
 
     # --- talking --------------------------------------------------------------------------
 
