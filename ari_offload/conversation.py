@@ -1,10 +1,11 @@
 """One call's conversation: caller audio -> VAD -> STT -> webhook -> TTS -> caller, with barge-in.
 
 Two tasks per call. The listener feeds every inbound frame to the VAD, starts STT
-speculatively at the first pause (discarded if speech resumes), stops playback the moment the
-caller talks over it, and queues finished utterances. The talker takes utterances in order:
-transcript -> webhook -> reply spoken sentence by sentence (the next sentence is synthesized
-while the current one plays). Latency: endpoint silence overlaps STT, TTS overlaps playback.
+speculatively at a pause (stale if speech resumes; one such run per call at most), stops
+playback the moment the caller talks over it, and queues finished utterances. The talker
+takes utterances in order: transcript -> webhook -> reply spoken sentence by sentence (the
+next sentence is synthesized while the current one plays). Latency: endpoint silence overlaps
+STT, TTS overlaps playback.
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.ari.call import ActiveCall
 from ari_offload.config import AgentSettings, SpeechSettings
+from ari_offload.errors import TalkQueueFull
 from ari_offload.media.endpoint import RtpEndpoint
 from ari_offload.speech.models import SpeechModels
 from ari_offload.speech.pcm import Pcm16
-from ari_offload.speech.stt import Transcript
+from ari_offload.speech.stt import SpeculativeStt, Transcript
 from ari_offload.speech.vad import SpeechPaused, SpeechResumed, SpeechStarted, UtteranceEnded
 from ari_offload.turns import Segment, TranscriptEntry, TurnTiming, heard_text
 
 log = logging.getLogger("ari_offload.conversation")
 
 SAMPLE_RATE = 8000
+# API `talk` texts one call holds waiting to be spoken, besides the one being spoken: past it
+# the API answers 429, so a tenant cannot queue speech (and TTS work) without bound.
+MAX_QUEUED_TALKS = 8
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class _Utterance:
     audio: Pcm16
     ended_at: float  # wall clock when the VAD decided the utterance was over
     endpoint_ms: float
-    speculative: asyncio.Task[Transcript] | None
+    speculative: asyncio.Future[Transcript] | None  # a run at the pause, on the same audio
 
 
 @dataclass
@@ -83,10 +88,11 @@ class Conversation:
         self._segmenter = models.new_segmenter()
         # finished caller utterances, and texts injected by the API (`talk` into a live call)
         self._inbox: asyncio.Queue[_Utterance | str] = asyncio.Queue()
+        self._queued_talks = 0  # the texts in _inbox
         self._playback: _Playback | None = None
         self._speech_start: int | None = None
         self._pause_at: int | None = None
-        self._speculative: asyncio.Task[Transcript] | None = None
+        self._speculative = SpeculativeStt(models.stt)
         self._heard: str | None = None  # of the last reply, if the caller cut it short
         self.turn = 0
         self.transcript: list[TranscriptEntry] = []
@@ -102,6 +108,7 @@ class Conversation:
             while not self.finished:
                 item = await self._inbox.get()
                 if isinstance(item, str):
+                    self._queued_talks -= 1
                     await self._say(item, timing=None)
                 else:
                     await self._take_turn(item)
@@ -109,38 +116,46 @@ class Conversation:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-            self._cancel_speculative()
+            self._speculative.drop()
 
     def inject(self, text: str) -> None:
-        """Speak `text` to the caller as soon as the current reply is done (API `talk`)."""
+        """Speak `text` to the caller as soon as the current reply is done (API `talk`).
+
+        Raises ``TalkQueueFull`` when MAX_QUEUED_TALKS texts are already waiting.
+        """
+        if self._queued_talks >= MAX_QUEUED_TALKS:
+            raise TalkQueueFull(self.call.call_id, MAX_QUEUED_TALKS)
+        self._queued_talks += 1
         self._inbox.put_nowait(text)
 
     # --- listening ------------------------------------------------------------------------
 
     async def _listen(self) -> None:
         async for frame in self.media.frames():
-            for event in self._segmenter.feed(frame.pcm):
-                self._on_vad(event)
-            self._check_barge_in()
+            self._hear(frame.pcm)
+
+    def _hear(self, pcm: Pcm16) -> None:
+        for event in self._segmenter.feed(pcm):
+            self._on_vad(event)
+        self._check_barge_in()
 
     def _on_vad(self, event: object) -> None:
         if isinstance(event, SpeechStarted):
             self._speech_start = event.start_sample
         elif isinstance(event, SpeechPaused):
             self._pause_at = event.at_sample
-            self._cancel_speculative()
             # Start STT now, while the endpoint silence is still being waited for.
-            self._speculative = asyncio.create_task(self._models.stt.transcribe(event.audio_so_far))
+            self._speculative.pause(event.audio_so_far)
         elif isinstance(event, SpeechResumed):
             self._pause_at = None
-            self._cancel_speculative()
+            self._speculative.resume()
         elif isinstance(event, UtteranceEnded):
             silence_from = self._pause_at if self._pause_at is not None else event.end_sample
             endpoint_ms = (self._segmenter.samples_fed - silence_from) * 1000 / SAMPLE_RATE
+            speculative = self._speculative.take(event.audio)
             self._inbox.put_nowait(
-                _Utterance(event.audio, time.monotonic(), endpoint_ms, self._speculative)
+                _Utterance(event.audio, time.monotonic(), endpoint_ms, speculative)
             )
-            self._speculative = None
             self._speech_start = self._pause_at = None
 
     def _check_barge_in(self) -> None:
@@ -155,11 +170,6 @@ class Conversation:
         playback.cut_at = self.media.sent_samples
         playback.interrupted.set()
         log.info("call %s: barge-in, playback stopped", self.call.call_id)
-
-    def _cancel_speculative(self) -> None:
-        if self._speculative is not None:
-            self._speculative.cancel()
-            self._speculative = None
 
     # --- talking --------------------------------------------------------------------------
 

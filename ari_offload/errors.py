@@ -18,6 +18,7 @@
     │   ├── NameTaken        a customer/agent/flow name already exists (store.records)
     │   └── AgentInUse       a flow still uses the agent being deleted (store.records)
     ├── ValidationError      a flow action failed validation; names the field (flows.model)
+    ├── TalkQueueFull        a live call already has as many API `talk` texts queued as allowed
     └── TelephonyError       Asterisk refused or could not place a call (api.telephony)
 
 Outside the tree: ``api.errors.ApiError`` is an HTTP answer being built (status, code,
@@ -108,3 +109,12 @@ class WebhookBadReply(WebhookError):
 
 class StoreError(AriOffloadError):
     pass
+
+
+class TalkQueueFull(AriOffloadError):
+    """The call's talk inbox is full: the API answers 429 and the text is not queued."""
+
+    def __init__(self, call_id: str, limit: int) -> None:
+        super().__init__(f"call {call_id} already has {limit} texts queued to speak")
+        self.call_id = call_id
+        self.limit = limit

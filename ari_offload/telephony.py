@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 
 from ari_offload.api.telephony import TelephonyError
 from ari_offload.ari.controller import CallController
-from ari_offload.errors import AriError, AriHttpError
+from ari_offload.conversation import MAX_QUEUED_TALKS
+from ari_offload.errors import AriError, AriHttpError, TalkQueueFull
 from ari_offload.flows.speak import speak
 from ari_offload.speech.tts import TtsRunner
 
@@ -19,6 +21,8 @@ class AriTelephony:
         self._controller = controller
         self._tts = tts
         self._tasks: set[asyncio.Task[None]] = set()
+        # Calls with no conversation: the text being spoken first, then those waiting.
+        self._talks: dict[str, collections.deque[str]] = {}
 
     async def originate(
         self, *, call_id: str, dial: str, flow_id: str, caller_id: str | None
@@ -41,13 +45,34 @@ class AriTelephony:
         return True
 
     async def talk(self, call_id: str, text: str) -> bool:
+        """Queue ``text`` for the call; raises ``TalkQueueFull`` past MAX_QUEUED_TALKS waiting."""
         call = self._controller.find(call_id)
         if call is None or call.media is None:
             return False
         if call.conversation is not None:
             call.conversation.inject(text)  # spoken after the current reply, with barge-in
-        else:
-            task = asyncio.create_task(speak(call.media, self._tts, text))
+            return True
+        waiting = self._talks.get(call_id)
+        if waiting is None:  # one speaker per call, whatever the number of requests
+            waiting = self._talks[call_id] = collections.deque([text])
+            task = asyncio.create_task(self._speak_in_turn(call_id, waiting))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        elif len(waiting) > MAX_QUEUED_TALKS:  # waiting[0] is being spoken
+            raise TalkQueueFull(call_id, MAX_QUEUED_TALKS)
+        else:
+            waiting.append(text)
         return True
+
+    async def _speak_in_turn(self, call_id: str, waiting: collections.deque[str]) -> None:
+        try:
+            while waiting:
+                call = self._controller.find(call_id)
+                if call is None or call.media is None:
+                    return  # the call ended: nobody to say the rest to
+                await speak(call.media, self._tts, waiting[0])
+                waiting.popleft()
+        except Exception as exc:  # synthesis failed: the call goes on, its texts are dropped
+            log.warning("call %s: API talk stopped: %s", call_id, exc)
+        finally:
+            del self._talks[call_id]

@@ -18,6 +18,8 @@ from argon2 import PasswordHasher
 
 from ari_offload.api import Metrics, RedactingAccessLogger, TelephonyError, make_api_app
 from ari_offload.config import ApiSettings, StoreSettings
+from ari_offload.conversation import MAX_QUEUED_TALKS
+from ari_offload.errors import TalkQueueFull
 from ari_offload.policy import Policy, load_policy
 from ari_offload.store import Store
 from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
@@ -38,13 +40,15 @@ CURL_FLOW = (
 
 @dataclass
 class FakeTelephony:
-    """Records every request; ``refuse`` makes originate fail, ``gone`` makes calls not live."""
+    """Records every request; ``refuse`` makes originate fail, ``gone`` makes calls not live,
+    ``full`` makes talk find the call's talk inbox full."""
 
     originated: list[dict[str, Any]] = field(default_factory=list)
     hangups: list[str] = field(default_factory=list)
     talks: list[tuple[str, str]] = field(default_factory=list)
     refuse: str | None = None
     gone: set[str] = field(default_factory=set)
+    full: set[str] = field(default_factory=set)
 
     async def originate(
         self, *, call_id: str, dial: str, flow_id: str, caller_id: str | None
@@ -65,6 +69,8 @@ class FakeTelephony:
         return call_id not in self.gone
 
     async def talk(self, call_id: str, text: str) -> bool:
+        if call_id in self.full:
+            raise TalkQueueFull(call_id, MAX_QUEUED_TALKS)
         self.talks.append((call_id, text))
         return call_id not in self.gone
 

@@ -96,7 +96,10 @@ async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
             assert [(c["id"], c["status"]) for c in active["calls"]] == [(live.id, "active")]
 
             transcript = _result(await session.call_tool("get_transcript", {"call_id": live.id}))
-            assert transcript["transcript"][0]["text"] == "I need help"
+            (line,) = transcript["transcript"]
+            assert line["caller_said_untrusted"] == "I need help"
+            assert "text" not in line, "caller words never under a neutral field name"
+            assert "UNTRUSTED" in transcript["warning"]
             hung = _result(await session.call_tool("hangup_call", {"call_id": live.id}))
             assert hung["id"] == live.id
             assert env.telephony.hangups == [live.id]
@@ -114,31 +117,68 @@ async def test_mcp_flows_and_outbound_calls(tmp_path: Path) -> None:
                 )
             )
             by_name = _result(
-                await session.call_tool("make_call", {"destination": "PJSIP/bob", "flow": "notify"})
+                await session.call_tool("make_call", {"destination": "sipp-uas", "flow": "notify"})
             )
             assert by_name["status"] == "ringing"
-            said = _result(
-                await session.call_tool(
-                    "make_call", {"destination": "PJSIP/bob", "message": "Hello from the assistant"}
+            said = [
+                _result(
+                    await session.call_tool(
+                        "make_call", {"destination": number, "message": "Hello from the assistant"}
+                    )
                 )
+                for number in ("1001", "1002")
+            ]
+            other = _result(
+                await session.call_tool("make_call", {"destination": "1003", "message": "Bye"})
             )
             made = env.telephony.originated
-            assert [m["call_id"] for m in made] == [by_name["id"], said["id"]]
+            assert [m["call_id"] for m in made] == [
+                by_name["id"],
+                *(c["id"] for c in said),
+                other["id"],
+            ]
             assert made[0]["flow_id"] == flow["id"]
+            # The same message twice: one flow, reused; another message: its own flow.
+            assert made[1]["flow_id"] == made[2]["flow_id"]
+            assert made[3]["flow_id"] not in (flow["id"], made[1]["flow_id"])
+            flows = _result(await session.call_tool("list_flows", {}))["flows"]
+            assert len(flows) == 3, [f["name"] for f in flows]
             one_off = await env.store.flows.get(made[1]["flow_id"], customer_id=None)
             assert one_off is not None
-            assert one_off.actions[0].type == "talk"
+            assert [a.type for a in one_off.actions] == ["talk", "hangup"]
+
+            # The API's refusal reaches the assistant as the tool's error text.
+            refused = await session.call_tool(
+                "make_call", {"destination": "call me now", "message": "Hello from the assistant"}
+            )
+            assert "destination" in _error_text(refused)
+            assert "HTTP 422" in _error_text(refused)
 
             bad = await session.call_tool(
                 "create_flow", {"name": "bad", "actions": [{"type": "pause", "seconds": 0}]}
             )
             assert "actions[0].seconds" in _error_text(bad)
-            both = await session.call_tool("make_call", {"destination": "PJSIP/bob"})
+            both = await session.call_tool("make_call", {"destination": "sipp-uas"})
             assert "exactly one of flow or message" in _error_text(both)
             unknown = await session.call_tool(
-                "make_call", {"destination": "PJSIP/bob", "flow": "nope"}
+                "make_call", {"destination": "sipp-uas", "flow": "nope"}
             )
             assert "no flow" in _error_text(unknown)
+
+
+@pytest.mark.timeout(60)
+async def test_mcp_marks_caller_text_as_untrusted(tmp_path: Path) -> None:
+    async with (
+        running_api(tmp_path) as env,
+        mcp_session(env, "ak_unused", tmp_path / "mcp.log") as session,
+    ):
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        instructions = (await session.initialize()).instructions or ""  # as first received
+    assert "UNTRUSTED caller input" in instructions
+    assert "caller_said_untrusted" in instructions
+    for name in ("get_transcript", "list_active_calls", "make_call"):
+        assert "UNTRUSTED caller input" in (tools[name].description or ""), name
+    assert "caller_said_untrusted" in (tools["get_transcript"].description or "")
 
 
 @pytest.mark.timeout(60)

@@ -11,7 +11,7 @@ from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
 from ari_offload.api.telephony import TelephonyError
 from ari_offload.api.validation import Arr, Int, Param
-from ari_offload.errors import PolicyRefused, QuotaExceeded
+from ari_offload.errors import PolicyRefused, QuotaExceeded, TalkQueueFull
 from ari_offload.quotas import check_quotas, tenant_rules
 from ari_offload.store import Call, CallStatus, Direction
 from ari_offload.store.calls import DEFAULT_LIST_LIMIT
@@ -54,11 +54,23 @@ async def hangup_call(ctx: Ctx) -> web.Response:
     return json_response(s.call_json(call), 202)
 
 
+TALK_RETRY_AFTER_S = 3  # a queued text takes a few seconds to say
+
+
 async def talk_call(ctx: Ctx) -> web.Response:
     call = await _own_call(ctx)
     if call.status != CallStatus.ACTIVE:
         raise _not_live(call)
-    if not await ctx.services.telephony.talk(call.id, ctx.body["text"]):
+    try:
+        spoken = await ctx.services.telephony.talk(call.id, ctx.body["text"])
+    except TalkQueueFull as exc:
+        raise ApiError(
+            429,
+            "talk_queue_full",
+            f"{exc.limit} texts are already queued for this call; retry once some are spoken",
+            headers={"Retry-After": str(TALK_RETRY_AFTER_S)},
+        ) from None
+    if not spoken:
         raise ApiError(409, "call_not_active", "the call is not active on this server")
     return json_response(s.call_json(call), 202)
 
@@ -174,6 +186,8 @@ ROUTES = [
         "calls",
         {202: Resp("queued for playback", s.CALL)},
         body=s.TALK,
-        errors=(409,),
+        errors=(409, 429),
+        description="Spoken after the reply in progress; a call holds a few texts at most "
+        "(429 talk_queue_full with Retry-After beyond that).",
     ),
 ]

@@ -30,5 +30,8 @@ class Telephony(Protocol):
         ...
 
     async def talk(self, call_id: str, text: str) -> bool:
-        """Speak text into the live call; False if the call is not active here."""
+        """Speak text into the live call; False if the call is not active here.
+
+        Raises ``TalkQueueFull`` when the call already has its bound of texts waiting.
+        """
         ...

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -127,8 +127,8 @@ class Transcript:
 class SttRunner:
     """Runs a Transcriber in its own thread pool so the event loop never blocks.
 
-    Cancelling ``transcribe`` (say, speech resumed after a speculative start) frees the
-    caller at once; the worker thread still finishes the inference it began.
+    Cancelling ``transcribe`` (or the future of ``submit``) before a worker picks the run up
+    means it never runs; once started, the worker thread finishes the inference it began.
     """
 
     def __init__(
@@ -142,15 +142,67 @@ class SttRunner:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt")
 
     async def transcribe(self, pcm8k: Pcm16) -> Transcript:
-        started = self._clock()
-        loop = asyncio.get_running_loop()
-        text, compute = await loop.run_in_executor(self._executor, self._timed, pcm8k)
-        return Transcript(text, self._clock() - started, compute)
+        return await asyncio.wrap_future(self.submit(pcm8k))
 
-    def _timed(self, pcm8k: Pcm16) -> tuple[str, float]:
+    def submit(self, pcm8k: Pcm16) -> Future[Transcript]:
+        """Queue a run; its future says whether a worker is on it (``running``, ``done``)."""
+        return self._executor.submit(self._timed, pcm8k, self._clock())
+
+    def _timed(self, pcm8k: Pcm16, requested: float) -> Transcript:
         started = self._clock()
         text = self.transcriber.transcribe(pcm8k)
-        return text, self._clock() - started
+        finished = self._clock()
+        return Transcript(text, finished - requested, finished - started)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class SpeculativeStt:
+    """One call's speculative transcription (started at a pause): one at most, queued or running.
+
+    Whisper cannot be stopped mid-inference, so a run the caller talked over keeps its worker
+    until it ends. While it does, a new pause starts nothing: a caller talking in short bursts
+    would otherwise keep every worker busy with runs nobody reads. The first pause after it
+    ends starts afresh. A run dropped before a worker took it never runs.
+    """
+
+    def __init__(self, runner: SttRunner) -> None:
+        self._runner = runner
+        self._future: Future[Transcript] | None = None
+        self._audio: Pcm16 | None = None  # what the run hears; None once speech resumed
+        self.started = 0  # runs submitted for this call
+
+    @property
+    def busy(self) -> bool:
+        """A run is queued or computing (its result may already be stale)."""
+        return self._future is not None and not self._future.done()
+
+    def pause(self, audio: Pcm16) -> None:
+        """The caller paused: transcribe ``audio`` now, unless the last run is still busy."""
+        if self.busy:
+            logger.debug("speculative STT still busy: none started at this pause")
+            return
+        self._future = self._runner.submit(audio)
+        self._audio = audio
+        self.started += 1
+
+    def resume(self) -> None:
+        """Speech resumed: the run is stale; dropped if no worker has taken it yet."""
+        self.drop()
+
+    def drop(self) -> None:
+        if self._future is not None and self._future.cancel():
+            self._future = None  # never started: it holds no worker
+        self._audio = None
+
+    def take(self, audio: Pcm16) -> asyncio.Future[Transcript] | None:
+        """At the endpoint: the run that hears exactly ``audio``, if there is one.
+
+        A stale run is not waited for (the final audio differs); it stays tracked, so no new
+        speculative run starts until it ends.
+        """
+        if self._future is None or self._audio is None or not np.array_equal(self._audio, audio):
+            return None
+        future, self._future, self._audio = self._future, None, None
+        return asyncio.wrap_future(future)

@@ -1,0 +1,182 @@
+"""At most one speculative transcription per call, however the caller pauses (no sockets).
+
+The conversation's own VAD/pause logic is driven frame by frame; STT is the real SttRunner
+(its thread pool) around a fake whisper that blocks until the test lets a run finish, and
+records how many runs started and how many computed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any, cast
+
+import numpy as np
+
+from ari_offload.conversation import AgentBinding, Conversation, _Utterance
+from ari_offload.speech.pcm import Pcm16
+from ari_offload.speech.stt import SttRunner
+from ari_offload.speech.vad import VadParams, VadSegmenter
+
+FRAME = 160  # 20 ms at 8 kHz
+SPEECH = np.full(FRAME, 1000, dtype=np.int16)
+SILENCE = np.zeros(FRAME, dtype=np.int16)
+# Whisper's time for one run, counted in caller audio fed meanwhile (no clock).
+COMPUTE_FRAMES = 25  # 500 ms: longer than one speech/pause burst
+
+
+class BlockingWhisper:
+    """Blocks like whisper (in the worker thread) until ``release``; counts runs and overlap."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._go = threading.Semaphore(0)
+        self.open = threading.Event()  # once set, every run finishes at once
+        self.heard: list[int] = []  # audio length of every run started
+        self.running = 0
+        self.max_running = 0
+
+    def transcribe(self, pcm8k: Pcm16) -> str:
+        with self._lock:
+            self.heard.append(len(pcm8k))
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        while not self.open.is_set() and not self._go.acquire(timeout=0.01):
+            pass
+        with self._lock:
+            self.running -= 1
+        return "hello"
+
+    def release(self) -> None:
+        self._go.release()
+
+
+def voiced(frame: Pcm16) -> bool:
+    return bool(frame.any())
+
+
+def conversation(runner: SttRunner) -> Conversation:
+    models = SimpleNamespace(
+        stt=runner, new_segmenter=lambda: VadSegmenter(VadParams(), classifier=voiced)
+    )
+    call = SimpleNamespace(media=object(), call_id="call-1")
+    return Conversation(
+        cast(Any, call),
+        cast(Any, models),
+        cast(Any, None),
+        AgentBinding("agent", "http://127.0.0.1:9/"),
+        cast(Any, SimpleNamespace(barge_in_min_speech_ms=300)),
+        cast(Any, SimpleNamespace(fallback_text="sorry")),
+    )
+
+
+def bursts(times: int, speech_ms: int = 200, pause_ms: int = 200) -> Iterator[Pcm16]:
+    for _ in range(times):
+        yield from [SPEECH] * (speech_ms // 20)
+        yield from [SILENCE] * (pause_ms // 20)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.002)
+
+
+def utterance(conv: Conversation) -> _Utterance:
+    item = conv._inbox.get_nowait()
+    assert isinstance(item, _Utterance)
+    return item
+
+
+async def test_bursts_of_speech_keep_one_speculative_run_at_most() -> None:
+    whisper = BlockingWhisper()
+    runner = SttRunner(whisper, workers=2)
+    conv = conversation(runner)
+    runs = conv._speculative
+    started_at = 0
+    try:
+        for index, frame in enumerate(bursts(20)):
+            before = runs.started
+            conv._hear(frame)
+            if runs.started > before:
+                started_at = index
+                # A free worker takes a run within microseconds, long before the next frame.
+                await until(lambda: whisper.running == 1)
+            if runs.busy and index - started_at >= COMPUTE_FRAMES:
+                whisper.release()  # this run is done computing now
+                await until(lambda: not runs.busy)
+        assert whisper.max_running == 1, "never two speculative runs of one call at once"
+        # A run outlasts a burst: the pause after one that started finds it still busy.
+        assert 2 <= runs.started <= 11, runs.started
+        assert len(whisper.heard) == runs.started
+
+        whisper.open.set()
+        await until(lambda: not runs.busy)
+        for frame in [SILENCE] * 25:  # the endpoint
+            conv._hear(frame)
+        final = await conv._transcribe(utterance(conv))
+    finally:
+        runner.close()
+    assert final.text == "hello"
+    # 20 pauses, yet at most 11 speculative runs and the final one reached whisper.
+    assert len(whisper.heard) <= 12
+
+
+async def test_a_stale_run_still_computing_does_not_hold_up_the_final_one() -> None:
+    whisper = BlockingWhisper()
+    runner = SttRunner(whisper, workers=2)
+    conv = conversation(runner)
+    try:
+        for frame in bursts(1):  # pause: run 1 starts on this audio, then speech resumes
+            conv._hear(frame)
+        for frame in [SPEECH] * 10 + [SILENCE] * 25:  # pause (run 1 busy: none), endpoint
+            conv._hear(frame)
+        assert conv._speculative.started == 1
+        said = utterance(conv)
+        assert said.speculative is None, "run 1 heard less than the utterance: not waited for"
+        final = asyncio.create_task(conv._transcribe(said))
+        await until(lambda: whisper.running == 2)  # the final one runs beside stale run 1
+        whisper.open.set()
+        assert (await final).text == "hello"
+    finally:
+        runner.close()
+    assert whisper.heard[1] > whisper.heard[0]
+
+
+async def test_the_run_at_the_last_pause_is_the_final_transcription() -> None:
+    whisper = BlockingWhisper()
+    whisper.open.set()
+    runner = SttRunner(whisper, workers=2)
+    conv = conversation(runner)
+    try:
+        for frame in [SPEECH] * 10 + [SILENCE] * 25:
+            conv._hear(frame)
+        said = utterance(conv)
+        assert said.speculative is not None
+        assert (await conv._transcribe(said)).text == "hello"
+    finally:
+        runner.close()
+    assert len(whisper.heard) == 1, "the speculative run was reused, not repeated"
+
+
+async def test_a_run_dropped_before_a_worker_took_it_never_runs() -> None:
+    whisper = BlockingWhisper()
+    runner = SttRunner(whisper, workers=1)
+    conv = conversation(runner)
+    try:
+        other_call = runner.submit(np.zeros(8000, dtype=np.int16))  # holds the only worker
+        await until(lambda: whisper.running == 1)
+        for frame in bursts(1):
+            conv._hear(frame)  # the pause queues a run; it waits for the worker
+        assert conv._speculative.busy
+        conv._hear(SPEECH)
+        conv._hear(SPEECH)  # speech resumes: the queued run is dropped
+        assert not conv._speculative.busy
+        whisper.open.set()
+        other_call.result(timeout=10)
+        await runner.transcribe(np.zeros(FRAME, dtype=np.int16))  # queued after the dropped one
+    finally:
+        runner.close()
+    assert whisper.heard == [8000, FRAME], "the dropped run never reached whisper"
