@@ -7,6 +7,7 @@ App.start(settings) -> store open -> models loaded and warmed -> ARI connected
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class App:
     own_models: bool
     policy: Policy
     _lost_task: asyncio.Task[None] | None = None
+    _lost_timer: asyncio.TimerHandle | None = None
 
     @property
     def api_url(self) -> str:
@@ -88,7 +90,9 @@ class App:
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
         app = cls(settings, store, models, metrics, service, runner, http, own_models, policy)
         log.info("REST API on %s/v1.0 (ready in %.1f s)", app.api_url, time.monotonic() - started)
-        asyncio.get_running_loop().call_later(RECONCILE_GRACE_S, app._spawn_close_lost_calls)
+        app._lost_timer = asyncio.get_running_loop().call_later(
+            RECONCILE_GRACE_S, app._spawn_close_lost_calls
+        )
         return app
 
     def _spawn_close_lost_calls(self) -> None:
@@ -106,6 +110,13 @@ class App:
                 )
 
     async def stop(self) -> None:
+        # Nothing of ours may be left pending when the loop closes.
+        if self._lost_timer is not None:
+            self._lost_timer.cancel()
+        if self._lost_task is not None and not self._lost_task.done():
+            self._lost_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lost_task
         await self.api_runner.cleanup()
         await self.service.stop()
         await self.http.close()

@@ -12,12 +12,13 @@ from ari_offload.api.validation import ID, Schema
 _STATUS_TEXT = {
     400: "malformed request (not JSON, or no body)",
     401: "missing, invalid, revoked or expired access key",
-    403: "forbidden",
+    403: "forbidden: the operator's policy refused it (error.message names the rule)",
     404: "no such resource (or not the caller's)",
     409: "conflict with the current state",
     413: "body too large",
     415: "the body is not application/json",
     422: "a field is invalid: error.field names it",
+    429: "too many requests or a quota used up: wait Retry-After seconds",
     502: "Asterisk refused the call",
 }
 
