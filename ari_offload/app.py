@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from ari_offload.agent.client import WebhookClient
+from ari_offload.agent.egress import own_endpoints, webhook_session
 from ari_offload.api.app import make_api_app
 from ari_offload.api.errors import RedactingAccessLogger
 from ari_offload.api.metrics import Metrics
@@ -76,7 +77,9 @@ class App:
             models = await asyncio.to_thread(load_speech_models, settings.speech)
         metrics = Metrics()
         recorder = CallRecorder(store, metrics)
-        http = aiohttp.ClientSession()
+        # Webhooks only where the policy allows, never to our own ARI or API (agent.egress).
+        refused = own_endpoints(settings.ari.url, settings.api.host, settings.api.port)
+        http = webhook_session(policy.egress, refused)
         webhook = WebhookClient(http, settings.agent.webhook_timeout_s)
         flow_ctx = FlowContext(settings, models, webhook, _agents(store), recorder, policy)
         flows = _StoreFlows(store, flow_ctx, policy)
@@ -84,10 +87,11 @@ class App:
         service = AriService(settings, dispatcher, recorder)
         await service.start()
         telephony = AriTelephony(service.controller, models.tts)
-        api = make_api_app(settings.api, store, telephony, metrics, policy)
+        api = make_api_app(settings.api, store, telephony, metrics, policy, refused)
         runner = web.AppRunner(api, access_log_class=RedactingAccessLogger)
         await runner.setup()
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
+        refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(settings, store, models, metrics, service, runner, http, own_models, policy)
         log.info("REST API on %s/v1.0 (ready in %.1f s)", app.api_url, time.monotonic() - started)
         app._lost_timer = asyncio.get_running_loop().call_later(

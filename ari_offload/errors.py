@@ -12,6 +12,7 @@
     ├── WebhookError         the agent webhook failed; the call goes on with a fallback line
     │   ├── WebhookTimeout
     │   ├── WebhookUnreachable
+    │   │   └── EgressRefused   the egress guard refused the address (names the rule)
     │   ├── WebhookStatusError  non-2xx status
     │   └── WebhookBadReply     not JSON, or no "text"
     ├── StoreError           persistence failed
@@ -95,6 +96,19 @@ class WebhookTimeout(WebhookError):
 
 class WebhookUnreachable(WebhookError):
     pass
+
+
+class EgressRefused(WebhookUnreachable, OSError):
+    """The egress guard (agent.egress) refused every address a webhook could connect to.
+
+    An OSError too, because it is raised inside aiohttp's connector (resolver, socket
+    factory), which treats it as a failed connection attempt; ``rule`` is the policy key.
+    """
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
 
 
 class WebhookStatusError(WebhookError):

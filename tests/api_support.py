@@ -16,13 +16,14 @@ import aiohttp
 from aiohttp import web
 from argon2 import PasswordHasher
 
+from ari_offload.agent.egress import own_endpoints
 from ari_offload.api import Metrics, RedactingAccessLogger, TelephonyError, make_api_app
 from ari_offload.config import ApiSettings, StoreSettings
 from ari_offload.conversation import MAX_QUEUED_TALKS
 from ari_offload.errors import TalkQueueFull
 from ari_offload.policy import Policy, load_policy
 from ari_offload.store import Store
-from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
+from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE
 
 # Real argon2id, cheap parameters: tests create many customers on a shared 2-core box.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -103,18 +104,23 @@ class ApiEnv:
 async def running_api(
     tmp_path: Path, *, signup_enabled: bool = True, policy: Policy | None = None
 ) -> AsyncIterator[ApiEnv]:
-    """The API with the test bed's policy unless the test brings its own."""
+    """The API with the test bed's policy unless the test brings its own.
+
+    Webhooks may not name the test bed's ARI (127.0.0.1:8088) or this API, as in the App.
+    """
     settings = ApiSettings(host="127.0.0.1", port=0, signup_enabled=signup_enabled)
     store = await Store.open(StoreSettings(data_dir=tmp_path / "data"), password_hasher=FAST_HASHER)
     telephony, metrics = FakeTelephony(), Metrics()
     policy = policy or load_policy(TESTBED_POLICY_FILE)
-    app = make_api_app(settings, store, telephony, metrics, policy)
+    refused = own_endpoints(TESTBED_ARI.url, settings.host, settings.port)
+    app = make_api_app(settings, store, telephony, metrics, policy, refused)
     runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         host, port = runner.addresses[0][:2]
+        refused.add((host, port))
         yield ApiEnv(f"http://{host}:{port}", store, telephony, metrics, app)
     finally:
         await runner.cleanup()

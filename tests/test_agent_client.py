@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -21,12 +22,14 @@ from ari_offload.agent.client import (
     safe_url,
 )
 from ari_offload.agent.contract import (
+    DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookReply,
     WebhookRequest,
     verify,
 )
+from ari_offload.agent.egress import webhook_session
 from ari_offload.agent.sample import (
     DEFAULT_REPLY,
     GOODBYE_REPLY,
@@ -44,6 +47,8 @@ from ari_offload.errors import (
     WebhookTimeout,
     WebhookUnreachable,
 )
+from ari_offload.policy import load_policy
+from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
 
 SECRET = "whsec-never-logged"
 QUERY_SECRET = "tok-in-query"  # webhook URLs often carry a token; it must never be shown
@@ -133,9 +138,14 @@ async def serve() -> AsyncIterator[Serve]:
         await runner.cleanup()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
+@pytest.fixture(params=["plain", "egress-guarded"])
+async def session(request: pytest.FixtureRequest) -> AsyncIterator[aiohttp.ClientSession]:
+    """Each test twice: a plain session, and the App's (the test bed's policy allows 127.0.0.1)."""
+    if request.param == "plain":
+        made = aiohttp.ClientSession()
+    else:
+        made = webhook_session(load_policy(TESTBED_POLICY_FILE).egress, {("127.0.0.1", 8088)})
+    async with made as client_session:
         yield client_session
 
 
@@ -165,7 +175,8 @@ async def test_ask_posts_json_with_user_agent(
     base, app = misbehaving
     assert await client.ask(f"{base}/ok", REQUEST, None) == WebhookReply("Hello there")
     ((headers, body),) = app[SEEN_KEY]
-    assert body == REQUEST.to_json()
+    # The body is the request plus this POST's delivery id, the same as in its header.
+    assert body == replace(REQUEST, delivery_id=headers[DELIVERY_HEADER]).to_json()
     assert headers["Content-Type"] == "application/json"
     assert headers["User-Agent"] == f"ari-offload/{__version__}"
     assert SIGNATURE_HEADER not in headers

@@ -267,7 +267,7 @@ async def test_agents_crud(env: ApiEnv, http: aiohttp.ClientSession) -> None:
         {
             "name": "a1",
             "webhook": "https://agent.example/hook",
-            "secret": "s3cret",
+            "secret": "s3cret-of-16-chars",
             "voice": "en_US-lessac-medium",
             "language": "en-US",
         },
@@ -555,8 +555,8 @@ async def test_secrets_never_reach_the_logs(
         "POST",
         env.url("/v1.0/agents"),
         token,
-        {"name": "a", "webhook": "http://127.0.0.1:9/x", "secret": "agent-secret"},
+        {"name": "a", "webhook": "http://127.0.0.1:9/x", "secret": "agent-secret-16-chars"},
     )
     assert "/v1.0/agents" in caplog.text  # the access log did record the requests
-    for secret in (token, "correct-horse-battery", "wrong-horse-battery", "agent-secret"):
+    for secret in (token, "correct-horse-battery", "wrong-horse-battery", "agent-secret-16-chars"):
         assert secret not in caplog.text

@@ -67,7 +67,7 @@ async def test_login_and_access_keys(env: ApiEnv) -> None:
 async def test_agents_and_flows_crud(env: ApiEnv) -> None:
     async with await Client.signup(env.base_url, "alice", "password1") as client:
         agent = await client.agents.create(
-            "a1", webhook="http://127.0.0.1:9/x", secret="s", language="en"
+            "a1", webhook="http://127.0.0.1:9/x", secret="a-secret-of-16-chars", language="en"
         )
         assert agent.has_secret
         assert await client.agents.get(agent.id) == agent

@@ -147,12 +147,16 @@ async def test_mcp_flows_and_outbound_calls(tmp_path: Path) -> None:
             assert one_off is not None
             assert [a.type for a in one_off.actions] == ["talk", "hangup"]
 
-            # The API's refusal reaches the assistant as the tool's error text.
+            # The operator's policy holds for the assistant too (the MCP server is an API
+            # client); the refusal reaches it as the tool's error text, naming the rule.
             refused = await session.call_tool(
-                "make_call", {"destination": "call me now", "message": "Hello from the assistant"}
+                "make_call",
+                {"destination": "Local/0900123@from-internal", "message": "Hello, assistant here"},
             )
             assert "destination" in _error_text(refused)
-            assert "HTTP 422" in _error_text(refused)
+            assert "HTTP 403 policy_refused" in _error_text(refused)
+            assert "policy rule endpoints" in _error_text(refused)
+            assert len(env.telephony.originated) == 4, "the refused call was originated"
 
             bad = await session.call_tool(
                 "create_flow", {"name": "bad", "actions": [{"type": "pause", "seconds": 0}]}

@@ -4,7 +4,9 @@
 slow or broken agent must cost the caller one fallback line, not the call. The aiohttp session
 is injected: it is the single outbound HTTP point, and tests point it at real local servers.
 Messages and logs name the webhook by ``safe_url`` (no user info, no query string): secrets
-often ride in query strings, and the signing secret and headers are never logged.
+often ride in query strings, and the signing secret and headers are never logged. Where a
+webhook may connect is the session's business (agent.egress.webhook_session); a refusal there
+arrives as ``EgressRefused``, a ``WebhookUnreachable`` naming the policy rule.
 """
 
 from __future__ import annotations
@@ -14,16 +16,24 @@ import logging
 import os
 import ssl
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
 
 from ari_offload import __version__
-from ari_offload.agent.contract import WebhookReply, WebhookRequest, parse_reply, sign
+from ari_offload.agent.contract import (
+    DELIVERY_HEADER,
+    WebhookReply,
+    WebhookRequest,
+    parse_reply,
+    sign,
+)
 from ari_offload.errors import (
+    EgressRefused,
     WebhookBadReply,
     WebhookError,
     WebhookStatusError,
@@ -145,11 +155,18 @@ class WebhookClient:
 
     async def _ask(self, url: str, request: WebhookRequest, secret: str | None) -> WebhookReply:
         where = safe_url(url)
-        body = request.to_json()
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        delivery = str(uuid.uuid4())  # in the header and, signed, in the body: replay dedup
+        body = replace(request, delivery_id=delivery).to_json()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            DELIVERY_HEADER: delivery,
+        }
         if secret:
             headers.update(sign(body, secret, int(self._clock())))
-        logger.debug("POST %s call=%s turn=%d", where, request.call_id, request.turn)
+        logger.debug(
+            "POST %s call=%s turn=%d delivery=%s", where, request.call_id, request.turn, delivery
+        )
         start = time.perf_counter()
         raw = await self._exchange(url, where, body, headers)
         try:
@@ -166,6 +183,12 @@ class WebhookClient:
 
     async def _exchange(self, url: str, where: str, body: bytes, headers: dict[str, str]) -> bytes:
         """The reply body of one POST, every transport failure mapped to a WebhookError."""
+        if _has_credentials(url):
+            # aiohttp would send them as Basic auth; the API refuses them, older agents may not.
+            raise WebhookUnreachable(
+                f"webhook {where} is refused: credentials in the URL (user:pass@) are never "
+                "sent; sign requests with the agent's secret instead"
+            )
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await self._post(url, where, body, headers)
@@ -176,6 +199,15 @@ class WebhookClient:
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
             raise WebhookUnreachable(
                 f"webhook URL {where!r} is not a valid http:// or https:// URL"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, EgressRefused):
+                refused = exc.os_error
+                raise EgressRefused(
+                    refused.rule, f"webhook {where} is refused: {refused.message}"
+                ) from None
+            raise WebhookUnreachable(
+                f"webhook {where} is unreachable: {_describe(exc, url, where)}"
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             # from None: aiohttp's own message may quote the full URL, query string included.
@@ -229,6 +261,14 @@ async def _error_snippet(resp: aiohttp.ClientResponse) -> str:
     if not text:
         return "(empty body)"
     return text if len(text) <= _ERROR_BODY_CHARS else text[:_ERROR_BODY_CHARS] + "..."
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "@" in url.partition("?")[0].partition("#")[0]
+    return "@" in parts.netloc
 
 
 def _status_error(status: int, message: str) -> WebhookStatusError:

@@ -11,6 +11,12 @@ Signing (when the agent has a secret)::
 
 The signed string is the timestamp's ASCII digits, one ``.``, then the exact body bytes, so a
 captured request cannot be replayed once its timestamp falls outside the tolerance.
+
+Every request also carries ``X-Ari-Offload-Delivery: <uuid4>``, new for each POST, and the same
+id as ``delivery_id`` in the body: headers are not signed (that would break every verifier
+written against the scheme above), the body is, so an agent that dedupes on the body's
+``delivery_id`` after verifying catches a replay inside the tolerance even if the header was
+changed.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ari_offload.errors import WebhookBadReply
 
 SIGNATURE_HEADER = "X-Ari-Offload-Signature"
 TIMESTAMP_HEADER = "X-Ari-Offload-Timestamp"
+DELIVERY_HEADER = "X-Ari-Offload-Delivery"
 SIGNATURE_PREFIX = "sha256="
 DEFAULT_SIGNATURE_TOLERANCE_S = 300.0
 
@@ -45,9 +52,14 @@ class WebhookRequest:
     turn: int  # 1 for the first utterance of the call, then 2, 3, ...
     # What the caller heard of the previous reply before interrupting it; None if all of it.
     heard: str | None
+    # Unique per POST (a uuid4), set by the client as it sends; None: not sent yet, left out.
+    delivery_id: str | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+        data = asdict(self)
+        if self.delivery_id is None:
+            del data["delivery_id"]
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,10 @@ def parse_request(body: bytes) -> WebhookRequest:
     heard = data.get("heard")
     if heard is not None and not isinstance(heard, str):
         raise ValueError(f'request "heard" must be a string or null, got {_kind(heard)}')
-    return WebhookRequest(data["call_id"], data["agent_id"], data["text"], turn, heard)
+    delivery_id = data.get("delivery_id")
+    if delivery_id is not None and not isinstance(delivery_id, str):
+        raise ValueError(f'request "delivery_id" must be a string, got {_kind(delivery_id)}')
+    return WebhookRequest(data["call_id"], data["agent_id"], data["text"], turn, heard, delivery_id)
 
 
 def parse_reply(body: bytes) -> WebhookReply:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Set
 
 from aiohttp import web
 
@@ -70,17 +71,22 @@ def make_api_app(
     telephony: Telephony,
     metrics: Metrics,
     policy: Policy | None = None,
+    egress_refused: Set[tuple[str, int]] = frozenset(),
 ) -> web.Application:
     """The REST API; the caller owns ``store`` (opens and closes it) and runs the app.
 
     Run it with ``web.AppRunner(app, access_log_class=RedactingAccessLogger)`` so access keys
-    passed as ``?accesskey=`` never reach the access log.
+    passed as ``?accesskey=`` never reach the access log. ``egress_refused`` names this
+    server's ARI and API (host, port): webhooks may not point there. It is read at each
+    request, so the caller may add the API's port once it is bound.
     """
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[error_middleware, host_check_middleware(settings.host)],
     )
-    app[SERVICES] = Services(settings, store, telephony, metrics, policy or Policy())
+    app[SERVICES] = Services(
+        settings, store, telephony, metrics, policy or Policy(), egress_refused
+    )
     routes = all_routes()
     app[OPENAPI] = json.dumps(openapi_document(routes)).encode()
     add_routes(app, routes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ari_offload.agent.egress import EgressGuard
 from ari_offload.api import schemas as s
 from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
@@ -17,12 +18,25 @@ def _taken(exc: NameTaken) -> ApiError:
     return ApiError(409, "name_taken", f"{exc}; pick another name", "name")
 
 
+def _check_webhook(ctx: Ctx) -> None:
+    """Refuse a webhook no connection could be allowed to use; names are checked per call."""
+    webhook = ctx.body.get("webhook")
+    if webhook is None:
+        return
+    guard = EgressGuard(ctx.services.policy.egress, ctx.services.egress_refused)
+    try:
+        guard.check_url(webhook)
+    except PolicyRefused as exc:
+        raise ApiError.refused(exc, "webhook") from None
+
+
 async def list_agents(ctx: Ctx) -> web.Response:
     agents = await ctx.store.agents.list(ctx.customer_id)
     return json_response({"agents": [s.agent_json(a) for a in agents]})
 
 
 async def create_agent(ctx: Ctx) -> web.Response:
+    _check_webhook(ctx)
     try:
         agent = await ctx.store.agents.create(ctx.customer_id, **ctx.body)
     except NameTaken as exc:
@@ -38,6 +52,7 @@ async def get_agent(ctx: Ctx) -> web.Response:
 
 
 async def update_agent(ctx: Ctx) -> web.Response:
+    _check_webhook(ctx)
     try:
         agent = await ctx.store.agents.update(
             ctx.path["agent_id"], customer_id=ctx.customer_id, **ctx.body
@@ -135,7 +150,9 @@ ROUTES = [
         "agents",
         {201: Resp("the new agent", s.AGENT)},
         body=s.AGENT_CREATE,
-        errors=(409,),
+        errors=(403, 409),
+        description="The webhook must be an address the operator's policy allows (egress); "
+        "a name is checked each time a call connects to it.",
     ),
     Route(
         "GET",
@@ -155,7 +172,7 @@ ROUTES = [
         "agents",
         {200: Resp("the updated agent", s.AGENT)},
         body=s.AGENT_UPDATE,
-        errors=(409,),
+        errors=(403, 409),
     ),
     Route(
         "DELETE",

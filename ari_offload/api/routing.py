@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,8 @@ class Services:
     telephony: Telephony
     metrics: Metrics
     policy: Policy  # the operator's rules: what tenants may dial, transfer to, reach
+    # (host, port) of this server's ARI and API: never a webhook target (agent.egress).
+    egress_refused: Set[tuple[str, int]] = frozenset()
 
 
 SERVICES = web.AppKey("services", Services)

@@ -27,12 +27,18 @@ from ari_offload.store import (
 MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
 
 
+MIN_SECRET_CHARS = 16  # an HMAC key a tenant can guess offline makes the signature worthless
+
+
 def _url_problem(value: str) -> str | None:
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 (raises ValueError for an out-of-range port)
     except ValueError:
         return "not a valid URL"
+    if "@" in parts.netloc:
+        # aiohttp would send them as Basic auth to whatever the URL names.
+        return "credentials in the URL (user:pass@) are refused; sign with the agent's secret"
     return None if parts.hostname else "the URL needs a host"
 
 
@@ -58,14 +64,16 @@ WEBHOOK = Str(
     1,
     r"^https?://[^\u0000-\u0020\u007f]+$",
     also=_url_problem,
-    description="where the agent's text turns are POSTed",
+    description="where the agent's text turns are POSTed: http or https, no user:pass@; "
+    "the operator's policy (egress) says which addresses it may reach",
 )
 SECRET = Str(
     256,
-    1,
+    MIN_SECRET_CHARS,
     ONE_LINE,
     nullable=True,
-    description="signs webhook requests; never returned, see has_secret",
+    description="signs webhook requests, at least 16 characters (a short one can be guessed "
+    "from one signed request); never returned, see has_secret",
 )
 VOICE = Str(
     100,

@@ -51,10 +51,20 @@ def test_request_heard_none_is_null_and_round_trips() -> None:
     assert parse_request(request.to_json()) == request
 
 
+def test_request_delivery_id_is_in_the_body_once_set() -> None:
+    request = WebhookRequest("c-1", "a-1", "hello", 1, heard=None, delivery_id="d-1")
+    assert json.loads(request.to_json())["delivery_id"] == "d-1"
+    assert parse_request(request.to_json()) == request
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         (b'{"agent_id":"a","text":"t","turn":1}', '"call_id" must be a string, got null'),
+        (
+            b'{"call_id":"c","agent_id":"a","text":"t","turn":1,"delivery_id":7}',
+            '"delivery_id" must be a string',
+        ),
         (b'{"call_id":"c","agent_id":"a","text":"t","turn":true}', '"turn" must be an integer'),
         (b'{"call_id":"c","agent_id":"a","text":"t","turn":1,"heard":5}', '"heard" must be a'),
         (b"[]", "request must be a JSON object"),
