@@ -33,9 +33,9 @@ from ari_offload.ari.events import (
     parse_stasis_args,
     stasis_args_from_app_data,
 )
-from ari_offload.ari.rest import AriRest
+from ari_offload.ari.rest import AriRest, checked_id
 from ari_offload.config import MediaSettings
-from ari_offload.errors import AriError, AriNotFound
+from ari_offload.errors import AriBadId, AriError, AriNotFound
 
 log = logging.getLogger("ari_offload.ari")
 
@@ -102,12 +102,13 @@ class CallController:
                 return
             if event.channel.id in self._by_channel or event.channel.id in self._adopting:
                 return
-            args = parse_stasis_args(event.args)
-            direction = "in"
             if event.channel.id in self._pending_outbound:
+                # Our own originate: the call id is the channel id we chose for it.
                 args = self._pending_outbound.pop(event.channel.id)
-                direction = "out"
-            self._spawn(self._handle_call(event.channel, args, direction))
+                self._spawn(self._handle_call(event.channel, args, "out", event.channel.id))
+            else:
+                args = caller_args(event.channel, parse_stasis_args(event.args))
+                self._spawn(self._handle_call(event.channel, args, "in", None))
         elif isinstance(event, StasisEnd) and event.channel.id.startswith(TRANSFER_CHANNEL_PREFIX):
             # The transfer target hung up: the caller's call is over too.
             owner = self._transfer_owner(event.channel.id)
@@ -178,15 +179,16 @@ class CallController:
         self._spawn(self._adopt(channel, parse_stasis_args(raw_args)))
 
     async def _adopt(self, channel: Channel, args: dict[str, str]) -> None:
-        # Keep the call id an earlier run gave it, so its record and transcript go on.
-        direction = "out" if "call_id" in args else "in"
-        if "call_id" not in args:
-            with contextlib.suppress(AriError):
-                earlier = await self.rest.get_variable(channel.id, VAR_CALL_ID)
-                if earlier:
-                    args = {**args, "call_id": earlier}
+        # Keep the call id an earlier run gave it (the channel variable only we set; never the
+        # caller's Stasis args), so its record and transcript go on.
+        earlier = ""
+        with contextlib.suppress(AriError):
+            earlier = await self.rest.get_variable(channel.id, VAR_CALL_ID)
+        call_id = earlier if _reusable_id(earlier) and earlier not in self.calls else None
+        # Outbound call ids are the channel ids we chose in originate; callers' never are.
+        direction = "out" if call_id == channel.id else "in"
         self._adopting.discard(channel.id)
-        await self._handle_call(channel, args, direction)
+        await self._handle_call(channel, caller_args(channel, args), direction, call_id)
 
     # --- calls ----------------------------------------------------------------------------
 
@@ -194,11 +196,13 @@ class CallController:
         self, call_id: str, endpoint: str, args: dict[str, str], caller_id: str | None = None
     ) -> None:
         """Place an outbound call; its flow runs when the far end answers (StasisStart)."""
-        args = {**args, "call_id": call_id}
         self._pending_outbound[call_id] = args
         app_args = ",".join(f"{k}={v}" for k, v in args.items())
+        # Set from the start, so a restarted controller can adopt the call even if it was
+        # answered while nobody listened.
+        variables = {VAR_CALL_ID: call_id}
         try:
-            await self.rest.originate(call_id, endpoint, app_args, caller_id)
+            await self.rest.originate(call_id, endpoint, app_args, caller_id, variables=variables)
         except AriError:
             self._pending_outbound.pop(call_id, None)
             raise
@@ -206,8 +210,11 @@ class CallController:
     def find(self, call_id: str) -> ActiveCall | None:
         return self.calls.get(call_id)
 
-    async def _handle_call(self, channel: Channel, args: dict[str, str], direction: str) -> None:
-        call_id = args.get("call_id") or uuid.uuid4().hex
+    async def _handle_call(
+        self, channel: Channel, args: dict[str, str], direction: str, call_id: str | None
+    ) -> None:
+        # Inbound calls always get a fresh id: nothing a caller sends can name another call.
+        call_id = call_id or uuid.uuid4().hex
         call = ActiveCall(call_id, channel, args, direction, self.rest)
         self.calls[call_id] = call
         self._by_channel[channel.id] = call
@@ -274,6 +281,25 @@ class CallController:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def caller_args(channel: Channel, args: dict[str, str]) -> dict[str, str]:
+    """The Stasis args without the keys only the controller may set (a caller can put any
+    `key=value` there through an unfiltered dialplan: `8echo,call_id=<another call>`)."""
+    if "call_id" in args:
+        log.warning(
+            "channel %s: ignoring call_id=%r in its Stasis args (set by the caller?)",
+            channel.name, args["call_id"][:80],
+        )  # fmt: skip
+    return {k: v for k, v in args.items() if k != "call_id"}
+
+
+def _reusable_id(value: str) -> bool:
+    try:
+        checked_id(value)
+    except AriBadId:
+        return False
+    return True
 
 
 async def _ignore_gone(step: Awaitable[None]) -> None:

@@ -40,7 +40,8 @@ async def test_injected_call_id_leaves_another_live_call_untouched(
     started = StartedCalls()
     service = await start_service(observer=started)
     victim_audio = speech_file("Still talking to the echo.", lead_silence_s=VICTIM_LEAD_S)
-    victim = SippCall("7000", victim_audio, hangup_after_s=len(victim_audio.read_bytes()) / 8000)
+    victim_s = len(victim_audio.read_bytes()) / 8000 + 1.5  # the echo is 0.5 s late
+    victim = SippCall("7000", victim_audio, hangup_after_s=victim_s)
     capture = RtpCapture(victim.media_port)
     await capture.start()
     await victim.start()
@@ -64,6 +65,8 @@ async def test_injected_call_id_leaves_another_live_call_untouched(
     assert attacker_call.call_id != victim_id
     assert attacker_call.channel_id != victim_call.channel_id
     assert "call_id" not in attacker_call.args
+    assert "," not in attacker_call.flow_ref
+    assert "=" not in attacker_call.flow_ref
     # After the attacker hung up, everything of the victim's is still there ...
     assert victim_call.channel_id in channels
     assert MEDIA_CHANNEL_PREFIX + victim_id in channels
