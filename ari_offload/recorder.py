@@ -106,6 +106,9 @@ class CallRecorder:
         except AriOffloadError as exc:
             log.warning("call %s: failure not recorded: %s", call_id, exc)
 
+    async def call_refused(self, call: ActiveCall) -> None:
+        self._metrics.call_not_started(call.direction, call.hangup_reason or "refused")
+
     async def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None:
         if call.call_id not in self._recorded:
             return

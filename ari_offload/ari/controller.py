@@ -17,10 +17,14 @@ from typing import Any, Protocol
 
 from ari_offload.ari.call import (
     BRIDGE_PREFIX,
+    INHERITED_DEPTH,
+    MAX_DEPTH,
     MEDIA_CHANNEL_PREFIX,
     TRANSFER_CHANNEL_PREFIX,
     VAR_CALL_ID,
+    VAR_DEPTH,
     ActiveCall,
+    parse_depth,
     set_up_call,
     tear_down_call,
 )
@@ -54,6 +58,9 @@ class CallObserver(Protocol):
 
     async def outbound_failed(self, call_id: str, reason: str) -> None: ...
 
+    async def call_refused(self, call: ActiveCall) -> None:
+        """Hung up before set-up (`call.hangup_reason` says why, e.g. "loop-guard")."""
+
 
 class NullObserver:
     async def call_started(self, call: ActiveCall) -> None:
@@ -63,6 +70,9 @@ class NullObserver:
         return None
 
     async def outbound_failed(self, call_id: str, reason: str) -> None:
+        return None
+
+    async def call_refused(self, call: ActiveCall) -> None:
         return None
 
 
@@ -116,7 +126,9 @@ class CallController:
                 owner.hangup_reason = "transfer target hung up"
                 self._spawn(owner.hangup())
         elif isinstance(event, StasisEnd):
-            call = self._by_channel.get(event.channel.id)
+            # Forgotten now, not after tear-down: a caller sent back into the dialplan can
+            # re-enter the app (StasisStart) before our tear-down of its first visit is done.
+            call = self._by_channel.pop(event.channel.id, None)
             if call is not None:
                 call.hangup_reason = call.hangup_reason or "caller"
                 self._spawn(self._end_call(call))
@@ -200,7 +212,7 @@ class CallController:
         app_args = ",".join(f"{k}={v}" for k, v in args.items())
         # Set from the start, so a restarted controller can adopt the call even if it was
         # answered while nobody listened.
-        variables = {VAR_CALL_ID: call_id}
+        variables = {VAR_CALL_ID: call_id, INHERITED_DEPTH: "1"}  # the first hop
         try:
             await self.rest.originate(call_id, endpoint, app_args, caller_id, variables=variables)
         except AriError:
@@ -216,16 +228,21 @@ class CallController:
         # Inbound calls always get a fresh id: nothing a caller sends can name another call.
         call_id = call_id or uuid.uuid4().hex
         call = ActiveCall(call_id, channel, args, direction, self.rest)
+        if not await self._admit(call):
+            return
         self.calls[call_id] = call
         self._by_channel[channel.id] = call
         started = time.monotonic()
         flow_task: asyncio.Task[None] | None = None
+        watchdog: asyncio.Task[None] | None = None
         try:
             await set_up_call(call, self._media_settings)
             log.info("call %s: ready in %.0f ms", call_id, (time.monotonic() - started) * 1e3)
             await self._observer.call_started(call)
             call.set_state("active")
             flow_task = asyncio.create_task(self._run_flow(call))
+            if call.max_duration_s is not None:
+                watchdog = asyncio.create_task(_enforce_max_duration(call, call.max_duration_s))
             ended = asyncio.create_task(call.ended.wait())
             await asyncio.wait({flow_task, ended}, return_when=asyncio.FIRST_COMPLETED)
             ended.cancel()
@@ -243,6 +260,8 @@ class CallController:
             with contextlib.suppress(AriError):
                 await call.hangup()
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             if flow_task is not None and not flow_task.done():
                 flow_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -252,6 +271,38 @@ class CallController:
                 # delete whatever setup created since (tear-down is idempotent).
                 await tear_down_call(call)
 
+    async def _admit(self, call: ActiveCall) -> bool:
+        """The loop guard: refuse a call ari-offload has already sent on more than MAX_DEPTH
+        times (a transfer whose target leads back into the app)."""
+        try:
+            call.depth = parse_depth(await self.rest.get_variable(call.channel_id, VAR_DEPTH))
+        except AriNotFound:
+            log.info("call %s: channel left before set-up", call.call_id)
+            return False
+        except AriBadId as exc:  # not an id we can put in a URL: we cannot even hang it up
+            log.warning("call %s: ignoring channel %s: %s", call.call_id, call.channel.name, exc)
+            return False
+        except AriError as exc:
+            log.warning(
+                "call %s: cannot read the channel's depth, not taken: %s", call.call_id, exc
+            )
+            return False
+        if call.depth <= MAX_DEPTH:
+            return True
+        log.warning(
+            "call %s: refused by the loop guard: channel %s was already sent on %d times "
+            "(at most %d); hanging up",
+            call.call_id, call.channel.name, call.depth, MAX_DEPTH,
+        )  # fmt: skip
+        call.hangup_reason = "loop-guard"
+        with contextlib.suppress(AriError):
+            await self.rest.hangup(call.channel_id, "rejected")
+        try:
+            await self._observer.call_refused(call)
+        except Exception:
+            log.exception("call %s: observer failed on call_refused", call.call_id)
+        return False
+
     async def _end_call(self, call: ActiveCall) -> None:
         if call.ended.is_set():
             return
@@ -259,7 +310,8 @@ class CallController:
         call.state = "ended"
         await tear_down_call(call)
         self.calls.pop(call.call_id, None)
-        self._by_channel.pop(call.channel_id, None)
+        if self._by_channel.get(call.channel_id) is call:
+            self._by_channel.pop(call.channel_id)
         log.info("call %s: ended (%s)", call.call_id, call.hangup_reason or "unknown")
         try:
             await self._observer.call_ended(call)
@@ -281,6 +333,18 @@ class CallController:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+async def _enforce_max_duration(call: ActiveCall, limit_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(call.ended.wait(), limit_s)
+        return
+    if call.transferred:
+        return  # back in the dialplan: no longer ours to end
+    log.info("call %s: reached its max duration of %g s; hanging up", call.call_id, limit_s)
+    call.hangup_reason = "max-duration"
+    with contextlib.suppress(AriError):
+        await call.hangup()
 
 
 def caller_args(channel: Channel, args: dict[str, str]) -> dict[str, str]:

@@ -23,8 +23,9 @@ log = logging.getLogger("ari_offload.ari")
 
 REQUEST_TIMEOUT_S = 10.0
 # Asterisk's channel ids (1795476849.0) and ours (aoff-media-<hex>, uuids) fit; '/', '%', '?',
-# '#' and ',' (a list separator in ARI params) never do.
-ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# '#' and ',' (a list separator in ARI params) never do. ";2" is how Asterisk names the far
+# half of a Local/ channel we originate under our id (ours;2); it is quoted in paths (%3B).
+ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}(;2)?")
 _BAD_CREDENTIALS = (
     "Asterisk rejected ARI user {!r}: check ARI_OFFLOAD_ARI_USERNAME/PASSWORD against ari.conf"
 )
@@ -96,9 +97,14 @@ class AriRest:
         await self.request("POST", f"/channels/{segment(channel_id)}/variable", params)
 
     async def get_variable(self, channel_id: str, name: str) -> str:
-        found = await self.request(
-            "GET", f"/channels/{segment(channel_id)}/variable", {"variable": name}
-        )
+        """The variable's value; "" when unset (ARI's 404 "Provided variable was not found")."""
+        path = f"/channels/{segment(channel_id)}/variable"
+        try:
+            found = await self.request("GET", path, {"variable": name})
+        except AriNotFound as exc:
+            if "variable was not found" in exc.body:
+                return ""
+            raise  # the channel is gone
         return str(found.get("value", "")) if isinstance(found, dict) else ""
 
     async def external_media(

@@ -29,6 +29,9 @@ BAD_IDS = [
     "a b",
     "abc\n",
     "1795476849.0/answer",
+    "abc;3",
+    "abc;2;2",
+    ";2",
 ]
 
 
@@ -111,6 +114,7 @@ async def test_malformed_app_name_sends_nothing(ari: FakeAri) -> None:
         ("hangup", "aoff-media-0a1b", ("DELETE", "/ari/channels/aoff-media-0a1b?reason=normal")),
         ("get_variable", "1795476849.12",
          ("GET", "/ari/channels/1795476849.12/variable?variable=V")),
+        ("answer", "5f3e-9c;2", ("POST", "/ari/channels/5f3e-9c%3B2/answer")),
         ("delete_bridge", "aoff-bridge-5f3e-9c", ("DELETE", "/ari/bridges/aoff-bridge-5f3e-9c")),
         ("subscribe", "1795476849.0",
          ("POST", "/ari/applications/ari-offload/subscription?eventSource=channel:1795476849.0")),
