@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import aiohttp
@@ -84,7 +85,7 @@ class App:
         flow_ctx = FlowContext(settings, models, webhook, _agents(store), recorder, policy)
         flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
-        service = AriService(settings, dispatcher, recorder)
+        service = AriService(settings, dispatcher, recorder, policy.quotas.max_call_duration_s)
         await service.start()
         telephony = AriTelephony(service.controller, models.tts)
         api = make_api_app(settings.api, store, telephony, metrics, policy, refused)
@@ -157,8 +158,7 @@ class _StoreFlows:
                 assert call.media is not None
                 await speak(call.media, ctx.models.tts, OVER_QUOTA_TEXT)
                 return
-            call.max_duration_s = max_duration_s(policy, rules)
-            await run_actions(call, actions, ctx)
+            await _within(call, max_duration_s(policy, rules), run_actions(call, actions, ctx))
 
         return run
 
@@ -166,6 +166,20 @@ class _StoreFlows:
         """Never leave a caller in silence: apologise, then the call ends."""
         assert call.media is not None
         await speak(call.media, self._ctx.models.tts, UNKNOWN_FLOW_TEXT)
+
+
+async def _within(call: ActiveCall, limit_s: int | None, flow: Awaitable[None]) -> None:
+    """Run the flow; past the tenant's call-length limit, hang up (reason "max-duration")."""
+    try:
+        async with asyncio.timeout(limit_s) as deadline:
+            await flow
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # a timeout of the flow's own, not the limit
+        log.info("call %s: reached the tenant's max duration of %s s; hanging up", call.call_id,
+                 limit_s)  # fmt: skip
+        call.hangup_reason = "max-duration"
+        await call.hangup()
 
 
 def _agents(store: Store) -> AgentLookup:

@@ -6,6 +6,7 @@
     │   └── QuotaExceeded    a call quota is used up for now (carries retry_after_s)
     ├── AriError             talking to Asterisk's ARI failed
     │   ├── AriConnectError  Asterisk is unreachable (refused, timed out, websocket closed)
+    │   ├── AriBadId         an id for an ARI path is malformed; refused before any request
     │   └── AriHttpError     ARI answered with a non-2xx status (carries status and body)
     │       └── AriNotFound  404: the channel/bridge is already gone (often harmless)
     ├── ModelError           a speech model could not be found or loaded (names the path)
@@ -67,6 +68,15 @@ class AriError(AriOffloadError):
 
 class AriConnectError(AriError):
     pass
+
+
+class AriBadId(AriError):
+    """An id that would go into an ARI URL is not of the id shape (``rest.ID_PATTERN``)."""
+
+    def __init__(self, what: str, value: str) -> None:
+        super().__init__(f"malformed ARI {what} id {value[:80]!r}: refused, nothing was sent")
+        self.what = what
+        self.value = value
 
 
 class AriHttpError(AriError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ari_offload.api.metrics import Metrics
 from ari_offload.ari.call import ActiveCall
 from ari_offload.errors import AriOffloadError
-from ari_offload.store.records import CallStatus, Direction, Role
+from ari_offload.store.records import Call, CallStatus, Direction, Role
 from ari_offload.turns import TranscriptEntry, TurnTiming
 
 if TYPE_CHECKING:
@@ -34,6 +34,14 @@ def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
+def _belongs_to(record: Call, call: ActiveCall) -> bool:
+    """The record is this call's: the outbound record we originated under the channel's id,
+    or the record of this very channel (adopted after a restart)."""
+    if record.direction == Direction.OUT and record.id == call.channel_id:
+        return True
+    return record.channel_id is not None and record.channel_id == call.channel_id
+
+
 class CallRecorder:
     """A CallObserver and a ConversationObserver that write to the store and the metrics."""
 
@@ -51,7 +59,8 @@ class CallRecorder:
 
     async def _open_record(self, call: ActiveCall) -> None:
         calls = self._store.calls
-        if await calls.get(call.call_id, customer_id=None) is None:
+        existing = await calls.get(call.call_id, customer_id=None)
+        if existing is None:
             flow = await self._store.flows.for_call(
                 flow_id=call.flow_ref, number=call.dialled_number
             )
@@ -62,8 +71,15 @@ class CallRecorder:
                 caller=call.channel.caller_number or None, channel_id=call.channel_id,
                 call_id=call.call_id, started_at=_utc(call.started_at),
             )  # fmt: skip
-        else:
+        elif _belongs_to(existing, call):
             await calls.set_channel(call.call_id, call.channel_id)
+        else:
+            # Another call's record (its id reached us some other way): never write into it.
+            log.warning(
+                "call %s: a record of that id belongs to another call (channel %s); not recorded",
+                call.call_id, existing.channel_id,
+            )  # fmt: skip
+            return
         answered = _utc(call.answered_at) if call.answered_at else None
         await calls.set_status(call.call_id, CallStatus.ACTIVE, at=answered)
         self._recorded.add(call.call_id)
@@ -91,6 +107,9 @@ class CallRecorder:
             await self._store.calls.set_status(call_id, CallStatus.FAILED, reason=reason)
         except AriOffloadError as exc:
             log.warning("call %s: failure not recorded: %s", call_id, exc)
+
+    async def call_refused(self, call: ActiveCall) -> None:
+        self._metrics.call_not_started(call.direction, call.hangup_reason or "refused")
 
     async def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None:
         if call.call_id not in self._recorded:

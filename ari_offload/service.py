@@ -20,9 +20,14 @@ class AriService:
     """The telephony half of ari-offload: connect to ARI and run calls until stopped."""
 
     def __init__(
-        self, settings: Settings, run_flow: FlowRunner, observer: CallObserver | None = None
+        self,
+        settings: Settings,
+        run_flow: FlowRunner,
+        observer: CallObserver | None = None,
+        max_call_duration_s: float | None = None,
     ) -> None:
         self.settings = settings
+        self._max_call_duration_s = max_call_duration_s
         self._run_flow = run_flow
         self._observer = observer
         self._session: aiohttp.ClientSession | None = None
@@ -36,8 +41,9 @@ class AriService:
         self.rest = AriRest(self._session, self.settings.ari)
         self.stream = EventStream(self._session, self.settings.ari)
         self.controller = CallController(
-            self.rest, self.settings.media, self._run_flow, self._observer
-        )
+            self.rest, self.settings.media, self._run_flow, self._observer,
+            self._max_call_duration_s,
+        )  # fmt: skip
         self._stream_task = asyncio.create_task(
             self.stream.run(self.controller.on_event, self.controller.on_connected)
         )

@@ -33,6 +33,12 @@ MEDIA_STASIS_TIMEOUT_S = 5.0
 VAR_CALL_ID = "ARI_OFFLOAD_CALL_ID"
 VAR_FLOW = "ARI_OFFLOAD_FLOW"
 VAR_STATE = "ARI_OFFLOAD_STATE"
+# How many times ari-offload has sent this call (or the call it came from) elsewhere. Set as
+# "__" + VAR_DEPTH: Asterisk then copies it to every channel created from this one (Local/
+# included), so a transfer that leads back into the app arrives with the count.
+VAR_DEPTH = "ARI_OFFLOAD_DEPTH"
+INHERITED_DEPTH = "__" + VAR_DEPTH
+MAX_DEPTH = 1  # one hop (e.g. to another flow) is fine; a second one is refused as a loop
 
 
 @dataclass
@@ -55,6 +61,10 @@ class ActiveCall:
     # the running ai_talk conversation, if any (the API's `talk` goes through it)
     conversation: Any = None
     transfer_leg: TransferLeg | None = None
+    depth: int = 0  # VAR_DEPTH as the call arrived
+    # Hung up with reason "max-duration" this long after the flow starts; None: no limit.
+    # Set before the flow starts (e.g. in CallObserver.call_started).
+    max_duration_s: float | None = None
     _state_shown: str = ""
     _state_task: asyncio.Task[None] | None = None
 
@@ -118,6 +128,7 @@ class ActiveCall:
     async def transfer_to_dialplan(self, context: str, exten: str, priority: int = 1) -> None:
         """Send the caller back into the dialplan (leaves our Stasis app)."""
         self.hangup_reason = f"transfer:{context},{exten},{priority}"
+        await self.rest.set_variable(self.channel_id, INHERITED_DEPTH, str(self.depth + 1))
         await self.rest.continue_in_dialplan(self.channel_id, context, exten, priority)
 
     @property
@@ -137,6 +148,7 @@ class ActiveCall:
             await self.rest.originate(
                 self.transfer_channel_id, endpoint, "transfer",
                 self.channel.caller_number or None, ring_timeout_s,
+                variables={INHERITED_DEPTH: str(self.depth + 1)},
             )  # fmt: skip
         except AriError as exc:
             log.warning("call %s: cannot dial %s: %s", self.call_id, endpoint, exc)
@@ -165,6 +177,14 @@ class ActiveCall:
 class TransferLeg:
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     failed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def parse_depth(value: str) -> int:
+    """VAR_DEPTH as read from a channel: empty is 0; anything but digits fails closed."""
+    value = value.strip()
+    if not value:
+        return 0
+    return int(value) if value.isdigit() else MAX_DEPTH + 1
 
 
 async def set_up_call(call: ActiveCall, media_settings: MediaSettings) -> None:

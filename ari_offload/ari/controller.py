@@ -17,10 +17,14 @@ from typing import Any, Protocol
 
 from ari_offload.ari.call import (
     BRIDGE_PREFIX,
+    INHERITED_DEPTH,
+    MAX_DEPTH,
     MEDIA_CHANNEL_PREFIX,
     TRANSFER_CHANNEL_PREFIX,
     VAR_CALL_ID,
+    VAR_DEPTH,
     ActiveCall,
+    parse_depth,
     set_up_call,
     tear_down_call,
 )
@@ -33,9 +37,9 @@ from ari_offload.ari.events import (
     parse_stasis_args,
     stasis_args_from_app_data,
 )
-from ari_offload.ari.rest import AriRest
+from ari_offload.ari.rest import AriRest, checked_id
 from ari_offload.config import MediaSettings
-from ari_offload.errors import AriError, AriNotFound
+from ari_offload.errors import AriBadId, AriError, AriNotFound
 
 log = logging.getLogger("ari_offload.ari")
 
@@ -54,6 +58,9 @@ class CallObserver(Protocol):
 
     async def outbound_failed(self, call_id: str, reason: str) -> None: ...
 
+    async def call_refused(self, call: ActiveCall) -> None:
+        """Hung up before set-up (`call.hangup_reason` says why, e.g. "loop-guard")."""
+
 
 class NullObserver:
     async def call_started(self, call: ActiveCall) -> None:
@@ -65,6 +72,9 @@ class NullObserver:
     async def outbound_failed(self, call_id: str, reason: str) -> None:
         return None
 
+    async def call_refused(self, call: ActiveCall) -> None:
+        return None
+
 
 class CallController:
     def __init__(
@@ -73,9 +83,12 @@ class CallController:
         media_settings: MediaSettings,
         run_flow: FlowRunner,
         observer: CallObserver | None = None,
+        max_call_duration_s: float | None = None,
     ) -> None:
         self.rest = rest
         self._media_settings = media_settings
+        # The server-wide limit (policy [quotas]); every call, built-in flows included.
+        self._max_call_duration_s = max_call_duration_s
         self._run_flow = run_flow
         self._observer: CallObserver = observer or NullObserver()
         self.calls: dict[str, ActiveCall] = {}  # by call id
@@ -102,12 +115,13 @@ class CallController:
                 return
             if event.channel.id in self._by_channel or event.channel.id in self._adopting:
                 return
-            args = parse_stasis_args(event.args)
-            direction = "in"
             if event.channel.id in self._pending_outbound:
+                # Our own originate: the call id is the channel id we chose for it.
                 args = self._pending_outbound.pop(event.channel.id)
-                direction = "out"
-            self._spawn(self._handle_call(event.channel, args, direction))
+                self._spawn(self._handle_call(event.channel, args, "out", event.channel.id))
+            else:
+                args = caller_args(event.channel, parse_stasis_args(event.args))
+                self._spawn(self._handle_call(event.channel, args, "in", None))
         elif isinstance(event, StasisEnd) and event.channel.id.startswith(TRANSFER_CHANNEL_PREFIX):
             # The transfer target hung up: the caller's call is over too.
             owner = self._transfer_owner(event.channel.id)
@@ -115,7 +129,9 @@ class CallController:
                 owner.hangup_reason = "transfer target hung up"
                 self._spawn(owner.hangup())
         elif isinstance(event, StasisEnd):
-            call = self._by_channel.get(event.channel.id)
+            # Forgotten now, not after tear-down: a caller sent back into the dialplan can
+            # re-enter the app (StasisStart) before our tear-down of its first visit is done.
+            call = self._by_channel.pop(event.channel.id, None)
             if call is not None:
                 call.hangup_reason = call.hangup_reason or "caller"
                 self._spawn(self._end_call(call))
@@ -178,15 +194,16 @@ class CallController:
         self._spawn(self._adopt(channel, parse_stasis_args(raw_args)))
 
     async def _adopt(self, channel: Channel, args: dict[str, str]) -> None:
-        # Keep the call id an earlier run gave it, so its record and transcript go on.
-        direction = "out" if "call_id" in args else "in"
-        if "call_id" not in args:
-            with contextlib.suppress(AriError):
-                earlier = await self.rest.get_variable(channel.id, VAR_CALL_ID)
-                if earlier:
-                    args = {**args, "call_id": earlier}
+        # Keep the call id an earlier run gave it (the channel variable only we set; never the
+        # caller's Stasis args), so its record and transcript go on.
+        earlier = ""
+        with contextlib.suppress(AriError):
+            earlier = await self.rest.get_variable(channel.id, VAR_CALL_ID)
+        call_id = earlier if _reusable_id(earlier) and earlier not in self.calls else None
+        # Outbound call ids are the channel ids we chose in originate; callers' never are.
+        direction = "out" if call_id == channel.id else "in"
         self._adopting.discard(channel.id)
-        await self._handle_call(channel, args, direction)
+        await self._handle_call(channel, caller_args(channel, args), direction, call_id)
 
     # --- calls ----------------------------------------------------------------------------
 
@@ -194,11 +211,13 @@ class CallController:
         self, call_id: str, endpoint: str, args: dict[str, str], caller_id: str | None = None
     ) -> None:
         """Place an outbound call; its flow runs when the far end answers (StasisStart)."""
-        args = {**args, "call_id": call_id}
         self._pending_outbound[call_id] = args
         app_args = ",".join(f"{k}={v}" for k, v in args.items())
+        # Set from the start, so a restarted controller can adopt the call even if it was
+        # answered while nobody listened.
+        variables = {VAR_CALL_ID: call_id, INHERITED_DEPTH: "1"}  # the first hop
         try:
-            await self.rest.originate(call_id, endpoint, app_args, caller_id)
+            await self.rest.originate(call_id, endpoint, app_args, caller_id, variables=variables)
         except AriError:
             self._pending_outbound.pop(call_id, None)
             raise
@@ -206,19 +225,28 @@ class CallController:
     def find(self, call_id: str) -> ActiveCall | None:
         return self.calls.get(call_id)
 
-    async def _handle_call(self, channel: Channel, args: dict[str, str], direction: str) -> None:
-        call_id = args.get("call_id") or uuid.uuid4().hex
+    async def _handle_call(
+        self, channel: Channel, args: dict[str, str], direction: str, call_id: str | None
+    ) -> None:
+        # Inbound calls always get a fresh id: nothing a caller sends can name another call.
+        call_id = call_id or uuid.uuid4().hex
         call = ActiveCall(call_id, channel, args, direction, self.rest)
+        call.max_duration_s = self._max_call_duration_s
+        if not await self._admit(call):
+            return
         self.calls[call_id] = call
         self._by_channel[channel.id] = call
         started = time.monotonic()
         flow_task: asyncio.Task[None] | None = None
+        watchdog: asyncio.Task[None] | None = None
         try:
             await set_up_call(call, self._media_settings)
             log.info("call %s: ready in %.0f ms", call_id, (time.monotonic() - started) * 1e3)
             await self._observer.call_started(call)
             call.set_state("active")
             flow_task = asyncio.create_task(self._run_flow(call))
+            if call.max_duration_s is not None:
+                watchdog = asyncio.create_task(_enforce_max_duration(call, call.max_duration_s))
             ended = asyncio.create_task(call.ended.wait())
             await asyncio.wait({flow_task, ended}, return_when=asyncio.FIRST_COMPLETED)
             ended.cancel()
@@ -236,6 +264,8 @@ class CallController:
             with contextlib.suppress(AriError):
                 await call.hangup()
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             if flow_task is not None and not flow_task.done():
                 flow_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -245,6 +275,38 @@ class CallController:
                 # delete whatever setup created since (tear-down is idempotent).
                 await tear_down_call(call)
 
+    async def _admit(self, call: ActiveCall) -> bool:
+        """The loop guard: refuse a call ari-offload has already sent on more than MAX_DEPTH
+        times (a transfer whose target leads back into the app)."""
+        try:
+            call.depth = parse_depth(await self.rest.get_variable(call.channel_id, VAR_DEPTH))
+        except AriNotFound:
+            log.info("call %s: channel left before set-up", call.call_id)
+            return False
+        except AriBadId as exc:  # not an id we can put in a URL: we cannot even hang it up
+            log.warning("call %s: ignoring channel %s: %s", call.call_id, call.channel.name, exc)
+            return False
+        except AriError as exc:
+            log.warning(
+                "call %s: cannot read the channel's depth, not taken: %s", call.call_id, exc
+            )
+            return False
+        if call.depth <= MAX_DEPTH:
+            return True
+        log.warning(
+            "call %s: refused by the loop guard: channel %s was already sent on %d times "
+            "(at most %d); hanging up",
+            call.call_id, call.channel.name, call.depth, MAX_DEPTH,
+        )  # fmt: skip
+        call.hangup_reason = "loop-guard"
+        with contextlib.suppress(AriError):
+            await self.rest.hangup(call.channel_id, "rejected")
+        try:
+            await self._observer.call_refused(call)
+        except Exception:
+            log.exception("call %s: observer failed on call_refused", call.call_id)
+        return False
+
     async def _end_call(self, call: ActiveCall) -> None:
         if call.ended.is_set():
             return
@@ -252,7 +314,8 @@ class CallController:
         call.state = "ended"
         await tear_down_call(call)
         self.calls.pop(call.call_id, None)
-        self._by_channel.pop(call.channel_id, None)
+        if self._by_channel.get(call.channel_id) is call:
+            self._by_channel.pop(call.channel_id)
         log.info("call %s: ended (%s)", call.call_id, call.hangup_reason or "unknown")
         try:
             await self._observer.call_ended(call)
@@ -274,6 +337,37 @@ class CallController:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+async def _enforce_max_duration(call: ActiveCall, limit_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(call.ended.wait(), limit_s)
+        return
+    if call.transferred:
+        return  # back in the dialplan: no longer ours to end
+    log.info("call %s: reached its max duration of %g s; hanging up", call.call_id, limit_s)
+    call.hangup_reason = "max-duration"
+    with contextlib.suppress(AriError):
+        await call.hangup()
+
+
+def caller_args(channel: Channel, args: dict[str, str]) -> dict[str, str]:
+    """The Stasis args without the keys only the controller may set (a caller can put any
+    `key=value` there through an unfiltered dialplan: `8echo,call_id=<another call>`)."""
+    if "call_id" in args:
+        log.warning(
+            "channel %s: ignoring call_id=%r in its Stasis args (set by the caller?)",
+            channel.name, args["call_id"][:80],
+        )  # fmt: skip
+    return {k: v for k, v in args.items() if k != "call_id"}
+
+
+def _reusable_id(value: str) -> bool:
+    try:
+        checked_id(value)
+    except AriBadId:
+        return False
+    return True
 
 
 async def _ignore_gone(step: Awaitable[None]) -> None:

@@ -21,6 +21,7 @@ from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.app import App
 from ari_offload.ari.call import ActiveCall
+from ari_offload.ari.controller import CallObserver
 from ari_offload.config import AgentSettings, ApiSettings, PolicySettings, Settings, StoreSettings
 from ari_offload.conversation import AgentBinding
 from ari_offload.flows.builtin import BUILTIN_FLOWS
@@ -70,9 +71,11 @@ async def start_service(testbed: Testbed) -> AsyncIterator[ServiceFactory]:
     """Start controllers with given test flows (plus the built-ins); all stopped at the end."""
     started: list[AriService] = []
 
-    async def factory(flows: dict[str, FlowRunner] | None = None) -> AriService:
+    async def factory(
+        flows: dict[str, FlowRunner] | None = None, observer: CallObserver | None = None
+    ) -> AriService:
         dispatcher = FlowDispatcher({**BUILTIN_FLOWS, **(flows or {})})
-        service = AriService(Settings(ari=TESTBED_ARI), dispatcher)
+        service = AriService(Settings(ari=TESTBED_ARI), dispatcher, observer)
         await service.start()
         await service.wait_connected()
         started.append(service)

@@ -1,0 +1,92 @@
+"""The recorder writes a call only into that call's own record, never into a foreign one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from ari_offload.api.metrics import Metrics
+from ari_offload.ari.call import ActiveCall
+from ari_offload.ari.events import Channel
+from ari_offload.ari.rest import AriRest
+from ari_offload.config import StoreSettings
+from ari_offload.flows.model import Talk
+from ari_offload.recorder import CallRecorder
+from ari_offload.store import CallStatus, Direction, Store
+from ari_offload.store.records import Call
+from tests.api_support import FAST_HASHER
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(StoreSettings(data_dir=tmp_path), password_hasher=FAST_HASHER)
+    yield s
+    await s.close()
+
+
+def active(call_id: str, channel_id: str, flow_ref: str, direction: str = "in") -> ActiveCall:
+    # The recorder never touches ARI: no client is needed.
+    channel = Channel(channel_id, f"PJSIP/test-{channel_id}", "Up", caller_number="100")
+    return ActiveCall(call_id, channel, {"flow": flow_ref}, direction, cast(AriRest, None))
+
+
+async def victim_call(store: Store) -> tuple[Call, str]:
+    victim = await store.customers.create("victim", "password1")
+    flow = await store.flows.create(victim.id, name="support", actions=[Talk("hi")])
+    record = await store.calls.create(
+        victim.id, direction=Direction.IN, flow_id=flow.id, channel_id="1795476849.0"
+    )
+    await store.calls.set_status(record.id, CallStatus.ACTIVE)
+    return record, flow.id
+
+
+async def test_a_call_with_a_foreign_records_id_writes_nothing_into_it(store: Store) -> None:
+    record, flow_id = await victim_call(store)
+    recorder = CallRecorder(store, Metrics())
+    # Another channel presents the victim's call id (however it got it).
+    intruder = active(record.id, "1795476999.7", flow_id)
+
+    await recorder.call_started(intruder)
+    await recorder.call_ended(intruder)
+
+    after = await store.calls.get(record.id, customer_id=None)
+    assert after is not None
+    assert after.channel_id == "1795476849.0"
+    assert after.status == CallStatus.ACTIVE
+    assert after.hangup_reason is None
+
+
+async def test_the_same_channel_adopted_after_a_restart_goes_on_in_its_record(
+    store: Store,
+) -> None:
+    record, flow_id = await victim_call(store)
+    recorder = CallRecorder(store, Metrics())
+    adopted = active(record.id, "1795476849.0", flow_id)
+
+    await recorder.call_started(adopted)
+    adopted.hangup_reason = "caller"
+    await recorder.call_ended(adopted)
+
+    after = await store.calls.get(record.id, customer_id=None)
+    assert after is not None
+    assert (after.status, after.hangup_reason) == (CallStatus.ENDED, "caller")
+
+
+async def test_an_outbound_call_attaches_its_channel_to_its_record(store: Store) -> None:
+    customer = await store.customers.create("alice", "password1")
+    flow = await store.flows.create(customer.id, name="f", actions=[Talk("hi")])
+    record = await store.calls.create(
+        customer.id, direction=Direction.OUT, flow_id=flow.id, destination="PJSIP/bob"
+    )
+    recorder = CallRecorder(store, Metrics())
+    # Our originate names the channel after the call record's id.
+    outbound = active(record.id, record.id, flow.id, direction="out")
+
+    await recorder.call_started(outbound)
+
+    after = await store.calls.get(record.id, customer_id=None)
+    assert after is not None
+    assert (after.channel_id, after.status) == (record.id, CallStatus.ACTIVE)
