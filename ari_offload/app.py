@@ -19,7 +19,7 @@ from ari_offload.api.app import make_api_app
 from ari_offload.api.errors import RedactingAccessLogger
 from ari_offload.api.metrics import Metrics
 from ari_offload.ari.call import ActiveCall
-from ari_offload.config import Settings
+from ari_offload.config import Settings, check_api_settings
 from ari_offload.conversation import AgentBinding
 from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
@@ -27,6 +27,7 @@ from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
 from ari_offload.flows.speak import speak
 from ari_offload.policy import Policy, load_policy
 from ari_offload.recorder import CallRecorder
+from ari_offload.retention import run_retention
 from ari_offload.service import AriService
 from ari_offload.speech.models import SpeechModels, load_speech_models
 from ari_offload.store.records import CallStatus
@@ -51,6 +52,7 @@ class App:
     own_models: bool
     policy: Policy
     _lost_task: asyncio.Task[None] | None = None
+    _retention_task: asyncio.Task[None] | None = None
 
     @property
     def api_url(self) -> str:
@@ -60,6 +62,7 @@ class App:
     @classmethod
     async def start(cls, settings: Settings, models: SpeechModels | None = None) -> App:
         started = time.monotonic()
+        check_api_settings(settings.api)  # before anything starts: nothing to undo
         policy = load_policy(settings.policy.file)
         for line in policy.describe():
             log.info("%s", line)
@@ -82,6 +85,9 @@ class App:
         await runner.setup()
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
         app = cls(settings, store, models, metrics, service, runner, http, own_models, policy)
+        app._retention_task = asyncio.create_task(
+            run_retention(store.calls, settings.store.retention_days), name="call-retention"
+        )
         log.info("REST API on %s/v1.0 (ready in %.1f s)", app.api_url, time.monotonic() - started)
         asyncio.get_running_loop().call_later(RECONCILE_GRACE_S, app._spawn_close_lost_calls)
         return app
@@ -101,6 +107,9 @@ class App:
                 )
 
     async def stop(self) -> None:
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            await asyncio.gather(self._retention_task, return_exceptions=True)
         await self.api_runner.cleanup()
         await self.service.stop()
         await self.http.close()
