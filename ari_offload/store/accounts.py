@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -38,6 +39,7 @@ class Customers(Repo):
         super().__init__(engine)
         self.passwords = passwords
         self._dummy_hash: str | None = None
+        self._dummy_lock = asyncio.Lock()  # a burst of unknown names makes one dummy, not many
 
     async def create(self, name: str, password: str) -> Customer:
         """Raises ``NameTaken`` if the name is used."""
@@ -92,9 +94,10 @@ class Customers(Repo):
         return _customer(row)
 
     async def _dummy(self) -> str:
-        if self._dummy_hash is None:
-            self._dummy_hash = await self.passwords.hash(secrets.token_hex(16))
-        return self._dummy_hash
+        async with self._dummy_lock:
+            if self._dummy_hash is None:
+                self._dummy_hash = await self.passwords.hash(secrets.token_hex(16))
+            return self._dummy_hash
 
 
 class AccessKeys(Repo):

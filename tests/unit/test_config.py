@@ -261,3 +261,14 @@ def test_signup_force_and_limits_from_the_environment() -> None:
     assert settings.api.login_failures_per_ip == 7
     assert settings.api.login_window_s == 30.0
     assert settings.store.retention_days == 0
+
+
+async def test_app_start_refuses_open_signup_on_a_public_bind(tmp_path: Path) -> None:
+    from ari_offload.app import App  # imported here: it pulls in the speech stack
+
+    settings = Settings(
+        api=ApiSettings(host="0.0.0.0", port=0), store=StoreSettings(data_dir=tmp_path / "d")
+    )
+    with pytest.raises(ConfigError, match="ARI_OFFLOAD_API_SIGNUP_FORCE"):
+        await App.start(settings)
+    assert not (tmp_path / "d").exists()  # refused before the store (or anything) opened
