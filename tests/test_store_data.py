@@ -10,7 +10,7 @@ import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import pytest
 from argon2 import PasswordHasher
@@ -80,7 +80,7 @@ class GatedHasher(PasswordHasher):
         self.gate = threading.Event()
         self.threads: list[str] = []
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         self.threads.append(threading.current_thread().name)
         self.gate.wait(10)
         return super().verify(hash, password)
@@ -199,5 +199,5 @@ async def test_the_retention_task_purges_until_cancelled(store: Store) -> None:
         await asyncio.sleep(0.02)
     assert await store.calls.list(alice) == []
     task.cancel()
-    result: list[Any] = await asyncio.gather(task, return_exceptions=True)
-    assert isinstance(result[0], asyncio.CancelledError)
+    (result,) = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(result, asyncio.CancelledError)
