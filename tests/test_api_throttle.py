@@ -97,7 +97,9 @@ async def bad_login(
 def assert_limited(answers: list[tuple[int, dict[str, Any], str | None]]) -> None:
     statuses = Counter(status for status, _, _ in answers)
     assert set(statuses) <= {401, 429, 503}, statuses
-    assert statuses[429] >= FLOOD - 2 * BURST, statuses
+    # Refusals for a full hash queue (503) are not failures, so the block may begin only
+    # after the third burst; from then on everything is refused.
+    assert statuses[429] >= FLOOD - 3 * BURST, statuses
     for status, data, retry_after in answers:
         if status in (429, 503):
             assert retry_after is not None
@@ -193,13 +195,14 @@ async def test_a_full_hashing_queue_answers_503_with_retry_after(
             )
             for i in range(15)
         ]
-        done, _ = await asyncio.wait(tasks, timeout=5, return_when=asyncio.FIRST_COMPLETED)
-        assert done  # refused at once, not queued behind the stuck hash
+        # Answered while the hash is stuck: those can only be refusals, given at once.
+        async with asyncio.timeout(10):
+            while sum(t.done() for t in tasks) < 15 - 9:  # 1 running + 8 waiting at most
+                await asyncio.sleep(0.01)
         hasher.gate.set()
         answers = await asyncio.gather(*tasks)
     statuses = Counter(status for status, _, _ in answers)
-    assert statuses[503] >= 15 - 9, statuses  # 1 running + 8 waiting at most
-    assert set(statuses) == {401, 503}
+    assert statuses == {401: 9, 503: 6}, statuses
     assert all(int(ra or 0) >= 1 for status, _, ra in answers if status == 503)
     assert {d["error"]["code"] for s, d, _ in answers if s == 503} == {"busy"}
 
