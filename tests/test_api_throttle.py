@@ -97,9 +97,9 @@ async def bad_login(
 def assert_limited(answers: list[tuple[int, dict[str, Any], str | None]]) -> None:
     statuses = Counter(status for status, _, _ in answers)
     assert set(statuses) <= {401, 429, 503}, statuses
-    # Refusals for a full hash queue (503) are not failures, so the block may begin only
-    # after the third burst; from then on everything is refused.
-    assert statuses[429] >= FLOOD - 3 * BURST, statuses
+    # Logins under way count against the limit, so a burst cannot overshoot it; refusals for
+    # a full hash queue (503) give no verdict and do not count.
+    assert statuses[429] >= FLOOD - 2 * BURST, statuses
     for status, data, retry_after in answers:
         if status in (429, 503):
             assert retry_after is not None
@@ -119,7 +119,7 @@ async def test_a_login_flood_on_one_name_is_429_before_any_hash(
         answers = await flood(http, env.url("/v1.0/auth/login"), ["alice"] * FLOOD)
         assert_limited(answers)
         # Without the limit each of the 200 would have cost a hash.
-        assert hasher.runs - before <= LIMITS.login_failures_per_name + BURST
+        assert hasher.runs - before <= LIMITS.login_failures_per_name
         _, _, retry_after = answers[-1]
         assert int(retry_after or 0) <= LIMITS.login_window_s
         ok = {"name": "bob", "password": "bob-password"}
@@ -141,7 +141,8 @@ async def test_spraying_many_names_from_one_address_is_limited_per_address(
     async with session() as http:
         answers = await flood(http, env.url("/v1.0/auth/login"), [f"n{i}" for i in range(FLOOD)])
         assert_limited(answers)
-        assert hasher.runs - before <= LIMITS.login_failures_per_ip + BURST
+        # +1: unknown names are checked against one dummy hash, made once.
+        assert hasher.runs - before <= LIMITS.login_failures_per_ip + 1
         ok = {"name": "bob", "password": "bob-password"}
         assert (await post(http, env.url("/v1.0/auth/login"), ok))[0] == 429
     async with session("127.0.0.3") as other:

@@ -201,3 +201,23 @@ async def test_the_retention_task_purges_until_cancelled(store: Store) -> None:
     task.cancel()
     (result,) = await asyncio.gather(task, return_exceptions=True)
     assert isinstance(result, asyncio.CancelledError)
+
+
+async def test_default_hashes_use_one_lane_and_old_hashes_are_upgraded(tmp_path: Path) -> None:
+    store = await Store.open(StoreSettings(data_dir=tmp_path))  # the default (costly) hasher
+    try:
+        await store.customers.create("alice", "password1")
+        async with store.engine.connect() as conn:
+            pw_hash = (await conn.execute(text("SELECT password_hash FROM customers"))).scalar_one()
+        assert pw_hash.startswith("$argon2id$v=19$m=65536,t=3,p=1$")
+        four_lanes = PasswordHasher().hash("password1")  # what earlier versions stored
+        async with store.engine.begin() as conn:
+            await conn.execute(text("UPDATE customers SET password_hash = :h"), {"h": four_lanes})
+        assert await store.customers.authenticate("alice", "password1") is not None
+        async with store.engine.connect() as conn:
+            upgraded = (
+                await conn.execute(text("SELECT password_hash FROM customers"))
+            ).scalar_one()
+        assert ",p=1$" in upgraded
+    finally:
+        await store.close()

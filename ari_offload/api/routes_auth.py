@@ -124,15 +124,20 @@ async def login(ctx: Ctx) -> web.Response:
     wait = throttle.login_retry_after(ip, name, time.monotonic())
     if wait > 0:
         raise _limited(wait, "failed logins")
+    throttle.login_started(ip, name, time.monotonic())
     try:
         customer = await ctx.store.customers.authenticate(name, ctx.body["password"])
     except Busy as exc:
+        throttle.login_unchecked(ip, name)
         raise _busy(exc) from None
+    except BaseException:
+        throttle.login_unchecked(ip, name)
+        raise
     if customer is None:
         throttle.login_failed(ip, name, time.monotonic())
         log.info("login refused")  # the name may be someone's typo'd password: not logged
         raise ApiError(401, "unauthorized", "wrong name or password")
-    throttle.login_succeeded(name)
+    throttle.login_succeeded(ip, name)
     key = await _session_key(ctx, customer, "login")
     return json_response(
         {"customer": s.customer_json(customer), "accesskey": s.new_accesskey_json(key)}

@@ -7,7 +7,9 @@ The number of keys is capped: the least recently seen key is forgotten first, so
 distinct keys costs bounded memory.
 
 ``AuthThrottle`` applies three limiters to the auth routes, checked before any password hash
-is computed: failed logins per IP and per name, and signups per IP.
+is computed: failed logins per IP and per name, and signups per IP. Logins being checked
+count against the limit too, so a burst of concurrent guesses cannot all pass the check
+before the first of them has failed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from ari_offload.config import ApiSettings
 
 DEFAULT_MAX_KEYS = 10_000
+IN_FLIGHT_RETRY_S = 1.0
 
 
 @dataclass
@@ -26,6 +29,7 @@ class _State:
     events: deque[float] = field(default_factory=deque)
     blocked_until: float = 0.0
     strikes: int = 0  # times blocked since the key was last quiet for max_block_s
+    in_flight: int = 0  # attempts begun and not yet ended
     last_seen: float = 0.0
 
 
@@ -52,9 +56,14 @@ class Limiter:
     def retry_after(self, key: str, now: float) -> float:
         """Seconds until ``key`` may try again; 0.0 if it may now."""
         state = self._keys.get(key)
-        if state is None or now >= state.blocked_until:
+        if state is None:
             return 0.0
-        return state.blocked_until - now
+        if now < state.blocked_until:
+            return state.blocked_until - now
+        recent = sum(1 for t in state.events if t > now - self.window_s)
+        if recent + state.in_flight >= self.max_events:
+            return IN_FLIGHT_RETRY_S  # the attempts under way may still all fail
+        return 0.0
 
     def record(self, key: str, now: float) -> None:
         """Count one event (a failed login, a signup) for ``key``."""
@@ -74,6 +83,15 @@ class Limiter:
 
     def forget(self, key: str) -> None:
         self._keys.pop(key, None)
+
+    def begin(self, key: str, now: float) -> None:
+        """An attempt is under way: it counts against the limit until ``end``."""
+        self._touch(key, now).in_flight += 1
+
+    def end(self, key: str) -> None:
+        state = self._keys.get(key)
+        if state is not None and state.in_flight > 0:
+            state.in_flight -= 1
 
     def _touch(self, key: str, now: float) -> _State:
         state = self._keys.get(key)
@@ -108,13 +126,25 @@ class AuthThrottle:
             self.login_ip.retry_after(ip, now), self.login_name.retry_after(name.casefold(), now)
         )
 
+    def login_started(self, ip: str, name: str, now: float) -> None:
+        self.login_ip.begin(ip, now)
+        self.login_name.begin(name.casefold(), now)
+
     def login_failed(self, ip: str, name: str, now: float) -> None:
+        self.login_ip.end(ip)
+        self.login_name.end(name.casefold())
         self.login_ip.record(ip, now)
         self.login_name.record(name.casefold(), now)
 
-    def login_succeeded(self, name: str) -> None:
-        # The IP keeps its count: one good account must not launder a spray of guesses.
+    def login_succeeded(self, ip: str, name: str) -> None:
+        # The IP keeps its failures: one good account must not launder a spray of guesses.
+        self.login_ip.end(ip)
         self.login_name.forget(name.casefold())
+
+    def login_unchecked(self, ip: str, name: str) -> None:
+        """The attempt ended without a verdict (the hash queue was full)."""
+        self.login_ip.end(ip)
+        self.login_name.end(name.casefold())
 
     def signup_retry_after(self, ip: str, now: float) -> float:
         return self.signup_ip.retry_after(ip, now)

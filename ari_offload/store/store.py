@@ -30,6 +30,14 @@ log = logging.getLogger("ari_offload.store")
 
 SQLITE_FILE = "ari-offload.db"
 SQLITE_BUSY_TIMEOUT_S = 15.0
+# argon2id at the library's time and memory costs (3 passes over 64 MiB), but one lane: the
+# library's default of 4 runs 4 threads per hash, which would defeat the one-thread password
+# pool and take every core from speech. Older hashes are upgraded at their next login.
+PASSWORD_PARALLELISM = 1
+
+
+def default_password_hasher() -> PasswordHasher:
+    return PasswordHasher(parallelism=PASSWORD_PARALLELISM)
 
 
 def database_url(settings: StoreSettings) -> str:
@@ -68,7 +76,9 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, *, password_hasher: PasswordHasher | None = None):
         self.engine = engine
-        self.customers = Customers(engine, PasswordPool(password_hasher or PasswordHasher()))
+        self.customers = Customers(
+            engine, PasswordPool(password_hasher or default_password_hasher())
+        )
         self.keys = AccessKeys(engine)
         self.agents = Agents(engine)
         self.flows = Flows(engine)

@@ -111,13 +111,32 @@ def test_a_successful_login_resets_the_name_not_the_ip() -> None:
     throttle = AuthThrottle(ApiSettings(login_failures_per_ip=3, login_failures_per_name=3))
     throttle.login_failed("10.0.0.1", "alice", 0.0)
     throttle.login_failed("10.0.0.1", "alice", 0.0)
-    throttle.login_succeeded("alice")
+    throttle.login_started("10.0.0.1", "alice", 0.0)
+    throttle.login_succeeded("10.0.0.1", "alice")
     throttle.login_failed("10.0.0.2", "alice", 1.0)
     throttle.login_failed("10.0.0.2", "alice", 1.0)
 
     assert throttle.login_retry_after("10.0.0.2", "alice", 1.0) == 0.0
-    throttle.login_failed("10.0.0.1", "mallory", 2.0)
-    assert throttle.login_retry_after("10.0.0.1", "x", 2.0) > 0.0
+    assert throttle.login_retry_after("10.0.0.1", "x", 2.0) == 0.0
+    throttle.login_failed("10.0.0.1", "mallory", 2.0)  # the IP's two earlier failures count
+    assert throttle.login_retry_after("10.0.0.1", "x", 2.0) == 60.0
+
+
+def test_logins_being_checked_count_against_the_limit() -> None:
+    throttle = AuthThrottle(ApiSettings(login_failures_per_ip=20, login_failures_per_name=3))
+    for _ in range(3):  # a burst: all three pass the check before any has failed
+        assert throttle.login_retry_after("10.0.0.1", "alice", 0.0) == 0.0
+        throttle.login_started("10.0.0.1", "alice", 0.0)
+
+    assert throttle.login_retry_after("10.0.0.1", "alice", 0.0) == 1.0  # the 4th waits
+    throttle.login_unchecked("10.0.0.1", "alice")  # refused for a full queue: no verdict
+    assert throttle.login_retry_after("10.0.0.1", "alice", 0.0) == 0.0
+    throttle.login_failed("10.0.0.1", "alice", 0.1)
+    throttle.login_failed("10.0.0.1", "alice", 0.1)
+    assert throttle.login_retry_after("10.0.0.1", "alice", 0.1) == 0.0
+    throttle.login_started("10.0.0.1", "alice", 0.2)
+    throttle.login_failed("10.0.0.1", "alice", 0.2)
+    assert throttle.login_retry_after("10.0.0.1", "alice", 0.2) == 60.0
 
 
 def test_signups_are_limited_per_ip() -> None:
