@@ -7,7 +7,6 @@ App.start(settings) -> store open -> models loaded and warmed -> ARI connected
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable
@@ -22,7 +21,7 @@ from ari_offload.api.app import make_api_app
 from ari_offload.api.errors import RedactingAccessLogger
 from ari_offload.api.metrics import Metrics
 from ari_offload.ari.call import ActiveCall
-from ari_offload.config import Settings
+from ari_offload.config import Settings, check_api_settings
 from ari_offload.conversation import AgentBinding
 from ari_offload.errors import QuotaExceeded
 from ari_offload.flows.builtin import BUILTIN_FLOWS
@@ -32,6 +31,7 @@ from ari_offload.flows.speak import speak
 from ari_offload.policy import Policy, load_policy
 from ari_offload.quotas import check_quotas, max_duration_s, tenant_rules
 from ari_offload.recorder import CallRecorder
+from ari_offload.retention import run_retention
 from ari_offload.service import AriService
 from ari_offload.speech.models import SpeechModels, load_speech_models
 from ari_offload.store._db import utcnow
@@ -59,6 +59,7 @@ class App:
     policy: Policy
     _lost_task: asyncio.Task[None] | None = None
     _lost_timer: asyncio.TimerHandle | None = None
+    _retention_task: asyncio.Task[None] | None = None
 
     @property
     def api_url(self) -> str:
@@ -68,6 +69,7 @@ class App:
     @classmethod
     async def start(cls, settings: Settings, models: SpeechModels | None = None) -> App:
         started = time.monotonic()
+        check_api_settings(settings.api)  # before anything starts: nothing to undo
         policy = load_policy(settings.policy.file)
         for line in policy.describe():
             log.info("%s", line)
@@ -94,6 +96,9 @@ class App:
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(settings, store, models, metrics, service, runner, http, own_models, policy)
+        app._retention_task = asyncio.create_task(
+            run_retention(store.calls, settings.store.retention_days), name="call-retention"
+        )
         log.info("REST API on %s/v1.0 (ready in %.1f s)", app.api_url, time.monotonic() - started)
         app._lost_timer = asyncio.get_running_loop().call_later(
             RECONCILE_GRACE_S, app._spawn_close_lost_calls
@@ -118,10 +123,10 @@ class App:
         # Nothing of ours may be left pending when the loop closes.
         if self._lost_timer is not None:
             self._lost_timer.cancel()
-        if self._lost_task is not None and not self._lost_task.done():
-            self._lost_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lost_task
+        for task in (self._lost_task, self._retention_task):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.api_runner.cleanup()
         await self.service.stop()
         await self.http.close()

@@ -393,6 +393,10 @@ class Calls(_Resource):
             body["route"] = route
         return Call.from_json(await self._client.request("POST", "/calls", body))
 
+    async def delete(self, call_id: str) -> None:
+        """Delete an ended call with its transcript and turns (409 while it is live)."""
+        await self._client.request("DELETE", f"/calls/{_seg(call_id)}")
+
     async def hangup(self, call_id: str) -> Call:
         path = f"/calls/{_seg(call_id)}/hangup"
         return Call.from_json(await self._client.request("POST", path))

@@ -6,6 +6,7 @@ Every setting has a named default constant and an ``ARI_OFFLOAD_*`` environment 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -40,6 +41,17 @@ DEFAULT_FALLBACK_TEXT = "Sorry, I am having trouble right now. Could you say tha
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8080
 DEFAULT_DATA_DIR = Path("var")
+# Auth limits (api/throttle.py): failures per window before a block of one window, doubling on
+# each repeat up to the max block. Signups count every attempt: each one costs a password hash.
+DEFAULT_LOGIN_FAILURES_PER_IP = 20
+DEFAULT_LOGIN_FAILURES_PER_NAME = 10
+DEFAULT_LOGIN_WINDOW_S = 60.0
+DEFAULT_LOGIN_MAX_BLOCK_S = 15 * 60.0
+DEFAULT_SIGNUPS_PER_IP = 20
+DEFAULT_SIGNUP_WINDOW_S = 3600.0
+DEFAULT_LOGIN_KEY_LIFETIME_S = 7 * 24 * 3600  # keys from signup and login
+DEFAULT_MAX_LIVE_KEYS = 50  # per customer: not revoked and not expired
+DEFAULT_RETENTION_DAYS = 90  # ended calls (with transcripts and turns); 0 keeps them forever
 
 
 @dataclass(frozen=True)
@@ -85,8 +97,20 @@ class ApiSettings:
     host: str = DEFAULT_API_HOST
     port: int = DEFAULT_API_PORT
     # Off by default would lock a new user out; on by default is only safe on loopback, which
-    # is the default bind. Operators exposing the API set ARI_OFFLOAD_API_SIGNUP_ENABLED=false.
+    # is the default bind. A non-loopback bind with signup on refuses to start (see
+    # check_api_settings) unless signup_force says open signup is meant.
     signup_enabled: bool = True
+    signup_force: bool = False
+    # The client address is the TCP peer; behind a reverse proxy, trust its X-Forwarded-For.
+    trust_x_forwarded_for: bool = False
+    login_failures_per_ip: int = DEFAULT_LOGIN_FAILURES_PER_IP
+    login_failures_per_name: int = DEFAULT_LOGIN_FAILURES_PER_NAME
+    login_window_s: float = DEFAULT_LOGIN_WINDOW_S
+    login_max_block_s: float = DEFAULT_LOGIN_MAX_BLOCK_S
+    signups_per_ip: int = DEFAULT_SIGNUPS_PER_IP
+    signup_window_s: float = DEFAULT_SIGNUP_WINDOW_S
+    login_key_lifetime_s: int = DEFAULT_LOGIN_KEY_LIFETIME_S
+    max_live_keys: int = DEFAULT_MAX_LIVE_KEYS
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,7 @@ class StoreSettings:
     data_dir: Path = DEFAULT_DATA_DIR
     # Empty means SQLite in data_dir; any SQLAlchemy async URL otherwise.
     url: str = field(default="", repr=False)
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
 
 @dataclass(frozen=True)
@@ -126,6 +151,26 @@ class Settings:
             store=_section(StoreSettings(), "STORE", env),
             policy=_section(PolicySettings(), "POLICY", env),
         )
+
+
+def check_api_settings(api: ApiSettings) -> None:
+    """Refuse settings that would expose open signup by accident; raises ``ConfigError``."""
+    if api.signup_enabled and not api.signup_force and not _is_loopback(api.host):
+        raise ConfigError(
+            f"the API binds to {api.host or 'every address'!r}, not loopback, and signup is on: "
+            "anyone who reaches it can create accounts. Set ARI_OFFLOAD_API_SIGNUP_ENABLED=false "
+            "(and create customers locally), or ARI_OFFLOAD_API_SIGNUP_FORCE=true to open "
+            "signup on purpose"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # "" and "0.0.0.0" bind everywhere; a name may resolve anywhere
 
 
 _S = TypeVar("_S")

@@ -18,7 +18,9 @@
     │   └── WebhookBadReply     not JSON, or no "text"
     ├── StoreError           persistence failed
     │   ├── NameTaken        a customer/agent/flow name already exists (store.records)
-    │   └── AgentInUse       a flow still uses the agent being deleted (store.records)
+    │   ├── AgentInUse       a flow still uses the agent being deleted (store.records)
+    │   └── KeyLimitReached  the customer has as many live access keys as allowed
+    ├── Busy                 a bounded queue is full (password hashing): retry after a pause
     ├── ValidationError      a flow action failed validation; names the field (flows.model)
     ├── TalkQueueFull        a live call already has as many API `talk` texts queued as allowed
     └── TelephonyError       Asterisk refused or could not place a call (api.telephony)
@@ -142,3 +144,18 @@ class TalkQueueFull(AriOffloadError):
         super().__init__(f"call {call_id} already has {limit} texts queued to speak")
         self.call_id = call_id
         self.limit = limit
+
+
+class KeyLimitReached(StoreError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the customer already has {limit} live access keys")
+        self.limit = limit
+
+
+class Busy(AriOffloadError):
+    """Work refused at once because its queue is full; ``retry_after_s`` is a hint."""
+
+    def __init__(self, what: str, retry_after_s: float) -> None:
+        super().__init__(f"{what} is busy; retry in {retry_after_s:g} s")
+        self.what = what
+        self.retry_after_s = retry_after_s

@@ -102,14 +102,21 @@ class ApiEnv:
 
 @asynccontextmanager
 async def running_api(
-    tmp_path: Path, *, signup_enabled: bool = True, policy: Policy | None = None
+    tmp_path: Path,
+    *,
+    signup_enabled: bool = True,
+    policy: Policy | None = None,
+    settings: ApiSettings | None = None,
+    password_hasher: PasswordHasher = FAST_HASHER,
 ) -> AsyncIterator[ApiEnv]:
     """The API with the test bed's policy unless the test brings its own.
 
     Webhooks may not name the test bed's ARI (127.0.0.1:8088) or this API, as in the App.
     """
-    settings = ApiSettings(host="127.0.0.1", port=0, signup_enabled=signup_enabled)
-    store = await Store.open(StoreSettings(data_dir=tmp_path / "data"), password_hasher=FAST_HASHER)
+    settings = settings or ApiSettings(host="127.0.0.1", port=0, signup_enabled=signup_enabled)
+    store = await Store.open(
+        StoreSettings(data_dir=tmp_path / "data"), password_hasher=password_hasher
+    )
     telephony, metrics = FakeTelephony(), Metrics()
     policy = policy or load_policy(TESTBED_POLICY_FILE)
     refused = own_endpoints(TESTBED_ARI.url, settings.host, settings.port)

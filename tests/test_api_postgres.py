@@ -19,7 +19,9 @@ from sqlalchemy import text
 
 from ari_offload.api import Metrics, RedactingAccessLogger, make_api_app
 from ari_offload.config import ApiSettings, StoreSettings
+from ari_offload.policy import load_policy
 from ari_offload.store import Store
+from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
 from tests.api_support import FAST_HASHER, ApiEnv, FakeTelephony
 from tests.test_api import (  # noqa: F401 (collected here, on PostgreSQL)
     http,
@@ -47,7 +49,9 @@ async def env(tmp_path: Path, postgres_url: str) -> AsyncIterator[ApiEnv]:
     )
     assert store.engine.dialect.name == "postgresql"
     telephony, metrics = FakeTelephony(), Metrics()
-    app = make_api_app(ApiSettings(host="127.0.0.1", port=0), store, telephony, metrics)
+    # The test bed's policy, as in tests.api_support.running_api (webhooks on 127.0.0.1).
+    policy = load_policy(TESTBED_POLICY_FILE)
+    app = make_api_app(ApiSettings(host="127.0.0.1", port=0), store, telephony, metrics, policy)
     runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     try:

@@ -13,6 +13,7 @@ from ari_offload.api.metrics import CONTENT_TYPE, Metrics
 from ari_offload.api.openapi import openapi_document
 from ari_offload.api.routing import PREFIX, SERVICES, Ctx, Resp, Route, Services, add_routes
 from ari_offload.api.telephony import Telephony
+from ari_offload.api.throttle import AuthThrottle
 from ari_offload.config import ApiSettings
 from ari_offload.policy import Policy
 from ari_offload.store import Store
@@ -85,7 +86,8 @@ def make_api_app(
         middlewares=[error_middleware, host_check_middleware(settings.host)],
     )
     app[SERVICES] = Services(
-        settings, store, telephony, metrics, policy or Policy(), egress_refused
+        settings, store, telephony, metrics, policy or Policy(), AuthThrottle(settings),
+        egress_refused,
     )
     routes = all_routes()
     app[OPENAPI] = json.dumps(openapi_document(routes)).encode()

@@ -18,8 +18,9 @@ _STATUS_TEXT = {
     413: "body too large",
     415: "the body is not application/json",
     422: "a field is invalid: error.field names it",
-    429: "too many requests or a quota used up: wait Retry-After seconds",
+    429: "rate limited or a quota used up: retry after the Retry-After header's seconds",
     502: "Asterisk refused the call",
+    503: "busy: retry after the Retry-After header's seconds",
 }
 
 
@@ -37,7 +38,9 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
             "title": "ari-offload",
             "version": __version__,
             "description": "AI agents on the phone through Asterisk, text only. Authenticate "
-            "with an access key from POST /v1.0/auth/signup or /auth/login.",
+            "with an access key from POST /v1.0/auth/signup or /auth/login, sent as "
+            "'Authorization: Bearer <key>' (the primary form; ?accesskey=<key> is also "
+            "accepted).",
         },
         "paths": paths,
         "components": {

@@ -75,6 +75,15 @@ async def talk_call(ctx: Ctx) -> web.Response:
     return json_response(s.call_json(call), 202)
 
 
+async def delete_call(ctx: Ctx) -> web.Response:
+    call = await _own_call(ctx)
+    if not call.status.is_final:
+        raise ApiError(409, "call_not_final", f"the call is {call.status.value}: hang it up first")
+    if not await ctx.store.calls.delete(call.id, customer_id=ctx.customer_id):
+        raise ApiError.not_found("call")  # deleted meanwhile
+    return web.Response(status=204)
+
+
 async def create_call(ctx: Ctx) -> web.Response:
     flow = await ctx.store.flows.get(ctx.body["flow_id"], customer_id=ctx.customer_id)
     if flow is None:
@@ -166,6 +175,18 @@ ROUTES = [
         "Get a call with its transcript and turn latencies",
         "calls",
         {200: Resp("the call", s.CALL_DETAIL)},
+    ),
+    Route(
+        "DELETE",
+        _CALL,
+        delete_call,
+        "deleteCall",
+        "Delete an ended call with its transcript and turns",
+        "calls",
+        {204: Resp("deleted")},
+        errors=(409,),
+        description="409 while the call is ringing or active. Ended calls are also deleted "
+        "after ARI_OFFLOAD_STORE_RETENTION_DAYS (90 by default; 0 keeps them).",
     ),
     Route(
         "POST",

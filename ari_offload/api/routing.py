@@ -18,6 +18,7 @@ from ari_offload.api.auth import authenticate, authenticate_admin
 from ari_offload.api.errors import ApiError, Handler
 from ari_offload.api.metrics import Metrics
 from ari_offload.api.telephony import Telephony
+from ari_offload.api.throttle import AuthThrottle
 from ari_offload.api.validation import ID, Obj, Param, Spec, Str
 from ari_offload.config import ApiSettings
 from ari_offload.flows.model import ValidationError
@@ -39,6 +40,7 @@ class Services:
     telephony: Telephony
     metrics: Metrics
     policy: Policy  # the operator's rules: what tenants may dial, transfer to, reach
+    throttle: AuthThrottle  # login/signup rate limits (state lives as long as the app)
     # (host, port) of this server's ARI and API: never a webhook target (agent.egress).
     egress_refused: Set[tuple[str, int]] = frozenset()
 

@@ -10,14 +10,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ari_offload.errors import KeyLimitReached
 from ari_offload.store import schema as t
 from ari_offload.store._db import Repo, new_id, utcnow
+from ari_offload.store.passwords import PasswordPool
 from ari_offload.store.records import AccessKey, Customer, NameTaken, NewAccessKey
 
 log = logging.getLogger("ari_offload.store")
@@ -33,15 +33,17 @@ def hash_token(token: str) -> str:
 
 
 class Customers(Repo):
-    def __init__(self, engine: AsyncEngine, hasher: PasswordHasher) -> None:
+    """Passwords are hashed on ``passwords``, a pool of their own; ``Busy`` when it is full."""
+
+    def __init__(self, engine: AsyncEngine, passwords: PasswordPool) -> None:
         super().__init__(engine)
-        self._hasher = hasher
+        self.passwords = passwords
         self._dummy_hash: str | None = None
+        self._dummy_lock = asyncio.Lock()  # a burst of unknown names makes one dummy, not many
 
     async def create(self, name: str, password: str) -> Customer:
         """Raises ``NameTaken`` if the name is used."""
-        # argon2 is deliberately slow and memory-hard: keep it off the event loop.
-        pw_hash = await asyncio.to_thread(self._hasher.hash, password)
+        pw_hash = await self.passwords.hash(password)
         customer = Customer(id=new_id(), name=name, created_at=utcnow())
         try:
             async with self._tx() as conn:
@@ -77,12 +79,12 @@ class Customers(Repo):
             )
         if row is None:
             # Same work as a real check, so response time does not reveal which names exist.
-            await asyncio.to_thread(self._verify, await self._dummy(), password)
+            await self.passwords.verify(await self._dummy(), password)
             return None
-        if not await asyncio.to_thread(self._verify, row["password_hash"], password):
+        if not await self.passwords.verify(row["password_hash"], password):
             return None
-        if self._hasher.check_needs_rehash(row["password_hash"]):
-            new_hash = await asyncio.to_thread(self._hasher.hash, password)
+        if self.passwords.needs_rehash(row["password_hash"]):
+            new_hash = await self.passwords.hash(password)
             async with self._tx() as conn:
                 await conn.execute(
                     update(t.customers)
@@ -91,23 +93,29 @@ class Customers(Repo):
                 )
         return _customer(row)
 
-    def _verify(self, pw_hash: str, password: str) -> bool:
-        try:
-            return self._hasher.verify(pw_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
     async def _dummy(self) -> str:
-        if self._dummy_hash is None:
-            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_hex(16))
-        return self._dummy_hash
+        async with self._dummy_lock:
+            if self._dummy_hash is None:
+                self._dummy_hash = await self.passwords.hash(secrets.token_hex(16))
+            return self._dummy_hash
 
 
 class AccessKeys(Repo):
     async def create(
-        self, customer_id: str, *, name: str = "", expires_at: datetime | None = None
+        self,
+        customer_id: str,
+        *,
+        name: str = "",
+        expires_at: datetime | None = None,
+        max_live: int | None = None,
     ) -> NewAccessKey:
-        """A new key; the returned token is shown once and cannot be recovered later."""
+        """A new key; the returned token is shown once and cannot be recovered later.
+
+        With ``max_live``, raises ``KeyLimitReached`` if the customer already has that many
+        live keys (two creations racing may both pass: the cap bounds growth, not exactly).
+        """
+        if max_live is not None and await self.count_live(customer_id) >= max_live:
+            raise KeyLimitReached(max_live)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         key = AccessKey(
             id=new_id(),
@@ -131,6 +139,35 @@ class AccessKeys(Repo):
             )
         log.info("access key %s created for customer %s", key.id, customer_id)
         return NewAccessKey(key=key, token=token)
+
+    async def count_live(self, customer_id: str) -> int:
+        """Keys neither revoked nor expired."""
+        c = t.access_keys.c
+        query = select(func.count()).where(
+            c.customer_id == customer_id,
+            c.revoked_at.is_(None),
+            or_(c.expires_at.is_(None), c.expires_at > utcnow()),
+        )
+        async with self._tx() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def oldest_live(self, customer_id: str, *, names: tuple[str, ...]) -> AccessKey | None:
+        """The customer's oldest live key among those named ``names`` (session keys)."""
+        c = t.access_keys.c
+        query = (
+            select(t.access_keys)
+            .where(
+                c.customer_id == customer_id,
+                c.name.in_(names),
+                c.revoked_at.is_(None),
+                or_(c.expires_at.is_(None), c.expires_at > utcnow()),
+            )
+            .order_by(c.created_at, c.id)
+            .limit(1)
+        )
+        async with self._tx() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return _key(row) if row else None
 
     async def list(self, customer_id: str) -> list[AccessKey]:
         async with self._tx() as conn:

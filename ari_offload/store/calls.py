@@ -11,7 +11,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,6 +33,7 @@ log = logging.getLogger("ari_offload.store")
 DEFAULT_LIST_LIMIT = 50
 # Column widths of free text that comes from callers, Asterisk or webhooks (see schema).
 MAX_PARTY, MAX_REASON, MAX_WEBHOOK_ERROR = 200, 200, 500
+_FINAL = [CallStatus.ENDED.value, CallStatus.FAILED.value]
 _ORDER = {CallStatus.RINGING: 0, CallStatus.ACTIVE: 1, CallStatus.ENDED: 2, CallStatus.FAILED: 2}
 
 
@@ -267,6 +269,32 @@ class Calls(Repo):
             )
             for r in rows
         ]
+
+    async def delete(self, call_id: str, *, customer_id: str) -> bool:
+        """Delete one of the customer's final calls with its transcript and turns (cascade).
+
+        False if there is no such final call of theirs: a ringing or active call stays.
+        """
+        c = t.calls.c
+        async with self._tx() as conn:
+            result = await conn.execute(
+                sql_delete(t.calls).where(
+                    c.id == call_id, c.customer_id == customer_id, c.status.in_(_FINAL)
+                )
+            )
+        deleted = bool(result.rowcount)
+        if deleted:
+            log.info("call %s deleted", call_id)
+        return deleted
+
+    async def purge_ended_before(self, cutoff: datetime) -> int:
+        """Delete every final call that ended (or, with no end time, started) before
+        ``cutoff``, with its transcript and turns; returns how many calls went."""
+        c = t.calls.c
+        old = or_(c.ended_at < cutoff, and_(c.ended_at.is_(None), c.started_at < cutoff))
+        async with self._tx() as conn:
+            result = await conn.execute(sql_delete(t.calls).where(c.status.in_(_FINAL), old))
+        return int(result.rowcount or 0)
 
     # Last in the class: a method named list would shadow the builtin in later annotations.
     async def list(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from ari_offload.errors import StoreError
 from ari_offload.store.accounts import AccessKeys, Customers
 from ari_offload.store.calls import Calls
 from ari_offload.store.operator import AdminKeys, Numbers, Tenants
+from ari_offload.store.passwords import PasswordPool
 from ari_offload.store.resources import Agents, Flows
 from ari_offload.store.schema import migrate
 
@@ -29,14 +31,41 @@ log = logging.getLogger("ari_offload.store")
 
 SQLITE_FILE = "ari-offload.db"
 SQLITE_BUSY_TIMEOUT_S = 15.0
+# argon2id at the library's time and memory costs (3 passes over 64 MiB), but one lane: the
+# library's default of 4 runs 4 threads per hash, which would defeat the one-thread password
+# pool and take every core from speech. Older hashes are upgraded at their next login.
+PASSWORD_PARALLELISM = 1
+
+
+def default_password_hasher() -> PasswordHasher:
+    return PasswordHasher(parallelism=PASSWORD_PARALLELISM)
 
 
 def database_url(settings: StoreSettings) -> str:
     """The configured URL, or SQLite in ``data_dir`` (created if missing)."""
     if settings.url:
         return settings.url
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite+aiosqlite:///{Path(settings.data_dir, SQLITE_FILE).resolve()}"
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = Path(settings.data_dir, SQLITE_FILE).resolve()
+    _private_file(path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file 0600 (it holds password hashes and webhook secrets).
+
+    SQLite gives the -wal and -shm files it creates the database file's mode, so those follow;
+    files an older version left readable by others are tightened.
+    """
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = file.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            log.info("store: making %s private (mode 0600)", file.name)
+            file.chmod(0o600)
 
 
 class Store:
@@ -49,7 +78,9 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, *, password_hasher: PasswordHasher | None = None):
         self.engine = engine
-        self.customers = Customers(engine, password_hasher or PasswordHasher())
+        self.customers = Customers(
+            engine, PasswordPool(password_hasher or default_password_hasher())
+        )
         self.keys = AccessKeys(engine)
         self.agents = Agents(engine)
         self.flows = Flows(engine)
@@ -86,6 +117,7 @@ class Store:
         return cls(engine, password_hasher=password_hasher)
 
     async def close(self) -> None:
+        await self.customers.passwords.close()
         await self.engine.dispose()
 
     async def __aenter__(self) -> Store:

@@ -17,6 +17,7 @@ from ari_offload.config import (
     Settings,
     SpeechSettings,
     StoreSettings,
+    check_api_settings,
 )
 from ari_offload.errors import ConfigError
 
@@ -220,3 +221,54 @@ def test_a_bad_value_error_does_not_show_other_secrets() -> None:
         Settings.from_env(env)
 
     assert "hunter2" not in str(info.value)
+
+
+# --- start-time checks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "192.0.2.10", "::", "pbx.example.com"])
+def test_open_signup_on_a_public_bind_refuses_to_start(host: str) -> None:
+    with pytest.raises(ConfigError, match="ARI_OFFLOAD_API_SIGNUP_ENABLED=false") as err:
+        check_api_settings(ApiSettings(host=host))
+
+    assert "ARI_OFFLOAD_API_SIGNUP_FORCE=true" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "api",
+    [
+        ApiSettings(host="127.0.0.1"),
+        ApiSettings(host="::1"),
+        ApiSettings(host="localhost"),
+        ApiSettings(host="0.0.0.0", signup_enabled=False),
+        ApiSettings(host="0.0.0.0", signup_force=True),
+    ],
+)
+def test_loopback_closed_or_forced_signup_starts(api: ApiSettings) -> None:
+    check_api_settings(api)
+
+
+def test_signup_force_and_limits_from_the_environment() -> None:
+    env = {
+        "ARI_OFFLOAD_API_SIGNUP_FORCE": "true",
+        "ARI_OFFLOAD_API_LOGIN_FAILURES_PER_IP": "7",
+        "ARI_OFFLOAD_API_LOGIN_WINDOW_S": "30",
+        "ARI_OFFLOAD_STORE_RETENTION_DAYS": "0",
+    }
+    settings = Settings.from_env(env)
+
+    assert settings.api.signup_force is True
+    assert settings.api.login_failures_per_ip == 7
+    assert settings.api.login_window_s == 30.0
+    assert settings.store.retention_days == 0
+
+
+async def test_app_start_refuses_open_signup_on_a_public_bind(tmp_path: Path) -> None:
+    from ari_offload.app import App  # imported here: it pulls in the speech stack
+
+    settings = Settings(
+        api=ApiSettings(host="0.0.0.0", port=0), store=StoreSettings(data_dir=tmp_path / "d")
+    )
+    with pytest.raises(ConfigError, match="ARI_OFFLOAD_API_SIGNUP_FORCE"):
+        await App.start(settings)
+    assert not (tmp_path / "d").exists()  # refused before the store (or anything) opened
