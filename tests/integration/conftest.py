@@ -207,7 +207,11 @@ def flow_of(actions: list[Action], ctx: FlowContext) -> FlowRunner:
     return run
 
 
-SLOW_CALLBACK_S = 0.1  # a loop step this long would delay every call's 20 ms media frames
+# A loop step this long delays every call's 20 ms media frames. Blocking model calls on the loop
+# take 0.5 s and more (whisper) and are caught; on this 2-core machine (2026-12-01) steps of
+# 0.10-0.24 s were seen with nothing blocking in our code, while worker threads (whisper, piper)
+# held the GIL in their Python glue: a 0.1 s bound failed the unchanged main 3 runs in 3.
+SLOW_CALLBACK_S = 0.3
 
 
 class _SlowStepLog(logging.Handler):

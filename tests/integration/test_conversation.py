@@ -186,9 +186,12 @@ async def test_barge_in_stops_playback_and_reports_what_was_heard(
 
     await start_agent_service(await _serve(talkative), welcome=None)
 
+    # The interruption comes 4 s after the question: inside the reply's second sentence for any
+    # reply latency from 0 to ~1.8 s. At 3 s it fell into the pause after the first sentence
+    # whenever the reply took ~1.3 s, and the burst it "interrupted" had already ended.
     result = await run_dialogue(
         "8talk",
-        [Silence(0.5), Say("Tell me about your plans"), Silence(3.0),
+        [Silence(0.5), Say("Tell me about your plans"), Silence(4.0),
          Say("Stop, I want the basic plan"), Silence(4.0)],
     )  # fmt: skip
 
@@ -218,7 +221,9 @@ async def test_four_concurrent_calls_get_their_own_replies(
     asks = ["I need to reset my password", "What are your opening hours?"] * 2
 
     results = await asyncio.gather(
-        *(run_dialogue("8talk", [Silence(0.5), Say(ask), Silence(6.0)]) for ask in asks)
+        # 8 s: four callers finishing together wait ~2 s for a ~4.5 s reply; at 6 s the
+        # callers hung up before "Monday to Friday" was played.
+        *(run_dialogue("8talk", [Silence(0.5), Say(ask), Silence(8.0)]) for ask in asks)
     )
 
     assert len({r.call_id for r in received}) == 4
