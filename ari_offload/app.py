@@ -28,7 +28,8 @@ from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
 from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
 from ari_offload.flows.speak import speak
-from ari_offload.policy import Policy, load_policy
+from ari_offload.policy import Policy
+from ari_offload.policy_file import load_policy
 from ari_offload.quotas import check_quotas, max_duration_s, tenant_rules
 from ari_offload.recorder import CallRecorder
 from ari_offload.retention import run_retention

@@ -7,7 +7,7 @@ import aiohttp
 from ari_offload.ari.rest import AriRest
 from ari_offload.config import Settings
 from ari_offload.errors import AriError, ConfigError
-from ari_offload.policy import load_policy
+from ari_offload.policy_file import load_policy
 
 
 async def run_doctor(settings: Settings) -> int:

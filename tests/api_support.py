@@ -21,7 +21,8 @@ from ari_offload.api import Metrics, RedactingAccessLogger, TelephonyError, make
 from ari_offload.config import ApiSettings, StoreSettings
 from ari_offload.conversation import MAX_QUEUED_TALKS
 from ari_offload.errors import TalkQueueFull
-from ari_offload.policy import Policy, load_policy
+from ari_offload.policy import Policy
+from ari_offload.policy_file import load_policy
 from ari_offload.store import Store
 from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE
 

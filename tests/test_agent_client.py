@@ -47,7 +47,7 @@ from ari_offload.errors import (
     WebhookTimeout,
     WebhookUnreachable,
 )
-from ari_offload.policy import load_policy
+from ari_offload.policy_file import load_policy
 from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
 
 SECRET = "whsec-never-logged"

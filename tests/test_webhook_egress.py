@@ -27,7 +27,8 @@ from ari_offload.agent.contract import (
 )
 from ari_offload.agent.egress import webhook_session
 from ari_offload.errors import WebhookUnreachable
-from ari_offload.policy import Policy, load_policy
+from ari_offload.policy import Policy
+from ari_offload.policy_file import load_policy
 from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
 from tests.api_support import ApiEnv, running_api
 

@@ -28,7 +28,7 @@ from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
 from ari_offload.flows.executor import FlowContext, run_actions
 from ari_offload.flows.model import Action, AiTalk
-from ari_offload.policy import load_policy
+from ari_offload.policy_file import load_policy
 from ari_offload.service import AriService
 from ari_offload.speech.models import SpeechModels
 from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, TESTBED_SCRIPT, Testbed
