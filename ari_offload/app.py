@@ -88,7 +88,10 @@ class App:
         flow_ctx = FlowContext(settings, models, webhook, _agents(store), recorder, policy)
         flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
-        service = AriService(settings, dispatcher, recorder, policy.quotas.max_call_duration_s)
+        service = AriService(
+            settings, dispatcher, recorder,
+            policy.quotas.max_call_duration_s, policy.quotas.concurrent_calls,
+        )  # fmt: skip
         await service.start()
         telephony = AriTelephony(service.controller, models.tts)
         api = make_api_app(settings.api, store, telephony, metrics, policy, refused)
@@ -157,7 +160,8 @@ class _StoreFlows:
         async def run(call: ActiveCall) -> None:
             rules = await tenant_rules(store, policy, flow.customer_id)
             try:
-                await check_quotas(store, policy, rules, flow.customer_id, utcnow())
+                if call.direction == "in":  # outbound calls were admitted when placed
+                    await check_quotas(store, policy, rules, flow.customer_id, utcnow())
             except QuotaExceeded as exc:
                 log.warning("call %s: refused: %s", call.call_id, exc)
                 call.hangup_reason = f"quota: {exc.rule}"

@@ -25,9 +25,11 @@ class AriService:
         run_flow: FlowRunner,
         observer: CallObserver | None = None,
         max_call_duration_s: float | None = None,
+        max_calls: int | None = None,
     ) -> None:
         self.settings = settings
         self._max_call_duration_s = max_call_duration_s
+        self._max_calls = max_calls
         self._run_flow = run_flow
         self._observer = observer
         self._session: aiohttp.ClientSession | None = None
@@ -42,7 +44,7 @@ class AriService:
         self.stream = EventStream(self._session, self.settings.ari)
         self.controller = CallController(
             self.rest, self.settings.media, self._run_flow, self._observer,
-            self._max_call_duration_s,
+            self._max_call_duration_s, self._max_calls,
         )  # fmt: skip
         self._stream_task = asyncio.create_task(
             self.stream.run(self.controller.on_event, self.controller.on_connected)

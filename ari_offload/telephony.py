@@ -41,7 +41,10 @@ class AriTelephony:
         if call is None:
             return False
         call.hangup_reason = "api"
-        await call.hangup()
+        try:
+            await call.hangup()
+        except AriError as exc:
+            raise TelephonyError(f"cannot reach Asterisk to hang up call {call_id}: {exc}") from exc
         return True
 
     async def talk(self, call_id: str, text: str) -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from ari_offload.client import ApiError, Client
 from ari_offload.config import ApiSettings
 from ari_offload.store import CallStatus, Direction, Role
+from ari_offload.store._db import utcnow
 from tests.api_support import ApiEnv, running_api
 
 LIMITS = ApiSettings(host="127.0.0.1", port=0)  # the defaults: 20 per IP, 10 per name
@@ -263,7 +264,11 @@ async def test_delete_call_is_tenant_scoped_and_refused_while_live(env: ApiEnv) 
     ringing = await calls.create(key.customer_id, direction=Direction.OUT, flow_id=None)
     active = await calls.create(key.customer_id, direction=Direction.IN, flow_id=None)
     await calls.set_status(active.id, CallStatus.ACTIVE)
-    ended = await calls.create(key.customer_id, direction=Direction.IN, flow_id=None)
+    # Started over a minute ago: newer calls stay until the calls-per-minute window passes.
+    ended = await calls.create(
+        key.customer_id, direction=Direction.IN, flow_id=None,
+        started_at=utcnow() - timedelta(minutes=5),
+    )  # fmt: skip
     await calls.set_status(ended.id, CallStatus.ACTIVE)
     await calls.add_transcript(ended.id, Role.CALLER, "my card number is 4111")
     await calls.add_turn(ended.id, turn=1, total_ms=800.0)

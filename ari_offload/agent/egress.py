@@ -115,10 +115,11 @@ class EgressGuard:
             if not ip.is_global:
                 return True  # any loopback, private or policy-allowed address
             try:
-                if ipaddress.ip_address(host) == ip:
-                    return True
+                own_ip = ipaddress.ip_address(host)
             except ValueError:
-                pass  # a name: its non-public addresses are covered above
+                return True  # a name may resolve to any of our addresses: the port, everywhere
+            if own_ip == ip or own_ip.is_unspecified:
+                return True  # 0.0.0.0 / :: listens on every address, public ones included
         return False
 
     def refuse_name(self, host: str, refusals: list[PolicyRefused]) -> EgressRefused:

@@ -13,8 +13,10 @@ from aiohttp import web
 from ari_offload.api import schemas as s
 from ari_offload.api import schemas_admin as sa
 from ari_offload.api.errors import ApiError
+from ari_offload.api.routes_auth import busy_error
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
 from ari_offload.dialpattern import DialPattern
+from ari_offload.errors import Busy
 from ari_offload.policy import TenantOverrides
 from ari_offload.store import NameTaken
 
@@ -34,6 +36,8 @@ async def create_tenant(ctx: Ctx) -> web.Response:
         customer = await ctx.store.customers.create(ctx.body["name"], ctx.body["password"])
     except NameTaken:
         raise ApiError(409, "name_taken", "a tenant of this name exists", "name") from None
+    except Busy as exc:  # the password-hashing queue is full
+        raise busy_error(exc) from None
     log.info("admin key %s created tenant %s", ctx.key_id, customer.id)
     return json_response(s.customer_json(customer), 201)
 
@@ -116,7 +120,7 @@ ROUTES = [
           "admin", {200: Resp("every tenant", sa.TENANT_LIST)}, auth=False, admin=True),
     Route("POST", f"{_ADMIN}/tenants", create_tenant, "adminCreateTenant", "Create a tenant",
           "admin", {201: Resp("the tenant; it logs in with POST /v1.0/auth/login", s.CUSTOMER)},
-          body=sa.TENANT_CREATE, auth=False, admin=True, errors=(409,),
+          body=sa.TENANT_CREATE, auth=False, admin=True, errors=(409, 503),
           description="Works when signup is off: the way to open accounts on a public server."),
     Route("GET", f"{_TENANT}/rules", get_rules, "adminGetTenantRules",
           "A tenant's rules: the operator's overrides and what applies", "admin",

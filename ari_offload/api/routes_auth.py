@@ -10,6 +10,7 @@ hashing itself runs on a small pool of its own (store/passwords.py).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from datetime import timedelta
@@ -34,13 +35,24 @@ _BEARER = (
 
 
 def client_ip(ctx: Ctx) -> str:
-    """The TCP peer, or the proxy's last X-Forwarded-For entry when the operator trusts it."""
+    """Who is asking, for the rate limits: the TCP peer, or the proxy's last X-Forwarded-For
+    entry when the operator trusts it. IPv6 clients count by /64: one host usually has a whole
+    /64 to rotate through."""
+    address = ctx.request.remote or "unknown"
     if ctx.services.settings.trust_x_forwarded_for:
         forwarded = ctx.request.headers.get("X-Forwarded-For", "")
         last = forwarded.rsplit(",", 1)[-1].strip()
         if last:
-            return last[:64]
-    return ctx.request.remote or "unknown"
+            address = last[:64]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def _limited(seconds: float, what: str) -> ApiError:
@@ -52,7 +64,7 @@ def _limited(seconds: float, what: str) -> ApiError:
     )
 
 
-def _busy(exc: Busy) -> ApiError:
+def busy_error(exc: Busy) -> ApiError:
     return ApiError(
         503,
         "busy",
@@ -105,7 +117,7 @@ async def signup(ctx: Ctx) -> web.Response:
     try:
         customer = await ctx.store.customers.create(ctx.body["name"], ctx.body["password"])
     except Busy as exc:
-        raise _busy(exc) from None
+        raise busy_error(exc) from None
     except NameTaken:
         raise ApiError(
             409,
@@ -129,7 +141,7 @@ async def login(ctx: Ctx) -> web.Response:
         customer = await ctx.store.customers.authenticate(name, ctx.body["password"])
     except Busy as exc:
         throttle.login_unchecked(ip, name)
-        raise _busy(exc) from None
+        raise busy_error(exc) from None
     except BaseException:
         throttle.login_unchecked(ip, name)
         raise

@@ -12,8 +12,10 @@ from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
 from ari_offload.api.telephony import TelephonyError
 from ari_offload.api.validation import Arr, Int, Param
 from ari_offload.errors import PolicyRefused, QuotaExceeded, TalkQueueFull
+from ari_offload.quotas import WINDOW as QUOTA_WINDOW
 from ari_offload.quotas import check_quotas, tenant_rules
 from ari_offload.store import Call, CallStatus, Direction
+from ari_offload.store._db import utcnow
 from ari_offload.store.calls import DEFAULT_LIST_LIMIT
 
 log = logging.getLogger("ari_offload.api")
@@ -49,7 +51,12 @@ async def hangup_call(ctx: Ctx) -> web.Response:
     call = await _own_call(ctx)
     if call.status.is_final:
         raise _not_live(call)
-    if not await ctx.services.telephony.hangup(call.id):
+    try:
+        found = await ctx.services.telephony.hangup(call.id)
+    except TelephonyError as exc:
+        log.warning("call %s: hangup failed: %s", call.id, exc)
+        raise ApiError(502, "telephony_error", "Asterisk is not reachable; try again") from None
+    if not found:
         raise ApiError(409, "call_not_active", "the call is not active on this server")
     return json_response(s.call_json(call), 202)
 
@@ -79,6 +86,10 @@ async def delete_call(ctx: Ctx) -> web.Response:
     call = await _own_call(ctx)
     if not call.status.is_final:
         raise ApiError(409, "call_not_final", f"the call is {call.status.value}: hang it up first")
+    if utcnow() - call.started_at < QUOTA_WINDOW:
+        # The calls-per-minute quota counts these rows: deleting them would reset it.
+        raise ApiError(409, "call_too_recent", "a call can be deleted a minute after it started",
+                       headers={"Retry-After": str(int(QUOTA_WINDOW.total_seconds()))})  # fmt: skip
     if not await ctx.store.calls.delete(call.id, customer_id=ctx.customer_id):
         raise ApiError.not_found("call")  # deleted meanwhile
     return web.Response(status=204)
@@ -110,7 +121,10 @@ async def create_call(ctx: Ctx) -> web.Response:
     try:
         await check_quotas(ctx.store, policy, rules, ctx.customer_id, call.started_at)
     except QuotaExceeded as exc:
+        # No row stays behind: refused attempts must not fill the windows that count calls
+        # (one tenant hammering its own quota would otherwise lock every tenant out).
         await ctx.store.calls.set_status(call.id, CallStatus.FAILED, reason=f"quota: {exc.rule}")
+        await ctx.store.calls.delete(call.id, customer_id=ctx.customer_id)
         ctx.services.metrics.call_not_started(Direction.OUT.value, "quota")
         raise ApiError.refused(exc) from None
     try:
@@ -196,7 +210,7 @@ ROUTES = [
         "Hang up a call",
         "calls",
         {202: Resp("hangup requested; the status changes when Asterisk confirms", s.CALL)},
-        errors=(409,),
+        errors=(409, 502),
     ),
     Route(
         "POST",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -125,9 +126,15 @@ class ActiveCall:
         """The caller left our app on purpose: do not hang it up when the flow ends."""
         return self.hangup_reason.startswith("transfer:")
 
-    async def transfer_to_dialplan(self, context: str, exten: str, priority: int = 1) -> None:
-        """Send the caller back into the dialplan (leaves our Stasis app)."""
-        self.hangup_reason = f"transfer:{context},{exten},{priority}"
+    async def transfer_to_dialplan(
+        self, context: str, exten: str, priority: int = 1, *, label: str = ""
+    ) -> None:
+        """Send the caller back into the dialplan (leaves our Stasis app).
+
+        ``label`` names the transfer in the call record (the policy's target name): where it
+        leads in the dialplan is the operator's business, not the tenant's.
+        """
+        self.hangup_reason = f"transfer:{label or f'{context},{exten},{priority}'}"
         await self.rest.set_variable(self.channel_id, INHERITED_DEPTH, str(self.depth + 1))
         await self.rest.continue_in_dialplan(self.channel_id, context, exten, priority)
 
@@ -147,7 +154,7 @@ class ActiveCall:
         try:
             await self.rest.originate(
                 self.transfer_channel_id, endpoint, "transfer",
-                self.channel.caller_number or None, ring_timeout_s,
+                _presentable(self.channel.caller_number), ring_timeout_s,
                 variables={INHERITED_DEPTH: str(self.depth + 1)},
             )  # fmt: skip
         except AriError as exc:
@@ -247,3 +254,15 @@ async def tear_down_call(call: ActiveCall) -> None:
                 log.warning("call %s: cleanup of %s failed: %s", call.call_id, resource, exc)
         except AriError as exc:
             log.warning("call %s: cleanup of %s failed: %s", call.call_id, resource, exc)
+
+
+_NUMBER = re.compile(r"\+?[0-9]{1,20}")
+
+
+def _presentable(caller_number: str) -> str | None:
+    """The caller's number, passed on to a transfer target only if it is a plain number.
+
+    What a SIP caller puts in From reaches here unchecked; a display name or dial-string
+    characters must not be presented on the operator's trunk.
+    """
+    return caller_number if _NUMBER.fullmatch(caller_number or "") else None

@@ -84,8 +84,10 @@ class CallController:
         run_flow: FlowRunner,
         observer: CallObserver | None = None,
         max_call_duration_s: float | None = None,
+        max_calls: int | None = None,
     ) -> None:
         self.rest = rest
+        self._max_calls = max_calls  # the server's ceiling (policy [quotas] concurrent_calls)
         self._media_settings = media_settings
         # The server-wide limit (policy [quotas]); every call, built-in flows included.
         self._max_call_duration_s = max_call_duration_s
@@ -276,8 +278,17 @@ class CallController:
                 await tear_down_call(call)
 
     async def _admit(self, call: ActiveCall) -> bool:
-        """The loop guard: refuse a call ari-offload has already sent on more than MAX_DEPTH
-        times (a transfer whose target leads back into the app)."""
+        """Refuse, before answering, a call over the server's ceiling of calls in progress
+        (every call counts, built-in flows and unassigned numbers included), and a call
+        ari-offload has already sent on more than MAX_DEPTH times (the loop guard)."""
+        if self._max_calls is not None and len(self.calls) >= self._max_calls:
+            log.warning(
+                "call %s: refused: %d calls in progress, the server allows %d "
+                "([quotas] concurrent_calls); hanging up as busy",
+                call.call_id, len(self.calls), self._max_calls,
+            )  # fmt: skip
+            await self._refuse(call, "server-busy", "busy")
+            return False
         try:
             call.depth = parse_depth(await self.rest.get_variable(call.channel_id, VAR_DEPTH))
         except AriNotFound:
@@ -298,14 +309,17 @@ class CallController:
             "(at most %d); hanging up",
             call.call_id, call.channel.name, call.depth, MAX_DEPTH,
         )  # fmt: skip
-        call.hangup_reason = "loop-guard"
+        await self._refuse(call, "loop-guard", "rejected")
+        return False
+
+    async def _refuse(self, call: ActiveCall, reason: str, ari_reason: str) -> None:
+        call.hangup_reason = reason
         with contextlib.suppress(AriError):
-            await self.rest.hangup(call.channel_id, "rejected")
+            await self.rest.hangup(call.channel_id, ari_reason)
         try:
             await self._observer.call_refused(call)
         except Exception:
             log.exception("call %s: observer failed on call_refused", call.call_id)
-        return False
 
     async def _end_call(self, call: ActiveCall) -> None:
         if call.ended.is_set():

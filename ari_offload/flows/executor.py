@@ -95,7 +95,9 @@ async def _transfer(call: ActiveCall, action: Transfer, ctx: FlowContext) -> Non
     if target.endpoint is None:
         assert target.context is not None
         assert target.extension is not None
-        await call.transfer_to_dialplan(target.context, target.extension, target.priority)
+        await call.transfer_to_dialplan(
+            target.context, target.extension, target.priority, label=target.name
+        )
         return
     if await call.transfer_to_endpoint(target.endpoint):
         await call.ended.wait()  # the two legs talk until one hangs up

@@ -228,8 +228,13 @@ admin_keys = Table(
 )
 
 
+# The server-wide calls-per-minute quota counts every customer's calls since a moment.
+ix_calls_started = Index("ix_calls_started", calls.c.started_at)
+
+
 def _v2_operator(conn: Connection) -> None:
     metadata.create_all(conn, tables=[numbers, tenant_rules, admin_keys])
+    ix_calls_started.create(conn, checkfirst=True)  # new databases got it with the table
 
 
 # Kept outside ``metadata`` so that migration 1 can create exactly the tables above.

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,12 +22,14 @@ from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.app import App
 from ari_offload.client import ApiError, Client
+from ari_offload.config import ApiSettings, PolicySettings, Settings, StoreSettings
 from ari_offload.speech.models import SpeechModels
-from ari_offload.testbed.asterisk import Testbed
+from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, Testbed
 from ari_offload.testbed.audio import silence_file
 from ari_offload.testbed.capture import RtpCapture
 from ari_offload.testbed.dialogue import Say, Silence, bursts, run_dialogue
 from ari_offload.testbed.sipp import SippCall
+from tests.integration.conftest import free_port
 from tests.integration.helpers import words
 
 pytestmark = pytest.mark.integration
@@ -253,3 +257,38 @@ def speech_models_decode() -> Any:
     from ari_offload.media.g711 import ULAW
 
     return ULAW.decode
+
+
+async def test_the_servers_ceiling_holds_for_calls_no_tenant_owns(
+    testbed: Testbed, speech_models: SpeechModels, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    # Built-in flows and unassigned numbers have no call record; the server-wide ceiling of
+    # calls in progress must hold for them too (a SIP flood of 7000 answers nothing beyond it).
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        TESTBED_POLICY_FILE.read_text().replace(
+            "[quotas]\nconcurrent_calls = 20", "[quotas]\nconcurrent_calls = 1"
+        )
+    )
+    settings = Settings(
+        ari=TESTBED_ARI, api=ApiSettings(port=free_port()),
+        store=StoreSettings(data_dir=tmp_path / "data"), policy=PolicySettings(file=policy),
+    )  # fmt: skip
+    app = await App.start(settings, models=speech_models)
+    try:
+        await app.service.wait_connected()
+        first = SippCall("7000", silence_file(8.0), hangup_after_s=8)
+        await first.start()
+        async with asyncio.timeout(10):
+            while not app.service.controller.calls:
+                await asyncio.sleep(0.1)
+        caplog.set_level(logging.WARNING, "ari_offload.ari")
+        second = await SippCall("7000", silence_file(3.0), hangup_after_s=3).run()
+        first_result = await first.wait()
+    finally:
+        await app.stop()
+
+    assert first_result.ok, first_result.output + first_result.errors
+    assert not second.ok, "the call over the server's ceiling was answered"
+    assert "the server allows 1 ([quotas] concurrent_calls)" in caplog.text

@@ -108,6 +108,19 @@ def test_the_servers_own_ports_are_refused_on_every_non_public_address() -> None
     assert guard.refusal("9.9.9.10", 8080) is None
 
 
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::", "pbx.example"])
+def test_an_api_on_every_address_or_behind_a_name_has_its_port_refused_everywhere(
+    bind: str,
+) -> None:
+    # Bound to 0.0.0.0 (or known by a name) the API answers on the server's public address
+    # too, which the guard cannot list: its port is refused on every address.
+    guard = EgressGuard(EVERYTHING, {(bind, 8080)})
+    refusal = guard.refusal("9.9.9.9", 8080)
+    assert refusal is not None
+    assert refusal.rule == "egress.deny_ports"
+    assert guard.refusal("9.9.9.9", 8081) is None
+
+
 @pytest.mark.parametrize(
     ("url", "rule"),
     [

@@ -153,7 +153,8 @@ def test_the_shipped_policies_load(tmp_path: Path) -> None:
     assert testbed.egress.allows_address("127.0.0.1")
     sample = load_policy(REPO / "deploy" / "policy.toml")
     assert not sample.egress.allows_address("127.0.0.1")
-    for premium in ("9005551234", "19005551234", "+19005551234", "011441234567"):
+    for premium in ("9005551234", "19005551234", "+19005551234", "011441234567", "+18765551234",
+                    "8095551234"):  # fmt: skip
         with pytest.raises(PolicyRefused):
             sample.outbound_dial_string(premium, None, sample.tenant)
     assert sample.outbound_dial_string("+12125551234", None, sample.tenant).endswith("@carrier")
