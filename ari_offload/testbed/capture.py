@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ari_offload.media.rtp import RtpPacket
 
+YIELD_EVERY_LINES = 100
 START_TIMEOUT_S = 15.0
 
 
@@ -52,10 +53,16 @@ class RtpCapture:
     async def _read(self) -> None:
         assert self._proc is not None
         assert self._proc.stdout is not None
+        count = 0
         async for line in self._proc.stdout:
             parsed = _parse_line(line.decode(errors="replace"))
             if parsed is not None:
                 self.packets.append(parsed)
+            count += 1
+            if count % YIELD_EVERY_LINES == 0:
+                # Lines already buffered are read without yielding: tshark's flush at stop
+                # (thousands of packets) would otherwise hold the loop for half a second.
+                await asyncio.sleep(0)
 
     async def stop(self) -> list[CapturedPacket]:
         if self._proc is not None and self._proc.returncode is None:
