@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     create_key.add_argument("--name", default="operator", help="a label for the key")
     create_key.set_defaults(handler=_admin_create_key)
+    revoke_key = admin_sub.add_parser("revoke-key", help="revoke an admin key by its id")
+    revoke_key.add_argument("key_id", help="the id logged when the key was created")
+    revoke_key.set_defaults(handler=_admin_revoke_key)
     return parser
 
 
@@ -139,6 +142,23 @@ def _admin_create_key(args: argparse.Namespace, settings: Settings) -> int:
         "/v1.0/admin/... (tenants, their rules, inbound numbers).",
         file=sys.stderr,
     )
+    return 0
+
+
+def _admin_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
+    from ari_offload.store import Store
+
+    async def revoke() -> bool:
+        store = await Store.open(settings.store)
+        try:
+            return await store.admin_keys.revoke(args.key_id)
+        finally:
+            await store.close()
+
+    if not asyncio.run(revoke()):
+        print(f"ari-offload: no live admin key with id {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"admin key {args.key_id} revoked", file=sys.stderr)
     return 0
 
 

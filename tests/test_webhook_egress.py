@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -274,12 +274,7 @@ async def test_the_session_shares_no_cookies_and_ignores_proxy_settings(
         response.set_cookie("tenant", "a-secret-of-tenant-a")
         return response
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
+    runner, port = await _serve_hook(hook)
     # A proxy in the environment must not see (or redirect) webhook traffic.
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
     try:
@@ -302,12 +297,7 @@ async def test_every_request_carries_a_unique_signed_delivery_id() -> None:
         seen.append((dict(request.headers), await request.read()))
         return web.json_response({"text": "ok"})
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
+    runner, port = await _serve_hook(hook)
     try:
         async with webhook_session(TESTBED_EGRESS, set()) as session:
             client = WebhookClient(session, 2.0)
@@ -323,3 +313,16 @@ async def test_every_request_carries_a_unique_signed_delivery_id() -> None:
         assert json.loads(body)["delivery_id"] == delivery
         assert parse_request(body).delivery_id == delivery
         assert verify(body, headers, SECRET, now=float(headers["X-Ari-Offload-Timestamp"]))
+
+
+async def _serve_hook(
+    hook: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> tuple[web.AppRunner, int]:
+    """A real webhook at http://127.0.0.1:<port>/hook; the caller cleans the runner up."""
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port: int = runner.addresses[0][1]
+    return runner, port

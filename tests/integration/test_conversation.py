@@ -6,7 +6,6 @@ What the caller heard is taken from the RTP capture and transcribed with whisper
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 
 import pytest
@@ -18,6 +17,7 @@ from ari_offload.speech.models import SpeechModels
 from ari_offload.testbed.asterisk import Testbed
 from ari_offload.testbed.dialogue import Burst, DialogueResult, Say, Silence, run_dialogue
 from tests.integration.conftest import AgentServiceFactory
+from tests.integration.helpers import words
 
 pytestmark = [
     pytest.mark.integration,
@@ -26,10 +26,6 @@ pytestmark = [
 ]
 
 WELCOME = "Hello! How can I help you today?"
-
-
-def words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z]+", text.lower()))
 
 
 async def heard(models: SpeechModels, burst: Burst) -> str:
