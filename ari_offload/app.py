@@ -19,19 +19,18 @@ from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.egress import own_endpoints, webhook_session
 from ari_offload.api.app import make_api_app
 from ari_offload.api.errors import RedactingAccessLogger
-from ari_offload.api.metrics import Metrics
 from ari_offload.ari.call import ActiveCall
 from ari_offload.config import Settings, check_api_settings
-from ari_offload.conversation import AgentBinding
 from ari_offload.errors import QuotaExceeded
 from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
 from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
 from ari_offload.flows.speak import speak
+from ari_offload.observe.metrics import Metrics
+from ari_offload.observe.recorder import CallRecorder
 from ari_offload.policy import Policy
 from ari_offload.policy_file import load_policy
 from ari_offload.quotas import check_quotas, max_duration_s, tenant_rules
-from ari_offload.recorder import CallRecorder
 from ari_offload.retention import run_retention
 from ari_offload.service import AriService
 from ari_offload.speech.models import SpeechModels, load_speech_models
@@ -39,6 +38,7 @@ from ari_offload.store._db import utcnow
 from ari_offload.store.records import CallStatus
 from ari_offload.store.store import Store
 from ari_offload.telephony import AriTelephony
+from ari_offload.voice.conversation import AgentBinding
 
 log = logging.getLogger("ari_offload")
 

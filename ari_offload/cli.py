@@ -163,7 +163,7 @@ def _admin_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _mcp(args: argparse.Namespace, settings: Settings) -> int:
-    from ari_offload.api.mcp_server import run_mcp
+    from ari_offload.sdk.mcp_server import run_mcp
 
     run_mcp()
     return 0

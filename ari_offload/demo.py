@@ -13,8 +13,8 @@ import logging
 import sys
 import time
 
-from ari_offload.client import Call
 from ari_offload.media.g711 import ULAW
+from ari_offload.sdk.client import Call
 from ari_offload.testbed.dialogue import DialogueResult, Say, Silence, Step, run_dialogue
 from ari_offload.testbed.stack import FLOW_NAME, local_product
 

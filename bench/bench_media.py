@@ -18,10 +18,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ari_offload.audio import FRAME_S, FRAME_SAMPLES, Pcm
 from ari_offload.media.g711 import ulaw_decode, ulaw_encode
 from ari_offload.media.jitter import JitterBuffer
 from ari_offload.media.packetizer import RtpPacketizer
-from ari_offload.media.pcm import FRAME_S, FRAME_SAMPLES, Pcm
 from ari_offload.media.rtp import RtpPacket
 
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from ari_offload.audio import Pcm, resample_float, to_float32, to_int16
 from ari_offload.config import SpeechSettings
 from ari_offload.speech.models import SpeechModels, load_speech_models
-from ari_offload.speech.pcm import Pcm16, resample, to_float32, to_int16
 from ari_offload.speech.stt import SttRunner, WhisperTranscriber
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.speech.vad import UtteranceEnded, VadParams, VadSegmenter
@@ -73,18 +73,18 @@ COMPARE: dict[str, dict[str, Any]] = {
 }
 
 
-def telephone(pcm: Pcm16) -> Pcm16:
+def telephone(pcm: Pcm) -> Pcm:
     return np.frombuffer(audioop.ulaw2lin(audioop.lin2ulaw(pcm.tobytes(), 2), 2), np.int16)
 
 
-def espeak_8k(text: str) -> Pcm16:
+def espeak_8k(text: str) -> Pcm:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "speech.wav"
         subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
         with wave.open(str(path)) as wav:
             rate = wav.getframerate()
             raw = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)
-    return to_int16(resample(to_float32(raw), rate, 8000))
+    return to_int16(resample_float(to_float32(raw), rate, 8000))
 
 
 def stats(seconds: list[float]) -> str:
@@ -135,8 +135,8 @@ def bench_load() -> SpeechModels:
     return models
 
 
-def test_audio(models: SpeechModels) -> dict[str, Pcm16]:
-    audio: dict[str, Pcm16] = {}
+def test_audio(models: SpeechModels) -> dict[str, Pcm]:
+    audio: dict[str, Pcm] = {}
     for name, text in UTTERANCES.items():
         audio[f"piper {name}"] = telephone(models.synthesizer.synthesize_sentence(text))
         audio[f"espeak {name}"] = telephone(espeak_8k(text))
@@ -147,7 +147,7 @@ def words(text: str) -> list[str]:
     return "".join(c for c in text.lower() if c.isalnum() or c.isspace()).split()
 
 
-def bench_stt(models: SpeechModels, audio: Mapping[str, Pcm16], repeat: int) -> None:
+def bench_stt(models: SpeechModels, audio: Mapping[str, Pcm], repeat: int) -> None:
     print(f"== STT per utterance (whisper tiny.en, {repeat} runs each) ==")
     everything: list[float] = []
     for name, pcm in audio.items():
@@ -159,7 +159,7 @@ def bench_stt(models: SpeechModels, audio: Mapping[str, Pcm16], repeat: int) -> 
     print(f"{'all':14s} {'':12s} {stats(everything)}\n")
 
 
-async def bench_stt_concurrent(runner: SttRunner, pcm: Pcm16, repeat: int) -> None:
+async def bench_stt_concurrent(runner: SttRunner, pcm: Pcm, repeat: int) -> None:
     seconds: list[float] = []
     for _ in range(repeat):
         results = await asyncio.gather(runner.transcribe(pcm), runner.transcribe(pcm))
@@ -186,7 +186,7 @@ async def bench_tts(runner: TtsRunner, repeat: int) -> None:
     print()
 
 
-def bench_compare(audio: Mapping[str, Pcm16], repeat: int) -> None:
+def bench_compare(audio: Mapping[str, Pcm], repeat: int) -> None:
     print(f"== whisper settings compared ({repeat} runs per utterance) ==")
     variants = [(name, options, 2) for name, options in COMPARE.items()]
     variants.append(("chosen, 1 thread", {}, 1))
@@ -203,7 +203,7 @@ def bench_compare(audio: Mapping[str, Pcm16], repeat: int) -> None:
     print()
 
 
-def bench_vad(audio: Mapping[str, Pcm16]) -> None:
+def bench_vad(audio: Mapping[str, Pcm]) -> None:
     pcm = np.concatenate([np.concatenate([a, np.zeros(8000, np.int16)]) for a in audio.values()])
     frames = pcm[: pcm.size - pcm.size % 160].reshape(-1, 160)
     segmenter = VadSegmenter(VadParams())

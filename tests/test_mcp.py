@@ -31,7 +31,7 @@ EXPECTED_TOOLS = {
 async def mcp_session(env: ApiEnv, token: str, errlog: Path) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-c", "from ari_offload.api.mcp_server import run_mcp; run_mcp()"],
+        args=["-c", "from ari_offload.sdk.mcp_server import run_mcp; run_mcp()"],
         env={"ARI_OFFLOAD_URL": env.base_url, "ARI_OFFLOAD_ACCESSKEY": token},
     )
     with errlog.open("w") as err:

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ari_offload.audio import Pcm
 from ari_offload.config import DEFAULT_ENDPOINT_SILENCE_MS, SpeechSettings
 from ari_offload.errors import ConfigError, ModelError
 from ari_offload.speech.models import SpeechModels, describe_lines, load_speech_models
-from ari_offload.speech.pcm import Pcm16
 from ari_offload.speech.stt import WhisperTranscriber, default_whisper_dir
 from ari_offload.speech.tts import PiperSynthesizer, default_voice_paths
 from ari_offload.speech.vad import UtteranceEnded
@@ -24,21 +24,21 @@ with warnings.catch_warnings():  # audioop is deprecated, yet fine on 3.11 as a 
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-Speak = Callable[[str], Pcm16]
+Speak = Callable[[str], Pcm]
 RATE = 8000
 
 
-def telephone(pcm: Pcm16) -> Pcm16:
+def telephone(pcm: Pcm) -> Pcm:
     """What the caller's audio looks like after G.711 mu-law both ways."""
     ulaw = audioop.lin2ulaw(pcm.tobytes(), 2)
     return np.frombuffer(audioop.ulaw2lin(ulaw, 2), dtype=np.int16)
 
 
-def leading_ms(pcm: Pcm16, threshold: int = 100) -> float:
+def leading_ms(pcm: Pcm, threshold: int = 100) -> float:
     return float(np.flatnonzero(np.abs(pcm) > threshold)[0]) * 1000 / RATE
 
 
-def trailing_ms(pcm: Pcm16, threshold: int = 100) -> float:
+def trailing_ms(pcm: Pcm, threshold: int = 100) -> float:
     return float(pcm.size - 1 - np.flatnonzero(np.abs(pcm) > threshold)[-1]) * 1000 / RATE
 
 

@@ -9,12 +9,12 @@ from aiohttp import web
 
 from ari_offload.api import routes_admin, routes_auth, routes_calls, routes_resources
 from ari_offload.api.errors import error_middleware, host_check_middleware
-from ari_offload.api.metrics import CONTENT_TYPE, Metrics
 from ari_offload.api.openapi import openapi_document
 from ari_offload.api.routing import PREFIX, SERVICES, Ctx, Resp, Route, Services, add_routes
 from ari_offload.api.telephony import Telephony
 from ari_offload.api.throttle import AuthThrottle
 from ari_offload.config import ApiSettings
+from ari_offload.observe.metrics import CONTENT_TYPE, Metrics
 from ari_offload.policy import Policy
 from ari_offload.store import Store
 
@@ -86,7 +86,12 @@ def make_api_app(
         middlewares=[error_middleware, host_check_middleware(settings.host)],
     )
     app[SERVICES] = Services(
-        settings, store, telephony, metrics, policy or Policy(), AuthThrottle(settings),
+        settings,
+        store,
+        telephony,
+        metrics,
+        policy or Policy(),
+        AuthThrottle(settings),
         egress_refused,
     )
     routes = all_routes()

@@ -19,8 +19,8 @@ from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
 from ari_offload.config import MediaSettings
 from ari_offload.errors import AriError, AriHttpError, AriNotFound
-from ari_offload.media.endpoint import RtpEndpoint
 from ari_offload.media.g711 import codec_for
+from ari_offload.media.udp import RtpEndpoint
 
 log = logging.getLogger("ari_offload.ari")
 

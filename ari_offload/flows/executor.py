@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from ari_offload.agent.client import WebhookClient
 from ari_offload.ari.call import ActiveCall
 from ari_offload.config import Settings
-from ari_offload.conversation import AgentBinding, Conversation, ConversationObserver
 from ari_offload.errors import PolicyRefused
 from ari_offload.flows.model import Action, AiTalk, Hangup, Pause, Talk, Transfer
 from ari_offload.flows.speak import speak
 from ari_offload.policy import Policy
 from ari_offload.speech.models import SpeechModels
+from ari_offload.voice.conversation import AgentBinding, Conversation, ConversationObserver
 
 log = logging.getLogger("ari_offload.flows")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ari_offload.media.endpoint import RtpEndpoint
+from ari_offload.media.udp import RtpEndpoint
 from ari_offload.speech.tts import TtsRunner
 
 

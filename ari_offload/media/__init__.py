@@ -8,9 +8,9 @@
 ``resample`` converts TTS/STT rates to and from 8 kHz.
 """
 
-from ari_offload.media.endpoint import EndpointStats, MediaFrame, RtpEndpoint
+from ari_offload.audio import FRAME_SAMPLES, SAMPLE_RATE, Pcm
 from ari_offload.media.g711 import Codec, codec_for
-from ari_offload.media.pcm import FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from ari_offload.media.udp import EndpointStats, MediaFrame, RtpEndpoint
 
 __all__ = [
     "FRAME_SAMPLES",

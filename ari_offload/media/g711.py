@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ari_offload.media.pcm import SAMPLE_RATE, Pcm, as_pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm, as_pcm
 
 ULAW_SILENCE = 0xFF  # what 0 encodes to
 ALAW_SILENCE = 0xD5  # decodes to 8: A-law has no code for 0

@@ -7,7 +7,7 @@ After a stall longer than ``max_lag_periods`` (a blocked event loop), the pacer 
 
 from __future__ import annotations
 
-from ari_offload.media.pcm import FRAME_S
+from ari_offload.audio import FRAME_S
 
 DEFAULT_MAX_LAG_PERIODS = 3
 

@@ -11,7 +11,7 @@ import random
 
 import numpy as np
 
-from ari_offload.media.pcm import FRAME_SAMPLES, Pcm, as_pcm
+from ari_offload.audio import FRAME_SAMPLES, Pcm, as_pcm
 from ari_offload.media.rtp import RtpPacket, seq_add
 
 _U32 = 0xFFFFFFFF

@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ari_offload.audio import SAMPLE_RATE, Pcm, as_pcm, resample_float, to_float32
 from ari_offload.config import DEFAULT_STT_LANGUAGE, DEFAULT_STT_THREADS
 from ari_offload.errors import ModelError
-from ari_offload.speech.pcm import Pcm16, check_pcm16, resample, to_float32
 
 logger = logging.getLogger("ari_offload.speech")
 
@@ -47,7 +47,7 @@ DECODE_OPTIONS: dict[str, Any] = {
 
 
 class Transcriber(Protocol):
-    def transcribe(self, pcm8k: Pcm16) -> str:
+    def transcribe(self, pcm8k: Pcm) -> str:
         """Blocking: 8 kHz int16 speech in, text out ("" for nothing heard)."""
         ...
 
@@ -76,11 +76,11 @@ class WhisperTranscriber:
         self.decode_options = {**DECODE_OPTIONS, **(decode_options or {})}
         self._model = _load_whisper(self.model_dir, threads, workers)
 
-    def transcribe(self, pcm8k: Pcm16) -> str:
-        check_pcm16(pcm8k)
+    def transcribe(self, pcm8k: Pcm) -> str:
+        as_pcm(pcm8k)
         if pcm8k.size == 0:
             return ""
-        audio = resample(to_float32(pcm8k), 8000, WHISPER_RATE)
+        audio = resample_float(to_float32(pcm8k), SAMPLE_RATE, WHISPER_RATE)
         segments, _info = self._model.transcribe(
             audio, language=self.language, **self.decode_options
         )
@@ -141,14 +141,14 @@ class SttRunner:
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt")
 
-    async def transcribe(self, pcm8k: Pcm16) -> Transcript:
+    async def transcribe(self, pcm8k: Pcm) -> Transcript:
         return await asyncio.wrap_future(self.submit(pcm8k))
 
-    def submit(self, pcm8k: Pcm16) -> Future[Transcript]:
+    def submit(self, pcm8k: Pcm) -> Future[Transcript]:
         """Queue a run; its future says whether a worker is on it (``running``, ``done``)."""
         return self._executor.submit(self._timed, pcm8k, self._clock())
 
-    def _timed(self, pcm8k: Pcm16, requested: float) -> Transcript:
+    def _timed(self, pcm8k: Pcm, requested: float) -> Transcript:
         started = self._clock()
         text = self.transcriber.transcribe(pcm8k)
         finished = self._clock()
@@ -170,7 +170,7 @@ class SpeculativeStt:
     def __init__(self, runner: SttRunner) -> None:
         self._runner = runner
         self._future: Future[Transcript] | None = None
-        self._audio: Pcm16 | None = None  # what the run hears; None once speech resumed
+        self._audio: Pcm | None = None  # what the run hears; None once speech resumed
         self.started = 0  # runs submitted for this call
 
     @property
@@ -178,7 +178,7 @@ class SpeculativeStt:
         """A run is queued or computing (its result may already be stale)."""
         return self._future is not None and not self._future.done()
 
-    def pause(self, audio: Pcm16) -> None:
+    def pause(self, audio: Pcm) -> None:
         """The caller paused: transcribe ``audio`` now, unless the last run is still busy."""
         if self.busy:
             logger.debug("speculative STT still busy: none started at this pause")
@@ -196,7 +196,7 @@ class SpeculativeStt:
             self._future = None  # never started: it holds no worker
         self._audio = None
 
-    def take(self, audio: Pcm16) -> asyncio.Future[Transcript] | None:
+    def take(self, audio: Pcm) -> asyncio.Future[Transcript] | None:
         """At the endpoint: the run that hears exactly ``audio``, if there is one.
 
         A stale run is not waited for (the final audio differs); it stays tracked, so no new

@@ -17,12 +17,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ari_offload.audio import SAMPLE_RATE, Pcm, resample_float, to_int16
 from ari_offload.errors import ModelError
-from ari_offload.speech.pcm import Pcm16, resample, to_int16
 
 logger = logging.getLogger("ari_offload.speech")
 
-OUTPUT_RATE = 8000
 MAX_SENTENCE_CHARS = 200
 DEFAULT_TTS_WORKERS = 2
 # Piper's silence floor is about -80 dBFS and word ends fade through -40..-60 dBFS.
@@ -95,7 +94,7 @@ def speakable(sentence: str) -> str:
     return _TITLE_DOT.sub(r"\1", sentence)
 
 
-def trim_silence(pcm: Pcm16, rate: int = OUTPUT_RATE, keep_ms: int = KEEP_SILENCE_MS) -> Pcm16:
+def trim_silence(pcm: Pcm, rate: int = SAMPLE_RATE, keep_ms: int = KEEP_SILENCE_MS) -> Pcm:
     """Cut leading and trailing silence, keeping ``keep_ms`` on each side."""
     loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > SILENCE_THRESHOLD)
     if loud.size == 0:
@@ -105,7 +104,7 @@ def trim_silence(pcm: Pcm16, rate: int = OUTPUT_RATE, keep_ms: int = KEEP_SILENC
 
 
 class Synthesizer(Protocol):
-    def synthesize_sentence(self, text: str) -> Pcm16:
+    def synthesize_sentence(self, text: str) -> Pcm:
         """Blocking: one sentence in, 8 kHz int16 speech out, edges trimmed."""
         ...
 
@@ -128,11 +127,11 @@ class PiperSynthesizer:
         self._voice = _load_piper(self.voice_path, self.config_path)
         self.sample_rate: int = self._voice.config.sample_rate
 
-    def synthesize_sentence(self, text: str) -> Pcm16:
+    def synthesize_sentence(self, text: str) -> Pcm:
         chunks = [chunk.audio_float_array for chunk in self._voice.synthesize(speakable(text))]
         if not chunks:
             return np.zeros(0, dtype=np.int16)
-        audio = resample(np.concatenate(chunks), self.sample_rate, OUTPUT_RATE)
+        audio = resample_float(np.concatenate(chunks), self.sample_rate, SAMPLE_RATE)
         return trim_silence(to_int16(audio))
 
     def warmup(self) -> None:
@@ -161,18 +160,18 @@ class TtsRunner:
         sentence_pause_ms: int = SENTENCE_PAUSE_MS,
     ) -> None:
         self.synthesizer = synthesizer
-        self._pause = np.zeros(OUTPUT_RATE * sentence_pause_ms // 1000, dtype=np.int16)
+        self._pause = np.zeros(SAMPLE_RATE * sentence_pause_ms // 1000, dtype=np.int16)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tts")
 
-    async def synthesize(self, sentence: str) -> Pcm16:
+    async def synthesize(self, sentence: str) -> Pcm:
         return await self._submit(sentence)
 
-    def _submit(self, sentence: str) -> asyncio.Future[Pcm16]:
+    def _submit(self, sentence: str) -> asyncio.Future[Pcm]:
         """Start now (not when a task gets scheduled): the next sentence must not wait."""
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._executor, self.synthesizer.synthesize_sentence, sentence)
 
-    async def stream(self, text: str) -> AsyncGenerator[tuple[str, Pcm16], None]:
+    async def stream(self, text: str) -> AsyncGenerator[tuple[str, Pcm], None]:
         """Yield (sentence, pcm) in order; the next sentence is synthesized meanwhile.
 
         Every sentence but the last ends with a short pause. Sentences that produce no

@@ -24,16 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.config import (
     DEFAULT_ENDPOINT_SILENCE_MS,
     DEFAULT_MIN_SPEECH_MS,
     DEFAULT_PAUSE_MS,
     DEFAULT_VAD_AGGRESSIVENESS,
 )
-from ari_offload.speech.pcm import Pcm16
 
 DEFAULT_FRAME_MS = 20
-DEFAULT_SAMPLE_RATE = 8000
 DEFAULT_PRE_ROLL_MS = 200
 # Trailing silence kept after the last voiced frame: webrtcvad often marks the fading end of
 # a word as unvoiced, and whisper drops the last word when the audio stops right on it.
@@ -42,14 +41,14 @@ DEFAULT_POST_ROLL_MS = 160
 DEFAULT_MAX_UTTERANCE_MS = 15_000
 DEFAULT_FLIP_FRAMES = 2
 
-FrameClassifier = Callable[[Pcm16], bool]
+FrameClassifier = Callable[[Pcm], bool]
 
 
 @dataclass(frozen=True)
 class VadParams:
     aggressiveness: int = DEFAULT_VAD_AGGRESSIVENESS
     frame_ms: int = DEFAULT_FRAME_MS
-    sample_rate: int = DEFAULT_SAMPLE_RATE
+    sample_rate: int = SAMPLE_RATE
     min_speech_ms: int = DEFAULT_MIN_SPEECH_MS
     endpoint_silence_ms: int = DEFAULT_ENDPOINT_SILENCE_MS
     pause_ms: int = DEFAULT_PAUSE_MS
@@ -91,7 +90,7 @@ class SpeechStarted:
 
 @dataclass(frozen=True, eq=False)
 class SpeechPaused:
-    audio_so_far: Pcm16  # int16, pre-roll + speech + post-roll, as UtteranceEnded would
+    audio_so_far: Pcm  # int16, pre-roll + speech + post-roll, as UtteranceEnded would
     at_sample: int  # where the silence began
 
 
@@ -102,7 +101,7 @@ class SpeechResumed:
 
 @dataclass(frozen=True, eq=False)
 class UtteranceEnded:
-    audio: Pcm16  # int16: exactly the stream's samples [start_sample, end_sample)
+    audio: Pcm  # int16: exactly the stream's samples [start_sample, end_sample)
     start_sample: int
     end_sample: int
 
@@ -113,7 +112,7 @@ VadEvent = SpeechStarted | SpeechPaused | SpeechResumed | UtteranceEnded
 def webrtc_classifier(params: VadParams) -> FrameClassifier:
     vad = webrtcvad.Vad(params.aggressiveness)
 
-    def is_speech(frame: Pcm16) -> bool:
+    def is_speech(frame: Pcm) -> bool:
         return bool(vad.is_speech(frame.tobytes(), params.sample_rate))
 
     return is_speech
@@ -142,7 +141,7 @@ class VadSegmenter:
         self._samples = 0
         self._go_idle()
 
-    def feed(self, frame: Pcm16) -> list[VadEvent]:
+    def feed(self, frame: Pcm) -> list[VadEvent]:
         if frame.dtype != np.int16 or frame.shape != (self._frame,):
             raise ValueError(
                 f"expected an int16 frame of {self._frame} samples, "
@@ -160,7 +159,7 @@ class VadSegmenter:
 
     def _go_idle(self) -> None:
         self._speaking = False
-        self._frames: collections.deque[Pcm16] = collections.deque()
+        self._frames: collections.deque[Pcm] = collections.deque()
         self._first_sample = self._samples  # stream position of self._frames[0]
         self._candidate: int | None = None  # start sample of a possible speech start
         self._voiced = 0  # voiced frames since the candidate start
@@ -232,11 +231,11 @@ class VadSegmenter:
     def _utterance_ms(self) -> int:
         return (self._samples - self._first_sample) * 1000 // self.params.sample_rate
 
-    def _utterance_audio(self) -> tuple[Pcm16, int]:
+    def _utterance_audio(self) -> tuple[Pcm, int]:
         """Buffered audio up to the end of speech plus post-roll, and its end sample."""
         post = self.params.post_roll_ms * self.params.sample_rate // 1000
         end = min(self._speech_end + post, self._samples)
-        audio: Pcm16 = np.concatenate(self._frames)[: end - self._first_sample]
+        audio: Pcm = np.concatenate(self._frames)[: end - self._first_sample]
         return audio, end
 
     def _end_utterance(self) -> UtteranceEnded:

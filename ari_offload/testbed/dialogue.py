@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ari_offload.audio import SAMPLE_RATE
 from ari_offload.media.g711 import codec_for
 from ari_offload.testbed.audio import CACHE_DIR, speech_file
 from ari_offload.testbed.capture import CapturedPacket, RtpCapture
@@ -22,7 +23,6 @@ from ari_offload.testbed.sipp import SippCall, SippResult
 SPEECH_DBFS = -45.0
 REPLY_GAP_S = 0.7
 TAIL_S = 0.3  # agent speech separated by more silence than this is a new reply
-SAMPLE_RATE = 8000
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from ari_offload.app import App
 from ari_offload.ari.call import ActiveCall
 from ari_offload.ari.controller import CallObserver
 from ari_offload.config import AgentSettings, ApiSettings, PolicySettings, Settings, StoreSettings
-from ari_offload.conversation import AgentBinding
 from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
 from ari_offload.flows.executor import FlowContext, run_actions
@@ -32,7 +31,8 @@ from ari_offload.policy_file import load_policy
 from ari_offload.service import AriService
 from ari_offload.speech.models import SpeechModels
 from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, TESTBED_SCRIPT, Testbed
-from ari_offload.turns import TranscriptEntry, TurnTiming
+from ari_offload.voice.conversation import AgentBinding
+from ari_offload.voice.turns import TranscriptEntry, TurnTiming
 
 pytestmark = pytest.mark.integration
 

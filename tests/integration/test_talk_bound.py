@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from ari_offload.app import App
-from ari_offload.client import ApiError, Client
-from ari_offload.conversation import MAX_QUEUED_TALKS
+from ari_offload.sdk.client import ApiError, Client
 from ari_offload.testbed.audio import silence_file
 from ari_offload.testbed.sipp import SippCall
+from ari_offload.voice.conversation import MAX_QUEUED_TALKS
 from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]

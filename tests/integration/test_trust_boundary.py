@@ -21,8 +21,8 @@ from aiohttp import web
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.app import App
-from ari_offload.client import ApiError, Client
 from ari_offload.config import ApiSettings, PolicySettings, Settings, StoreSettings
+from ari_offload.sdk.client import ApiError, Client
 from ari_offload.speech.models import SpeechModels
 from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, Testbed
 from ari_offload.testbed.audio import silence_file

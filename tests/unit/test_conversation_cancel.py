@@ -9,8 +9,8 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from ari_offload.conversation import Conversation, _Utterance
 from ari_offload.speech.stt import Transcript
+from ari_offload.voice.conversation import Conversation, _Utterance
 
 
 class SlowStt:

@@ -5,6 +5,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from ari_offload.audio import Pcm
 from ari_offload.media.g711 import (
     ALAW,
     ULAW,
@@ -14,7 +15,6 @@ from ari_offload.media.g711 import (
     ulaw_decode,
     ulaw_encode,
 )
-from ari_offload.media.pcm import Pcm
 
 ALL_INT16 = np.arange(-32768, 32768, dtype=np.int16)
 ALL_CODES = bytes(range(256))

@@ -8,13 +8,13 @@ from typing import cast
 
 import pytest
 
-from ari_offload.api.metrics import Metrics
 from ari_offload.ari.call import ActiveCall
 from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
 from ari_offload.config import StoreSettings
 from ari_offload.flows.model import Talk
-from ari_offload.recorder import CallRecorder
+from ari_offload.observe.metrics import Metrics
+from ari_offload.observe.recorder import CallRecorder
 from ari_offload.store import CallStatus, Direction, Store
 from ari_offload.store.records import Call
 from tests.api_support import FAST_HASHER

@@ -15,10 +15,10 @@ from typing import Any, cast
 
 import numpy as np
 
-from ari_offload.conversation import AgentBinding, Conversation, _Utterance
-from ari_offload.speech.pcm import Pcm16
+from ari_offload.audio import Pcm
 from ari_offload.speech.stt import SttRunner
 from ari_offload.speech.vad import VadParams, VadSegmenter
+from ari_offload.voice.conversation import AgentBinding, Conversation, _Utterance
 
 FRAME = 160  # 20 ms at 8 kHz
 SPEECH = np.full(FRAME, 1000, dtype=np.int16)
@@ -38,7 +38,7 @@ class BlockingWhisper:
         self.running = 0
         self.max_running = 0
 
-    def transcribe(self, pcm8k: Pcm16) -> str:
+    def transcribe(self, pcm8k: Pcm) -> str:
         with self._lock:
             self.heard.append(len(pcm8k))
             self.running += 1
@@ -53,7 +53,7 @@ class BlockingWhisper:
         self._go.release()
 
 
-def voiced(frame: Pcm16) -> bool:
+def voiced(frame: Pcm) -> bool:
     return bool(frame.any())
 
 
@@ -72,7 +72,7 @@ def conversation(runner: SttRunner) -> Conversation:
     )
 
 
-def bursts(times: int, speech_ms: int = 200, pause_ms: int = 200) -> Iterator[Pcm16]:
+def bursts(times: int, speech_ms: int = 200, pause_ms: int = 200) -> Iterator[Pcm]:
     for _ in range(times):
         yield from [SPEECH] * (speech_ms // 20)
         yield from [SILENCE] * (pause_ms // 20)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from ari_offload.speech.pcm import Pcm16
+from ari_offload.audio import Pcm
 from ari_offload.speech.tts import (
     MAX_SENTENCE_CHARS,
     TtsRunner,
@@ -83,7 +83,7 @@ class FakeSynthesizer:
         self.started: list[tuple[str, float]] = []
         self.lock = threading.Lock()
 
-    def synthesize_sentence(self, text: str) -> Pcm16:
+    def synthesize_sentence(self, text: str) -> Pcm:
         with self.lock:
             self.started.append((text, time.perf_counter()))
         time.sleep(self.seconds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ari_offload.turns import Segment, TurnTiming, heard_text
+from ari_offload.voice.turns import Segment, TurnTiming, heard_text
 
 REPLY = [
     Segment("Sure!", 0, 4000),

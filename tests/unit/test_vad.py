@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from ari_offload.speech.pcm import Pcm16
+from ari_offload.audio import Pcm
 from ari_offload.speech.vad import (
     SpeechPaused,
     SpeechResumed,
@@ -20,31 +20,31 @@ from ari_offload.speech.vad import (
 
 RATE = 8000
 FRAME = 160
-Speak = Callable[[str], Pcm16]
+Speak = Callable[[str], Pcm]
 
 
-def silence(ms: int) -> Pcm16:
+def silence(ms: int) -> Pcm:
     return np.zeros(RATE * ms // 1000, dtype=np.int16)
 
 
-def with_noise(pcm: Pcm16, rms: float, seed: int = 7) -> Pcm16:
+def with_noise(pcm: Pcm, rms: float, seed: int = 7) -> Pcm:
     noise = np.random.default_rng(seed).normal(0.0, rms, pcm.size)
     return np.clip(pcm + noise, -32768, 32767).astype(np.int16)
 
 
-def frames(pcm: Pcm16) -> Pcm16:
+def frames(pcm: Pcm) -> Pcm:
     """Whole 20 ms frames, the tail padded with zeros as a pacer would."""
     return np.concatenate([pcm, np.zeros(-pcm.size % FRAME, dtype=np.int16)]).reshape(-1, FRAME)
 
 
-def run(segmenter: VadSegmenter, pcm: Pcm16) -> list[VadEvent]:
+def run(segmenter: VadSegmenter, pcm: Pcm) -> list[VadEvent]:
     events: list[VadEvent] = []
     for frame in frames(pcm):
         events.extend(segmenter.feed(frame))
     return events
 
 
-def voiced_span(pcm: Pcm16, threshold: int = 500) -> tuple[int, int]:
+def voiced_span(pcm: Pcm, threshold: int = 500) -> tuple[int, int]:
     loud = np.nonzero(np.abs(pcm) > threshold)[0]
     return int(loud[0]), int(loud[-1])
 

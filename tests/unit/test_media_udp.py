@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import numpy as np
 import pytest
 
-from ari_offload.media.endpoint import MediaFrame, RtpEndpoint
 from ari_offload.media.g711 import codec_for, ulaw_decode, ulaw_encode
 from ari_offload.media.rtp import RtpPacket
+from ari_offload.media.udp import MediaFrame, RtpEndpoint
 
 ASTERISK_SSRC = 0x5EED
 

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from ari_offload.media.pcm import Pcm
-from ari_offload.media.resample import Resampler, resample
+from ari_offload.audio import Pcm, Resampler, resample
 
 
 def tone(freq: float, rate: int, seconds: float = 1.0) -> Pcm:

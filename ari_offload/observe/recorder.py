@@ -10,11 +10,11 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ari_offload.api.metrics import Metrics
 from ari_offload.ari.call import ActiveCall
 from ari_offload.errors import AriOffloadError
+from ari_offload.observe.metrics import Metrics
 from ari_offload.store.records import Call, CallStatus, Direction, Role
-from ari_offload.turns import TranscriptEntry, TurnTiming
+from ari_offload.voice.turns import TranscriptEntry, TurnTiming
 
 if TYPE_CHECKING:
     from ari_offload.store.store import Store

@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from ari_offload.audio import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Pcm, as_pcm
 from ari_offload.config import DEFAULT_JITTER_FRAMES, DEFAULT_RTP_HOST
 from ari_offload.media.g711 import ULAW, Codec
 from ari_offload.media.jitter import JitterBuffer
 from ari_offload.media.pacer import Pacer
 from ari_offload.media.packetizer import FrameSplitter, RtpPacketizer
-from ari_offload.media.pcm import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Pcm, as_pcm
 from ari_offload.media.rtp import RtpPacket
 
 log = logging.getLogger("ari_offload.media")

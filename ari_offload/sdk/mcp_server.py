@@ -1,6 +1,6 @@
 """MCP server over stdio (``ari-offload mcp``): coding assistants drive the REST API.
 
-It is a thin client of the REST API through ``ari_offload.client``, configured by
+It is a thin client of the REST API through ``ari_offload.sdk.client``, configured by
 ``ARI_OFFLOAD_URL`` (default http://127.0.0.1:8080) and ``ARI_OFFLOAD_ACCESSKEY``: whatever the
 operator's policy refuses a tenant, it refuses the assistant too. Failures come back as tool
 errors carrying the API's message, which names the field or the policy rule.
@@ -23,8 +23,8 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from ari_offload.client import ApiError, Client, Flow, TranscriptLine
 from ari_offload.flows.model import Action, Hangup, Talk, action_to_json
+from ari_offload.sdk.client import ApiError, Client, Flow, TranscriptLine
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 ENV_URL = "ARI_OFFLOAD_URL"

@@ -20,18 +20,17 @@ from typing import Protocol
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.ari.call import ActiveCall
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.config import AgentSettings, SpeechSettings
 from ari_offload.errors import TalkQueueFull
-from ari_offload.media.endpoint import RtpEndpoint
+from ari_offload.media.udp import RtpEndpoint
 from ari_offload.speech.models import SpeechModels
-from ari_offload.speech.pcm import Pcm16
 from ari_offload.speech.stt import SpeculativeStt, Transcript
 from ari_offload.speech.vad import SpeechPaused, SpeechResumed, SpeechStarted, UtteranceEnded
-from ari_offload.turns import Segment, TranscriptEntry, TurnTiming, heard_text
+from ari_offload.voice.turns import Segment, TranscriptEntry, TurnTiming, heard_text
 
 log = logging.getLogger("ari_offload.conversation")
 
-SAMPLE_RATE = 8000
 # API `talk` texts one call holds waiting to be spoken, besides the one being spoken: past it
 # the API answers 429, so a tenant cannot queue speech (and TTS work) without bound.
 MAX_QUEUED_TALKS = 8
@@ -52,7 +51,7 @@ class ConversationObserver(Protocol):
 
 @dataclass
 class _Utterance:
-    audio: Pcm16
+    audio: Pcm
     ended_at: float  # wall clock when the VAD decided the utterance was over
     endpoint_ms: float
     speculative: asyncio.Future[Transcript] | None  # a run at the pause, on the same audio
@@ -134,7 +133,7 @@ class Conversation:
         async for frame in self.media.frames():
             self._hear(frame.pcm)
 
-    def _hear(self, pcm: Pcm16) -> None:
+    def _hear(self, pcm: Pcm) -> None:
         for event in self._segmenter.feed(pcm):
             self._on_vad(event)
         self._check_barge_in()
