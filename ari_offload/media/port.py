@@ -1,0 +1,172 @@
+"""The media port: what the rest of the app sees of a call's audio, whatever carries it.
+
+A transport (RTP over UDP today, chan_websocket next) implements ``MediaPort``::
+
+    inbound   port.tap() -> FrameTap: an async iterator of MediaFrame; each tap is its own
+              bounded queue, so the conversation, a recorder and a detector can all read
+    outbound  port.play(pcm) -> position; flush() -> position cut at; drained(); played
+
+Positions count samples of the outbound stream at ``SAMPLE_RATE``: audio queued up to
+position P has been played once ``played >= P``. Frames that arrive while no tap is open are
+dropped silently: nobody was listening (a `talk` action does not hear the caller), so there
+is no stale audio for the next listener and no loss to count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ari_offload.audio import Pcm
+from ari_offload.media.g711 import Codec
+
+DEFAULT_TAP_FRAMES = 250  # 5 s: a reader that far behind is broken, not slow
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFrame:
+    """One inbound 20 ms frame: decoded PCM and the payload as it came off the wire.
+
+    ``sequence_number`` and ``timestamp`` are the transport's numbering (RTP: the packet's).
+    """
+
+    pcm: Pcm
+    payload: bytes
+    sequence_number: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class MediaStats:
+    """Counters every transport keeps; ``dropped`` maps a reason to a count (for metrics)."""
+
+    frames_in: int
+    frames_out: int
+    dropped: Mapping[str, int] = field(default_factory=dict)
+
+
+class FrameTap:
+    """One reader's bounded queue of inbound frames; iterate it, ``close()`` it when done.
+
+    When the reader falls ``max_frames`` behind, the oldest frame is dropped and counted in
+    ``overflow``. Iteration ends once the tap (or its port) is closed and the queue is read.
+    """
+
+    def __init__(self, max_frames: int = DEFAULT_TAP_FRAMES) -> None:
+        self._queue: deque[MediaFrame] = deque(maxlen=max_frames)
+        self._ready = asyncio.Event()
+        self.closed = False
+        self.overflow = 0
+
+    def push(self, frame: MediaFrame) -> None:
+        if self.closed:
+            return
+        if len(self._queue) == self._queue.maxlen:
+            self.overflow += 1  # the deque drops the oldest frame
+        self._queue.append(frame)
+        self._ready.set()
+
+    def discard(self) -> int:
+        """Drop every frame not read yet (audio nobody will act on); return how many."""
+        count = len(self._queue)
+        self._queue.clear()
+        return count
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    def __aiter__(self) -> AsyncIterator[MediaFrame]:
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[MediaFrame]:
+        while True:
+            while self._queue:
+                yield self._queue.popleft()
+            if self.closed:
+                return
+            self._ready.clear()
+            await self._ready.wait()
+
+
+class TapSet:
+    """The taps of one port: a transport ``publish``es each inbound frame to all of them."""
+
+    def __init__(self) -> None:
+        self._taps: list[FrameTap] = []
+        self.overflow = 0  # of taps already closed, so stats do not shrink
+
+    def open(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        tap = FrameTap(max_frames)
+        self._taps.append(tap)
+        return tap
+
+    def publish(self, frame: MediaFrame) -> None:
+        if any(tap.closed for tap in self._taps):
+            self._forget_closed()
+        for tap in self._taps:
+            tap.push(frame)
+
+    @property
+    def total_overflow(self) -> int:
+        return self.overflow + sum(tap.overflow for tap in self._taps)
+
+    def close(self) -> None:
+        for tap in self._taps:
+            tap.close()
+        self._forget_closed()
+
+    def _forget_closed(self) -> None:
+        for tap in self._taps:
+            if tap.closed:
+                self.overflow += tap.overflow
+        self._taps = [tap for tap in self._taps if not tap.closed]
+
+
+class MediaPort(Protocol):
+    """One call's audio, both directions. Implemented by each transport under ``media/``."""
+
+    @property
+    def codec(self) -> Codec:
+        """The wire codec (echo passes payloads through untouched)."""
+        ...
+
+    def tap(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        """A new reader of the inbound frames from now on (none of the past)."""
+        ...
+
+    def play(self, pcm: Pcm) -> int:
+        """Queue 8 kHz PCM of any length; return the stream position at its end."""
+        ...
+
+    def play_payload(self, payload: bytes) -> int:
+        """Queue audio already in the wire codec; return the stream position at its end."""
+        ...
+
+    def flush(self) -> int:
+        """Drop everything not played yet (barge-in); return the position playback stopped at."""
+        ...
+
+    @property
+    def played(self) -> int:
+        """Stream position played so far (what the caller has heard up to)."""
+        ...
+
+    @property
+    def queued(self) -> int:
+        """Samples queued and not played yet."""
+        ...
+
+    async def drained(self) -> None:
+        """Return once everything queued has been played (or flushed)."""
+        ...
+
+    @property
+    def stats(self) -> MediaStats: ...
+
+    async def close(self) -> None:
+        """Stop both directions and end every tap. Safe to call twice."""
+        ...
