@@ -17,6 +17,7 @@ from ari_offload.media.g711 import ULAW
 from ari_offload.sdk.client import Call
 from ari_offload.testbed.dialogue import DialogueResult, Say, Silence, Step, run_dialogue
 from ari_offload.testbed.stack import FLOW_NAME, local_product
+from ari_offload.turn_fields import TOTAL_PARTS
 
 WELCOME = "Hello! How can I help you today?"
 CALLER_LINES = [
@@ -47,11 +48,8 @@ def print_dialogue(call: Call, result: DialogueResult) -> None:
             t = turns[turn]
             on_wire = wire[turn - 1] if turn - 1 < len(wire) else None
             measured = f"{on_wire * 1000:.0f} ms on the wire" if on_wire else "not measured"
-            print(
-                f"      (reply {measured}; app: endpoint {t.endpoint_ms or 0:.0f} + stt "
-                f"{t.stt_ms or 0:.0f} + webhook {t.webhook_ms or 0:.0f} + tts "
-                f"{t.tts_first_audio_ms or 0:.0f} ms)"
-            )
+            parts = " + ".join(f"{f.short} {getattr(t, f.name) or 0:.0f}" for f in TOTAL_PARTS)
+            print(f"      (reply {measured}; app: {parts} ms)")
         turn += 1
 
 

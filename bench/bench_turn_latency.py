@@ -22,6 +22,7 @@ import time
 
 from ari_offload.testbed.dialogue import DialogueResult, Say, Silence, Step, run_dialogue
 from ari_offload.testbed.stack import local_product
+from ari_offload.turn_fields import LATENCY_FIELDS
 
 UTTERANCES = [
     "I need to reset my password",
@@ -30,7 +31,7 @@ UTTERANCES = [
 ]
 
 
-PARTS = ("endpoint_ms", "stt_ms", "webhook_ms", "tts_first_audio_ms", "total_ms")
+PARTS = tuple(f.name for f in LATENCY_FIELDS)
 CALLER_PAUSE_S = 5.0
 CYCLE_S = 6.5  # one utterance (~1.5 s) and the pause after it
 

@@ -16,6 +16,7 @@ from ari_offload.api.validation import Obj
 from ari_offload.errors import StoreError
 from ari_offload.flows.model import AiTalk
 from ari_offload.store import CallStatus, Direction, Role
+from ari_offload.turn_fields import WebhookFailure
 from tests.api_support import CURL_AGENT, CURL_FLOW, CURL_SIGNUP, ApiEnv, running_api
 
 JSON = {"Content-Type": "application/json"}
@@ -468,7 +469,7 @@ async def test_metrics_exposition(env: ApiEnv, http: aiohttp.ClientSession) -> N
     m.observe_turn(
         endpoint_ms=500, stt_ms=600, webhook_ms=80, tts_first_audio_ms=120, total_ms=1300
     )
-    m.webhook_failed("timeout")
+    m.webhook_failed(WebhookFailure.TIMEOUT)
     m.rtp_packet_dropped("late", 3)
     async with http.get(env.url("/metrics")) as r:
         assert r.status == 200

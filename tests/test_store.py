@@ -243,6 +243,16 @@ async def test_transcript_and_turns(store: Store) -> None:
     assert turns[1].webhook_error == "timeout"
 
 
+async def test_a_turn_stored_with_a_class_name_reads_back_as_the_failure(store: Store) -> None:
+    # Before issue 8 the recorder stored type(error).__name__; the API now serves the kind.
+    cid = await _customer(store)
+    call = await store.calls.create(cid, direction=Direction.IN, flow_id=None)
+    await store.calls.add_turn(call.id, turn=1, webhook_error="WebhookStatusError")
+    await store.calls.add_turn(call.id, turn=2, webhook_error="EgressRefused")
+    turns = await store.calls.turns(call.id)
+    assert [t.webhook_error for t in turns] == ["status", "unreachable"]
+
+
 async def test_list_filters_newest_first_and_survives_flow_deletion(store: Store) -> None:
     alice, bob = await _customer(store), await _customer(store, "bob")
     flow = await store.flows.create(alice, name="f", actions=[Talk("x")])

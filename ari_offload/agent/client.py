@@ -40,6 +40,7 @@ from ari_offload.errors import (
     WebhookTimeout,
     WebhookUnreachable,
 )
+from ari_offload.turn_fields import WebhookFailure
 
 logger = logging.getLogger("ari_offload.agent")
 
@@ -49,23 +50,18 @@ USER_AGENT = f"ari-offload/{__version__}"
 MAX_REPLY_BYTES = 64 * 1024
 _ERROR_BODY_CHARS = 120
 
-KIND_TIMEOUT = "timeout"
-KIND_UNREACHABLE = "unreachable"
-KIND_STATUS = "status"
-KIND_BAD_REPLY = "bad_reply"
 
-
-def error_kind(error: WebhookError) -> str:
-    """A short stable name for a failure, used as the log tag and the counter key."""
+def error_kind(error: WebhookError) -> WebhookFailure:
+    """A short stable name for a failure: the log tag, the counter key, the stored value."""
     if isinstance(error, WebhookTimeout):
-        return KIND_TIMEOUT
-    if isinstance(error, WebhookUnreachable):
-        return KIND_UNREACHABLE
+        return WebhookFailure.TIMEOUT
+    if isinstance(error, WebhookUnreachable):  # EgressRefused too: its message names the rule
+        return WebhookFailure.UNREACHABLE
     if isinstance(error, WebhookStatusError):
-        return KIND_STATUS
+        return WebhookFailure.STATUS
     if isinstance(error, WebhookBadReply):
-        return KIND_BAD_REPLY
-    return "other"
+        return WebhookFailure.BAD_REPLY
+    return WebhookFailure.OTHER
 
 
 def safe_url(url: str) -> str:
@@ -83,7 +79,7 @@ class WebhookStats:
     """Webhook outcomes since start; one instance may be shared by several clients."""
 
     requests: int = 0
-    failures: Counter[str] = field(default_factory=Counter)  # by error_kind()
+    failures: Counter[WebhookFailure] = field(default_factory=Counter)
 
     def record(self, error: WebhookError | None) -> None:
         self.requests += 1
@@ -102,6 +98,10 @@ class AgentAnswer:
     reply: WebhookReply
     error: WebhookError | None
     duration_s: float
+
+    @property
+    def failure(self) -> WebhookFailure | None:
+        return None if self.error is None else error_kind(self.error)
 
 
 class WebhookClient:

@@ -23,6 +23,7 @@ from ari_offload.store import (
     TranscriptEntry,
     Turn,
 )
+from ari_offload.turn_fields import STORED_FIELDS, TurnField
 
 MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
 
@@ -259,30 +260,21 @@ TRANSCRIPT_ENTRY = Obj(
     },
     required=("role", "text", "at"),
 )
-_MS = Num(nullable=True, description="milliseconds; null if not measured")
-TURN = Obj(
-    "Turn",
-    {
-        "turn": Int(0, 2**31),
-        "endpoint_ms": _MS,
-        "stt_ms": _MS,
-        "webhook_ms": _MS,
-        "tts_first_audio_ms": _MS,
-        "total_ms": _MS,
-        "webhook_error": _STR_OR_NULL,
-        "at": TIME,
-    },
-    required=(
-        "turn",
-        "endpoint_ms",
-        "stt_ms",
-        "webhook_ms",
-        "tts_first_audio_ms",
-        "total_ms",
-        "webhook_error",
-        "at",
-    ),
-)
+_MS_NOTE = "milliseconds; null if not measured"
+
+
+def _turn_property(f: TurnField) -> Spec:
+    if f.type is float:
+        return Num(nullable=True, description=f"{f.description}; {_MS_NOTE}")
+    return Str(10_000, nullable=True, any_text=True, description=f.description)
+
+
+_TURN_FIELDS: dict[str, Spec] = {
+    "turn": Int(0, 2**31),
+    **{f.name: _turn_property(f) for f in STORED_FIELDS},
+    "at": TIME,
+}
+TURN = Obj("Turn", _TURN_FIELDS, required=tuple(_TURN_FIELDS))
 CALL_DETAIL = Obj(
     "CallDetail",
     {
@@ -368,12 +360,7 @@ def call_detail_json(
         "turns": [
             {
                 "turn": t.turn,
-                "endpoint_ms": t.endpoint_ms,
-                "stt_ms": t.stt_ms,
-                "webhook_ms": t.webhook_ms,
-                "tts_first_audio_ms": t.tts_first_audio_ms,
-                "total_ms": t.total_ms,
-                "webhook_error": t.webhook_error,
+                **{f.name: getattr(t, f.name) for f in STORED_FIELDS},
                 "at": _time(t.at),
             }
             for t in turns

@@ -15,8 +15,11 @@ from prometheus_client import (
     generate_latest,
 )
 
+from ari_offload.turn_fields import LATENCY_FIELDS, WebhookFailure
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-TURN_PARTS = ("endpoint", "stt", "webhook", "tts_first_audio", "total")
+_PART_OF = {f.name: f.part for f in LATENCY_FIELDS if f.part is not None}
+TURN_PARTS = tuple(_PART_OF.values())  # the ``part`` labels of the turn latency histogram
 # Seconds; dense around the 0.3-2 s region where conversational latency is decided.
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -73,23 +76,17 @@ class Metrics:
         """A call that never became active (e.g. originate refused): counted, not gauged."""
         self.calls_total.labels(direction, outcome).inc()
 
-    def observe_turn(
-        self,
-        *,
-        endpoint_ms: float | None = None,
-        stt_ms: float | None = None,
-        webhook_ms: float | None = None,
-        tts_first_audio_ms: float | None = None,
-        total_ms: float | None = None,
-    ) -> None:
-        """Record one turn's breakdown; parts left None were not measured."""
-        parts = (endpoint_ms, stt_ms, webhook_ms, tts_first_audio_ms, total_ms)
-        for part, value_ms in zip(TURN_PARTS, parts, strict=True):
+    def observe_turn(self, **parts_ms: float | None) -> None:
+        """Record one turn's latencies, by ``TURN_FIELDS`` name; parts left None were not
+        measured."""
+        unknown = parts_ms.keys() - _PART_OF
+        if unknown:
+            raise ValueError(f"not turn latencies: {', '.join(sorted(unknown))}")
+        for name, value_ms in parts_ms.items():
             if value_ms is not None:
-                self.turn_latency.labels(part).observe(value_ms / 1000.0)
+                self.turn_latency.labels(_PART_OF[name]).observe(value_ms / 1000.0)
 
-    def webhook_failed(self, kind: str) -> None:
-        """kind: timeout, unreachable, status, bad_reply."""
+    def webhook_failed(self, kind: WebhookFailure) -> None:
         self.webhook_failures.labels(kind).inc()
 
     def rtp_packet_dropped(self, reason: str, count: int = 1) -> None:

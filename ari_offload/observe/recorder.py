@@ -22,12 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ari_offload.store")
 
 _ROLES = {"caller": Role.CALLER, "agent": Role.AGENT, "system": Role.SYSTEM}
-_WEBHOOK_ERROR_KINDS = {
-    "WebhookTimeout": "timeout",
-    "WebhookUnreachable": "unreachable",
-    "WebhookStatusError": "status",
-    "WebhookBadReply": "bad_reply",
-}
 
 
 def _utc(timestamp: float) -> datetime:
@@ -121,20 +115,12 @@ class CallRecorder:
             log.warning("call %s: transcript line not recorded: %s", call.call_id, exc)
 
     async def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
-        self._metrics.observe_turn(
-            endpoint_ms=timing.endpoint_ms, stt_ms=timing.stt_ms, webhook_ms=timing.webhook_ms,
-            tts_first_audio_ms=timing.tts_first_audio_ms, total_ms=timing.total_ms,
-        )  # fmt: skip
+        self._metrics.observe_turn(**timing.latencies_ms())
         if timing.webhook_error:
-            self._metrics.webhook_failed(_WEBHOOK_ERROR_KINDS.get(timing.webhook_error, "other"))
+            self._metrics.webhook_failed(timing.webhook_error)
         if call.call_id not in self._recorded:
             return
         try:
-            await self._store.calls.add_turn(
-                call.call_id, turn=timing.turn, endpoint_ms=timing.endpoint_ms,
-                stt_ms=timing.stt_ms, webhook_ms=timing.webhook_ms,
-                tts_first_audio_ms=timing.tts_first_audio_ms, total_ms=timing.total_ms,
-                webhook_error=timing.webhook_error,
-            )  # fmt: skip
+            await self._store.calls.add_turn(call.call_id, turn=timing.turn, **timing.stored())
         except AriOffloadError as exc:
             log.warning("call %s: turn not recorded: %s", call.call_id, exc)

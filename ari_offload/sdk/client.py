@@ -20,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 
 from ari_offload.flows.model import Action, action_to_json, parse_actions
+from ari_offload.turn_fields import STORED_FIELDS
 
 DEFAULT_TIMEOUT_S = 30.0
 CallStatus = Literal["ringing", "active", "ended", "failed"]
@@ -126,6 +127,8 @@ class TranscriptLine:
 
 @dataclass(frozen=True)
 class TurnLatency:
+    """One turn's measurements; the fields are ``turn_fields.STORED_FIELDS``."""
+
     turn: int
     endpoint_ms: float | None
     stt_ms: float | None
@@ -171,14 +174,9 @@ class Call:
             ),
             tuple(
                 TurnLatency(
-                    t["turn"],
-                    t["endpoint_ms"],
-                    t["stt_ms"],
-                    t["webhook_ms"],
-                    t["tts_first_audio_ms"],
-                    t["total_ms"],
-                    t["webhook_error"],
-                    _time(t["at"]),
+                    turn=t["turn"],
+                    at=_time(t["at"]),
+                    **{f.name: t[f.name] for f in STORED_FIELDS},
                 )
                 for t in d.get("turns", ())
             ),

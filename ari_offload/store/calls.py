@@ -27,12 +27,15 @@ from ari_offload.store.records import (
     TranscriptEntry,
     Turn,
 )
+from ari_offload.turn_fields import STORED_FIELDS, stored_webhook_failure
 
 log = logging.getLogger("ari_offload.store")
 
 DEFAULT_LIST_LIMIT = 50
 # Column widths of free text that comes from callers, Asterisk or webhooks (see schema).
 MAX_PARTY, MAX_REASON, MAX_WEBHOOK_ERROR = 200, 200, 500
+# The measurements of a turn; every one but webhook_error is a number of milliseconds.
+_TURN_VALUES = tuple(f.name for f in STORED_FIELDS)
 _FINAL = [CallStatus.ENDED.value, CallStatus.FAILED.value]
 _ORDER = {CallStatus.RINGING: 0, CallStatus.ACTIVE: 1, CallStatus.ENDED: 2, CallStatus.FAILED: 2}
 
@@ -194,30 +197,15 @@ class Calls(Repo):
         return TranscriptEntry(call_id=call_id, seq=int(seq), role=Role(role), text=text, at=at)
 
     async def add_turn(
-        self,
-        call_id: str,
-        *,
-        turn: int,
-        endpoint_ms: float | None = None,
-        stt_ms: float | None = None,
-        webhook_ms: float | None = None,
-        tts_first_audio_ms: float | None = None,
-        total_ms: float | None = None,
-        webhook_error: str | None = None,
-        at: datetime | None = None,
+        self, call_id: str, *, turn: int, at: datetime | None = None, **values: float | str | None
     ) -> Turn:
-        """Record one turn's latency breakdown; raises ``StoreError`` on a duplicate turn."""
-        record = Turn(
-            call_id=call_id,
-            turn=turn,
-            endpoint_ms=endpoint_ms,
-            stt_ms=stt_ms,
-            webhook_ms=webhook_ms,
-            tts_first_audio_ms=tts_first_audio_ms,
-            total_ms=total_ms,
-            webhook_error=storable(webhook_error, MAX_WEBHOOK_ERROR) if webhook_error else None,
-            at=at or utcnow(),
-        )
+        """Record one turn's ``STORED_FIELDS`` by name (None or left out: not measured);
+        raises ``StoreError`` on a duplicate turn."""
+        unknown = values.keys() - _TURN_VALUES
+        if unknown:
+            raise ValueError(f"not stored turn fields: {', '.join(sorted(unknown))}")
+        measured: dict[str, Any] = {name: _turn_value(values.get(name)) for name in _TURN_VALUES}
+        record = Turn(call_id=call_id, turn=turn, at=at or utcnow(), **measured)
         try:
             async with self._tx() as conn:
                 await _require_call(conn, call_id)
@@ -253,25 +241,7 @@ class Calls(Repo):
                 .mappings()
                 .all()
             )
-        return [
-            Turn(
-                **{
-                    k: r[k]
-                    for k in (
-                        "call_id",
-                        "turn",
-                        "endpoint_ms",
-                        "stt_ms",
-                        "webhook_ms",
-                        "tts_first_audio_ms",
-                        "total_ms",
-                        "webhook_error",
-                        "at",
-                    )
-                }
-            )
-            for r in rows
-        ]
+        return [_turn(r) for r in rows]
 
     async def delete(self, call_id: str, *, customer_id: str) -> bool:
         """Delete one of the customer's final calls with its transcript and turns (cascade).
@@ -323,6 +293,19 @@ async def _require_call(conn: AsyncConnection, call_id: str) -> None:
     found = (await conn.execute(select(t.calls.c.id).where(t.calls.c.id == call_id))).first()
     if found is None:
         raise StoreError(f"call {call_id}: no such call")
+
+
+def _turn_value(value: float | str | None) -> float | str | None:
+    """Text (the webhook failure) made fit for every backend; numbers as they are."""
+    if isinstance(value, str):
+        return storable(value, MAX_WEBHOOK_ERROR) if value else None
+    return value
+
+
+def _turn(row: Any) -> Turn:
+    values: dict[str, Any] = {name: row[name] for name in _TURN_VALUES}
+    values["webhook_error"] = stored_webhook_failure(values["webhook_error"])
+    return Turn(call_id=row["call_id"], turn=row["turn"], at=row["at"], **values)
 
 
 def _call(row: Any) -> Call:

@@ -133,7 +133,8 @@ class TranscriptEntry:
 
 @dataclass(frozen=True)
 class Turn:
-    """One caller-utterance-to-reply cycle; times in milliseconds, None when not measured."""
+    """One caller-utterance-to-reply cycle: ``turn_fields.STORED_FIELDS``, None when not
+    measured (times in milliseconds)."""
 
     call_id: str
     turn: int

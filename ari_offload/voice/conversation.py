@@ -197,7 +197,7 @@ class Conversation:
         )
         timing.webhook_ms = answer.duration_s * 1000
         if answer.error is not None:
-            timing.webhook_error = type(answer.error).__name__
+            timing.webhook_error = answer.failure
         await self._say(answer.reply.text, timing, since=utterance.ended_at)
         if answer.error is None and answer.reply.hangup:
             self.finished = True

@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ari_offload.turn_fields import LATENCY_FIELDS, STORED_FIELDS, TOTAL_PARTS, WebhookFailure
 
 
 @dataclass
 class TurnTiming:
-    """Where one turn's latency went (ms). total = end of caller speech -> first reply audio."""
+    """Where one turn's latency went (ms); each field is described in ``TURN_FIELDS``."""
 
     turn: int
-    endpoint_ms: float = 0.0  # silence waited for before deciding the caller was done
-    stt_ms: float = 0.0  # after the endpoint, until the text was ready (speculative STT hides it)
+    endpoint_ms: float = 0.0
+    stt_ms: float = 0.0
     webhook_ms: float = 0.0
-    tts_first_audio_ms: float = 0.0  # webhook reply -> first audio queued to the caller
+    tts_first_audio_ms: float = 0.0
     total_ms: float = 0.0
-    webhook_error: str | None = None
+    webhook_error: WebhookFailure | None = None
     interrupted: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def stored(self) -> dict[str, Any]:
+        """The values the store keeps, by field name (``Calls.add_turn``'s keywords)."""
+        return {f.name: getattr(self, f.name) for f in STORED_FIELDS}
+
+    def latencies_ms(self) -> dict[str, float]:
+        """The latency parts, by field name."""
+        return {f.name: getattr(self, f.name) for f in LATENCY_FIELDS}
+
     def summary(self) -> str:
-        return (
-            f"turn {self.turn}: total {self.total_ms:.0f} ms = endpoint {self.endpoint_ms:.0f}"
-            f" + stt {self.stt_ms:.0f} + webhook {self.webhook_ms:.0f}"
-            f" + tts {self.tts_first_audio_ms:.0f}"
-            + (f" (webhook {self.webhook_error})" if self.webhook_error else "")
+        parts = " + ".join(f"{f.short} {getattr(self, f.name):.0f}" for f in TOTAL_PARTS)
+        return f"turn {self.turn}: total {self.total_ms:.0f} ms = {parts}" + (
+            f" (webhook {self.webhook_error})" if self.webhook_error else ""
         )
 
 

@@ -136,7 +136,7 @@ async def test_webhook_failures_give_the_fallback_and_the_call_goes_on(
     assert "works again" in replies[3]
     (timings,) = log.timings.values()
     assert [t.webhook_error for t in timings] == [
-        "WebhookStatusError", "WebhookBadReply", "WebhookTimeout", None,
+        "status", "bad_reply", "timeout", None,
     ]  # fmt: skip
 
 

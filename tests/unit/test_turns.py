@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ari_offload.turn_fields import WebhookFailure
 from ari_offload.voice.turns import Segment, TurnTiming, heard_text
 
 REPLY = [
@@ -31,7 +32,7 @@ def test_a_sentence_barely_started_adds_no_words() -> None:
 
 def test_the_summary_names_every_part() -> None:
     timing = TurnTiming(2, endpoint_ms=400, stt_ms=61.4, webhook_ms=3, tts_first_audio_ms=40,
-                        total_ms=504.4, webhook_error="WebhookTimeout")  # fmt: skip
+                        total_ms=504.4, webhook_error=WebhookFailure.TIMEOUT)  # fmt: skip
     assert timing.summary() == (
-        "turn 2: total 504 ms = endpoint 400 + stt 61 + webhook 3 + tts 40 (webhook WebhookTimeout)"
+        "turn 2: total 504 ms = endpoint 400 + stt 61 + webhook 3 + tts 40 (webhook timeout)"
     )
