@@ -165,7 +165,6 @@ class _StoreFlows:
             except QuotaExceeded as exc:
                 log.warning("call %s: refused: %s", call.call_id, exc)
                 call.hangup_reason = f"quota: {exc.rule}"
-                assert call.media is not None
                 await speak(call.media, ctx.models.tts, OVER_QUOTA_TEXT)
                 return
             await _within(call, max_duration_s(policy, rules), run_actions(call, actions, ctx))
@@ -174,7 +173,6 @@ class _StoreFlows:
 
     async def unknown(self, call: ActiveCall) -> None:
         """Never leave a caller in silence: apologise, then the call ends."""
-        assert call.media is not None
         await speak(call.media, self._ctx.models.tts, UNKNOWN_FLOW_TEXT)
 
 

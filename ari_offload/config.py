@@ -24,6 +24,7 @@ DEFAULT_RECONNECT_MAX_S = 10.0
 DEFAULT_RTP_HOST = "127.0.0.1"
 DEFAULT_CODEC: Literal["ulaw", "alaw"] = "ulaw"
 DEFAULT_JITTER_FRAMES = 4
+DEFAULT_MEDIA_TRANSPORT = "rtp"  # a name in media/transports.py TRANSPORTS
 
 DEFAULT_VAD_AGGRESSIVENESS = 2
 DEFAULT_MIN_SPEECH_MS = 120
@@ -70,6 +71,7 @@ class MediaSettings:
     rtp_host: str = DEFAULT_RTP_HOST
     codec: Literal["ulaw", "alaw"] = DEFAULT_CODEC
     jitter_frames: int = DEFAULT_JITTER_FRAMES
+    transport: str = DEFAULT_MEDIA_TRANSPORT
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import aiohttp
 from ari_offload.ari.rest import AriRest
 from ari_offload.config import Settings
 from ari_offload.errors import AriError, ConfigError
+from ari_offload.media.transports import transport_opener
 from ari_offload.policy_file import load_policy
 
 
@@ -21,7 +22,13 @@ async def run_doctor(settings: Settings) -> int:
         except AriError as exc:
             problems += 1
             print(f"  FAIL     {exc}")
-    print(f"media      RTP on {settings.media.rtp_host}, codec {settings.media.codec}")
+    media = settings.media
+    print(f"media      {media.transport} on {media.rtp_host}, codec {media.codec}")
+    try:
+        transport_opener(media.transport)
+    except ConfigError as exc:
+        problems += 1
+        print(f"  FAIL     {exc}")
     try:
         for line in load_policy(settings.policy.file).describe():
             print(f"policy     {line.removeprefix('policy: ')}")

@@ -50,7 +50,7 @@ class AriTelephony:
     async def talk(self, call_id: str, text: str) -> bool:
         """Queue ``text`` for the call; raises ``TalkQueueFull`` past MAX_QUEUED_TALKS waiting."""
         call = self._controller.find(call_id)
-        if call is None or call.media is None:
+        if call is None or call.state == "setup":  # nothing to say it on before it is up
             return False
         if call.conversation is not None:
             call.conversation.inject(text)  # spoken after the current reply, with barge-in
@@ -71,7 +71,7 @@ class AriTelephony:
         try:
             while waiting:
                 call = self._controller.find(call_id)
-                if call is None or call.media is None:
+                if call is None:
                     return  # the call ended: nobody to say the rest to
                 await speak(call.media, self._tts, waiting[0])
                 waiting.popleft()

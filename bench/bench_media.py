@@ -1,7 +1,8 @@
 """Per-frame CPU cost of the media plane's sans-IO path (no sockets, no event loop).
 
     inbound   RtpPacket.parse + JitterBuffer.add + ulaw_decode       (one 20 ms frame)
-    outbound  ulaw_encode + RtpPacketizer.packet + bytes(packet)     (one 20 ms frame)
+    outbound  Playout.add_pcm (ulaw_encode) + take_frame + report_played
+              + RtpPacketizer.packet + bytes(packet)                 (one 20 ms frame)
 
 Run: .venv/bin/python bench/bench_media.py [--frames N] [--runs R]
 """
@@ -19,9 +20,10 @@ from collections.abc import Callable
 import numpy as np
 
 from ari_offload.audio import FRAME_S, FRAME_SAMPLES, Pcm
-from ari_offload.media.g711 import ulaw_decode, ulaw_encode
+from ari_offload.media.g711 import ULAW, ulaw_decode
 from ari_offload.media.jitter import JitterBuffer
 from ari_offload.media.packetizer import RtpPacketizer
+from ari_offload.media.playout import Playout
 from ari_offload.media.rtp import RtpPacket
 
 
@@ -53,10 +55,16 @@ def run_inbound(datagrams: list[bytes]) -> int:
 
 
 def run_outbound(frames: list[Pcm]) -> int:
+    # What RtpEndpoint does per slot: queue, take the frame, count it played, packetize.
+    playout = Playout(ULAW)
     packetizer = RtpPacketizer(0, rng=random.Random(0))
     size = 0
     for pcm in frames:
-        size += len(bytes(packetizer.packet(ulaw_encode(pcm))))
+        playout.add_pcm(pcm)
+        frame = playout.take_frame()
+        assert frame is not None
+        playout.report_played(frame.samples)
+        size += len(bytes(packetizer.packet(frame.payload)))
     return size
 
 
@@ -101,7 +109,7 @@ def main() -> None:
         "inbound  parse+jitter+decode": per_frame_us(
             lambda: run_inbound(datagrams), args.frames, args.runs
         ),
-        "outbound encode+packetize+serialise": per_frame_us(
+        "outbound playout+encode+packetize+serialise": per_frame_us(
             lambda: run_outbound(frames), args.frames, args.runs
         ),
     }
@@ -109,7 +117,7 @@ def main() -> None:
     for name, timings in results.items():
         best, median = min(timings), statistics.median(timings)
         total += median
-        print(f"{name:38s}: median {median:6.2f} us/frame, best {best:6.2f} us/frame")
+        print(f"{name:45s}: median {median:6.2f} us/frame, best {best:6.2f} us/frame")
     # One call needs one frame each way every 20 ms.
     calls = FRAME_S * 1e6 / total
     print(f"both directions: {total:.2f} us per 20 ms frame = {calls:.0f} calls per core")

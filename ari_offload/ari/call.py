@@ -17,10 +17,8 @@ from typing import Any
 
 from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
-from ari_offload.config import MediaSettings
 from ari_offload.errors import AriError, AriHttpError, AriNotFound
-from ari_offload.media.g711 import codec_for
-from ari_offload.media.udp import RtpEndpoint
+from ari_offload.media.port import MediaLink, MediaPort
 
 log = logging.getLogger("ari_offload.ari")
 
@@ -44,14 +42,18 @@ MAX_DEPTH = 1  # one hop (e.g. to another flow) is fine; a second one is refused
 
 @dataclass
 class ActiveCall:
-    """What a flow sees: one answered call, its media endpoint and a few controls."""
+    """What a flow sees: one call, its media port and a few controls.
+
+    The controller opens the media port (the transport's ``MediaLink``) before it builds the
+    call, so ``media`` is always there; ``set_up_call`` connects it to Asterisk.
+    """
 
     call_id: str
     channel: Channel
     args: dict[str, str]
     direction: str  # "in" or "out"
     rest: AriRest
-    media: RtpEndpoint | None = None
+    media: MediaPort
     state: str = "setup"
     started_at: float = field(default_factory=time.time)
     answered_at: float | None = None
@@ -173,8 +175,7 @@ class ActiveCall:
         await self.rest.add_to_bridge(self.bridge_id, [self.transfer_channel_id])
         with contextlib.suppress(AriNotFound):
             await self.rest.hangup(self.media_channel_id)  # we leave the conversation
-        if self.media is not None:
-            await self.media.close()
+        await self.media.close()
         self.set_state(f"transferred:{endpoint}")
         log.info("call %s: transferred to %s", self.call_id, endpoint)
         return True
@@ -194,26 +195,26 @@ def parse_depth(value: str) -> int:
     return int(value) if value.isdigit() else MAX_DEPTH + 1
 
 
-async def set_up_call(call: ActiveCall, media_settings: MediaSettings) -> None:
-    """Answer, bridge the caller with a fresh externalMedia channel, label the channel."""
+async def set_up_call(call: ActiveCall, link: MediaLink) -> None:
+    """Answer, bridge the caller with a fresh externalMedia channel, label the channel.
+
+    ``link`` is the call's opened media transport (``call.media`` is its port).
+    """
     rest = call.rest
     await rest.subscribe_channel(call.channel_id)
     if call.channel.state != "Up":
         await rest.answer(call.channel_id)
     call.answered_at = time.time()
     await rest.create_bridge(call.bridge_id, name=f"ari-offload {call.call_id}")
-    call.media = await RtpEndpoint.open(
-        host=media_settings.rtp_host,
-        codec=codec_for(media_settings.codec),
-        jitter_frames=media_settings.jitter_frames,
-    )
-    host, port = call.media.local_address
-    media = await rest.external_media(call.media_channel_id, f"{host}:{port}", media_settings.codec)
-    remote_host = media.channelvars.get("UNICASTRTP_LOCAL_ADDRESS")
-    remote_port = media.channelvars.get("UNICASTRTP_LOCAL_PORT")
-    if not remote_host or not remote_port:
-        raise AriError(f"externalMedia gave no UNICASTRTP_LOCAL_ADDRESS/PORT: {media.channelvars}")
-    call.media.set_remote(remote_host, int(remote_port))
+    request = link.external_media
+    media = await rest.external_media(
+        call.media_channel_id, request.external_host, request.format,
+        encapsulation=request.encapsulation, transport=request.transport,
+    )  # fmt: skip
+    try:
+        where = link.connect(media.channelvars)
+    except ValueError as exc:
+        raise AriError(str(exc)) from None
     # The externalMedia POST returns before the channel has entered the app; adding it to the
     # bridge earlier fails with 422 "Channel not in Stasis application".
     await asyncio.wait_for(call.media_in_stasis.wait(), MEDIA_STASIS_TIMEOUT_S)
@@ -221,21 +222,14 @@ async def set_up_call(call: ActiveCall, media_settings: MediaSettings) -> None:
     for name, value in ((VAR_CALL_ID, call.call_id), (VAR_FLOW, call.flow_ref)):
         await rest.set_variable(call.channel_id, name, value)
     log.info(
-        "call %s: set up (channel %s, flow %r, rtp %s:%d <-> %s:%s)",
-        call.call_id,
-        call.channel.name,
-        call.flow_ref,
-        host,
-        port,
-        remote_host,
-        remote_port,
-    )
+        "call %s: set up (channel %s, flow %r, %s)",
+        call.call_id, call.channel.name, call.flow_ref, where,
+    )  # fmt: skip
 
 
 async def tear_down_call(call: ActiveCall) -> None:
     """Delete what the call created. Idempotent; every step tolerates 'already gone'."""
-    if call.media is not None:
-        await call.media.close()
+    await call.media.close()
     steps: list[tuple[Callable[[str], Awaitable[None]], str]] = [
         (call.rest.hangup, call.media_channel_id)
     ]

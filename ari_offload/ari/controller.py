@@ -40,6 +40,7 @@ from ari_offload.ari.events import (
 from ari_offload.ari.rest import AriRest, checked_id
 from ari_offload.config import MediaSettings
 from ari_offload.errors import AriBadId, AriError, AriNotFound
+from ari_offload.media.transports import transport_opener
 
 log = logging.getLogger("ari_offload.ari")
 
@@ -89,6 +90,8 @@ class CallController:
         self.rest = rest
         self._max_calls = max_calls  # the server's ceiling (policy [quotas] concurrent_calls)
         self._media_settings = media_settings
+        # Resolved now: an unknown transport name stops the start, not the first call.
+        self._open_media = transport_opener(media_settings.transport)
         # The server-wide limit (policy [quotas]); every call, built-in flows included.
         self._max_call_duration_s = max_call_duration_s
         self._run_flow = run_flow
@@ -232,9 +235,10 @@ class CallController:
     ) -> None:
         # Inbound calls always get a fresh id: nothing a caller sends can name another call.
         call_id = call_id or uuid.uuid4().hex
-        call = ActiveCall(call_id, channel, args, direction, self.rest)
+        link = await self._open_media(self._media_settings)
+        call = ActiveCall(call_id, channel, args, direction, self.rest, link.port)
         call.max_duration_s = self._max_call_duration_s
-        if not await self._admit(call):
+        if not await self._admit_or_close(call):
             return
         self.calls[call_id] = call
         self._by_channel[channel.id] = call
@@ -242,7 +246,7 @@ class CallController:
         flow_task: asyncio.Task[None] | None = None
         watchdog: asyncio.Task[None] | None = None
         try:
-            await set_up_call(call, self._media_settings)
+            await set_up_call(call, link)
             log.info("call %s: ready in %.0f ms", call_id, (time.monotonic() - started) * 1e3)
             await self._observer.call_started(call)
             call.set_state("active")
@@ -276,6 +280,15 @@ class CallController:
                 # The caller may have left mid-setup, after _end_call already cleaned up:
                 # delete whatever setup created since (tear-down is idempotent).
                 await tear_down_call(call)
+
+    async def _admit_or_close(self, call: ActiveCall) -> bool:
+        admitted = False
+        try:
+            admitted = await self._admit(call)
+        finally:
+            if not admitted:
+                await call.media.close()  # never connected: only its socket to free
+        return admitted
 
     async def _admit(self, call: ActiveCall) -> bool:
         """Refuse, before answering, a call over the server's ceiling of calls in progress

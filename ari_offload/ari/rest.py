@@ -108,15 +108,24 @@ class AriRest:
         return str(found.get("value", "")) if isinstance(found, dict) else ""
 
     async def external_media(
-        self, channel_id: str, external_host: str, codec: str, direction: str = "both"
+        self,
+        channel_id: str,
+        external_host: str,
+        codec: str,
+        *,
+        encapsulation: str,
+        transport: str,
+        direction: str = "both",
     ) -> Channel:
+        """An externalMedia channel; the media transport chooses encapsulation and transport
+        (``media.transports``: RTP over UDP is ``rtp``/``udp``)."""
         params = {
             "app": self.app,
             "channelId": checked_id(channel_id),
             "external_host": external_host,
             "format": codec,
-            "encapsulation": "rtp",
-            "transport": "udp",
+            "encapsulation": encapsulation,
+            "transport": transport,
             "direction": direction,
         }
         return Channel.from_json(await self.request("POST", "/channels/externalMedia", params))

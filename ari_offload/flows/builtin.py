@@ -18,12 +18,12 @@ async def echo_flow(call: ActiveCall) -> None:
     exactly what they sent: operators use it to check a trunk's audio in both directions.
     """
     media = call.media
-    assert media is not None, "echo runs on a set-up call"
     delay_samples = media.codec.sample_rate * ECHO_DELAY_MS // 1000
-    media.enqueue_payload(bytes([media.codec.silence]) * delay_samples)
-    call.set_state("echo")
-    async for frame in media.frames():
-        media.enqueue_payload(frame.payload)
+    with media.tap() as heard:  # open before the delay: the echo starts with the first word
+        media.play_payload(bytes([media.codec.silence]) * delay_samples)
+        call.set_state("echo")
+        async for frame in heard:
+            media.play_payload(frame.payload)
 
 
 BUILTIN_FLOWS = {"echo": echo_flow}

@@ -40,7 +40,6 @@ class FlowContext:
 async def run_actions(call: ActiveCall, actions: list[Action], ctx: FlowContext) -> None:
     """Run until the actions are done or one of them ends the call (hangup, transfer)."""
     media = call.media
-    assert media is not None, "flows run on set-up calls"
     for index, action in enumerate(actions):
         if call.ended.is_set():
             return
@@ -64,7 +63,6 @@ async def run_actions(call: ActiveCall, actions: list[Action], ctx: FlowContext)
 
 async def _ai_talk(call: ActiveCall, action: AiTalk, ctx: FlowContext) -> bool:
     """Converse; False when the call should end here (the agent hung up or is missing)."""
-    assert call.media is not None
     agent = await ctx.find_agent(action.agent_id)
     if agent is None:
         log.warning("call %s: agent %s not found; apologising", call.call_id, action.agent_id)
@@ -84,7 +82,6 @@ async def _ai_talk(call: ActiveCall, action: AiTalk, ctx: FlowContext) -> bool:
 
 async def _transfer(call: ActiveCall, action: Transfer, ctx: FlowContext) -> None:
     call.set_state("transfer")
-    assert call.media is not None
     try:
         # Checked again here: the flow was stored under a policy that may have changed since.
         target = ctx.policy.transfer_target(action.target)

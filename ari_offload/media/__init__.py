@@ -1,23 +1,33 @@
-"""The media plane: call audio in and out over RTP, as sans-IO cores and one asyncio shell.
+"""The media plane: a call's audio in and out, behind one port, over a chosen transport.
 
-    inbound   UDP -> rtp.RtpPacket.parse -> jitter.JitterBuffer -> g711 decode -> frames()
-    outbound  enqueue(pcm) -> packetizer.FrameSplitter -> g711 encode -> RtpPacketizer
-              -> pacer.Pacer (one packet per 20 ms) -> UDP
+    inbound   transport -> (RTP: rtp.RtpPacket.parse -> jitter.JitterBuffer -> g711 decode)
+              -> MediaFrame -> port.TapSet.publish -> every open port.tap()
+              (the conversation, a recorder, a detector: each its own bounded queue)
+    outbound  port.play(pcm) / play_payload(g711) -> playout.Playout (20 ms frames,
+              positions, marks) -> transport (RTP: packetizer.RtpPacketizer, one packet
+              per pacer.Pacer slot) ; played / flush() -> cut position / drained()
 
-``endpoint.RtpEndpoint`` is the only module that touches the event loop or a socket;
-``resample`` converts TTS/STT rates to and from 8 kHz.
+``port.MediaPort`` is all the rest of the app sees. ``transports.TRANSPORTS`` maps the
+``MediaSettings.transport`` name to an opener that returns the port with the externalMedia
+request for Asterisk (``port.MediaLink``); ``udp`` is the "rtp" transport and the only module
+here that touches the event loop or a socket. Everything else is a sans-IO core.
 """
 
 from ari_offload.audio import FRAME_SAMPLES, SAMPLE_RATE, Pcm
 from ari_offload.media.g711 import Codec, codec_for
-from ari_offload.media.udp import EndpointStats, MediaFrame, RtpEndpoint
+from ari_offload.media.port import FrameTap, MediaFrame, MediaLink, MediaPort, MediaStats
+from ari_offload.media.udp import EndpointStats, RtpEndpoint
 
 __all__ = [
     "FRAME_SAMPLES",
     "SAMPLE_RATE",
     "Codec",
     "EndpointStats",
+    "FrameTap",
     "MediaFrame",
+    "MediaLink",
+    "MediaPort",
+    "MediaStats",
     "Pcm",
     "RtpEndpoint",
     "codec_for",

@@ -6,6 +6,9 @@ A transport (RTP over UDP today, chan_websocket next) implements ``MediaPort``::
               bounded queue, so the conversation, a recorder and a detector can all read
     outbound  port.play(pcm) -> position; flush() -> position cut at; drained(); played
 
+Setting a call up, a transport's opener (``transports.py``) returns a ``MediaLink``: the port,
+and the externalMedia request that points Asterisk at it.
+
 Positions count samples of the outbound stream at ``SAMPLE_RATE``: audio queued up to
 position P has been played once ``played >= P``. Frames that arrive while no tap is open are
 dropped silently: nobody was listening (a `talk` action does not hear the caller), so there
@@ -49,7 +52,8 @@ class MediaStats:
 
 
 class FrameTap:
-    """One reader's bounded queue of inbound frames; iterate it, ``close()`` it when done.
+    """One reader's bounded queue of inbound frames; iterate it, ``close()`` it when done
+    (or use it as ``with port.tap() as tap:``).
 
     When the reader falls ``max_frames`` behind, the oldest frame is dropped and counted in
     ``overflow``. Iteration ends once the tap (or its port) is closed and the queue is read.
@@ -79,6 +83,12 @@ class FrameTap:
         self.closed = True
         self._ready.set()
 
+    def __enter__(self) -> FrameTap:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __aiter__(self) -> AsyncIterator[MediaFrame]:
         return self._frames()
 
@@ -98,10 +108,15 @@ class TapSet:
     def __init__(self) -> None:
         self._taps: list[FrameTap] = []
         self.overflow = 0  # of taps already closed, so stats do not shrink
+        self.closed = False
 
     def open(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        """A new tap; once the set is closed, one that is already at its end."""
         tap = FrameTap(max_frames)
-        self._taps.append(tap)
+        if self.closed:
+            tap.close()
+        else:
+            self._taps.append(tap)
         return tap
 
     def publish(self, frame: MediaFrame) -> None:
@@ -115,6 +130,7 @@ class TapSet:
         return self.overflow + sum(tap.overflow for tap in self._taps)
 
     def close(self) -> None:
+        self.closed = True
         for tap in self._taps:
             tap.close()
         self._forget_closed()
@@ -169,4 +185,29 @@ class MediaPort(Protocol):
 
     async def close(self) -> None:
         """Stop both directions and end every tap. Safe to call twice."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExternalMediaRequest:
+    """The parameters of ARI's POST /channels/externalMedia for one transport."""
+
+    external_host: str
+    format: str  # the codec name, e.g. "ulaw"
+    encapsulation: str
+    transport: str
+
+
+class MediaLink(Protocol):
+    """One call's opened transport: its port, and what Asterisk must be asked for."""
+
+    @property
+    def port(self) -> MediaPort: ...
+
+    @property
+    def external_media(self) -> ExternalMediaRequest: ...
+
+    def connect(self, channel_vars: Mapping[str, str]) -> str:
+        """Take the externalMedia channel's variables; return where the media flows (for
+        the log). Raises ``ValueError`` when they lack what the transport needs."""
         ...

@@ -1,9 +1,10 @@
-"""RTP over UDP for one call's ExternalMedia channel: the thin asyncio shell over the cores.
+"""RTP over UDP for one call's ExternalMedia channel: the ``MediaPort`` as a thin asyncio shell.
 
 Inbound: datagrams from the remote Asterisk address -> ``RtpPacket.parse`` -> ``JitterBuffer``
--> decode -> a bounded queue read by ``frames()``. Outbound: ``enqueue()`` PCM or G.711 ->
-20 ms frames -> ``RtpPacketizer`` -> one packet per ``Pacer`` slot. Positions are in samples:
-audio enqueued up to position P has gone out once ``sent_samples >= P``.
+-> decode -> ``TapSet.publish`` (every open tap gets the frame; with none open it is dropped).
+Outbound: ``play()`` PCM or ``play_payload()`` G.711 -> ``Playout`` (20 ms frames, positions,
+marks) -> ``RtpPacketizer`` -> one packet per ``Pacer`` slot; a frame counts as played once
+sent. ``open_rtp`` is this transport's opener for ``transports.TRANSPORTS``.
 """
 
 from __future__ import annotations
@@ -12,36 +13,38 @@ import asyncio
 import ipaddress
 import logging
 import random
-from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ari_offload.audio import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Pcm, as_pcm
-from ari_offload.config import DEFAULT_JITTER_FRAMES, DEFAULT_RTP_HOST
-from ari_offload.media.g711 import ULAW, Codec
+from ari_offload.audio import FRAME_S, SAMPLE_RATE, Pcm
+from ari_offload.config import DEFAULT_JITTER_FRAMES, DEFAULT_RTP_HOST, MediaSettings
+from ari_offload.media.g711 import ULAW, Codec, codec_for
 from ari_offload.media.jitter import JitterBuffer
 from ari_offload.media.pacer import Pacer
-from ari_offload.media.packetizer import FrameSplitter, RtpPacketizer
+from ari_offload.media.packetizer import RtpPacketizer
+from ari_offload.media.playout import Playout
+from ari_offload.media.port import (
+    DEFAULT_TAP_FRAMES,
+    ExternalMediaRequest,
+    FrameTap,
+    MediaFrame,
+    MediaStats,
+    TapSet,
+)
 from ari_offload.media.rtp import RtpPacket
 
 log = logging.getLogger("ari_offload.media")
 
-DEFAULT_INBOX_FRAMES = 250  # 5 s: a consumer that far behind is broken, not slow
-
-
-@dataclass(frozen=True, slots=True)
-class MediaFrame:
-    """One inbound RTP frame: 160 samples for Asterisk's 20 ms G.711."""
-
-    pcm: Pcm
-    payload: bytes
-    sequence_number: int
-    timestamp: int
+# externalMedia's channel variables: where Asterisk's side of the RTP stream listens
+REMOTE_HOST_VAR = "UNICASTRTP_LOCAL_ADDRESS"
+REMOTE_PORT_VAR = "UNICASTRTP_LOCAL_PORT"
 
 
 @dataclass(frozen=True)
 class EndpointStats:
+    """The RTP detail behind ``MediaStats`` (``RtpEndpoint.rtp_stats``)."""
+
     received: int  # valid RTP from the remote
     malformed: int  # from the remote but not RTP
     foreign: int  # from any other address (or before set_remote)
@@ -50,7 +53,7 @@ class EndpointStats:
     late: int
     sent: int
     resyncs: int  # the sender fell behind and re-anchored its clock
-    overflow: int  # inbound frames dropped because frames() was not read fast enough
+    overflow: int  # inbound frames a tap dropped because it was not read fast enough
     ignored: int  # other payload types (e.g. telephone-event) or empty payloads
 
 
@@ -60,7 +63,7 @@ class _Counters:
     malformed: int = 0
     foreign: int = 0
     sent: int = 0
-    overflow: int = 0
+    delivered: int = 0  # decoded frames published to the taps
     ignored: int = 0
 
 
@@ -77,16 +80,15 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class RtpEndpoint:
-    """Symmetric RTP with one remote; build it with ``await RtpEndpoint.open()``."""
+    """Symmetric RTP with one remote as a ``MediaPort``; build it with ``await open()``."""
 
     def __init__(
         self,
         codec: Codec = ULAW,
         jitter_frames: int = DEFAULT_JITTER_FRAMES,
-        inbox_frames: int = DEFAULT_INBOX_FRAMES,
         rng: random.Random | None = None,
     ) -> None:
-        self.codec = codec
+        self._codec = codec
         self._counters = _Counters()
         self._remote: tuple[str, int] | None = None
         self._transport: asyncio.DatagramTransport | None = None
@@ -95,13 +97,9 @@ class RtpEndpoint:
         self._jitter = JitterBuffer(jitter_frames)
         self._jitter_wait_s = jitter_frames * FRAME_S
         self._jitter_timer: asyncio.TimerHandle | None = None
-        self._inbox: deque[MediaFrame] = deque(maxlen=inbox_frames)
-        self._inbox_ready = asyncio.Event()
+        self._taps = TapSet()
         # outbound
-        self._splitter = FrameSplitter(FRAME_SAMPLES)
-        self._out: deque[tuple[bytes, int]] = deque()  # (payload, real samples in it)
-        self._queued = 0
-        self._sent_samples = 0
+        self._playout = Playout(codec)
         self._packetizer = RtpPacketizer(codec.payload_type, rng=rng)
         self._pacer = Pacer(FRAME_S)
         self._wake = asyncio.Event()
@@ -117,11 +115,10 @@ class RtpEndpoint:
         jitter_frames: int = DEFAULT_JITTER_FRAMES,
         port: int = 0,
         *,
-        inbox_frames: int = DEFAULT_INBOX_FRAMES,
         rng: random.Random | None = None,
     ) -> RtpEndpoint:
         """Bind a UDP socket on ``host:port`` (0 = any free port) and start the sender."""
-        endpoint = cls(codec, jitter_frames, inbox_frames, rng)
+        endpoint = cls(codec, jitter_frames, rng)
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Protocol(endpoint), local_addr=(host, port)
@@ -130,6 +127,10 @@ class RtpEndpoint:
         endpoint._sender = asyncio.create_task(endpoint._send_loop(), name="rtp-sender")
         endpoint._sender.add_done_callback(_log_crash)
         return endpoint
+
+    @property
+    def codec(self) -> Codec:
+        return self._codec
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -142,7 +143,18 @@ class RtpEndpoint:
         self._wake.set()  # audio may be waiting for somewhere to go
 
     @property
-    def stats(self) -> EndpointStats:
+    def stats(self) -> MediaStats:
+        rtp = self.rtp_stats
+        dropped = {
+            "malformed": rtp.malformed,
+            "foreign": rtp.foreign,
+            "lost": rtp.lost,
+            "overflow": rtp.overflow,
+        }
+        return MediaStats(self._counters.delivered, rtp.sent, dropped)
+
+    @property
+    def rtp_stats(self) -> EndpointStats:
         c, j = self._counters, self._jitter.stats
         return EndpointStats(
             received=c.received,
@@ -153,21 +165,15 @@ class RtpEndpoint:
             late=j.late,
             sent=c.sent,
             resyncs=self._pacer.resyncs,
-            overflow=c.overflow,
+            overflow=self._taps.total_overflow,
             ignored=c.ignored,
         )
 
     # inbound
 
-    async def frames(self) -> AsyncIterator[MediaFrame]:
-        """Inbound frames in sequence order; ends after ``close()`` once the queue is read."""
-        while True:
-            while self._inbox:
-                yield self._inbox.popleft()
-            if self._closed:
-                return
-            self._inbox_ready.clear()
-            await self._inbox_ready.wait()
+    def tap(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        """A new reader of inbound frames in sequence order, from now on; ends at ``close()``."""
+        return self._taps.open(max_frames)
 
     def _on_datagram(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         if self._remote is None or tuple(addr[:2]) != self._remote:
@@ -185,15 +191,14 @@ class RtpEndpoint:
         self._arm_jitter_timer()
 
     def _deliver(self, packet: RtpPacket) -> None:
-        if packet.payload_type != self.codec.payload_type or not packet.payload:
+        if packet.payload_type != self._codec.payload_type or not packet.payload:
             self._counters.ignored += 1
             return
-        if len(self._inbox) == self._inbox.maxlen:
-            self._counters.overflow += 1  # the deque drops the oldest frame
-        pcm = self.codec.decode(packet.payload)
-        frame = MediaFrame(pcm, packet.payload, packet.sequence_number, packet.timestamp)
-        self._inbox.append(frame)
-        self._inbox_ready.set()
+        pcm = self._codec.decode(packet.payload)
+        self._counters.delivered += 1
+        self._taps.publish(
+            MediaFrame(pcm, packet.payload, packet.sequence_number, packet.timestamp)
+        )
 
     def _arm_jitter_timer(self) -> None:
         # When the stream pauses, packets held behind a gap must not wait for the next packet.
@@ -212,72 +217,49 @@ class RtpEndpoint:
     # outbound
 
     @property
-    def queued_samples(self) -> int:
-        """Samples enqueued but not sent yet."""
-        return self._queued
+    def played(self) -> int:
+        """Stream position sent so far (padding not counted): RTP has no later playout report."""
+        return self._playout.played
 
     @property
-    def sent_samples(self) -> int:
-        """Stream position of what has gone out (padding not counted)."""
-        return self._sent_samples
+    def queued(self) -> int:
+        return self._playout.queued
 
-    def enqueue(self, pcm: Pcm) -> int:
+    def play(self, pcm: Pcm) -> int:
         """Queue 8 kHz int16 PCM of any length; return the stream position at its end.
 
         A partial last frame waits for more audio, and is padded with silence only if
         nothing more has come when its slot is due. A no-op after ``close()``.
         """
-        samples = as_pcm(pcm)
-        if self._closed or not len(samples):
-            return self._position()
-        for frame in self._splitter.feed(samples):
-            self._out.append((self.codec.encode(frame), FRAME_SAMPLES))
-        self._queued += len(samples)
-        self._wake_sender()
-        return self._position()
+        if self._closed:
+            return self._playout.position
+        return self._queued_up_to(self._playout.add_pcm(pcm))
 
-    def enqueue_payload(self, data: bytes) -> int:
+    def play_payload(self, payload: bytes) -> int:
         """Queue already-encoded G.711 (one byte per sample); a short tail is padded."""
-        if self._closed or not data:
-            return self._position()
-        self._out.extend(self._pcm_tail())  # PCM queued before goes out first
-        silence = bytes([self.codec.silence])
-        for start in range(0, len(data), FRAME_SAMPLES):
-            chunk = data[start : start + FRAME_SAMPLES]
-            self._out.append((chunk.ljust(FRAME_SAMPLES, silence), len(chunk)))
-        self._queued += len(data)
-        self._wake_sender()
-        return self._position()
+        if self._closed:
+            return self._playout.position
+        return self._queued_up_to(self._playout.add_payload(payload))
 
     def flush(self) -> int:
-        """Drop everything not sent yet (barge-in); return how many samples were dropped."""
-        dropped = self._queued
-        self._out.clear()
-        self._splitter.flush(pad=False)
-        self._queued = 0
+        """Drop everything not sent yet (barge-in); return the position playback stopped at."""
+        cut = self._playout.flush()
         self._drained.set()
-        return dropped
+        return cut
 
     async def drained(self) -> None:
         """Wait until everything queued has been sent (or flushed)."""
         await self._drained.wait()
 
-    def _position(self) -> int:
-        return self._sent_samples + self._queued
-
-    def _pcm_tail(self) -> list[tuple[bytes, int]]:
-        real = self._splitter.pending
-        return [(self.codec.encode(frame), real) for frame in self._splitter.flush(pad=True)]
-
-    def _wake_sender(self) -> None:
-        self._drained.clear()
-        self._wake.set()
+    def _queued_up_to(self, position: int) -> int:
+        if not self._playout.idle:
+            self._drained.clear()
+            self._wake.set()
+        return position
 
     def _destination(self) -> tuple[str, int] | None:
         """Where the next frame goes, or None if there is nothing to send (or nowhere yet)."""
-        if self._out or self._splitter.pending:
-            return self._remote
-        return None
+        return self._remote if self._playout.has_frame else None
 
     async def _send_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -309,13 +291,14 @@ class RtpEndpoint:
             self._pacer.reset()
 
     def _send_frame(self, remote: tuple[str, int]) -> None:
-        payload, real = self._out.popleft() if self._out else self._pcm_tail()[0]
-        packet = self._packetizer.packet(payload)
+        frame = self._playout.take_frame()
+        if frame is None:
+            return
+        packet = self._packetizer.packet(frame.payload)
         self._require_transport().sendto(bytes(packet), remote)
         self._counters.sent += 1
-        self._sent_samples += real
-        self._queued -= real
-        if not self._queued:
+        self._playout.report_played(frame.samples)  # sent is as far as RTP can tell
+        if self._playout.idle:
             self._drained.set()
 
     def _require_transport(self) -> asyncio.DatagramTransport:
@@ -324,7 +307,7 @@ class RtpEndpoint:
         return self._transport
 
     async def close(self) -> None:
-        """Stop sending, close the socket and end ``frames()``. Safe to call twice."""
+        """Stop sending, close the socket and end every tap. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
@@ -336,7 +319,36 @@ class RtpEndpoint:
             await asyncio.wait({self._sender})
         if self._transport is not None:
             self._transport.close()
-        self._inbox_ready.set()
+        self._taps.close()
+
+
+@dataclass(frozen=True)
+class RtpLink:
+    """An ``RtpEndpoint`` with what externalMedia needs to send RTP to it (a ``MediaLink``)."""
+
+    port: RtpEndpoint
+    external_media: ExternalMediaRequest
+
+    def connect(self, channel_vars: Mapping[str, str]) -> str:
+        remote_host = channel_vars.get(REMOTE_HOST_VAR)
+        remote_port = channel_vars.get(REMOTE_PORT_VAR)
+        if not remote_host or not remote_port:
+            raise ValueError(f"externalMedia gave no {REMOTE_HOST_VAR}/PORT: {channel_vars}")
+        self.port.set_remote(remote_host, int(remote_port))
+        host, port = self.port.local_address
+        return f"rtp {host}:{port} <-> {remote_host}:{remote_port}"
+
+
+async def open_rtp(settings: MediaSettings) -> RtpLink:
+    """The "rtp" transport: a UDP socket on ``settings.rtp_host`` for externalMedia RTP."""
+    endpoint = await RtpEndpoint.open(
+        host=settings.rtp_host,
+        codec=codec_for(settings.codec),
+        jitter_frames=settings.jitter_frames,
+    )
+    host, port = endpoint.local_address
+    request = ExternalMediaRequest(f"{host}:{port}", settings.codec, "rtp", "udp")
+    return RtpLink(endpoint, request)
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

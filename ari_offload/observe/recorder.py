@@ -81,12 +81,9 @@ class CallRecorder:
     async def call_ended(self, call: ActiveCall) -> None:
         reason = call.hangup_reason or "unknown"
         self._metrics.call_ended(call.direction, reason.split(":")[0])
-        if call.media is not None:
-            stats = call.media.stats
-            for name in ("malformed", "foreign", "lost", "overflow"):
-                count = getattr(stats, name)
-                if count:
-                    self._metrics.rtp_packet_dropped(name, count)
+        for why, count in call.media.stats.dropped.items():
+            if count:
+                self._metrics.rtp_packet_dropped(why, count)
         if call.call_id not in self._recorded:
             return
         self._recorded.discard(call.call_id)

@@ -23,7 +23,7 @@ from ari_offload.ari.call import ActiveCall
 from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.config import AgentSettings, SpeechSettings
 from ari_offload.errors import TalkQueueFull
-from ari_offload.media.udp import RtpEndpoint
+from ari_offload.media.port import MediaPort
 from ari_offload.speech.models import SpeechModels
 from ari_offload.speech.stt import SpeculativeStt, Transcript
 from ari_offload.speech.vad import SpeechPaused, SpeechResumed, SpeechStarted, UtteranceEnded
@@ -75,9 +75,8 @@ class Conversation:
         agent_settings: AgentSettings,
         observer: ConversationObserver | None = None,
     ) -> None:
-        assert call.media is not None, "a conversation runs on a set-up call"
         self.call = call
-        self.media: RtpEndpoint = call.media
+        self.media: MediaPort = call.media
         self._models = models
         self._webhook = webhook
         self._agent = agent
@@ -130,8 +129,9 @@ class Conversation:
     # --- listening ------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        async for frame in self.media.frames():
-            self._hear(frame.pcm)
+        with self.media.tap() as heard:
+            async for frame in heard:
+                self._hear(frame.pcm)
 
     def _hear(self, pcm: Pcm) -> None:
         for event in self._segmenter.feed(pcm):
@@ -165,8 +165,7 @@ class Conversation:
             return  # the caller has gone quiet again
         if self._segmenter.samples_fed - self._speech_start < self._barge_in_samples:
             return
-        self.media.flush()  # stops the audio within one frame
-        playback.cut_at = self.media.sent_samples
+        playback.cut_at = self.media.flush()  # stops the audio within one frame
         playback.interrupted.set()
         log.info("call %s: barge-in, playback stopped", self.call.call_id)
 
@@ -226,7 +225,7 @@ class Conversation:
                 async for sentence, pcm in stream:
                     if playback.interrupted.is_set():
                         break
-                    end = self.media.enqueue(pcm)
+                    end = self.media.play(pcm)
                     playback.segments.append(Segment(sentence, end - len(pcm), end))
                     if timing is not None and len(playback.segments) == 1:
                         now = time.monotonic()

@@ -95,12 +95,12 @@ class Recorder:
         self.started = asyncio.Event()
 
     async def __call__(self, call: ActiveCall) -> None:
-        assert call.media is not None
         self.calls.append(call)
         received = self.payloads.setdefault(call.call_id, [])
-        self.started.set()
-        async for frame in call.media.frames():
-            received.append(frame.payload)
+        with call.media.tap() as heard:
+            self.started.set()
+            async for frame in heard:
+                received.append(frame.payload)
 
     def audio_of(self, call: ActiveCall) -> bytes:
         return b"".join(self.payloads[call.call_id])

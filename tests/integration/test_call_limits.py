@@ -72,9 +72,9 @@ async def test_the_depth_is_inherited_through_an_originated_local_channel(
 
     async def hold(call: ActiveCall) -> None:
         held.set()
-        assert call.media is not None
-        async for _ in call.media.frames():
-            pass
+        with call.media.tap() as heard:
+            async for _ in heard:
+                pass
 
     async def loop_once_held(call: ActiveCall) -> None:
         await held.wait()  # our half is answered only once this one is: let it start first

@@ -77,7 +77,9 @@ CALLS: dict[str, Call] = {
     "set_variable": lambda r, i: r.set_variable(i, "V", "1"),
     "get_variable": lambda r, i: r.get_variable(i, "V"),
     "continue": lambda r, i: r.continue_in_dialplan(i, "ctx", "s", 1),
-    "external_media": lambda r, i: r.external_media(i, "127.0.0.1:4000", "ulaw"),
+    "external_media": lambda r, i: r.external_media(
+        i, "127.0.0.1:4000", "ulaw", encapsulation="rtp", transport="udp"
+    ),
     "originate": lambda r, i: r.originate(i, "PJSIP/alice", "flow=echo"),
     "create_bridge": lambda r, i: r.create_bridge(i, "name"),
     "add_to_bridge": lambda r, i: r.add_to_bridge("aoff-bridge-1", ["1795476849.0", i]),
