@@ -11,7 +11,7 @@ from ari_offload.ari.controller import CallController
 from ari_offload.errors import AriError, AriHttpError, TalkQueueFull
 from ari_offload.flows.speak import speak
 from ari_offload.speech.tts import TtsRunner
-from ari_offload.voice.conversation import MAX_QUEUED_TALKS
+from ari_offload.voice.turn_taker import MAX_QUEUED_TALKS
 
 log = logging.getLogger("ari_offload.ari")
 

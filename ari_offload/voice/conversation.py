@@ -1,39 +1,47 @@
-"""One call's conversation: caller audio -> VAD -> STT -> webhook -> TTS -> caller, with barge-in.
+"""One call's conversation: the async shell that runs a ``TurnTaker`` over a ``MediaPort``.
 
-Two tasks per call. The listener feeds every inbound frame to the VAD, starts STT
-speculatively at a pause (stale if speech resumes; one such run per call at most), stops
-playback the moment the caller talks over it, and queues finished utterances. The talker
-takes utterances in order: transcript -> webhook -> reply spoken sentence by sentence (the
-next sentence is synthesized while the current one plays). Latency: endpoint silence overlaps
-STT, TTS overlaps playback.
+Two tasks per call. The listener reads a tap of the caller's audio, feeds the VAD, and
+passes the VAD's events to the turn-taker and STT; what must happen at once (speculate,
+cancel, barge in) it does on the spot. The talker performs the turn actions one at a time:
+an utterance -> its transcript -> the agent's webhook -> the reply spoken sentence by sentence
+(the next sentence is synthesized while the current one plays); a welcome or API text ->
+spoken. Latency: endpoint silence overlaps STT, TTS overlaps playback. The rules of who has
+the floor live in ``turn_taker``; this module only moves audio, text and time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.ari.call import ActiveCall
-from ari_offload.audio import SAMPLE_RATE, Pcm
+from ari_offload.audio import Pcm
 from ari_offload.config import AgentSettings, SpeechSettings
-from ari_offload.errors import TalkQueueFull
-from ari_offload.media.port import MediaPort
+from ari_offload.media.port import FrameTap, MediaPort
 from ari_offload.speech.models import SpeechModels
-from ari_offload.speech.stt import SpeculativeStt, Transcript
-from ari_offload.speech.vad import SpeechPaused, SpeechResumed, SpeechStarted, UtteranceEnded
-from ari_offload.voice.turns import Segment, TranscriptEntry, TurnTiming, heard_text
+from ari_offload.speech.streaming import SegmentedStt, UtteranceStt
+from ari_offload.speech.stt import Transcript
+from ari_offload.speech.vad import UtteranceEnded
+from ari_offload.voice.turn_taker import (
+    Action,
+    BargeIn,
+    CancelSpeculation,
+    EndTurn,
+    Speak,
+    Speculate,
+    TurnTaker,
+    Utterance,
+)
+from ari_offload.voice.turns import TranscriptEntry, TurnTiming
 
 log = logging.getLogger("ari_offload.conversation")
-
-# API `talk` texts one call holds waiting to be spoken, besides the one being spoken: past it
-# the API answers 429, so a tenant cannot queue speech (and TTS work) without bound.
-MAX_QUEUED_TALKS = 8
 
 
 @dataclass(frozen=True)
@@ -47,21 +55,6 @@ class ConversationObserver(Protocol):
     async def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None: ...
 
     async def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None: ...
-
-
-@dataclass
-class _Utterance:
-    audio: Pcm
-    ended_at: float  # wall clock when the VAD decided the utterance was over
-    endpoint_ms: float
-    speculative: asyncio.Future[Transcript] | None  # a run at the pause, on the same audio
-
-
-@dataclass
-class _Playback:
-    segments: list[Segment] = field(default_factory=list)
-    interrupted: asyncio.Event = field(default_factory=asyncio.Event)
-    cut_at: int = 0
 
 
 class Conversation:
@@ -80,18 +73,14 @@ class Conversation:
         self._models = models
         self._webhook = webhook
         self._agent = agent
-        self._barge_in_samples = speech.barge_in_min_speech_ms * SAMPLE_RATE // 1000
         self._fallback = agent_settings.fallback_text
         self._observer = observer
+        self._taker = TurnTaker(speech.barge_in_min_speech_ms)
         self._segmenter = models.new_segmenter()
-        # finished caller utterances, and texts injected by the API (`talk` into a live call)
-        self._inbox: asyncio.Queue[_Utterance | str] = asyncio.Queue()
-        self._queued_talks = 0  # the texts in _inbox
-        self._playback: _Playback | None = None
-        self._speech_start: int | None = None
-        self._pause_at: int | None = None
-        self._speculative = SpeculativeStt(models.stt)
-        self._heard: str | None = None  # of the last reply, if the caller cut it short
+        self._stt: UtteranceStt = SegmentedStt(models.stt)
+        self._turns: asyncio.Queue[EndTurn | Speak] = asyncio.Queue()  # one at a time
+        self._transcripts: deque[asyncio.Task[Transcript]] = deque()  # per utterance, in order
+        self._cut = asyncio.Event()  # the caller barged in on what is playing
         self.turn = 0
         self.transcript: list[TranscriptEntry] = []
         self.timings: list[TurnTiming] = []
@@ -99,81 +88,62 @@ class Conversation:
 
     async def run(self, welcome: str | None = None) -> None:
         """Talk until the agent hangs up (returns) or the call ends (cancelled)."""
-        listener = asyncio.create_task(self._listen())
+        tap = self.media.tap()  # opened now: audio from before this conversation is not heard
+        listener = asyncio.create_task(self._listen(tap), name=f"listen-{self.call.call_id}")
         try:
-            if welcome:
-                await self._say(welcome, timing=None)
+            self._perform(self._taker.greet(welcome))
             while not self.finished:
-                item = await self._inbox.get()
-                if isinstance(item, str):
-                    self._queued_talks -= 1
-                    await self._say(item, timing=None)
+                action = await self._turns.get()
+                if isinstance(action, Speak):
+                    await self._say(action.text, timing=None)
                 else:
-                    await self._take_turn(item)
+                    await self._take_turn(action.utterance)
+                self._perform(self._taker.turn_done())
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
-            self._speculative.drop()
+            tap.close()
+            await _cancel_and_wait(listener, *self._transcripts)
+            self._stt.close()
 
     def inject(self, text: str) -> None:
         """Speak `text` to the caller as soon as the current reply is done (API `talk`).
 
         Raises ``TalkQueueFull`` when MAX_QUEUED_TALKS texts are already waiting.
         """
-        if self._queued_talks >= MAX_QUEUED_TALKS:
-            raise TalkQueueFull(self.call.call_id, MAX_QUEUED_TALKS)
-        self._queued_talks += 1
-        self._inbox.put_nowait(text)
+        self._perform(self._taker.inject(text, self.call.call_id))
 
     # --- listening ------------------------------------------------------------------------
 
-    async def _listen(self) -> None:
-        with self.media.tap() as heard:
-            async for frame in heard:
-                self._hear(frame.pcm)
+    async def _listen(self, tap: FrameTap) -> None:
+        async for frame in tap:
+            self._hear(frame.pcm)
 
     def _hear(self, pcm: Pcm) -> None:
+        now = time.monotonic()
         for event in self._segmenter.feed(pcm):
-            self._on_vad(event)
-        self._check_barge_in()
+            if isinstance(event, UtteranceEnded):
+                self._transcripts.append(self._stt.utterance_ended(event.audio))
+            self._perform(self._taker.vad(event, self._segmenter.samples_fed, now))
+        self._perform(self._taker.frame(self._segmenter.samples_fed))
 
-    def _on_vad(self, event: object) -> None:
-        if isinstance(event, SpeechStarted):
-            self._speech_start = event.start_sample
-        elif isinstance(event, SpeechPaused):
-            self._pause_at = event.at_sample
-            # Start STT now, while the endpoint silence is still being waited for.
-            self._speculative.pause(event.audio_so_far)
-        elif isinstance(event, SpeechResumed):
-            self._pause_at = None
-            self._speculative.resume()
-        elif isinstance(event, UtteranceEnded):
-            silence_from = self._pause_at if self._pause_at is not None else event.end_sample
-            endpoint_ms = (self._segmenter.samples_fed - silence_from) * 1000 / SAMPLE_RATE
-            speculative = self._speculative.take(event.audio)
-            self._inbox.put_nowait(
-                _Utterance(event.audio, time.monotonic(), endpoint_ms, speculative)
-            )
-            self._speech_start = self._pause_at = None
-
-    def _check_barge_in(self) -> None:
-        playback = self._playback
-        if playback is None or self._speech_start is None or playback.interrupted.is_set():
-            return
-        if self._pause_at is not None:
-            return  # the caller has gone quiet again
-        if self._segmenter.samples_fed - self._speech_start < self._barge_in_samples:
-            return
-        playback.cut_at = self.media.flush()  # stops the audio within one frame
-        playback.interrupted.set()
-        log.info("call %s: barge-in, playback stopped", self.call.call_id)
+    def _perform(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Speculate):
+                self._stt.speculate(action.audio)  # STT runs while the endpoint is waited for
+            elif isinstance(action, CancelSpeculation):
+                self._stt.cancel_speculation()
+            elif isinstance(action, BargeIn):
+                self._taker.barged_in(self.media.flush())  # stops the audio within one frame
+                self._cut.set()
+                log.info("call %s: barge-in, playback stopped", self.call.call_id)
+            else:
+                self._turns.put_nowait(action)
 
     # --- talking --------------------------------------------------------------------------
 
-    async def _take_turn(self, utterance: _Utterance) -> None:
+    async def _take_turn(self, utterance: Utterance) -> None:
+        transcribing = self._transcripts.popleft()
         try:
-            transcript = await self._transcribe(utterance)
+            transcript = await transcribing
         except Exception:  # one bad inference costs one utterance, never the call
             log.exception("call %s: transcription failed; utterance dropped", self.call.call_id)
             return
@@ -188,7 +158,7 @@ class Conversation:
         log.info("call %s: caller said %r", self.call.call_id, text)
         request = WebhookRequest(
             call_id=self.call.call_id, agent_id=self._agent.agent_id, text=text,
-            turn=self.turn, heard=self._heard,
+            turn=self.turn, heard=self._taker.heard,
         )  # fmt: skip
         self.call.set_state("thinking")
         answer = await self._webhook.ask_or_fallback(
@@ -201,61 +171,37 @@ class Conversation:
         if answer.error is None and answer.reply.hangup:
             self.finished = True
 
-    async def _transcribe(self, utterance: _Utterance) -> Transcript:
-        if utterance.speculative is not None:
-            try:
-                return await utterance.speculative
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise  # the call is ending: never swallow our own cancellation
-                # only the speculative run was cancelled: transcribe the utterance afresh
-        return await self._models.stt.transcribe(utterance.audio)
-
     async def _say(self, text: str, timing: TurnTiming | None, since: float = 0.0) -> None:
         """Speak `text`; returns when played to the end or cut by barge-in."""
-        playback = _Playback()
-        self._playback = playback
-        self._heard = None
+        self._taker.reply_started()
+        self._cut.clear()
         replied_at = time.monotonic()
         stream = self._models.tts.stream(text)
         self.call.set_state("speaking")
         try:
             try:
                 async for sentence, pcm in stream:
-                    if playback.interrupted.is_set():
+                    if self._taker.interrupted:
                         break
                     end = self.media.play(pcm)
-                    playback.segments.append(Segment(sentence, end - len(pcm), end))
-                    if timing is not None and len(playback.segments) == 1:
+                    self._taker.reply_queued(sentence, end - len(pcm), end)
+                    if timing is not None and not timing.tts_first_audio_ms:
                         now = time.monotonic()
                         timing.tts_first_audio_ms = (now - replied_at) * 1000
                         timing.total_ms = (now - since) * 1000 + timing.endpoint_ms
             except Exception:  # a sentence piper cannot say must not end the call
                 log.exception("call %s: speech synthesis failed", self.call.call_id)
-            if not playback.interrupted.is_set():
-                drained = asyncio.create_task(self.media.drained())
-                cut = asyncio.create_task(playback.interrupted.wait())
-                await asyncio.wait({drained, cut}, return_when=asyncio.FIRST_COMPLETED)
-                drained.cancel()
-                cut.cancel()
+            if not self._taker.interrupted:
+                await _first_of(self.media.drained(), self._cut.wait())
         finally:
             await stream.aclose()
-            self._playback = None
-        await self._finish_reply(text, playback, timing)
+        await self._finish_reply(text, self._taker.reply_finished(), timing)
 
-    async def _finish_reply(
-        self, text: str, playback: _Playback, timing: TurnTiming | None
-    ) -> None:
-        heard: str | None = None
-        if playback.interrupted.is_set():
-            heard = heard_text(playback.segments, playback.cut_at)
-            self._heard = heard
+    async def _finish_reply(self, text: str, heard: str | None, timing: TurnTiming | None) -> None:
         await self._record(TranscriptEntry("agent", text, heard=heard))
         self.call.set_state("listening")
         if timing is not None:
             timing.interrupted = heard is not None
-            timing.tts_first_audio_ms = timing.tts_first_audio_ms or 0.0
             self.timings.append(timing)
             log.info("call %s: %s", self.call.call_id, timing.summary())
             if self._observer is not None:
@@ -265,3 +211,27 @@ class Conversation:
         self.transcript.append(entry)
         if self._observer is not None:
             await self._observer.transcript_added(self.call, entry)
+
+
+async def _first_of(*waits: Awaitable[object]) -> None:
+    """Return when the first of ``waits`` is done; the others are cancelled and awaited."""
+    tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await _cancel_and_wait(*tasks)
+
+
+async def _cancel_and_wait(*tasks: asyncio.Future[Any]) -> None:
+    """Cancel ``tasks`` and wait for them, so none is left pending (or its error unread).
+
+    ``asyncio.wait`` never raises what the tasks raised, so a cancellation of our own task
+    while waiting still propagates.
+    """
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: an error nobody reads is not logged at teardown

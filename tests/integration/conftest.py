@@ -137,7 +137,10 @@ AgentServiceFactory = Callable[..., Awaitable[ConversationLog]]
 async def start_agent_service(
     start_service: ServiceFactory, speech_models: SpeechModels
 ) -> AsyncIterator[AgentServiceFactory]:
-    """Start a controller whose flow `talk` converses with the webhook at `url`."""
+    """Start a controller whose flow `talk` converses with the webhook at `url`.
+
+    ``before``: actions the flow runs first (e.g. a `talk`), then ai_talk.
+    """
     sessions: list[aiohttp.ClientSession] = []
 
     async def factory(
@@ -145,6 +148,7 @@ async def start_agent_service(
         welcome: str | None = "Hello! How can I help you today?",
         secret: str | None = None,
         webhook_timeout_s: float = 2.0,
+        before: tuple[Action, ...] = (),
     ) -> ConversationLog:
         session = aiohttp.ClientSession()
         sessions.append(session)
@@ -160,7 +164,7 @@ async def start_agent_service(
         ctx = FlowContext(
             settings, speech_models, WebhookClient(session, webhook_timeout_s), find_agent, log
         )
-        actions: list[Action] = [AiTalk("agent-1", welcome)]
+        actions: list[Action] = [*before, AiTalk("agent-1", welcome)]
 
         async def talk(call: ActiveCall) -> None:
             await run_actions(call, actions, ctx)

@@ -11,7 +11,7 @@ from ari_offload.app import App
 from ari_offload.sdk.client import ApiError, Client
 from ari_offload.testbed.audio import silence_file
 from ari_offload.testbed.sipp import SippCall
-from ari_offload.voice.conversation import MAX_QUEUED_TALKS
+from ari_offload.voice.turn_taker import MAX_QUEUED_TALKS
 from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
 import pytest
 
+from ari_offload.speech.streaming import SegmentedStt
 from ari_offload.speech.stt import Transcript
-from ari_offload.voice.conversation import Conversation, _Utterance
 
 
 class SlowStt:
@@ -23,17 +22,16 @@ class SlowStt:
         return Transcript("never", 0.0, 0.0)
 
 
-def conversation(stt: SlowStt) -> Conversation:
-    conv = Conversation.__new__(Conversation)  # only _transcribe is exercised
-    conv._models = cast(Any, SimpleNamespace(stt=stt))
-    return conv
+def final(stt: SlowStt, speculative: asyncio.Future[Transcript]) -> asyncio.Task[Transcript]:
+    """The utterance's final transcription, given the run started at its last pause."""
+    adapter = SegmentedStt(cast(Any, stt))
+    return asyncio.create_task(adapter._final(speculative, np.zeros(160, dtype=np.int16)))
 
 
 async def test_cancelling_the_turn_during_speculative_stt_cancels_it() -> None:
     stt = SlowStt()
     speculative = asyncio.create_task(stt.transcribe(None))
-    utterance = _Utterance(np.zeros(160, dtype=np.int16), 0.0, 0.0, speculative)
-    turn = asyncio.create_task(conversation(stt)._transcribe(utterance))
+    turn = final(stt, speculative)
     await asyncio.sleep(0.01)
 
     turn.cancel()
@@ -47,8 +45,7 @@ async def test_a_cancelled_speculative_run_falls_back_to_a_fresh_transcription()
     speculative = asyncio.create_task(stt.transcribe(None))
     await asyncio.sleep(0)
     speculative.cancel()
-    utterance = _Utterance(np.zeros(160, dtype=np.int16), 0.0, 0.0, speculative)
-    turn = asyncio.create_task(conversation(stt)._transcribe(utterance))
+    turn = final(stt, speculative)
     await asyncio.sleep(0.01)
 
     assert stt.calls == 2, "the utterance was transcribed again"

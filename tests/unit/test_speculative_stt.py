@@ -16,9 +16,11 @@ from typing import Any, cast
 import numpy as np
 
 from ari_offload.audio import Pcm
+from ari_offload.speech.streaming import SegmentedStt, SpeculativeStt
 from ari_offload.speech.stt import SttRunner
 from ari_offload.speech.vad import VadParams, VadSegmenter
-from ari_offload.voice.conversation import AgentBinding, Conversation, _Utterance
+from ari_offload.voice.conversation import AgentBinding, Conversation
+from ari_offload.voice.turn_taker import EndTurn, Utterance
 
 FRAME = 160  # 20 ms at 8 kHz
 SPEECH = np.full(FRAME, 1000, dtype=np.int16)
@@ -84,17 +86,23 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.002)
 
 
-def utterance(conv: Conversation) -> _Utterance:
-    item = conv._inbox.get_nowait()
-    assert isinstance(item, _Utterance)
-    return item
+def utterance(conv: Conversation) -> Utterance:
+    item = conv._turns.get_nowait()
+    assert isinstance(item, EndTurn)
+    return item.utterance
+
+
+def speculative(conv: Conversation) -> SpeculativeStt:
+    stt = conv._stt
+    assert isinstance(stt, SegmentedStt), "whisper is a batch engine: it gets the adapter"
+    return stt.runs
 
 
 async def test_bursts_of_speech_keep_one_speculative_run_at_most() -> None:
     whisper = BlockingWhisper()
     runner = SttRunner(whisper, workers=2)
     conv = conversation(runner)
-    runs = conv._speculative
+    runs = speculative(conv)
     started_at = 0
     try:
         for index, frame in enumerate(bursts(20)):
@@ -116,7 +124,8 @@ async def test_bursts_of_speech_keep_one_speculative_run_at_most() -> None:
         await until(lambda: not runs.busy)
         for frame in [SILENCE] * 25:  # the endpoint
             conv._hear(frame)
-        final = await conv._transcribe(utterance(conv))
+        utterance(conv)
+        final = await conv._transcripts.popleft()
     finally:
         runner.close()
     assert final.text == "hello"
@@ -133,11 +142,11 @@ async def test_a_stale_run_still_computing_does_not_hold_up_the_final_one() -> N
             conv._hear(frame)
         for frame in [SPEECH] * 10 + [SILENCE] * 25:  # pause (run 1 busy: none), endpoint
             conv._hear(frame)
-        assert conv._speculative.started == 1
-        said = utterance(conv)
-        assert said.speculative is None, "run 1 heard less than the utterance: not waited for"
-        final = asyncio.create_task(conv._transcribe(said))
-        await until(lambda: whisper.running == 2)  # the final one runs beside stale run 1
+        assert speculative(conv).started == 1
+        utterance(conv)
+        final = conv._transcripts.popleft()
+        # Run 1 heard less than the utterance: not waited for; the final one runs beside it.
+        await until(lambda: whisper.running == 2)
         whisper.open.set()
         assert (await final).text == "hello"
     finally:
@@ -153,9 +162,8 @@ async def test_the_run_at_the_last_pause_is_the_final_transcription() -> None:
     try:
         for frame in [SPEECH] * 10 + [SILENCE] * 25:
             conv._hear(frame)
-        said = utterance(conv)
-        assert said.speculative is not None
-        assert (await conv._transcribe(said)).text == "hello"
+        utterance(conv)
+        assert (await conv._transcripts.popleft()).text == "hello"
     finally:
         runner.close()
     assert len(whisper.heard) == 1, "the speculative run was reused, not repeated"
@@ -170,10 +178,10 @@ async def test_a_run_dropped_before_a_worker_took_it_never_runs() -> None:
         await until(lambda: whisper.running == 1)
         for frame in bursts(1):
             conv._hear(frame)  # the pause queues a run; it waits for the worker
-        assert conv._speculative.busy
+        assert speculative(conv).busy
         conv._hear(SPEECH)
         conv._hear(SPEECH)  # speech resumes: the queued run is dropped
-        assert not conv._speculative.busy
+        assert not speculative(conv).busy
         whisper.open.set()
         other_call.result(timeout=10)
         await runner.transcribe(np.zeros(FRAME, dtype=np.int16))  # queued after the dropped one

@@ -1,0 +1,128 @@
+"""What a conversation asks of STT, and the adapter that gives a batch engine that shape.
+
+A conversation hands STT the VAD's segments as they happen — ``speculate(audio)`` at a pause,
+``cancel_speculation()`` when speech resumes, ``utterance_ended(audio)`` at the endpoint — and
+awaits one transcript per utterance. A streaming engine would follow the audio itself and
+answer at the endpoint from what it already has; a batch engine (whisper re-reads the whole
+utterance every time) gets ``SegmentedStt``: a run started at the pause is the final one when
+the caller said nothing more, so the endpoint silence hides the STT time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Future
+from typing import Protocol
+
+import numpy as np
+
+from ari_offload.audio import Pcm
+from ari_offload.speech.stt import SttRunner, Transcript
+
+logger = logging.getLogger("ari_offload.speech")
+
+
+class UtteranceStt(Protocol):
+    """One call's STT, fed the VAD's segments; streaming or batch behind it."""
+
+    def speculate(self, audio: Pcm) -> None:
+        """The caller paused after ``audio``: a transcript of it may be the final one."""
+        ...
+
+    def cancel_speculation(self) -> None:
+        """Speech resumed: what ``speculate`` got is not the utterance any more."""
+        ...
+
+    def utterance_ended(self, audio: Pcm) -> asyncio.Task[Transcript]:
+        """The utterance ended with ``audio``: its transcript, on its way from now on."""
+        ...
+
+    def close(self) -> None:
+        """The call is over: drop any work nobody will read."""
+        ...
+
+
+class SpeculativeStt:
+    """One call's speculative transcription (started at a pause): one at most, queued or running.
+
+    Whisper cannot be stopped mid-inference, so a run the caller talked over keeps its worker
+    until it ends. While it does, a new pause starts nothing: a caller talking in short bursts
+    would otherwise keep every worker busy with runs nobody reads. The first pause after it
+    ends starts afresh. A run dropped before a worker took it never runs.
+    """
+
+    def __init__(self, runner: SttRunner) -> None:
+        self._runner = runner
+        self._future: Future[Transcript] | None = None
+        self._audio: Pcm | None = None  # what the run hears; None once speech resumed
+        self.started = 0  # runs submitted for this call
+
+    @property
+    def busy(self) -> bool:
+        """A run is queued or computing (its result may already be stale)."""
+        return self._future is not None and not self._future.done()
+
+    def pause(self, audio: Pcm) -> None:
+        """The caller paused: transcribe ``audio`` now, unless the last run is still busy."""
+        if self.busy:
+            logger.debug("speculative STT still busy: none started at this pause")
+            return
+        self._future = self._runner.submit(audio)
+        self._audio = audio
+        self.started += 1
+
+    def resume(self) -> None:
+        """Speech resumed: the run is stale; dropped if no worker has taken it yet."""
+        self.drop()
+
+    def drop(self) -> None:
+        if self._future is not None and self._future.cancel():
+            self._future = None  # never started: it holds no worker
+        self._audio = None
+
+    def take(self, audio: Pcm) -> asyncio.Future[Transcript] | None:
+        """At the endpoint: the run that hears exactly ``audio``, if there is one.
+
+        A stale run is not waited for (the final audio differs); it stays tracked, so no new
+        speculative run starts until it ends.
+        """
+        if self._future is None or self._audio is None or not np.array_equal(self._audio, audio):
+            return None
+        future, self._future, self._audio = self._future, None, None
+        return asyncio.wrap_future(future)
+
+
+class SegmentedStt:
+    """``UtteranceStt`` over a batch engine: speculative runs at pauses, a fresh run if stale."""
+
+    def __init__(self, runner: SttRunner) -> None:
+        self._runner = runner
+        self.runs = SpeculativeStt(runner)
+
+    def speculate(self, audio: Pcm) -> None:
+        self.runs.pause(audio)
+
+    def cancel_speculation(self) -> None:
+        self.runs.resume()
+
+    def utterance_ended(self, audio: Pcm) -> asyncio.Task[Transcript]:
+        # Taken now, at the endpoint: the next pause must not find this run still tracked.
+        speculative = self.runs.take(audio)
+        return asyncio.create_task(self._final(speculative, audio), name="stt-final")
+
+    async def _final(
+        self, speculative: asyncio.Future[Transcript] | None, audio: Pcm
+    ) -> Transcript:
+        if speculative is not None:
+            try:
+                return await speculative
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the call is ending: never swallow our own cancellation
+                # only the speculative run was cancelled: transcribe the utterance afresh
+        return await self._runner.transcribe(audio)
+
+    def close(self) -> None:
+        self.runs.drop()

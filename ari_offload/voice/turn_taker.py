@@ -1,0 +1,202 @@
+"""Who has the floor: the turn-taking rules of a conversation, as a sans-IO state machine.
+
+Events in, actions out. The shell (``voice.conversation``) feeds it what happened — VAD events
+and a position after each caller frame, replies queued and finished, API texts — and performs
+what it returns::
+
+    caller pauses          -> Speculate(audio)      start STT early, while the endpoint waits
+    caller speaks again    -> CancelSpeculation     that audio is no longer the utterance
+    endpoint reached       -> EndTurn(utterance)    transcribe and ask the agent (or queue it)
+    caller talks over us   -> BargeIn               stop playback now (past the minimum speech)
+    welcome / API text     -> Speak(text)           say it; queued behind a reply otherwise
+
+One turn action (EndTurn or Speak) is outstanding at a time: the next one comes out of
+``turn_done()``. No loop, no clock, no socket: caller positions are samples of the inbound
+stream, playout positions samples of the outbound one, and ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ari_offload.audio import SAMPLE_RATE, Pcm, samples_to_ms
+from ari_offload.errors import TalkQueueFull
+from ari_offload.speech.vad import (
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    UtteranceEnded,
+    VadEvent,
+)
+from ari_offload.voice.turns import Segment, heard_text
+
+# API `talk` texts one call holds waiting to be spoken, besides the one being spoken: past it
+# the API answers 429, so a tenant cannot queue speech (and TTS work) without bound.
+MAX_QUEUED_TALKS = 8
+
+
+@dataclass(frozen=True, eq=False)
+class Utterance:
+    """A finished caller utterance, waiting for (or going to) STT and the agent."""
+
+    audio: Pcm
+    ended_at: float  # the shell's clock when the endpoint was reached
+    endpoint_ms: float  # silence waited for before deciding the caller was done
+
+
+@dataclass(frozen=True, eq=False)
+class Speculate:
+    audio: Pcm
+
+
+@dataclass(frozen=True)
+class CancelSpeculation:
+    pass
+
+
+@dataclass(frozen=True)
+class EndTurn:
+    utterance: Utterance
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    pass
+
+
+@dataclass(frozen=True)
+class Speak:
+    """Say a text that is no reply: the welcome, or an API `talk` (no turn, no webhook)."""
+
+    text: str
+    from_api: bool = True  # counted against MAX_QUEUED_TALKS while it waits
+
+
+Action = Speculate | CancelSpeculation | EndTurn | BargeIn | Speak
+
+
+class Floor(Enum):
+    CALLER = "listening"  # nothing outstanding: the next utterance or text goes right out
+    AGENT = "busy"  # a turn action is outstanding (STT, webhook or playback)
+
+
+@dataclass
+class _Reply:
+    segments: list[Segment] = field(default_factory=list)
+    cut_at: int | None = None  # playout position where barge-in stopped it
+
+
+class TurnTaker:
+    def __init__(
+        self,
+        barge_in_min_speech_ms: int,
+        max_queued_talks: int = MAX_QUEUED_TALKS,
+        sample_rate: int = SAMPLE_RATE,
+    ) -> None:
+        self._rate = sample_rate
+        self._barge_in_samples = barge_in_min_speech_ms * sample_rate // 1000
+        self._max_queued_talks = max_queued_talks
+        self.floor = Floor.CALLER
+        self._waiting: deque[Utterance | Speak] = deque()
+        self._queued_talks = 0  # the texts in _waiting
+        self._speech_start: int | None = None
+        self._pause_at: int | None = None
+        self._reply: _Reply | None = None  # being played
+        self.heard: str | None = None  # of the last reply, if the caller cut it short
+
+    # --- the caller ------------------------------------------------------------------------
+
+    def vad(self, event: VadEvent, samples_fed: int, now: float) -> list[Action]:
+        """One VAD event of the caller's stream; ``samples_fed`` is the stream position now."""
+        if isinstance(event, SpeechStarted):
+            self._speech_start = event.start_sample
+        elif isinstance(event, SpeechPaused):
+            self._pause_at = event.at_sample
+            return [Speculate(event.audio_so_far)]
+        elif isinstance(event, SpeechResumed):
+            self._pause_at = None
+            return [CancelSpeculation()]
+        elif isinstance(event, UtteranceEnded):
+            silence_from = self._pause_at if self._pause_at is not None else event.end_sample
+            endpoint_ms = samples_to_ms(samples_fed - silence_from, self._rate)
+            self._speech_start = self._pause_at = None
+            return self._offer(Utterance(event.audio, now, endpoint_ms))
+        return []
+
+    def frame(self, samples_fed: int) -> list[Action]:
+        """After each caller frame (and its VAD events): barge in if the caller talks over us."""
+        reply = self._reply
+        if reply is None or reply.cut_at is not None or self._speech_start is None:
+            return []
+        if self._pause_at is not None:
+            return []  # the caller has gone quiet again
+        if samples_fed - self._speech_start < self._barge_in_samples:
+            return []
+        return [BargeIn()]
+
+    # --- texts that are not replies ---------------------------------------------------------
+
+    def greet(self, welcome: str | None) -> list[Action]:
+        """The conversation starts: the welcome message, if any, before any caller turn."""
+        return self._offer(Speak(welcome, from_api=False)) if welcome else []
+
+    def inject(self, text: str, call_id: str = "") -> list[Action]:
+        """An API `talk` text; raises ``TalkQueueFull`` past the bound."""
+        if self._queued_talks >= self._max_queued_talks:
+            raise TalkQueueFull(call_id, self._max_queued_talks)
+        self._queued_talks += 1
+        return self._offer(Speak(text))
+
+    @property
+    def queued_talks(self) -> int:
+        return self._queued_talks
+
+    # --- the agent's side ------------------------------------------------------------------
+
+    def reply_started(self) -> None:
+        """A reply (or API text) starts playing: from now on the caller can barge in."""
+        self._reply = _Reply()
+        self.heard = None
+
+    def reply_queued(self, text: str, start: int, end: int) -> None:
+        """One sentence of the reply is queued at playout positions [start, end)."""
+        if self._reply is not None:
+            self._reply.segments.append(Segment(text, start, end))
+
+    def barged_in(self, cut_at: int) -> None:
+        """The shell stopped playback at playout position ``cut_at``."""
+        if self._reply is not None and self._reply.cut_at is None:
+            self._reply.cut_at = cut_at
+
+    @property
+    def interrupted(self) -> bool:
+        return self._reply is not None and self._reply.cut_at is not None
+
+    def reply_finished(self) -> str | None:
+        """Playback ended (to its end or cut); returns what the caller heard if it was cut."""
+        reply, self._reply = self._reply, None
+        if reply is None or reply.cut_at is None:
+            return None
+        self.heard = heard_text(reply.segments, reply.cut_at)
+        return self.heard
+
+    def turn_done(self) -> list[Action]:
+        """The outstanding turn action is finished: the next waiting one, if any, goes out."""
+        self.floor = Floor.CALLER
+        if not self._waiting:
+            return []
+        return self._offer(self._waiting.popleft())
+
+    # ---------------------------------------------------------------------------------------
+
+    def _offer(self, item: Utterance | Speak) -> list[Action]:
+        if self.floor is Floor.AGENT:
+            self._waiting.append(item)
+            return []
+        self.floor = Floor.AGENT
+        if isinstance(item, Speak):
+            self._queued_talks -= item.from_api
+            return [item]
+        return [EndTurn(item)]

@@ -1,0 +1,175 @@
+"""The conversation over an in-memory MediaPort: no sockets, no models, the real shell.
+
+The caller "says" a word by its loudness (the fake whisper names the peak amplitude); the fake
+voice gives each word 100 ms of audio; the agent echoes the words back. The same
+``Conversation`` runs over the RTP port in tests/integration/test_conversation.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any, cast
+
+import numpy as np
+
+from ari_offload.agent.client import AgentAnswer
+from ari_offload.agent.contract import WebhookReply, WebhookRequest
+from ari_offload.audio import FRAME_SAMPLES, Pcm
+from ari_offload.speech.stt import SttRunner
+from ari_offload.speech.tts import TtsRunner
+from ari_offload.speech.vad import VadParams, VadSegmenter
+from ari_offload.voice.conversation import AgentBinding, Conversation
+from tests.unit.fake_media import FakeMediaPort
+
+WORDS = {1000: "hello", 2000: "goodbye", 3000: "again"}
+WORD_SAMPLES = 800  # 100 ms per spoken word
+
+
+class LoudnessWhisper:
+    def transcribe(self, pcm8k: Pcm) -> str:
+        return WORDS.get(int(np.abs(pcm8k).max()) if len(pcm8k) else 0, "")
+
+
+class CountingVoice:
+    def synthesize_sentence(self, text: str) -> Pcm:
+        return np.full(WORD_SAMPLES * len(text.split()), 500, dtype=np.int16)
+
+
+class EchoAgent:
+    def __init__(self) -> None:
+        self.requests: list[WebhookRequest] = []
+
+    async def ask_or_fallback(
+        self, url: str, request: WebhookRequest, secret: str | None, fallback_text: str
+    ) -> AgentAnswer:
+        self.requests.append(request)
+        return AgentAnswer(WebhookReply(f"You said {request.text}."), None, 0.005)
+
+
+def utterance(amplitude: int, speech_ms: int = 600, silence_ms: int = 700) -> Iterator[Pcm]:
+    yield from [np.full(FRAME_SAMPLES, amplitude, dtype=np.int16)] * (speech_ms // 20)
+    yield from [np.zeros(FRAME_SAMPLES, dtype=np.int16)] * (silence_ms // 20)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.002)
+
+
+class Rig:
+    def __init__(self, hold: bool = False) -> None:
+        self.port = FakeMediaPort(hold=hold)
+        self.agent = EchoAgent()
+        self.stt = SttRunner(LoudnessWhisper(), workers=1)
+        self.tts = TtsRunner(CountingVoice(), workers=1, sentence_pause_ms=0)
+        models = SimpleNamespace(
+            stt=self.stt,
+            tts=self.tts,
+            new_segmenter=lambda: VadSegmenter(VadParams(), classifier=lambda f: bool(f.any())),
+        )
+        self.states: list[str] = []
+        call = SimpleNamespace(call_id="call-1", media=self.port, set_state=self.states.append)
+        self.conversation = Conversation(
+            cast(Any, call), cast(Any, models), cast(Any, self.agent),
+            AgentBinding("agent-1", "http://agent.invalid/"),
+            cast(Any, SimpleNamespace(barge_in_min_speech_ms=300)),
+            cast(Any, SimpleNamespace(fallback_text="Sorry.")),
+        )  # fmt: skip
+
+    def lines(self) -> list[tuple[str, str, str | None]]:
+        return [(e.role, e.text, e.heard) for e in self.conversation.transcript]
+
+    def close(self) -> None:
+        self.stt.close()
+        self.tts.close()
+
+
+async def test_welcome_then_a_turn_over_the_port() -> None:
+    rig = Rig()
+    task = asyncio.create_task(rig.conversation.run("Welcome to the shop."))
+    try:
+        await until(lambda: len(rig.conversation.transcript) == 1)
+        assert rig.port.heard_samples() == 4 * WORD_SAMPLES, "the welcome was played whole"
+        rig.port.say(utterance(1000))
+        await until(lambda: len(rig.conversation.transcript) == 3)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        rig.close()
+    assert rig.lines() == [
+        ("agent", "Welcome to the shop.", None),
+        ("caller", "hello", None),
+        ("agent", "You said hello.", None),
+    ]
+    assert [r.text for r in rig.agent.requests] == ["hello"]
+    (timing,) = rig.conversation.timings
+    assert timing.turn == 1
+    assert not timing.interrupted
+    assert 380 <= timing.endpoint_ms <= 460, "the VAD's 400 ms of endpoint silence"
+    assert rig.port.heard_samples() == (4 + 3) * WORD_SAMPLES
+    assert "thinking" in rig.states
+    assert rig.states[-1] == "listening"
+
+
+async def test_barge_in_over_the_port_flushes_and_the_agent_is_told_what_was_heard() -> None:
+    rig = Rig(hold=True)  # nothing plays until the test advances the playout
+    task = asyncio.create_task(rig.conversation.run("One two three four five six seven eight."))
+    try:
+        await until(lambda: rig.port.queued == 8 * WORD_SAMPLES)
+        rig.port.advance(3 * WORD_SAMPLES)  # the caller has heard "One two three"
+        rig.port.say(utterance(2000, speech_ms=200, silence_ms=0))
+        await asyncio.sleep(0.05)  # the listener has read those frames
+        assert rig.port.flushes == 0, "200 ms of speech is under the 300 ms barge-in minimum"
+        rig.port.say(utterance(2000, speech_ms=400))
+        await until(lambda: len(rig.agent.requests) == 1)
+        rig.port.advance()
+        await until(lambda: len(rig.conversation.transcript) == 3)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        rig.close()
+    assert rig.port.flushes == 1
+    assert rig.lines()[0] == (
+        "agent", "One two three four five six seven eight.", "One two three",
+    )  # fmt: skip
+    assert rig.agent.requests[0].text == "goodbye"
+    assert rig.agent.requests[0].heard == "One two three"
+
+
+async def test_audio_from_before_the_conversation_is_not_heard() -> None:
+    rig = Rig()
+    rig.port.say(utterance(2000))  # e.g. during a `talk` action: nobody listens yet
+    task = asyncio.create_task(rig.conversation.run())
+    try:
+        await asyncio.sleep(0.05)
+        rig.port.say(utterance(3000))
+        await until(lambda: len(rig.agent.requests) == 1)
+        await until(lambda: len(rig.conversation.transcript) == 2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        rig.close()
+    assert [r.text for r in rig.agent.requests] == ["again"]
+
+
+async def test_api_text_waits_for_the_reply_then_is_spoken() -> None:
+    rig = Rig(hold=True)
+    task = asyncio.create_task(rig.conversation.run("Welcome."))
+    try:
+        await until(lambda: rig.port.queued == WORD_SAMPLES)
+        rig.conversation.inject("Your parcel is here.")
+        await asyncio.sleep(0.05)
+        assert rig.port.queued == WORD_SAMPLES, "the API text waits for the welcome to end"
+        rig.port.advance()
+        await until(lambda: rig.port.queued == 4 * WORD_SAMPLES)
+        rig.port.advance()
+        await until(lambda: len(rig.conversation.transcript) == 2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        rig.close()
+    assert [line[1] for line in rig.lines()] == ["Welcome.", "Your parcel is here."]
+    assert rig.agent.requests == [], "an API text is spoken, never sent to the agent"
