@@ -20,7 +20,7 @@ from ari_offload.api.telephony import Telephony
 from ari_offload.api.throttle import AuthThrottle
 from ari_offload.api.validation import ID, Obj, Param, Spec, Str
 from ari_offload.config import ApiSettings
-from ari_offload.flows.model import ValidationError
+from ari_offload.errors import ValidationError
 from ari_offload.observe.metrics import Metrics
 from ari_offload.policy import Policy
 from ari_offload.store import Store

@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ari_offload.flows.model import ValidationError, is_storable, matches_pattern
+from ari_offload.errors import ValidationError
+from ari_offload.flows.model import is_storable, matches_pattern
 
 # One-line text: no control characters (they break logs, CDRs and the dialplan).
 ONE_LINE = r"^[^\u0000-\u001f\u007f]*$"

@@ -17,21 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from ari_offload.errors import AriOffloadError
+from ari_offload.errors import ValidationError
 
 MAX_ACTIONS = 50
 MAX_TEXT_LENGTH = 2000
 MAX_PAUSE_S = 60.0
 MAX_ID_LENGTH = 64
-
-
-class ValidationError(AriOffloadError, ValueError):
-    """Input failed validation; ``field`` is the path to the offending value."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
 import pytest
 
+from ari_offload.errors import ValidationError
 from ari_offload.flows.model import (
     MAX_ACTIONS,
     AiTalk,
@@ -14,7 +15,6 @@ from ari_offload.flows.model import (
     Pause,
     Talk,
     Transfer,
-    ValidationError,
     action_json_schema,
     action_to_json,
     parse_actions,
