@@ -20,7 +20,7 @@ from sqlalchemy.schema import CreateTable
 
 from ari_offload.config import StoreSettings
 from ari_offload.errors import AgentInUse, NameTaken, StoreError, ValidationError
-from ari_offload.flows.model import AiTalk, Talk
+from ari_offload.flows.actions import AiTalk, Talk
 from ari_offload.store import (
     CallStatus,
     Direction,

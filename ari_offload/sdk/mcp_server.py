@@ -23,7 +23,8 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from ari_offload.flows.model import Action, Hangup, Talk, action_to_json
+from ari_offload.flows.actions import Action, Hangup, Talk
+from ari_offload.flows.model import action_to_json
 from ari_offload.sdk.client import ApiError, Client, Flow, TranscriptLine
 
 DEFAULT_URL = "http://127.0.0.1:8080"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from ari_offload.flows.model import Action
+from ari_offload.flows.actions import Action
 
 
 class Direction(StrEnum):
