@@ -62,3 +62,14 @@ def action_json_schema() -> dict[str, Any]:
     """JSON Schema (2020-12, as used by OpenAPI 3.1) of one action."""
     components: dict[str, Any] = {}  # action shapes are inline objects: nothing lands here
     return {"oneOf": [kind.shape.schema(components) for kind in KINDS.values()]}
+
+
+def action_catalogue() -> str:
+    """One line per action type, its fields (``?``: optional) and what it does: for people
+    and assistants (the MCP server's instructions), in registry order."""
+    lines = []
+    for kind in KINDS.values():
+        names = [n if n in kind.required else f"{n}?" for n in kind.fields]
+        fields = f" {{{', '.join(names)}}}" if names else ""
+        lines.append(f"- {kind.type}{fields}: {kind.description}")
+    return "\n".join(lines)
