@@ -17,13 +17,14 @@
     │   ├── WebhookStatusError  non-2xx status
     │   └── WebhookBadReply     not JSON, or no "text"
     ├── StoreError           persistence failed
-    │   ├── NameTaken        a customer/agent/flow name already exists (store.records)
-    │   ├── AgentInUse       a flow still uses the agent being deleted (store.records)
+    │   ├── NameTaken        a customer/agent/flow/admin key name already exists
+    │   ├── AgentInUse       a flow still uses the agent being deleted
     │   └── KeyLimitReached  the customer has as many live access keys as allowed
     ├── Busy                 a bounded queue is full (password hashing): retry after a pause
-    ├── ValidationError      a flow action failed validation; names the field (flows.model)
+    ├── ValidationError      input failed validation (a body, query or flow action); names the
+    │                        field path, e.g. actions[0].agent_id (schema, flows.model)
     ├── TalkQueueFull        a live call already has as many API `talk` texts queued as allowed
-    └── TelephonyError       Asterisk refused or could not place a call (api.telephony)
+    └── TelephonyError       Asterisk refused or could not place a call (telephony)
 
 Outside the tree: ``api.errors.ApiError`` is an HTTP answer being built (status, code,
 field), and ``client.ApiError`` is that answer as the SDK raises it.
@@ -137,6 +138,23 @@ class StoreError(AriOffloadError):
     pass
 
 
+class NameTaken(StoreError):
+    """A unique name (customer, or agent/flow within one customer) is already used."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"a {kind} named {name!r} already exists")
+        self.kind = kind
+        self.name = name
+
+
+class AgentInUse(StoreError):
+    """An agent cannot be deleted while flows still talk to it."""
+
+    def __init__(self, flow_names: list[str]) -> None:
+        super().__init__(f"the agent is used by flow(s): {', '.join(flow_names)}")
+        self.flow_names = flow_names
+
+
 class TalkQueueFull(AriOffloadError):
     """The call's talk inbox is full: the API answers 429 and the text is not queued."""
 
@@ -159,3 +177,16 @@ class Busy(AriOffloadError):
         super().__init__(f"{what} is busy; retry in {retry_after_s:g} s")
         self.what = what
         self.retry_after_s = retry_after_s
+
+
+class ValidationError(AriOffloadError, ValueError):
+    """Input failed validation; ``field`` is the path to the offending value."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class TelephonyError(AriOffloadError):
+    """Asterisk refused or could not place the call; the message is shown to the API user."""

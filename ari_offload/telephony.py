@@ -6,9 +6,8 @@ import asyncio
 import collections
 import logging
 
-from ari_offload.api.telephony import TelephonyError
 from ari_offload.ari.controller import CallController
-from ari_offload.errors import AriError, AriHttpError, TalkQueueFull
+from ari_offload.errors import AriError, AriHttpError, TalkQueueFull, TelephonyError
 from ari_offload.flows.speak import speak
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.voice.turn_taker import MAX_QUEUED_TALKS

@@ -17,9 +17,9 @@ from aiohttp import web
 from argon2 import PasswordHasher
 
 from ari_offload.agent.egress import own_endpoints
-from ari_offload.api import RedactingAccessLogger, TelephonyError, make_api_app
+from ari_offload.api import RedactingAccessLogger, make_api_app
 from ari_offload.config import ApiSettings, StoreSettings
-from ari_offload.errors import TalkQueueFull
+from ari_offload.errors import TalkQueueFull, TelephonyError
 from ari_offload.observe.metrics import Metrics
 from ari_offload.policy import Policy
 from ari_offload.policy_file import load_policy

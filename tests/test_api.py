@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from ari_offload.api import schemas as s
-from ari_offload.api.validation import Obj
 from ari_offload.errors import StoreError
-from ari_offload.flows.model import AiTalk
+from ari_offload.flows.actions import AiTalk
+from ari_offload.schema import Obj
 from ari_offload.store import CallStatus, Direction, Role
 from ari_offload.turn_fields import WebhookFailure
 from tests.api_support import CURL_AGENT, CURL_FLOW, CURL_SIGNUP, ApiEnv, running_api

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from ari_offload.api.app import all_routes
-from ari_offload.flows.model import AiTalk
+from ari_offload.flows.actions import AiTalk
 from ari_offload.store import CallStatus, Direction, Role
 from tests.api_support import ApiEnv, running_api
 

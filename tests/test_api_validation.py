@@ -14,7 +14,7 @@ import pytest
 
 from ari_offload.api.app import all_routes
 from ari_offload.api.routing import Route
-from ari_offload.api.validation import Custom, Int, Spec, Str
+from ari_offload.schema import Custom, Int, Spec, Str
 from tests.api_support import ApiEnv, running_api
 
 # A valid body per operation; invalid variants are derived from it field by field.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ari_offload.flows.model import Action, AiTalk, Hangup, Pause, Talk, Transfer
+from ari_offload.flows.actions import Action, AiTalk, Hangup, Pause, Talk, Transfer
 from ari_offload.sdk.client import ApiError, Client
 from ari_offload.store import CallStatus, Role
 from tests.api_support import ApiEnv, running_api

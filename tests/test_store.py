@@ -19,13 +19,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.schema import CreateTable
 
 from ari_offload.config import StoreSettings
-from ari_offload.errors import StoreError
-from ari_offload.flows.model import AiTalk, Talk, ValidationError
+from ari_offload.errors import AgentInUse, NameTaken, StoreError, ValidationError
+from ari_offload.flows.actions import AiTalk, Talk
 from ari_offload.store import (
-    AgentInUse,
     CallStatus,
     Direction,
-    NameTaken,
     Role,
     Store,
     database_url,

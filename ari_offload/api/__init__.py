@@ -6,6 +6,6 @@ runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
 
 from ari_offload.api.app import make_api_app
 from ari_offload.api.errors import RedactingAccessLogger
-from ari_offload.api.telephony import Telephony, TelephonyError
+from ari_offload.api.telephony import Telephony
 
-__all__ = ["RedactingAccessLogger", "Telephony", "TelephonyError", "make_api_app"]
+__all__ = ["RedactingAccessLogger", "Telephony", "make_api_app"]

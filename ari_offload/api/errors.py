@@ -16,8 +16,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import LooseHeaders
 
-from ari_offload.errors import PolicyRefused, QuotaExceeded, StoreError
-from ari_offload.flows.model import ValidationError
+from ari_offload.errors import PolicyRefused, QuotaExceeded, StoreError, ValidationError
 
 log = logging.getLogger("ari_offload.api")
 

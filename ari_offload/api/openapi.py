@@ -7,7 +7,7 @@ from typing import Any
 from ari_offload import __version__
 from ari_offload.api import schemas as s
 from ari_offload.api.routing import Route
-from ari_offload.api.validation import ID, Schema
+from ari_offload.schema import ID, Schema
 
 _STATUS_TEXT = {
     400: "malformed request (not JSON, or no body)",

@@ -16,9 +16,8 @@ from ari_offload.api.errors import ApiError
 from ari_offload.api.routes_auth import busy_error
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
 from ari_offload.dialpattern import DialPattern
-from ari_offload.errors import Busy
+from ari_offload.errors import Busy, NameTaken
 from ari_offload.policy import TenantOverrides
-from ari_offload.store import NameTaken
 
 log = logging.getLogger("ari_offload.api")
 

@@ -21,8 +21,8 @@ from ari_offload.api import schemas as s
 from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
 from ari_offload.api.throttle import retry_after_header
-from ari_offload.errors import Busy, KeyLimitReached
-from ari_offload.store import Customer, NameTaken, NewAccessKey
+from ari_offload.errors import Busy, KeyLimitReached, NameTaken
+from ari_offload.store import Customer, NewAccessKey
 from ari_offload.store._db import utcnow
 
 log = logging.getLogger("ari_offload.api")

@@ -9,11 +9,10 @@ from aiohttp import web
 from ari_offload.api import schemas as s
 from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
-from ari_offload.api.telephony import TelephonyError
-from ari_offload.api.validation import Arr, Int, Param
-from ari_offload.errors import PolicyRefused, QuotaExceeded, TalkQueueFull
+from ari_offload.errors import PolicyRefused, QuotaExceeded, TalkQueueFull, TelephonyError
 from ari_offload.quotas import WINDOW as QUOTA_WINDOW
 from ari_offload.quotas import check_quotas, tenant_rules
+from ari_offload.schema import Arr, Int, Param
 from ari_offload.store import Call, CallStatus, Direction
 from ari_offload.store._db import utcnow
 from ari_offload.store.calls import DEFAULT_LIST_LIMIT

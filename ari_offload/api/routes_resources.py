@@ -8,10 +8,9 @@ from ari_offload.agent.egress import EgressGuard
 from ari_offload.api import schemas as s
 from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
-from ari_offload.errors import PolicyRefused
-from ari_offload.flows.model import Action, Transfer
+from ari_offload.errors import AgentInUse, NameTaken, PolicyRefused
+from ari_offload.flows.actions import Action, Transfer
 from ari_offload.policy import Policy
-from ari_offload.store import AgentInUse, NameTaken
 
 
 def _taken(exc: NameTaken) -> ApiError:

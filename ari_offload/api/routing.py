@@ -18,11 +18,11 @@ from ari_offload.api.auth import authenticate, authenticate_admin
 from ari_offload.api.errors import ApiError, Handler
 from ari_offload.api.telephony import Telephony
 from ari_offload.api.throttle import AuthThrottle
-from ari_offload.api.validation import ID, Obj, Param, Spec, Str
 from ari_offload.config import ApiSettings
-from ari_offload.flows.model import ValidationError
+from ari_offload.errors import ValidationError
 from ari_offload.observe.metrics import Metrics
 from ari_offload.policy import Policy
+from ari_offload.schema import ID, Obj, Param, Spec, Str
 from ari_offload.store import Store
 
 PREFIX = "/v1.0"

@@ -10,8 +10,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ari_offload import policy
-from ari_offload.api.validation import ID, ONE_LINE, Arr, Bool, Custom, Int, Num, Obj, Spec, Str
 from ari_offload.flows import model
+from ari_offload.flows.actions.base import MAX_TEXT_LENGTH
+from ari_offload.schema import ID, ONE_LINE, Arr, Bool, Custom, Int, Num, Obj, Spec, Str
 from ari_offload.store import (
     AccessKey,
     Agent,
@@ -107,7 +108,7 @@ CALLER_ID = Str(
     21, 1, ONE_LINE, nullable=True,
     description="a number the operator lets this account present; null: the route's default",
 )  # fmt: skip
-SAY_TEXT = Str(model.MAX_TEXT_LENGTH, 1)
+SAY_TEXT = Str(MAX_TEXT_LENGTH, 1)
 ACTIONS = Custom(
     {
         "type": "array",

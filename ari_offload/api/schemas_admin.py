@@ -6,8 +6,8 @@ from typing import Any
 
 from ari_offload import policy
 from ari_offload.api.schemas import CREDENTIALS, CUSTOMER, TIME
-from ari_offload.api.validation import ID, Arr, Int, Obj, Str
 from ari_offload.policy import TenantOverrides, TenantRules
+from ari_offload.schema import ID, Arr, Int, Obj, Str
 from ari_offload.store.operator import NumberAssignment
 
 _MAX_QUOTA = 1_000_000

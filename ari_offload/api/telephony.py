@@ -8,12 +8,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ari_offload.errors import AriOffloadError
-
-
-class TelephonyError(AriOffloadError):
-    """Asterisk refused or could not place the call; the message is shown to the API user."""
-
 
 class Telephony(Protocol):
     async def originate(

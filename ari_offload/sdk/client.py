@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ari_offload.flows.model import Action, action_to_json, parse_actions
+from ari_offload.flows.actions import Action
+from ari_offload.flows.model import action_to_json, parse_actions
 from ari_offload.turn_fields import STORED_FIELDS
 
 DEFAULT_TIMEOUT_S = 30.0

@@ -14,11 +14,11 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ari_offload.errors import KeyLimitReached
+from ari_offload.errors import KeyLimitReached, NameTaken
 from ari_offload.store import schema as t
 from ari_offload.store._db import Repo, new_id, utcnow
 from ari_offload.store.passwords import PasswordPool
-from ari_offload.store.records import AccessKey, Customer, NameTaken, NewAccessKey
+from ari_offload.store.records import AccessKey, Customer, NewAccessKey
 
 log = logging.getLogger("ari_offload.store")
 

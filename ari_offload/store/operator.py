@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ari_offload.errors import NameTaken
 from ari_offload.policy import TenantOverrides
 from ari_offload.store import schema as t
 from ari_offload.store._db import Repo, new_id, utcnow
 from ari_offload.store.accounts import MAX_TOKEN_LENGTH, hash_token
-from ari_offload.store.records import Customer, NameTaken
+from ari_offload.store.records import Customer
 
 log = logging.getLogger("ari_offload.store")
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from ari_offload.errors import StoreError
-from ari_offload.flows.model import Action
+from ari_offload.flows.actions import Action
 
 
 class Direction(StrEnum):
@@ -30,23 +29,6 @@ class Role(StrEnum):
     CALLER = "caller"
     AGENT = "agent"
     SYSTEM = "system"
-
-
-class NameTaken(StoreError):
-    """A unique name (customer, or agent/flow within one customer) is already used."""
-
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"a {kind} named {name!r} already exists")
-        self.kind = kind
-        self.name = name
-
-
-class AgentInUse(StoreError):
-    """An agent cannot be deleted while flows still talk to it."""
-
-    def __init__(self, flow_names: list[str]) -> None:
-        super().__init__(f"the agent is used by flow(s): {', '.join(flow_names)}")
-        self.flow_names = flow_names
 
 
 @dataclass(frozen=True)

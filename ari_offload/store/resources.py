@@ -13,10 +13,12 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ari_offload.flows.model import Action, AiTalk, ValidationError, actions_to_json, parse_actions
+from ari_offload.errors import AgentInUse, NameTaken, ValidationError
+from ari_offload.flows.actions import Action, AiTalk
+from ari_offload.flows.model import actions_to_json, parse_actions
 from ari_offload.store import schema as t
 from ari_offload.store._db import Repo, new_id, utcnow
-from ari_offload.store.records import Agent, AgentInUse, Flow, NameTaken
+from ari_offload.store.records import Agent, Flow
 
 log = logging.getLogger("ari_offload.store")
 

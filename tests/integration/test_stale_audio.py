@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from ari_offload.agent.contract import WebhookRequest
-from ari_offload.flows.model import Talk
+from ari_offload.flows.actions import Talk
 from ari_offload.testbed.dialogue import Say, Silence, run_dialogue
 from tests.integration.conftest import AgentServiceFactory
 

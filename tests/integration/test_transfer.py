@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from ari_offload.flows.actions import Action, Talk, Transfer
 from ari_offload.flows.executor import FlowContext
-from ari_offload.flows.model import Action, Talk, Transfer
 from ari_offload.media.g711 import ULAW
 from ari_offload.testbed.asterisk import Testbed
 from ari_offload.testbed.audio import CACHE_DIR

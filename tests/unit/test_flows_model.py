@@ -7,18 +7,9 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
 import pytest
 
-from ari_offload.flows.model import (
-    MAX_ACTIONS,
-    AiTalk,
-    Hangup,
-    Pause,
-    Talk,
-    Transfer,
-    ValidationError,
-    action_json_schema,
-    action_to_json,
-    parse_actions,
-)
+from ari_offload.errors import ValidationError
+from ari_offload.flows.actions import AiTalk, Hangup, Pause, Talk, Transfer
+from ari_offload.flows.model import MAX_ACTIONS, action_json_schema, action_to_json, parse_actions
 
 VALID: list[tuple[dict[str, Any], object]] = [
     ({"type": "ai_talk", "agent_id": "a1"}, AiTalk("a1")),

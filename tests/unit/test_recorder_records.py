@@ -12,7 +12,7 @@ from ari_offload.ari.call import ActiveCall
 from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
 from ari_offload.config import StoreSettings
-from ari_offload.flows.model import Talk
+from ari_offload.flows.actions import Talk
 from ari_offload.media.udp import RtpEndpoint
 from ari_offload.observe.metrics import Metrics
 from ari_offload.observe.recorder import CallRecorder

@@ -1,8 +1,9 @@
-"""A small schema language: each spec validates decoded JSON *and* emits its JSON Schema.
+"""The one validation language: each spec validates decoded JSON *and* emits its JSON Schema.
 
-The OpenAPI document is generated from the very specs that check requests, so the published
-contract and the enforced one are the same object. Errors name the field path
-(``actions[0].agent_id``); unknown fields are rejected.
+API request bodies, query parameters and flow actions are declared with it, so the published
+contract (the OpenAPI document, the flow-action schema) and the enforced one are the same
+object. Errors are ``ValidationError`` naming the field path (``actions[0].agent_id``);
+unknown fields are rejected. Sans-IO, and below api/ and flows/: it imports neither.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ari_offload.flows.model import ValidationError, is_storable, matches_pattern
+from ari_offload.errors import ValidationError
 
 # One-line text: no control characters (they break logs, CDRs and the dialplan).
 ONE_LINE = r"^[^\u0000-\u001f\u007f]*$"
@@ -128,20 +129,49 @@ class Int(Spec):
 
 @dataclass(frozen=True)
 class Num(Spec):
-    """Response-only (never validated from input here): a float such as a latency."""
+    """A finite number (a latency in responses, a pause in flow actions), returned as float."""
 
     nullable: bool = False
     description: str = ""
+    exclusive_minimum: float | None = None
+    maximum: float | None = None
 
     def check(self, value: object, path: str) -> float:
+        # bool is an int in Python but not a number in JSON.
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValidationError(path, "expected a number")
         if not math.isfinite(value):
             raise ValidationError(path, "must be finite")
+        if self.exclusive_minimum is not None and value <= self.exclusive_minimum:
+            raise ValidationError(path, f"must be greater than {self.exclusive_minimum:g}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValidationError(path, f"must be at most {self.maximum:g}")
         return float(value)
 
     def base_schema(self, components: dict[str, Schema]) -> Schema:
-        return {"type": "number"}
+        out: Schema = {"type": "number"}
+        if self.exclusive_minimum is not None:
+            out["exclusiveMinimum"] = self.exclusive_minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        return out
+
+
+@dataclass(frozen=True)
+class Const(Spec):
+    """Exactly one value (a flow action's ``type``)."""
+
+    value: str
+    nullable: bool = False
+    description: str = ""
+
+    def check(self, value: object, path: str) -> str:
+        if value != self.value:
+            raise ValidationError(path, f"expected {self.value!r}")
+        return self.value
+
+    def base_schema(self, components: dict[str, Schema]) -> Schema:
+        return {"const": self.value}
 
 
 @dataclass(frozen=True)
@@ -186,7 +216,7 @@ class Arr(Spec):
 
 @dataclass(frozen=True)
 class Custom(Spec):
-    """Validation delegated to a function that raises ``ValidationError`` (e.g. flow actions)."""
+    """Validation delegated to a function that raises ``ValidationError`` (a flow's actions)."""
 
     json_schema: Schema
     parse: Callable[[object, str], object]
@@ -210,13 +240,14 @@ class Obj(Spec):
     nullable: bool = False
     description: str = ""
     extra_fields: bool = False  # responses may grow fields; requests may not
+    unknown_field: str = "unknown field"  # the error for a field not in ``fields``
 
     def check(self, value: object, path: str) -> dict[str, object]:
         if not isinstance(value, dict):
             raise ValidationError(path or "body", "expected a JSON object")
         for key in value:
             if key not in self.fields and not self.extra_fields:
-                raise ValidationError(_join(path, key), "unknown field")
+                raise ValidationError(_join(path, key), self.unknown_field)
         for key in self.required:
             if key not in value:
                 raise ValidationError(_join(path, key), "required")
@@ -286,6 +317,25 @@ class Param:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def matches_pattern(pattern: str, value: str) -> bool:
+    # JSON Schema's "$" is the end of input; Python's also matches before a final newline.
+    return (
+        re.search(pattern.removesuffix("$") + r"\Z" if pattern.endswith("$") else pattern, value)
+        is not None
+    )
+
+
+def is_storable(value: str) -> bool:
+    """False for text no database can hold: NUL (PostgreSQL) or lone surrogates (UTF-8)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # Ids we issue (UUIDs) and ids the controller brings: anything else cannot name a resource.

@@ -1,0 +1,47 @@
+"""The flow-action registry: type -> kind (dataclass, shape, handler), one module per action.
+
+A new action is one new module declaring its ``KIND`` plus one line in ``_BUILTIN`` below;
+parsing, the JSON form, the JSON Schema, the executor and the MCP text follow from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ari_offload.flows.actions import ai_talk, hangup, pause, talk, transfer
+from ari_offload.flows.actions.ai_talk import AiTalk
+from ari_offload.flows.actions.base import Action, ActionKind
+from ari_offload.flows.actions.hangup import Hangup
+from ari_offload.flows.actions.pause import Pause
+from ari_offload.flows.actions.talk import Talk
+from ari_offload.flows.actions.transfer import Transfer
+
+_BUILTIN: tuple[ActionKind[Any], ...] = (
+    ai_talk.KIND,
+    talk.KIND,
+    pause.KIND,
+    hangup.KIND,
+    transfer.KIND,
+)
+# In the order they are documented (JSON Schema oneOf, error messages, MCP text).
+KINDS: dict[str, ActionKind[Any]] = {kind.type: kind for kind in _BUILTIN}
+
+
+def register(kind: ActionKind[Any]) -> None:
+    """Add a kind of action (for an extension, or a test); its type must be new."""
+    if kind.type in KINDS:
+        raise ValueError(f"a flow action named {kind.type!r} is already registered")
+    KINDS[kind.type] = kind
+
+
+__all__ = [
+    "KINDS",
+    "Action",
+    "ActionKind",
+    "AiTalk",
+    "Hangup",
+    "Pause",
+    "Talk",
+    "Transfer",
+    "register",
+]
