@@ -7,7 +7,9 @@ if its level is >= -45 dBFS; a turn's latency is the time from the caller's last
 of an utterance to the first agent speech packet after it. A reply that does not start before
 the caller's next utterance counts as a miss. Prints p50/p95 at 1 and at N concurrent calls.
 
-    .venv/bin/python bench/bench_turn_latency.py [--calls 4] [--rounds 3]
+    .venv/bin/python -m bench.bench_turn_latency [--calls 4] [--rounds 3]
+
+(as a module from the repo root, so the test bed beside ``tests/`` is importable).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import platform
 import statistics
 import time
 
-from ari_offload.testbed.dialogue import DialogueResult, Say, Silence, Step, run_dialogue
-from ari_offload.testbed.stack import local_product
 from ari_offload.turn_fields import LATENCY_FIELDS
+from testbed.dialogue import DialogueResult, Say, Silence, Step, run_dialogue
+from testbed.stack import local_product
 
 UTTERANCES = [
     "I need to reset my password",

@@ -24,8 +24,8 @@ from ari_offload.observe.metrics import Metrics
 from ari_offload.policy import Policy
 from ari_offload.policy_file import load_policy
 from ari_offload.store import Store
-from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE
 from ari_offload.voice.turn_taker import MAX_QUEUED_TALKS
+from testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE
 
 # Real argon2id, cheap parameters: tests create many customers on a shared 2-core box.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

@@ -48,7 +48,7 @@ from ari_offload.errors import (
     WebhookUnreachable,
 )
 from ari_offload.policy_file import load_policy
-from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
+from testbed.asterisk import TESTBED_POLICY_FILE
 
 SECRET = "whsec-never-logged"
 QUERY_SECRET = "tok-in-query"  # webhook URLs often carry a token; it must never be shown

@@ -22,7 +22,7 @@ from ari_offload.config import ApiSettings, StoreSettings
 from ari_offload.observe.metrics import Metrics
 from ari_offload.policy_file import load_policy
 from ari_offload.store import Store
-from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
+from testbed.asterisk import TESTBED_POLICY_FILE
 from tests.api_support import FAST_HASHER, ApiEnv, FakeTelephony
 from tests.test_api import (  # noqa: F401 (collected here, on PostgreSQL)
     http,

@@ -29,7 +29,7 @@ from ari_offload.agent.egress import webhook_session
 from ari_offload.errors import WebhookUnreachable
 from ari_offload.policy import Policy
 from ari_offload.policy_file import load_policy
-from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
+from testbed.asterisk import TESTBED_POLICY_FILE
 from tests.api_support import ApiEnv, running_api
 
 TESTBED_EGRESS = load_policy(TESTBED_POLICY_FILE).egress

@@ -30,9 +30,9 @@ from ari_offload.flows.executor import FlowContext, run_actions
 from ari_offload.policy_file import load_policy
 from ari_offload.service import AriService
 from ari_offload.speech.models import SpeechModels
-from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, TESTBED_SCRIPT, Testbed
 from ari_offload.voice.conversation import AgentBinding
 from ari_offload.voice.turns import TranscriptEntry, TurnTiming
+from testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, TESTBED_SCRIPT, Testbed
 
 pytestmark = pytest.mark.integration
 

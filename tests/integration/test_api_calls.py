@@ -16,10 +16,10 @@ from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.app import App
 from ari_offload.sdk.client import ApiError, Client
 from ari_offload.speech.models import SpeechModels
-from ari_offload.testbed.audio import silence_file, speech_file
-from ari_offload.testbed.capture import RtpCapture
-from ari_offload.testbed.dialogue import Say, Silence, bursts, run_dialogue
-from ari_offload.testbed.sipp import SippAnswerer, SippCall
+from testbed.audio import silence_file, speech_file
+from testbed.capture import RtpCapture
+from testbed.dialogue import Say, Silence, bursts, run_dialogue
+from testbed.sipp import SippAnswerer, SippCall
 from tests.integration.helpers import words
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]

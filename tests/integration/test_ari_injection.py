@@ -13,9 +13,9 @@ import pytest
 
 from ari_offload.ari.call import BRIDGE_PREFIX, MEDIA_CHANNEL_PREFIX, ActiveCall
 from ari_offload.ari.controller import NullObserver
-from ari_offload.testbed.audio import speech_file
-from ari_offload.testbed.capture import RtpCapture, payload_bytes
-from ari_offload.testbed.sipp import SippCall
+from testbed.audio import speech_file
+from testbed.capture import RtpCapture, payload_bytes
+from testbed.sipp import SippCall
 from tests.integration.conftest import ServiceFactory
 
 pytestmark = pytest.mark.integration

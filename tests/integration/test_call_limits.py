@@ -11,8 +11,8 @@ import pytest
 
 from ari_offload.ari.call import ActiveCall
 from ari_offload.ari.controller import NullObserver
-from ari_offload.testbed.audio import silence_file, speech_file
-from ari_offload.testbed.sipp import SippCall
+from testbed.audio import silence_file, speech_file
+from testbed.sipp import SippCall
 from tests.integration.conftest import ServiceFactory
 
 pytestmark = pytest.mark.integration

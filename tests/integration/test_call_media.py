@@ -9,9 +9,9 @@ import pytest
 
 from ari_offload.ari.call import ActiveCall
 from ari_offload.media.udp import RtpEndpoint
-from ari_offload.testbed.audio import speech_file
-from ari_offload.testbed.capture import RtpCapture, payload_bytes
-from ari_offload.testbed.sipp import SippCall
+from testbed.audio import speech_file
+from testbed.capture import RtpCapture, payload_bytes
+from testbed.sipp import SippCall
 from tests.integration.conftest import Recorder, ServiceFactory
 
 pytestmark = pytest.mark.integration

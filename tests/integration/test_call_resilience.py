@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from ari_offload.ari.call import BRIDGE_PREFIX
-from ari_offload.testbed.asterisk import TESTBED_ARI, Testbed
-from ari_offload.testbed.audio import speech_file
-from ari_offload.testbed.capture import RtpCapture, payload_bytes
-from ari_offload.testbed.sipp import SippCall
+from testbed.asterisk import TESTBED_ARI, Testbed
+from testbed.audio import speech_file
+from testbed.capture import RtpCapture, payload_bytes
+from testbed.sipp import SippCall
 from tests.integration.conftest import Recorder, ServiceFactory
 
 pytestmark = pytest.mark.integration

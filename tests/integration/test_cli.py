@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ari_offload.testbed.asterisk import TESTBED_ARI, Testbed
+from testbed.asterisk import TESTBED_ARI, Testbed
 from tests.integration.test_call_resilience import echo_call_works
 
 pytestmark = pytest.mark.integration

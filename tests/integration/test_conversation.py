@@ -14,8 +14,8 @@ from aiohttp import web
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.config import DEFAULT_FALLBACK_TEXT
 from ari_offload.speech.models import SpeechModels
-from ari_offload.testbed.asterisk import Testbed
-from ari_offload.testbed.dialogue import Burst, DialogueResult, Say, Silence, run_dialogue
+from testbed.asterisk import Testbed
+from testbed.dialogue import Burst, DialogueResult, Say, Silence, run_dialogue
 from tests.integration.conftest import AgentServiceFactory
 from tests.integration.helpers import words
 

@@ -14,7 +14,7 @@ import pytest
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.app import App
 from ari_offload.sdk.client import Client
-from ari_offload.testbed.dialogue import Say, Silence, run_dialogue
+from testbed.dialogue import Say, Silence, run_dialogue
 from tests.integration.test_api_calls import AGENT, FLOW, SIGNUP, agent_on_9000, post
 
 __all__ = ["agent_on_9000"]  # a fixture, imported to be shared (app is in conftest)

@@ -12,7 +12,7 @@ import pytest
 
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.flows.actions import Talk
-from ari_offload.testbed.dialogue import Say, Silence, run_dialogue
+from testbed.dialogue import Say, Silence, run_dialogue
 from tests.integration.conftest import AgentServiceFactory
 
 pytestmark = [

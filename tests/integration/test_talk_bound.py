@@ -9,9 +9,9 @@ import pytest
 
 from ari_offload.app import App
 from ari_offload.sdk.client import ApiError, Client
-from ari_offload.testbed.audio import silence_file
-from ari_offload.testbed.sipp import SippCall
 from ari_offload.voice.turn_taker import MAX_QUEUED_TALKS
+from testbed.audio import silence_file
+from testbed.sipp import SippCall
 from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]

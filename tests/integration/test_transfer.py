@@ -9,11 +9,11 @@ import pytest
 from ari_offload.flows.actions import Action, Talk, Transfer
 from ari_offload.flows.executor import FlowContext
 from ari_offload.media.g711 import ULAW
-from ari_offload.testbed.asterisk import Testbed
-from ari_offload.testbed.audio import CACHE_DIR
-from ari_offload.testbed.capture import RtpCapture, payload_bytes
-from ari_offload.testbed.dialogue import Say, Silence, bursts, script_audio
-from ari_offload.testbed.sipp import SippAnswerer, SippCall
+from testbed.asterisk import Testbed
+from testbed.audio import CACHE_DIR
+from testbed.capture import RtpCapture, payload_bytes
+from testbed.dialogue import Say, Silence, bursts, script_audio
+from testbed.sipp import SippAnswerer, SippCall
 from tests.integration.conftest import ServiceFactory, flow_of
 from tests.integration.helpers import words
 

@@ -24,11 +24,11 @@ from ari_offload.app import App
 from ari_offload.config import ApiSettings, PolicySettings, Settings, StoreSettings
 from ari_offload.sdk.client import ApiError, Client
 from ari_offload.speech.models import SpeechModels
-from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, Testbed
-from ari_offload.testbed.audio import silence_file
-from ari_offload.testbed.capture import RtpCapture
-from ari_offload.testbed.dialogue import Say, Silence, bursts, run_dialogue
-from ari_offload.testbed.sipp import SippCall
+from testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, Testbed
+from testbed.audio import silence_file
+from testbed.capture import RtpCapture
+from testbed.dialogue import Say, Silence, bursts, run_dialogue
+from testbed.sipp import SippCall
 from tests.integration.conftest import free_port
 from tests.integration.helpers import words
 

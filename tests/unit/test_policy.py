@@ -11,7 +11,7 @@ from ari_offload.dialpattern import DialPattern
 from ari_offload.errors import ConfigError, PolicyRefused
 from ari_offload.policy import Policy, TenantOverrides
 from ari_offload.policy_file import load_policy, parse_policy
-from ari_offload.testbed.asterisk import TESTBED_POLICY_FILE
+from testbed.asterisk import TESTBED_POLICY_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 

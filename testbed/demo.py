@@ -1,4 +1,4 @@
-"""``python -m ari_offload.demo``: the whole product on one real call, printed as a dialogue.
+"""``python -m testbed.demo``: the whole product on one real call, printed as a dialogue.
 
 It does what a new user does: start ari-offload (store, models, ARI, REST API), create an access
 key, an agent (the built-in sample webhook) and a flow through the SDK, then a SIPp caller dials
@@ -15,9 +15,9 @@ import time
 
 from ari_offload.media.g711 import ULAW
 from ari_offload.sdk.client import Call
-from ari_offload.testbed.dialogue import DialogueResult, Say, Silence, Step, run_dialogue
-from ari_offload.testbed.stack import FLOW_NAME, local_product
 from ari_offload.turn_fields import TOTAL_PARTS
+from testbed.dialogue import DialogueResult, Say, Silence, Step, run_dialogue
+from testbed.stack import FLOW_NAME, local_product
 
 WELCOME = "Hello! How can I help you today?"
 CALLER_LINES = [

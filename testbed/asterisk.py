@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ari_offload.config import AriSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTBED_SCRIPT = REPO_ROOT / "scripts" / "testbed"
 # The test bed's own fixed password (asterisk-conf/testbed/ari.conf), loopback only.
 TESTBED_ARI = AriSettings(password="testbed-secret")  # noqa: S106

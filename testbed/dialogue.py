@@ -16,9 +16,9 @@ import numpy as np
 
 from ari_offload.audio import SAMPLE_RATE
 from ari_offload.media.g711 import codec_for
-from ari_offload.testbed.audio import CACHE_DIR, speech_file
-from ari_offload.testbed.capture import CapturedPacket, RtpCapture
-from ari_offload.testbed.sipp import SippCall, SippResult
+from testbed.audio import CACHE_DIR, speech_file
+from testbed.capture import CapturedPacket, RtpCapture
+from testbed.sipp import SippCall, SippResult
 
 SPEECH_DBFS = -45.0
 REPLY_GAP_S = 0.7

@@ -21,7 +21,7 @@ from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.app import App
 from ari_offload.config import ApiSettings, PolicySettings, Settings, StoreSettings
 from ari_offload.sdk.client import Client
-from ari_offload.testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, Testbed
+from testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, Testbed
 
 FLOW_NAME = "demo-flow"
 
