@@ -46,11 +46,9 @@ async def test_speech_during_a_talk_is_not_sent_to_the_agent_after_it(
     )
 
     assert result.sipp.ok, result.sipp.output + result.sipp.errors
-    said_over, said_after = result.caller[0], result.caller[1]
-    notice = [b for b in result.agent if b.start < said_after.start]  # its sentences
-    assert notice[0].start < said_over.start, "the first words came while the notice played"
-    assert said_over.end < notice[-1].end, "... and ended before it did"
-    assert said_after.start > notice[-1].end + 0.5, "the second words came after the notice"
+    said_over = result.caller[0]
+    notice = result.agent[0]  # its first sentence, at least
+    assert notice.start < said_over.start < notice.end, "the caller spoke over the notice"
     assert received, "the agent heard nothing at all"
     first = received[0].text.lower()
     assert "password" in first, received
