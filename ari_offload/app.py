@@ -94,7 +94,7 @@ class App:
         )  # fmt: skip
         await service.start()
         telephony = AriTelephony(service.controller, models.tts)
-        api = make_api_app(settings.api, store, telephony, metrics, policy, refused)
+        api = make_api_app(settings.api, store, telephony, metrics, policy, refused, models)
         runner = web.AppRunner(api, access_log_class=RedactingAccessLogger)
         await runner.setup()
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
@@ -197,7 +197,9 @@ def _agents(store: Store) -> AgentLookup:
         agent = await store.agents.get(agent_id, customer_id=None)
         if agent is None:
             return None
-        return AgentBinding(agent.id, agent.webhook, agent.secret or None)
+        return AgentBinding(
+            agent.id, agent.webhook, agent.secret or None, agent.voice, agent.language
+        )
 
     return find
 

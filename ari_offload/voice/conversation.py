@@ -41,6 +41,8 @@ class AgentBinding:
     agent_id: str
     webhook: str
     secret: str | None = None
+    voice: str | None = None  # a TTS voice name; None: the server's default
+    language: str | None = None  # the caller's language for STT; None: the server's default
 
 
 class ConversationObserver(Protocol):
@@ -91,7 +93,7 @@ class Conversation:
         self._playback: _Playback | None = None
         self._speech_start: int | None = None
         self._pause_at: int | None = None
-        self._speculative = SpeculativeStt(models.stt)
+        self._speculative = SpeculativeStt(models.stt, agent.language)
         self._heard: str | None = None  # of the last reply, if the caller cut it short
         self.turn = 0
         self.transcript: list[TranscriptEntry] = []
@@ -211,7 +213,7 @@ class Conversation:
                 if task is not None and task.cancelling():
                     raise  # the call is ending: never swallow our own cancellation
                 # only the speculative run was cancelled: transcribe the utterance afresh
-        return await self._models.stt.transcribe(utterance.audio)
+        return await self._models.stt.transcribe(utterance.audio, self._agent.language)
 
     async def _say(self, text: str, timing: TurnTiming | None, since: float = 0.0) -> None:
         """Speak `text`; returns when played to the end or cut by barge-in."""
@@ -219,7 +221,7 @@ class Conversation:
         self._playback = playback
         self._heard = None
         replied_at = time.monotonic()
-        stream = self._models.tts.stream(text)
+        stream = self._models.tts_for(self._agent.voice).stream(text)
         self.call.set_state("speaking")
         try:
             try:

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from ari_offload.speech.stt import Transcript
-from ari_offload.voice.conversation import Conversation, _Utterance
+from ari_offload.voice.conversation import AgentBinding, Conversation, _Utterance
 
 
 class SlowStt:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def transcribe(self, pcm: Any) -> Transcript:
+    async def transcribe(self, pcm: Any, language: str | None = None) -> Transcript:
         self.calls += 1
         await asyncio.sleep(3600)
         return Transcript("never", 0.0, 0.0)
@@ -26,6 +26,7 @@ class SlowStt:
 def conversation(stt: SlowStt) -> Conversation:
     conv = Conversation.__new__(Conversation)  # only _transcribe is exercised
     conv._models = cast(Any, SimpleNamespace(stt=stt))
+    conv._agent = AgentBinding("agent", "http://127.0.0.1:9/")
     return conv
 
 
