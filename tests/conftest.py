@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 Speak = Callable[[str], Pcm]
 # Besides the default "joe": a variant over joe's loaded weights (speaks slower), so tests can
 # hear an agent's voice choice at no extra model load.
-TEST_TTS_VOICES = "slow=joe;length_scale=1.6"
+TEST_TTS_VOICES = "slow=joe;length_scale=2.0"
 
 
 @pytest.fixture(scope="session")

@@ -148,7 +148,7 @@ def test_describe_names_what_was_loaded(speech_models: SpeechModels) -> None:
     assert (joe["name"], slow["name"]) == ("joe", "slow")
     assert joe["voice_path"] == slow["voice_path"] == str(default_voice_paths()[0])
     assert joe["sample_rate"] == 22050
-    assert (slow["options"], slow["shares_with"]) == ({"length_scale": 1.6}, "joe")
+    assert (slow["options"], slow["shares_with"]) == ({"length_scale": 2.0}, "joe")
     for engine in ("stt", "tts"):
         assert info[engine]["load_s"] > 0
         assert info[engine]["warmup_s"] > 0
@@ -166,7 +166,7 @@ def test_doctor_lines_name_each_engine_and_every_voice(speech_models: SpeechMode
     assert tts.startswith("tts  piper: 2 voice(s), default joe")
     assert str(default_voice_paths()[0]) in joe
     assert "22050 Hz" in joe
-    assert slow == "tts  piper: voice slow: joe's weights, length_scale 1.6"
+    assert slow == "tts  piper: voice slow: joe's weights, length_scale 2.0"
     assert vad.startswith("vad  webrtcvad: aggressiveness 2")
     assert f"endpoint {DEFAULT_ENDPOINT_SILENCE_MS} ms" in vad
 
@@ -183,7 +183,7 @@ def test_a_variant_voice_shares_the_loaded_model_and_speaks_slower(
     text = "Can you confirm your email address?"
     normal = joe.synthesize_sentence(text)
     slower = slow.synthesize_sentence(text)
-    assert slower.size > 1.3 * normal.size  # length_scale 1.6
+    assert slower.size > 1.3 * normal.size  # length_scale 2.0
     assert "email address" in speech_models.transcriber.transcribe(telephone(slower)).lower()
 
 
