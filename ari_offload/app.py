@@ -77,7 +77,8 @@ class App:
         store = await Store.open(settings.store)
         own_models = models is None
         if models is None:
-            log.info("loading speech models (whisper, piper)...")
+            log.info("loading speech models (%s, %s)...", settings.speech.stt_engine,
+                     settings.speech.tts_engine)  # fmt: skip
             models = await asyncio.to_thread(load_speech_models, settings.speech)
         metrics = Metrics()
         recorder = CallRecorder(store, metrics)
