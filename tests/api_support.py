@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 
 from ari_offload.agent.egress import own_endpoints
 from ari_offload.api import RedactingAccessLogger, make_api_app
+from ari_offload.api.speech import FixedSpeechOffer
 from ari_offload.config import ApiSettings, StoreSettings
 from ari_offload.errors import TalkQueueFull, TelephonyError
 from ari_offload.observe.metrics import Metrics
@@ -26,6 +27,9 @@ from ari_offload.policy_file import load_policy
 from ari_offload.store import Store
 from ari_offload.voice.turn_taker import MAX_QUEUED_TALKS
 from testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE
+
+# What the test API offers agents, as the App would with tests/conftest.py's speech models.
+TEST_SPEECH = FixedSpeechOffer(voices=("joe", "slow"), codes=("en",))
 
 # Real argon2id, cheap parameters: tests create many customers on a shared 2-core box.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -122,7 +126,7 @@ async def running_api(
     telephony, metrics = FakeTelephony(), Metrics()
     policy = policy or load_policy(TESTBED_POLICY_FILE)
     refused = own_endpoints(TESTBED_ARI.url, settings.host, settings.port)
-    app = make_api_app(settings, store, telephony, metrics, policy, refused)
+    app = make_api_app(settings, store, telephony, metrics, policy, refused, TEST_SPEECH)
     runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     try:

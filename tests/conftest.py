@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # imported lazily: whisper and piper are slow to import for o
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 Speak = Callable[[str], Pcm]
+# Besides the default "joe": a variant over joe's loaded weights (speaks slower), so tests can
+# hear an agent's voice choice at no extra model load.
+TEST_TTS_VOICES = "slow=joe;length_scale=2.0"
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +57,10 @@ def _espeak_8k(text: str, path: Path) -> Pcm:
 
 @pytest.fixture(scope="session")
 def speech_models() -> Iterator[SpeechModels]:
-    """Whisper + piper loaded and warmed up once for the whole session."""
+    """Whisper + piper (voices joe and slow) loaded and warmed up once for the session."""
     from ari_offload.config import SpeechSettings
     from ari_offload.speech.models import load_speech_models
 
-    models = load_speech_models(SpeechSettings())
+    models = load_speech_models(SpeechSettings(tts_voices=TEST_TTS_VOICES))
     yield models
     models.close()

@@ -269,7 +269,7 @@ async def test_agents_crud(env: ApiEnv, http: aiohttp.ClientSession) -> None:
             "name": "a1",
             "webhook": "https://agent.example/hook",
             "secret": "s3cret-of-16-chars",
-            "voice": "en_US-lessac-medium",
+            "voice": "slow",
             "language": "en-US",
         },
         s.AGENT,
@@ -285,7 +285,7 @@ async def test_agents_crud(env: ApiEnv, http: aiohttp.ClientSession) -> None:
     assert (changed["has_secret"], changed["name"], changed["voice"]) == (
         False,
         "a2",
-        "en_US-lessac-medium",
+        "slow",
     )
     await call(http, "POST", agents, token, {"name": "a3", "webhook": "http://127.0.0.1:1/"})
     status, err = await call(http, "PATCH", one, token, {"name": "a3"})
@@ -306,6 +306,34 @@ async def test_agents_crud(env: ApiEnv, http: aiohttp.ClientSession) -> None:
     status, err = await call(http, "DELETE", one, token)
     assert (status, err["error"]["code"]) == (409, "agent_in_use")
     assert "f" in err["error"]["message"]
+
+
+async def test_an_agent_voice_or_language_the_server_lacks_is_refused_with_the_choices(
+    env: ApiEnv, http: aiohttp.ClientSession
+) -> None:
+    token = await env.signup("alice", "password1")
+    agents = env.url("/v1.0/agents")
+    body = {"name": "a1", "webhook": "http://127.0.0.1:9/x"}
+
+    status, err = await call(http, "POST", agents, token, {**body, "voice": "en_US-lessac"})
+    assert (status, err["error"]["code"], err["error"]["field"]) == (422, "unknown_voice", "voice")
+    assert err["error"]["message"] == (
+        "voice: 'en_US-lessac' is not a voice of this server; voices: joe, slow"
+    )
+    status, err = await call(http, "POST", agents, token, {**body, "language": "fr-CA"})
+    assert (status, err["error"]["field"]) == (422, "language")
+    assert err["error"]["message"].endswith("languages: en")
+    assert (await call(http, "GET", agents, token))[1]["agents"] == []  # nothing was stored
+
+    status, agent = await call(
+        http, "POST", agents, token, {**body, "voice": "slow", "language": "en-GB"}, s.AGENT
+    )
+    assert (status, agent["voice"], agent["language"]) == (201, "slow", "en-GB")
+    one = env.url(f"/v1.0/agents/{agent['id']}")
+    status, err = await call(http, "PATCH", one, token, {"voice": "whisper"})
+    assert (status, err["error"]["field"]) == (422, "voice")
+    status, agent = await call(http, "PATCH", one, token, {"voice": None, "language": None})
+    assert (status, agent["voice"], agent["language"]) == (200, None, None)
 
 
 async def test_flows_crud(env: ApiEnv, http: aiohttp.ClientSession) -> None:

@@ -27,7 +27,7 @@ VALID: dict[str, dict[str, Any]] = {
         "detail": "d",
         "webhook": "http://127.0.0.1:9/x",
         "secret": "a-secret-of-16-chars",
-        "voice": "v",
+        "voice": "joe",
         "language": "en",
     },
     "updateAgent": {
@@ -35,7 +35,7 @@ VALID: dict[str, dict[str, Any]] = {
         "detail": "d",
         "webhook": "http://127.0.0.1:9/x",
         "secret": "a-secret-of-16-chars",
-        "voice": "v",
+        "voice": "joe",
         "language": "en",
     },
     "createFlow": {"name": "f", "actions": [{"type": "hangup"}]},

@@ -16,9 +16,9 @@ from ari_offload.audio import Pcm
 from ari_offload.config import DEFAULT_ENDPOINT_SILENCE_MS, SpeechSettings
 from ari_offload.errors import ConfigError, ModelError
 from ari_offload.speech.models import SpeechModels, describe_lines, load_speech_models
-from ari_offload.speech.stt import WhisperTranscriber, default_whisper_dir
-from ari_offload.speech.tts import PiperSynthesizer, default_voice_paths
+from ari_offload.speech.piper import PiperSynthesizer, default_voice_paths
 from ari_offload.speech.vad import UtteranceEnded
+from ari_offload.speech.whisper import WhisperTranscriber, default_whisper_dir
 
 with warnings.catch_warnings():  # audioop is deprecated, yet fine on 3.11 as a reference
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -138,25 +138,86 @@ def test_piper_silence_is_trimmed_to_a_few_ms(speech_models: SpeechModels) -> No
 def test_describe_names_what_was_loaded(speech_models: SpeechModels) -> None:
     info = speech_models.describe()
 
+    assert info["stt"]["engine"] == "whisper"
     assert info["stt"]["model_dir"] == str(default_whisper_dir())
     assert info["stt"]["model_bytes"] > 50_000_000
     assert info["stt"]["options"]["beam_size"] == 1
-    assert info["tts"]["voice_path"] == str(default_voice_paths()[0])
-    assert info["tts"]["sample_rate"] == 22050
+    assert (info["stt"]["streaming"], info["stt"]["languages"]) == (False, ["en"])
+    assert (info["tts"]["engine"], info["tts"]["default_voice"]) == ("piper", "joe")
+    joe, slow = info["tts"]["voices"]
+    assert (joe["name"], slow["name"]) == ("joe", "slow")
+    assert joe["voice_path"] == slow["voice_path"] == str(default_voice_paths()[0])
+    assert joe["sample_rate"] == 22050
+    assert (slow["options"], slow["shares_with"]) == ({"length_scale": 2.0}, "joe")
     for engine in ("stt", "tts"):
         assert info[engine]["load_s"] > 0
         assert info[engine]["warmup_s"] > 0
+    assert info["vad"]["engine"] == "webrtcvad"
     assert info["vad"]["endpoint_silence_ms"] == SpeechSettings().endpoint_silence_ms
 
 
 @pytest.mark.models
-def test_doctor_lines_name_the_model_files(speech_models: SpeechModels) -> None:
-    stt, tts, vad = describe_lines(speech_models.describe())
+def test_doctor_lines_name_each_engine_and_every_voice(speech_models: SpeechModels) -> None:
+    stt, tts, joe, slow, vad = describe_lines(speech_models.describe())
+    assert stt.startswith("stt  whisper: ")
     assert str(default_whisper_dir()) in stt
     assert "78 MB" in stt
-    assert str(default_voice_paths()[0]) in tts
-    assert "22050 Hz" in tts
+    assert "language en" in stt
+    assert tts.startswith("tts  piper: 2 voice(s), default joe")
+    assert str(default_voice_paths()[0]) in joe
+    assert "22050 Hz" in joe
+    assert slow == "tts  piper: voice slow: joe's weights, length_scale 2.0"
+    assert vad.startswith("vad  webrtcvad: aggressiveness 2")
     assert f"endpoint {DEFAULT_ENDPOINT_SILENCE_MS} ms" in vad
+
+
+@pytest.mark.models
+def test_a_variant_voice_shares_the_loaded_model_and_speaks_slower(
+    speech_models: SpeechModels,
+) -> None:
+    joe, slow = speech_models.voices["joe"], speech_models.voices["slow"]
+    assert isinstance(joe, PiperSynthesizer)
+    assert isinstance(slow, PiperSynthesizer)
+    assert slow.weights is joe.weights  # one PiperVoice (one onnx session) for both
+
+    text = "Can you confirm your email address?"
+    normal = joe.synthesize_sentence(text)
+    slower = slow.synthesize_sentence(text)
+    assert slower.size > 1.3 * normal.size  # length_scale 2.0
+    assert "email address" in speech_models.transcriber.transcribe(telephone(slower)).lower()
+
+
+@pytest.mark.models
+def test_an_agent_voice_picks_its_runner_and_an_unknown_one_speaks_the_default(
+    speech_models: SpeechModels, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert speech_models.voice_names() == ["joe", "slow"]
+    assert speech_models.tts_for(None) is speech_models.tts
+    assert speech_models.tts_for("joe") is speech_models.tts
+    assert speech_models.tts_for("slow").synthesizer is speech_models.voices["slow"]
+    assert speech_models.tts_for("gone") is speech_models.tts
+    assert "no voice 'gone' here; using 'joe'" in caplog.text
+
+
+@pytest.mark.models
+async def test_transcription_in_the_agents_language(
+    speech_models: SpeechModels, speak: Speak, caplog: pytest.LogCaptureFixture
+) -> None:
+    pcm = telephone(speak("I need to reset my password"))
+    assert speech_models.languages() == ["en"]  # tiny.en: English only
+    for language in (None, "en", "en-US"):
+        result = await speech_models.stt.transcribe(pcm, language)
+        assert "password" in result.text.lower(), language
+    # A stored agent whose language the model lost is heard in the default, noted once.
+    result = await speech_models.stt.transcribe(pcm, "fr")
+    assert "password" in result.text.lower()
+    assert "whisper has no language 'fr'; using 'en'" in caplog.text
+
+
+@pytest.mark.models
+def test_an_stt_language_the_model_lacks_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"ARI_OFFLOAD_SPEECH_STT_LANGUAGE='fr'.*knows: en$"):
+        WhisperTranscriber(language="fr")
 
 
 def test_missing_whisper_dir_names_the_path(tmp_path: Path) -> None:

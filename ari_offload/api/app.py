@@ -11,6 +11,7 @@ from ari_offload.api import routes_admin, routes_auth, routes_calls, routes_reso
 from ari_offload.api.errors import error_middleware, host_check_middleware
 from ari_offload.api.openapi import openapi_document
 from ari_offload.api.routing import PREFIX, SERVICES, Ctx, Resp, Route, Services, add_routes
+from ari_offload.api.speech import FixedSpeechOffer, SpeechOffer
 from ari_offload.api.telephony import Telephony
 from ari_offload.api.throttle import AuthThrottle
 from ari_offload.config import ApiSettings
@@ -73,13 +74,15 @@ def make_api_app(
     metrics: Metrics,
     policy: Policy | None = None,
     egress_refused: Set[tuple[str, int]] = frozenset(),
+    speech: SpeechOffer | None = None,
 ) -> web.Application:
     """The REST API; the caller owns ``store`` (opens and closes it) and runs the app.
 
     Run it with ``web.AppRunner(app, access_log_class=RedactingAccessLogger)`` so access keys
     passed as ``?accesskey=`` never reach the access log. ``egress_refused`` names this
     server's ARI and API (host, port): webhooks may not point there. It is read at each
-    request, so the caller may add the API's port once it is bound.
+    request, so the caller may add the API's port once it is bound. ``speech`` lists the
+    voices and languages agents may name (None: none besides the server defaults).
     """
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
@@ -93,6 +96,7 @@ def make_api_app(
         policy or Policy(),
         AuthThrottle(settings),
         egress_refused,
+        speech or FixedSpeechOffer(),
     )
     routes = all_routes()
     app[OPENAPI] = json.dumps(openapi_document(routes)).encode()

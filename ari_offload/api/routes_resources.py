@@ -8,6 +8,7 @@ from ari_offload.agent.egress import EgressGuard
 from ari_offload.api import schemas as s
 from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
+from ari_offload.api.speech import check_agent_speech
 from ari_offload.errors import AgentInUse, NameTaken, PolicyRefused
 from ari_offload.flows.actions import Action, Transfer
 from ari_offload.policy import Policy
@@ -36,6 +37,7 @@ async def list_agents(ctx: Ctx) -> web.Response:
 
 async def create_agent(ctx: Ctx) -> web.Response:
     _check_webhook(ctx)
+    check_agent_speech(ctx.body, ctx.services.speech)
     try:
         agent = await ctx.store.agents.create(ctx.customer_id, **ctx.body)
     except NameTaken as exc:
@@ -52,6 +54,7 @@ async def get_agent(ctx: Ctx) -> web.Response:
 
 async def update_agent(ctx: Ctx) -> web.Response:
     _check_webhook(ctx)
+    check_agent_speech(ctx.body, ctx.services.speech)
     try:
         agent = await ctx.store.agents.update(
             ctx.path["agent_id"], customer_id=ctx.customer_id, **ctx.body

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ari_offload.api.auth import authenticate, authenticate_admin
 from ari_offload.api.errors import ApiError, Handler
+from ari_offload.api.speech import FixedSpeechOffer, SpeechOffer
 from ari_offload.api.telephony import Telephony
 from ari_offload.api.throttle import AuthThrottle
 from ari_offload.config import ApiSettings
@@ -43,6 +44,8 @@ class Services:
     throttle: AuthThrottle  # login/signup rate limits (state lives as long as the app)
     # (host, port) of this server's ARI and API: never a webhook target (agent.egress).
     egress_refused: Set[tuple[str, int]] = frozenset()
+    # The voices and languages an agent may name (the loaded speech models' lists).
+    speech: SpeechOffer = field(default_factory=FixedSpeechOffer)
 
 
 SERVICES = web.AppKey("services", Services)

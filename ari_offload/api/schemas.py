@@ -82,14 +82,15 @@ VOICE = Str(
     1,
     r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
     nullable=True,
-    description="TTS voice; null for the server default",
+    description="a TTS voice of this server (a 422 lists them); null for the server default",
 )
 LANGUAGE = Str(
     16,
     2,
     r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
     nullable=True,
-    description="e.g. en, en-US; null for the server default",
+    description="e.g. en, en-US: one the server transcribes (a 422 lists them); null for the "
+    "server default",
 )
 KEY_NAME = Str(100, 0, ONE_LINE)
 # Loose on purpose: the operator's policy decides, and its refusal names the rule that said no.

@@ -1,11 +1,13 @@
-"""Speech engines behind small protocols.
+"""Speech engines behind small protocols, chosen by name.
 
-vad.py     frames -> speech events (webrtcvad + our endpointing state machine), sans-IO
-stt.py     Transcriber protocol, WhisperTranscriber (faster-whisper), SttRunner (off the loop),
-           SpeculativeStt (one speculative run per call at most)
-tts.py     split_sentences, Synthesizer protocol, PiperSynthesizer, TtsRunner.stream
-models.py  load_speech_models(settings) -> SpeechModels, once at startup
-pcm.py     int16/float32 conversion and resampling shared by the above
+engines.py     the registries: stt / tts / vad engine name -> factory (one line per engine)
+stt.py         Transcriber / SttEngine protocols, SttRunner (off the loop), SpeculativeStt
+tts.py         split_sentences, Synthesizer / TtsVoice protocols, TtsRunner.stream
+vad.py         VadEngine protocol and the engine-independent segmenter state machine (sans-IO)
+whisper.py     the "whisper" STT engine (faster-whisper, batch)
+piper.py       the "piper" TTS engine: named voices, each model file loaded once
+webrtc_vad.py  the "webrtcvad" VAD engine
+models.py      load_speech_models(settings) -> SpeechModels, once at startup
 
 Importing this package loads no model; whisper and piper are imported when first used.
 """

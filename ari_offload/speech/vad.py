@@ -1,6 +1,7 @@
 """Voice activity segmentation: 20 ms frames in, speech events out (sans-IO).
 
-webrtcvad labels each frame voiced or not; the state machine here turns labels into events::
+A VAD engine (webrtc_vad.py, chosen by name in engines.py) labels each frame voiced or not;
+the state machine here, the same for every engine, turns labels into events::
 
     IDLE --min_speech_ms voiced--> SPEECH   emits SpeechStarted (also the barge-in trigger)
     SPEECH --pause_ms silence-->   paused   emits SpeechPaused (start STT speculatively)
@@ -20,9 +21,9 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
-import webrtcvad
 
 from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.config import (
@@ -109,21 +110,24 @@ class UtteranceEnded:
 VadEvent = SpeechStarted | SpeechPaused | SpeechResumed | UtteranceEnded
 
 
-def webrtc_classifier(params: VadParams) -> FrameClassifier:
-    vad = webrtcvad.Vad(params.aggressiveness)
+class VadEngine(Protocol):
+    """A frame classifier factory: what engines.py builds by name and doctor describes."""
 
-    def is_speech(frame: Pcm) -> bool:
-        return bool(vad.is_speech(frame.tobytes(), params.sample_rate))
+    def new_classifier(self) -> FrameClassifier:
+        """One per audio stream: a classifier may keep state between frames."""
+        ...
 
-    return is_speech
+    def describe(self) -> dict[str, Any]:
+        """``engine`` (its registry name), ``summary`` (one line for doctor), and details."""
+        ...
 
 
 class VadSegmenter:
-    """Feed frames, get events. ``classifier`` replaces webrtcvad (tests, other VADs)."""
+    """Feed frames, get events; ``classifier`` labels each frame (a VadEngine's, or a test's)."""
 
-    def __init__(self, params: VadParams, classifier: FrameClassifier | None = None) -> None:
+    def __init__(self, params: VadParams, classifier: FrameClassifier) -> None:
         self.params = params
-        self._is_speech = classifier or webrtc_classifier(params)
+        self._is_speech = classifier
         self._frame = params.frame_samples
         self._pre_roll = params.frames(params.pre_roll_ms)
         self.reset()

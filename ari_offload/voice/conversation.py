@@ -49,6 +49,8 @@ class AgentBinding:
     agent_id: str
     webhook: str
     secret: str | None = None
+    voice: str | None = None  # a TTS voice name; None: the server's default
+    language: str | None = None  # the caller's language for STT; None: the server's default
 
 
 class ConversationObserver(Protocol):
@@ -77,7 +79,7 @@ class Conversation:
         self._observer = observer
         self._taker = TurnTaker(speech.barge_in_min_speech_ms)
         self._segmenter = models.new_segmenter()
-        self._stt: UtteranceStt = SegmentedStt(models.stt)
+        self._stt: UtteranceStt = SegmentedStt(models.stt, agent.language)
         self._turns: asyncio.Queue[EndTurn | Speak] = asyncio.Queue()  # one at a time
         self._transcripts: deque[asyncio.Task[Transcript]] = deque()  # per utterance, in order
         self._cut = asyncio.Event()  # the caller barged in on what is playing
@@ -176,7 +178,7 @@ class Conversation:
         self._taker.reply_started()
         self._cut.clear()
         replied_at = time.monotonic()
-        stream = self._models.tts.stream(text)
+        stream = self._models.tts_for(self._agent.voice).stream(text)
         self.call.set_state("speaking")
         try:
             try:

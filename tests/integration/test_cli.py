@@ -71,9 +71,12 @@ async def test_serve_answers_the_echo_extension_and_stops_cleanly(
     assert (tmp_path / "ari-offload.db").exists()
 
 
-async def test_doctor_reports_asterisk_and_models(testbed: Testbed, tmp_path: Path) -> None:
+async def test_doctor_reports_asterisk_each_engine_and_every_voice(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    env = {**cli_env(tmp_path, free_port()), "ARI_OFFLOAD_SPEECH_TTS_VOICES": "slow=joe;volume=0.5"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ari_offload.cli", "doctor", env=cli_env(tmp_path, free_port()),
+        sys.executable, "-m", "ari_offload.cli", "doctor", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
@@ -81,9 +84,27 @@ async def test_doctor_reports_asterisk_and_models(testbed: Testbed, tmp_path: Pa
 
     assert proc.returncode == 0, report
     assert "Asterisk 22." in report
-    assert "whisper" in report.lower()
-    assert "piper" in report.lower()
+    assert "speech     stt  whisper: faster-whisper " in report
+    assert "speech     tts  piper: 2 voice(s), default joe" in report
+    assert "speech     tts  piper: voice joe: " in report
+    assert "speech     tts  piper: voice slow: joe's weights, volume 0.5" in report
+    assert "speech     vad  webrtcvad: aggressiveness 2" in report
     assert "all good" in report
+
+
+async def test_doctor_names_an_unknown_engine_and_the_known_ones(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    env = {**cli_env(tmp_path, free_port()), "ARI_OFFLOAD_SPEECH_STT_ENGINE": "vosk"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ari_offload.cli", "doctor", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    report = out.decode()
+
+    assert proc.returncode == 1, report
+    assert "ARI_OFFLOAD_SPEECH_STT_ENGINE='vosk': no such stt engine; known: whisper" in report
 
 
 async def test_serve_without_password_says_what_to_set(tmp_path: Path) -> None:

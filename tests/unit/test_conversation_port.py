@@ -28,7 +28,7 @@ WORD_SAMPLES = 800  # 100 ms per spoken word
 
 
 class LoudnessWhisper:
-    def transcribe(self, pcm8k: Pcm) -> str:
+    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
         return WORDS.get(int(np.abs(pcm8k).max()) if len(pcm8k) else 0, "")
 
 

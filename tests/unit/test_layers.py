@@ -106,7 +106,8 @@ def test_no_arrow_points_upward() -> None:
 
 def test_the_sdk_client_stands_alone() -> None:
     edges = graph()
-    reached, todo = set(), ["sdk.client"]
+    reached: set[str] = set()
+    todo = ["sdk.client"]
     while todo:
         for target in edges[todo.pop()] - reached:
             reached.add(target)

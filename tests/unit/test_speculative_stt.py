@@ -40,7 +40,7 @@ class BlockingWhisper:
         self.running = 0
         self.max_running = 0
 
-    def transcribe(self, pcm8k: Pcm) -> str:
+    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
         with self._lock:
             self.heard.append(len(pcm8k))
             self.running += 1

@@ -17,6 +17,7 @@ from ari_offload.speech.vad import (
     VadParams,
     VadSegmenter,
 )
+from ari_offload.speech.webrtc_vad import webrtc_classifier
 
 RATE = 8000
 FRAME = 160
@@ -35,6 +36,11 @@ def with_noise(pcm: Pcm, rms: float, seed: int = 7) -> Pcm:
 def frames(pcm: Pcm) -> Pcm:
     """Whole 20 ms frames, the tail padded with zeros as a pacer would."""
     return np.concatenate([pcm, np.zeros(-pcm.size % FRAME, dtype=np.int16)]).reshape(-1, FRAME)
+
+
+def webrtc_segmenter(params: VadParams) -> VadSegmenter:
+    """The segmenter as a call gets it with the default engine (webrtcvad)."""
+    return VadSegmenter(params, webrtc_classifier(params))
 
 
 def run(segmenter: VadSegmenter, pcm: Pcm) -> list[VadEvent]:
@@ -56,7 +62,7 @@ def kinds(events: list[VadEvent]) -> list[str]:
 def test_one_utterance_with_silence_around(speak: Speak) -> None:
     speech = speak("I need to reset my password")
     pcm = np.concatenate([silence(1000), speech, silence(1500)])
-    events = run(VadSegmenter(VadParams()), pcm)
+    events = run(webrtc_segmenter(VadParams()), pcm)
 
     assert kinds(events) == ["SpeechStarted", "SpeechPaused", "UtteranceEnded"]
     started, ended = events[0], events[-1]
@@ -74,7 +80,7 @@ def test_one_utterance_with_silence_around(speak: Speak) -> None:
 def test_endpoint_is_reported_endpoint_silence_after_speech(speak: Speak) -> None:
     params = VadParams(endpoint_silence_ms=700)
     pcm = np.concatenate([silence(300), speak("Hello there"), silence(2000)])
-    segmenter = VadSegmenter(params)
+    segmenter = webrtc_segmenter(params)
     _, last = voiced_span(pcm)
     for index, frame in enumerate(frames(pcm)):
         if any(isinstance(e, UtteranceEnded) for e in segmenter.feed(frame)):
@@ -89,7 +95,7 @@ def test_endpoint_is_reported_endpoint_silence_after_speech(speak: Speak) -> Non
 def test_white_noise_at_moderate_level(speak: Speak) -> None:
     speech = speak("Can you tell me when the store opens on Saturday")
     pcm = with_noise(np.concatenate([silence(1000), speech, silence(1500)]), rms=300)
-    events = run(VadSegmenter(VadParams()), pcm)
+    events = run(webrtc_segmenter(VadParams()), pcm)
 
     ended = [e for e in events if isinstance(e, UtteranceEnded)]
     assert len(ended) == 1
@@ -100,13 +106,13 @@ def test_white_noise_at_moderate_level(speak: Speak) -> None:
 
 def test_noise_alone_is_not_speech() -> None:
     pcm = with_noise(silence(3000), rms=300)
-    assert run(VadSegmenter(VadParams()), pcm) == []
+    assert run(webrtc_segmenter(VadParams()), pcm) == []
 
 
 def test_two_utterances_separated_by_a_long_gap(speak: Speak) -> None:
     first, second = speak("I need to reset my password"), speak("Thank you very much")
     pcm = np.concatenate([silence(500), first, silence(2000), second, silence(1000)])
-    events = run(VadSegmenter(VadParams()), pcm)
+    events = run(webrtc_segmenter(VadParams()), pcm)
 
     ended = [e for e in events if isinstance(e, UtteranceEnded)]
     assert len(ended) == 2
@@ -118,7 +124,7 @@ def test_two_utterances_separated_by_a_long_gap(speak: Speak) -> None:
 def test_short_pause_inside_is_one_utterance(speak: Speak) -> None:
     first, second = speak("My account number"), speak("is four five six seven")
     pcm = np.concatenate([silence(500), first, silence(350), second, silence(1000)])
-    events = run(VadSegmenter(VadParams()), pcm)
+    events = run(webrtc_segmenter(VadParams()), pcm)
 
     assert kinds(events) == [
         "SpeechStarted",
@@ -138,7 +144,7 @@ def test_short_pause_inside_is_one_utterance(speak: Speak) -> None:
 
 def test_paused_audio_is_the_final_audio_when_speech_does_not_resume(speak: Speak) -> None:
     pcm = np.concatenate([silence(500), speak("Reset my password please"), silence(1000)])
-    events = run(VadSegmenter(VadParams()), pcm)
+    events = run(webrtc_segmenter(VadParams()), pcm)
 
     paused, ended = events[-2], events[-1]
     assert isinstance(paused, SpeechPaused)
@@ -149,7 +155,7 @@ def test_paused_audio_is_the_final_audio_when_speech_does_not_resume(speak: Spea
 def test_max_utterance_cuts_endless_speech(speak: Speak) -> None:
     speech = np.concatenate([speak("one two three four five six seven eight")] * 3)
     params = VadParams(max_utterance_ms=2000)
-    events = run(VadSegmenter(params), speech)
+    events = run(webrtc_segmenter(params), speech)
 
     ended = [e for e in events if isinstance(e, UtteranceEnded)]
     assert len(ended) >= 2
@@ -157,7 +163,7 @@ def test_max_utterance_cuts_endless_speech(speak: Speak) -> None:
 
 
 def test_reset_forgets_speech_in_progress(speak: Speak) -> None:
-    segmenter = VadSegmenter(VadParams())
+    segmenter = webrtc_segmenter(VadParams())
     run(segmenter, speak("I need to reset"))
     assert segmenter.in_speech
     segmenter.reset()
@@ -219,7 +225,7 @@ def test_pre_roll_is_kept_before_the_speech_start() -> None:
 
 
 def test_feed_rejects_wrong_frames() -> None:
-    segmenter = VadSegmenter(VadParams())
+    segmenter = webrtc_segmenter(VadParams())
     with pytest.raises(ValueError, match="expected an int16 frame of 160 samples"):
         segmenter.feed(np.zeros(80, dtype=np.int16))
     with pytest.raises(ValueError, match="expected an int16 frame"):

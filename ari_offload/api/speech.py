@@ -1,0 +1,59 @@
+"""What the API needs from the speech side: which voices and languages an agent may choose.
+
+app.py gives the loaded models' lists (speech.models.SpeechModels has both methods); the API
+refuses an agent naming anything else, so a typo is a 422 now, not a default voice later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ari_offload.api.errors import ApiError
+
+
+class SpeechOffer(Protocol):
+    def voice_names(self) -> Sequence[str]: ...
+
+    def languages(self) -> Sequence[str]:
+        """Language codes ("en"); an agent's "en-US" counts as its "en"."""
+        ...
+
+
+@dataclass(frozen=True)
+class FixedSpeechOffer:
+    """A fixed offer (an API without speech engines, tests); empty: only the defaults."""
+
+    voices: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+
+    def voice_names(self) -> Sequence[str]:
+        return self.voices
+
+    def languages(self) -> Sequence[str]:
+        return self.codes
+
+
+def check_agent_speech(body: Mapping[str, object], offer: SpeechOffer) -> None:
+    """422 naming ``voice`` or ``language`` when the server has no such one (null: default)."""
+    voice = body.get("voice")
+    if isinstance(voice, str) and voice not in offer.voice_names():
+        raise ApiError(
+            422, "unknown_voice",
+            f"voice: {voice!r} is not a voice of this server; voices:"
+            f" {_listed(offer.voice_names())}",
+            "voice",
+        )  # fmt: skip
+    language = body.get("language")
+    if isinstance(language, str) and language.split("-", 1)[0].lower() not in offer.languages():
+        raise ApiError(
+            422, "unknown_language",
+            f"language: {language!r} is not one this server transcribes; languages:"
+            f" {_listed(offer.languages())}",
+            "language",
+        )  # fmt: skip
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(names) if names else "(none: use null for the server default)"
