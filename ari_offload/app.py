@@ -19,11 +19,11 @@ from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.egress import own_endpoints, webhook_session
 from ari_offload.api.app import make_api_app
 from ari_offload.api.errors import RedactingAccessLogger
-from ari_offload.ari.call import ActiveCall
+from ari_offload.ari.call import ActiveCall, FlowRunner
 from ari_offload.config import Settings, check_api_settings
 from ari_offload.errors import QuotaExceeded
 from ari_offload.flows.builtin import BUILTIN_FLOWS
-from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
+from ari_offload.flows.dispatch import FlowDispatcher
 from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
 from ari_offload.flows.speak import speak
 from ari_offload.observe.metrics import Metrics

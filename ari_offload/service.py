@@ -8,7 +8,8 @@ import logging
 
 import aiohttp
 
-from ari_offload.ari.controller import CallController, CallObserver, FlowRunner
+from ari_offload.ari.call import FlowRunner
+from ari_offload.ari.controller import CallController, CallObserver
 from ari_offload.ari.rest import AriRest
 from ari_offload.ari.stream import EventStream
 from ari_offload.config import Settings

@@ -21,7 +21,7 @@ from ari_offload.store import (
     Customer,
     Flow,
     NewAccessKey,
-    TranscriptEntry,
+    TranscriptRecord,
     Turn,
 )
 from ari_offload.turn_fields import STORED_FIELDS, TurnField
@@ -352,7 +352,7 @@ def call_json(c: Call) -> dict[str, Any]:
 
 
 def call_detail_json(
-    c: Call, transcript: list[TranscriptEntry], turns: list[Turn]
+    c: Call, transcript: list[TranscriptRecord], turns: list[Turn]
 ) -> dict[str, Any]:
     return {
         **call_json(c),

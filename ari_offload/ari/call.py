@@ -11,7 +11,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +179,10 @@ class ActiveCall:
         self.set_state(f"transferred:{endpoint}")
         log.info("call %s: transferred to %s", self.call_id, endpoint)
         return True
+
+
+# What runs on a call once it is set up (a flow); the controller starts one per call.
+FlowRunner = Callable[[ActiveCall], Coroutine[Any, Any, None]]
 
 
 @dataclass

@@ -12,8 +12,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Protocol
 
 from ari_offload.ari.call import (
     BRIDGE_PREFIX,
@@ -24,6 +24,7 @@ from ari_offload.ari.call import (
     VAR_CALL_ID,
     VAR_DEPTH,
     ActiveCall,
+    FlowRunner,
     parse_depth,
     set_up_call,
     tear_down_call,
@@ -46,8 +47,6 @@ log = logging.getLogger("ari_offload.ari")
 
 # A coroutine function: the controller runs each flow as its own task (create_task).
 _OUR_LEGS = (MEDIA_CHANNEL_PREFIX, TRANSFER_CHANNEL_PREFIX)  # channels we create, not callers
-
-FlowRunner = Callable[[ActiveCall], Coroutine[Any, Any, None]]
 
 
 class CallObserver(Protocol):

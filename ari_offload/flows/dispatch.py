@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from ari_offload.ari.call import ActiveCall
+from ari_offload.ari.call import ActiveCall, FlowRunner
 
 log = logging.getLogger("ari_offload.flows")
 
-FlowRunner = Callable[[ActiveCall], Awaitable[None]]
 # Resolves a call the built-ins don't take (e.g. from the store); None: unknown.
 FlowResolver = Callable[[ActiveCall], Awaitable[FlowRunner | None]]
 

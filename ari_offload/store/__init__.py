@@ -16,7 +16,7 @@ from ari_offload.store.records import (
     Flow,
     NewAccessKey,
     Role,
-    TranscriptEntry,
+    TranscriptRecord,
     Turn,
 )
 from ari_offload.store.store import Store, database_url
@@ -32,7 +32,7 @@ __all__ = [
     "NewAccessKey",
     "Role",
     "Store",
-    "TranscriptEntry",
+    "TranscriptRecord",
     "Turn",
     "database_url",
 ]

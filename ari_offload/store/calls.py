@@ -24,7 +24,7 @@ from ari_offload.store.records import (
     CallStatus,
     Direction,
     Role,
-    TranscriptEntry,
+    TranscriptRecord,
     Turn,
 )
 from ari_offload.turn_fields import STORED_FIELDS, stored_webhook_failure
@@ -179,7 +179,7 @@ class Calls(Repo):
         text: str,
         *,
         at: datetime | None = None,
-    ) -> TranscriptEntry:
+    ) -> TranscriptRecord:
         """Append one line; raises ``StoreError`` if the call does not exist."""
         at = at or utcnow()
         text = storable(text)
@@ -194,7 +194,7 @@ class Calls(Repo):
                 seq = result.inserted_primary_key[0] if result.inserted_primary_key else 0
         except IntegrityError as exc:
             raise StoreError(f"call {call_id}: cannot add transcript") from exc
-        return TranscriptEntry(call_id=call_id, seq=int(seq), role=Role(role), text=text, at=at)
+        return TranscriptRecord(call_id=call_id, seq=int(seq), role=Role(role), text=text, at=at)
 
     async def add_turn(
         self, call_id: str, *, turn: int, at: datetime | None = None, **values: float | str | None
@@ -214,7 +214,7 @@ class Calls(Repo):
             raise StoreError(f"call {call_id}: cannot add turn {turn}") from exc
         return record
 
-    async def transcript(self, call_id: str) -> list[TranscriptEntry]:
+    async def transcript(self, call_id: str) -> list[TranscriptRecord]:
         c = t.transcript_entries.c
         async with self._tx() as conn:
             rows = (
@@ -227,7 +227,7 @@ class Calls(Repo):
                 .all()
             )
         return [
-            TranscriptEntry(
+            TranscriptRecord(
                 call_id=r["call_id"], seq=r["seq"], role=Role(r["role"]), text=r["text"], at=r["at"]
             )
             for r in rows

@@ -105,7 +105,7 @@ class Call:
 
 
 @dataclass(frozen=True)
-class TranscriptEntry:
+class TranscriptRecord:
     call_id: str
     seq: int
     role: Role

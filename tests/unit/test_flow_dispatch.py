@@ -6,10 +6,10 @@ from typing import cast
 
 import pytest
 
-from ari_offload.ari.call import ActiveCall
+from ari_offload.ari.call import ActiveCall, FlowRunner
 from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
-from ari_offload.flows.dispatch import FlowDispatcher, FlowRunner
+from ari_offload.flows.dispatch import FlowDispatcher
 from ari_offload.media.udp import RtpEndpoint
 
 
