@@ -13,18 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import Future
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
 from ari_offload.audio import Pcm
-from ari_offload.speech.stt import SttRunner, Transcript
+from ari_offload.speech.stt import SttEngine, SttRunner, Transcript
 
 logger = logging.getLogger("ari_offload.speech")
 
 
 class UtteranceStt(Protocol):
-    """One call's STT, fed the VAD's segments; streaming or batch behind it."""
+    """One call's STT, fed the caller's frames and the VAD's segments; streaming or batch."""
+
+    def feed(self, pcm: Pcm) -> None:
+        """Every caller frame, as heard (a streaming engine decodes as it goes)."""
+        ...
 
     def speculate(self, audio: Pcm) -> None:
         """The caller paused after ``audio``: a transcript of it may be the final one."""
@@ -94,13 +98,33 @@ class SpeculativeStt:
         return asyncio.wrap_future(future)
 
 
+class StreamingSttEngine(SttEngine, Protocol):
+    """An engine with ``streaming = True`` opens its own ``UtteranceStt`` per call."""
+
+    def open_stream(self, runner: SttRunner, language: str | None) -> UtteranceStt: ...
+
+
+def utterance_stt(runner: SttRunner, language: str | None = None) -> UtteranceStt:
+    """One call's STT: a streaming engine's own stream; for a batch one, the adapter."""
+    engine = runner.transcriber
+    if getattr(engine, "streaming", False):
+        return cast(StreamingSttEngine, engine).open_stream(runner, language)
+    return SegmentedStt(runner, language)
+
+
 class SegmentedStt:
-    """``UtteranceStt`` over a batch engine: speculative runs at pauses, a fresh run if stale."""
+    """``UtteranceStt`` over a batch engine: speculative runs at pauses, a fresh run if stale.
+
+    The audio itself reaches it through the VAD's segments, so ``feed`` has nothing to do.
+    """
 
     def __init__(self, runner: SttRunner, language: str | None = None) -> None:
         self._runner = runner
         self._language = language
         self.runs = SpeculativeStt(runner, language)
+
+    def feed(self, pcm: Pcm) -> None:
+        pass
 
     def speculate(self, audio: Pcm) -> None:
         self.runs.pause(audio)

@@ -26,7 +26,7 @@ from ari_offload.audio import Pcm
 from ari_offload.config import AgentSettings, SpeechSettings
 from ari_offload.media.port import FrameTap, MediaPort
 from ari_offload.speech.models import SpeechModels
-from ari_offload.speech.streaming import SegmentedStt, UtteranceStt
+from ari_offload.speech.streaming import UtteranceStt, utterance_stt
 from ari_offload.speech.stt import Transcript
 from ari_offload.speech.vad import UtteranceEnded
 from ari_offload.voice.turn_taker import (
@@ -79,7 +79,7 @@ class Conversation:
         self._observer = observer
         self._taker = TurnTaker(speech.barge_in_min_speech_ms)
         self._segmenter = models.new_segmenter()
-        self._stt: UtteranceStt = SegmentedStt(models.stt, agent.language)
+        self._stt: UtteranceStt = utterance_stt(models.stt, agent.language)
         self._turns: asyncio.Queue[EndTurn | Speak] = asyncio.Queue()  # one at a time
         self._transcripts: deque[asyncio.Task[Transcript]] = deque()  # per utterance, in order
         self._cut = asyncio.Event()  # the caller barged in on what is playing
@@ -121,6 +121,7 @@ class Conversation:
 
     def _hear(self, pcm: Pcm) -> None:
         now = time.monotonic()
+        self._stt.feed(pcm)
         for event in self._segmenter.feed(pcm):
             if isinstance(event, UtteranceEnded):
                 self._transcripts.append(self._stt.utterance_ended(event.audio))

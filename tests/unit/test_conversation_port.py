@@ -17,7 +17,7 @@ import numpy as np
 from ari_offload.agent.client import AgentAnswer
 from ari_offload.agent.contract import WebhookReply, WebhookRequest
 from ari_offload.audio import FRAME_SAMPLES, Pcm
-from ari_offload.speech.stt import SttRunner
+from ari_offload.speech.stt import SttRunner, Transcript
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.speech.vad import VadParams, VadSegmenter
 from ari_offload.voice.conversation import AgentBinding, Conversation
@@ -59,22 +59,62 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.002)
 
 
+class FrameCountingStream:
+    """A streaming engine's per-call stream: it hears every frame, answers at the endpoint."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def feed(self, pcm: Pcm) -> None:
+        self.frames += 1
+
+    def speculate(self, audio: Pcm) -> None:
+        pass
+
+    def cancel_speculation(self) -> None:
+        pass
+
+    def utterance_ended(self, audio: Pcm) -> asyncio.Task[Transcript]:
+        async def text() -> Transcript:
+            return Transcript(f"{self.frames} frames", 0.0, 0.0)
+
+        return asyncio.create_task(text())
+
+    def close(self) -> None:
+        pass
+
+
+class StreamingEngine:
+    streaming = True
+
+    def __init__(self) -> None:
+        self.streams: list[tuple[FrameCountingStream, str | None]] = []
+
+    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
+        raise AssertionError("a streaming engine is never asked for a batch transcription")
+
+    def open_stream(self, runner: SttRunner, language: str | None) -> FrameCountingStream:
+        stream = FrameCountingStream()
+        self.streams.append((stream, language))
+        return stream
+
+
 class Rig:
-    def __init__(self, hold: bool = False) -> None:
+    def __init__(self, hold: bool = False, engine: Any = None) -> None:
         self.port = FakeMediaPort(hold=hold)
         self.agent = EchoAgent()
-        self.stt = SttRunner(LoudnessWhisper(), workers=1)
+        self.stt = SttRunner(engine or LoudnessWhisper(), workers=1)
         self.tts = TtsRunner(CountingVoice(), workers=1, sentence_pause_ms=0)
         models = SimpleNamespace(
             stt=self.stt,
-            tts=self.tts,
+            tts_for=lambda voice: self.tts,
             new_segmenter=lambda: VadSegmenter(VadParams(), classifier=lambda f: bool(f.any())),
         )
         self.states: list[str] = []
         call = SimpleNamespace(call_id="call-1", media=self.port, set_state=self.states.append)
         self.conversation = Conversation(
             cast(Any, call), cast(Any, models), cast(Any, self.agent),
-            AgentBinding("agent-1", "http://agent.invalid/"),
+            AgentBinding("agent-1", "http://agent.invalid/", language="en-GB"),
             cast(Any, SimpleNamespace(barge_in_min_speech_ms=300)),
             cast(Any, SimpleNamespace(fallback_text="Sorry.")),
         )  # fmt: skip
@@ -173,3 +213,22 @@ async def test_api_text_waits_for_the_reply_then_is_spoken() -> None:
         rig.close()
     assert [line[1] for line in rig.lines()] == ["Welcome.", "Your parcel is here."]
     assert rig.agent.requests == [], "an API text is spoken, never sent to the agent"
+
+
+async def test_a_streaming_engine_gets_every_frame_and_no_adapter() -> None:
+    engine = StreamingEngine()
+    rig = Rig(engine=engine)
+    task = asyncio.create_task(rig.conversation.run())
+    try:
+        await asyncio.sleep(0.05)
+        rig.port.say(utterance(1000, speech_ms=600, silence_ms=700))
+        await until(lambda: len(rig.agent.requests) == 1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        rig.close()
+    ((stream, language),) = engine.streams
+    assert language == "en-GB", "the agent's language reaches the engine"
+    # 30 speech frames, then silence up to the 400 ms endpoint (20 frames): all were fed.
+    assert rig.agent.requests[0].text == f"{stream.frames} frames"
+    assert stream.frames >= 50
