@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
@@ -40,6 +40,14 @@ INHERITED_DEPTH = "__" + VAR_DEPTH
 MAX_DEPTH = 1  # one hop (e.g. to another flow) is fine; a second one is refused as a loop
 
 
+class LiveConversation(Protocol):
+    """What the API may do to a call's running conversation (voice.conversation has it)."""
+
+    def inject(self, text: str) -> None:
+        """Speak ``text`` after the current reply; raises TalkQueueFull past the bound."""
+        ...
+
+
 @dataclass
 class ActiveCall:
     """What a flow sees: one call, its media port and a few controls.
@@ -62,7 +70,7 @@ class ActiveCall:
     # set when our externalMedia channel's StasisStart arrives: only then can it be bridged
     media_in_stasis: asyncio.Event = field(default_factory=asyncio.Event)
     # the running ai_talk conversation, if any (the API's `talk` goes through it)
-    conversation: Any = None
+    conversation: LiveConversation | None = None
     transfer_leg: TransferLeg | None = None
     depth: int = 0  # VAR_DEPTH as the call arrived
     # Hung up with reason "max-duration" this long after the flow starts; None: no limit.
