@@ -23,7 +23,7 @@ from ari_offload.observe.metrics import Metrics
 from ari_offload.policy_file import load_policy
 from ari_offload.store import Store
 from testbed.asterisk import TESTBED_POLICY_FILE
-from tests.api_support import FAST_HASHER, ApiEnv, FakeTelephony
+from tests.api_support import FAST_HASHER, TEST_SPEECH, ApiEnv, FakeTelephony
 from tests.test_api import (  # noqa: F401 (collected here, on PostgreSQL)
     http,
     test_agents_crud,
@@ -52,7 +52,10 @@ async def env(tmp_path: Path, postgres_url: str) -> AsyncIterator[ApiEnv]:
     telephony, metrics = FakeTelephony(), Metrics()
     # The test bed's policy, as in tests.api_support.running_api (webhooks on 127.0.0.1).
     policy = load_policy(TESTBED_POLICY_FILE)
-    app = make_api_app(ApiSettings(host="127.0.0.1", port=0), store, telephony, metrics, policy)
+    app = make_api_app(
+        ApiSettings(host="127.0.0.1", port=0), store, telephony, metrics, policy,
+        speech=TEST_SPEECH,
+    )  # fmt: skip
     runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     try:

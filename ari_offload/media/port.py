@@ -96,6 +96,10 @@ class FrameTap:
         while True:
             while self._queue:
                 yield self._queue.popleft()
+                if self._queue:
+                    # A backlog (after a stall) is read one frame per loop step: other calls'
+                    # frames and the RTP sender are due meanwhile.
+                    await asyncio.sleep(0)
             if self.closed:
                 return
             self._ready.clear()
