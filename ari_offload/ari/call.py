@@ -222,9 +222,10 @@ async def set_up_call(call: ActiveCall, link: MediaLink) -> None:
     media = await rest.external_media(
         call.media_channel_id, request.external_host, request.format,
         encapsulation=request.encapsulation, transport=request.transport,
+        options=dict(request.options),
     )  # fmt: skip
     try:
-        where = link.connect(media.channelvars)
+        where = await link.connect(media.channelvars)
     except ValueError as exc:
         raise AriError(str(exc)) from None
     # The externalMedia POST returns before the channel has entered the app; adding it to the

@@ -234,7 +234,7 @@ class CallController:
     ) -> None:
         # Inbound calls always get a fresh id: nothing a caller sends can name another call.
         call_id = call_id or uuid.uuid4().hex
-        link = await self._open_media(self._media_settings)
+        link = await self._open_media(self._media_settings, self.rest.settings)
         call = ActiveCall(call_id, channel, args, direction, self.rest, link.port)
         call.max_duration_s = self._max_call_duration_s
         if not await self._admit_or_close(call):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +35,7 @@ _BAD_CREDENTIALS = (
 class AriRest:
     def __init__(self, session: aiohttp.ClientSession, settings: AriSettings) -> None:
         self._session = session
+        self.settings = settings
         self._base = settings.url.rstrip("/") + "/ari"
         self._headers = basic_auth_headers(settings)
         self.app = settings.app
@@ -110,24 +112,27 @@ class AriRest:
     async def external_media(
         self,
         channel_id: str,
-        external_host: str,
+        external_host: str | None,
         codec: str,
         *,
         encapsulation: str,
         transport: str,
         direction: str = "both",
+        options: Mapping[str, str] | None = None,
     ) -> Channel:
-        """An externalMedia channel; the media transport chooses encapsulation and transport
-        (``media.transports``: RTP over UDP is ``rtp``/``udp``)."""
+        """An externalMedia channel; the media transport chooses encapsulation, transport and
+        any further options (``media.transports``: RTP over UDP is ``rtp``/``udp``)."""
         params = {
+            **(options or {}),
             "app": self.app,
             "channelId": checked_id(channel_id),
-            "external_host": external_host,
             "format": codec,
             "encapsulation": encapsulation,
             "transport": transport,
             "direction": direction,
         }
+        if external_host is not None:
+            params["external_host"] = external_host
         return Channel.from_json(await self.request("POST", "/channels/externalMedia", params))
 
     async def originate(

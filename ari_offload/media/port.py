@@ -196,10 +196,11 @@ class MediaPort(Protocol):
 class ExternalMediaRequest:
     """The parameters of ARI's POST /channels/externalMedia for one transport."""
 
-    external_host: str
+    external_host: str | None  # None where the app connects to Asterisk (chan_websocket)
     format: str  # the codec name, e.g. "ulaw"
     encapsulation: str
     transport: str
+    options: tuple[tuple[str, str], ...] = ()  # more query parameters (connection_type=server)
 
 
 class MediaLink(Protocol):
@@ -211,7 +212,8 @@ class MediaLink(Protocol):
     @property
     def external_media(self) -> ExternalMediaRequest: ...
 
-    def connect(self, channel_vars: Mapping[str, str]) -> str:
-        """Take the externalMedia channel's variables; return where the media flows (for
-        the log). Raises ``ValueError`` when they lack what the transport needs."""
+    async def connect(self, channel_vars: Mapping[str, str]) -> str:
+        """Take the externalMedia channel's variables and start the media flowing (RTP: the
+        remote address; chan_websocket: dial its /media/<id>); return where it flows, for the
+        log. Raises ``ValueError`` when the variables lack what the transport needs."""
         ...

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from ari_offload.config import MediaSettings
+from ari_offload.config import AriSettings, MediaSettings
 from ari_offload.errors import ConfigError
 from ari_offload.media.port import MediaLink
 from ari_offload.media.udp import open_rtp
 
 TRANSPORT_SETTING = "ARI_OFFLOAD_MEDIA_TRANSPORT"
 
-TransportOpener = Callable[[MediaSettings], Awaitable[MediaLink]]
+# (the media settings, where Asterisk's ARI/HTTP server is) -> one call's opened transport
+TransportOpener = Callable[[MediaSettings, AriSettings], Awaitable[MediaLink]]
 
 TRANSPORTS: dict[str, TransportOpener] = {
     "rtp": open_rtp,

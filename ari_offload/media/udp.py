@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ari_offload.audio import FRAME_S, SAMPLE_RATE, Pcm
-from ari_offload.config import DEFAULT_JITTER_FRAMES, DEFAULT_RTP_HOST, MediaSettings
+from ari_offload.config import DEFAULT_JITTER_FRAMES, DEFAULT_RTP_HOST, AriSettings, MediaSettings
 from ari_offload.media.g711 import ULAW, Codec, codec_for
 from ari_offload.media.jitter import JitterBuffer
 from ari_offload.media.pacer import Pacer
@@ -329,7 +329,7 @@ class RtpLink:
     port: RtpEndpoint
     external_media: ExternalMediaRequest
 
-    def connect(self, channel_vars: Mapping[str, str]) -> str:
+    async def connect(self, channel_vars: Mapping[str, str]) -> str:
         remote_host = channel_vars.get(REMOTE_HOST_VAR)
         remote_port = channel_vars.get(REMOTE_PORT_VAR)
         if not remote_host or not remote_port:
@@ -339,8 +339,11 @@ class RtpLink:
         return f"rtp {host}:{port} <-> {remote_host}:{remote_port}"
 
 
-async def open_rtp(settings: MediaSettings) -> RtpLink:
-    """The "rtp" transport: a UDP socket on ``settings.rtp_host`` for externalMedia RTP."""
+async def open_rtp(settings: MediaSettings, ari: AriSettings) -> RtpLink:
+    """The "rtp" transport: a UDP socket on ``settings.rtp_host`` for externalMedia RTP.
+
+    ``ari`` (where Asterisk is) is not needed: Asterisk's channel variables say where to send.
+    """
     endpoint = await RtpEndpoint.open(
         host=settings.rtp_host,
         codec=codec_for(settings.codec),

@@ -143,3 +143,20 @@ async def test_a_built_path_is_sent_unnormalised(ari: FakeAri) -> None:
     await ari.rest.request("GET", "/channels/a/../b%2Fc")
 
     assert ari.seen == [("GET", "/ari/channels/a/../b%2Fc")]
+
+
+async def test_external_media_takes_what_the_transport_asks_for(ari: FakeAri) -> None:
+    # RTP names where Asterisk sends; chan_websocket has no external_host but an option.
+    await ari.rest.external_media(
+        "aoff-media-1", "127.0.0.1:4000", "ulaw", encapsulation="rtp", transport="udp"
+    )
+    await ari.rest.external_media(
+        "aoff-media-2", None, "slin16", encapsulation="none", transport="websocket",
+        options={"connection_type": "server"},
+    )  # fmt: skip
+    (_, rtp), (_, ws) = ari.seen
+    assert "external_host=127.0.0.1:4000" in rtp
+    assert "encapsulation=rtp&transport=udp" in rtp
+    assert "external_host" not in ws
+    assert "connection_type=server" in ws
+    assert "format=slin16&encapsulation=none&transport=websocket" in ws

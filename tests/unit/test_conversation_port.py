@@ -230,7 +230,7 @@ async def test_a_streaming_engine_gets_every_frame_and_no_adapter() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         rig.close()
-    ((stream, language),) = engine.streams
+    ((_, language),) = engine.streams
     assert language == "en-GB", "the agent's language reaches the engine"
     # 30 speech frames, then silence up to the 400 ms endpoint (20 frames): all were fed,
     # the speech ones before the endpoint, every one of them by the end.

@@ -9,7 +9,7 @@ import pytest
 
 from ari_offload.ari.controller import CallController
 from ari_offload.ari.rest import AriRest
-from ari_offload.config import MediaSettings, Settings
+from ari_offload.config import AriSettings, MediaSettings, Settings
 from ari_offload.errors import ConfigError
 from ari_offload.media.transports import TRANSPORTS, transport_opener
 from ari_offload.media.udp import RtpEndpoint
@@ -40,7 +40,9 @@ def test_the_controller_refuses_an_unknown_transport_when_built() -> None:
 
 
 async def test_rtp_asks_externalmedia_for_rtp_over_udp_to_its_own_socket() -> None:
-    link = await transport_opener("rtp")(MediaSettings(rtp_host="127.0.0.1", codec="alaw"))
+    link = await transport_opener("rtp")(
+        MediaSettings(rtp_host="127.0.0.1", codec="alaw"), AriSettings()
+    )
     try:
         assert isinstance(link.port, RtpEndpoint)
         host, port = link.port.local_address
@@ -53,15 +55,15 @@ async def test_rtp_asks_externalmedia_for_rtp_over_udp_to_its_own_socket() -> No
 
 
 async def test_rtp_connects_to_where_externalmedia_listens() -> None:
-    link = await transport_opener("rtp")(MediaSettings(rtp_host="127.0.0.1"))
+    link = await transport_opener("rtp")(MediaSettings(rtp_host="127.0.0.1"), AriSettings())
     asterisk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     asterisk.bind(("127.0.0.1", 0))
     asterisk.settimeout(3)
     try:
         with pytest.raises(ValueError, match="UNICASTRTP_LOCAL_ADDRESS"):
-            link.connect({})
+            await link.connect({})
         remote_port = asterisk.getsockname()[1]
-        where = link.connect(
+        where = await link.connect(
             {"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1", "UNICASTRTP_LOCAL_PORT": str(remote_port)}
         )
         assert where.endswith(f"<-> 127.0.0.1:{remote_port}")
