@@ -9,7 +9,8 @@ import logging
 import aiohttp
 
 from ari_offload.ari.call import FlowRunner
-from ari_offload.ari.controller import CallController, CallObserver
+from ari_offload.ari.controller import CallController
+from ari_offload.ari.observer import CallObserver
 from ari_offload.ari.rest import AriRest
 from ari_offload.ari.stream import EventStream
 from ari_offload.config import Settings

@@ -13,7 +13,6 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable
-from typing import Protocol
 
 from ari_offload.ari.call import (
     BRIDGE_PREFIX,
@@ -38,42 +37,16 @@ from ari_offload.ari.events import (
     parse_stasis_args,
     stasis_args_from_app_data,
 )
+from ari_offload.ari.observer import CallObserver, NullObserver
 from ari_offload.ari.rest import AriRest, checked_id
 from ari_offload.config import MediaSettings
 from ari_offload.errors import AriBadId, AriError, AriNotFound
+from ari_offload.media.port import MediaLink
 from ari_offload.media.transports import transport_opener
 
 log = logging.getLogger("ari_offload.ari")
 
-# A coroutine function: the controller runs each flow as its own task (create_task).
 _OUR_LEGS = (MEDIA_CHANNEL_PREFIX, TRANSFER_CHANNEL_PREFIX)  # channels we create, not callers
-
-
-class CallObserver(Protocol):
-    """Hooks for persistence and metrics; the controller itself stores nothing."""
-
-    async def call_started(self, call: ActiveCall) -> None: ...
-
-    async def call_ended(self, call: ActiveCall) -> None: ...
-
-    async def outbound_failed(self, call_id: str, reason: str) -> None: ...
-
-    async def call_refused(self, call: ActiveCall) -> None:
-        """Hung up before set-up (`call.hangup_reason` says why, e.g. "loop-guard")."""
-
-
-class NullObserver:
-    async def call_started(self, call: ActiveCall) -> None:
-        return None
-
-    async def call_ended(self, call: ActiveCall) -> None:
-        return None
-
-    async def outbound_failed(self, call_id: str, reason: str) -> None:
-        return None
-
-    async def call_refused(self, call: ActiveCall) -> None:
-        return None
 
 
 class CallController:
@@ -234,7 +207,9 @@ class CallController:
     ) -> None:
         # Inbound calls always get a fresh id: nothing a caller sends can name another call.
         call_id = call_id or uuid.uuid4().hex
-        link = await self._open_media(self._media_settings, self.rest.settings)
+        link = await self._open_link(call_id, channel)
+        if link is None:
+            return
         call = ActiveCall(call_id, channel, args, direction, self.rest, link.port)
         call.max_duration_s = self._max_call_duration_s
         if not await self._admit_or_close(call):
@@ -279,6 +254,16 @@ class CallController:
                 # The caller may have left mid-setup, after _end_call already cleaned up:
                 # delete whatever setup created since (tear-down is idempotent).
                 await tear_down_call(call)
+
+    async def _open_link(self, call_id: str, channel: Channel) -> MediaLink | None:
+        """The call's media transport, or None (the caller hung up) if it cannot be opened."""
+        try:
+            return await self._open_media(self._media_settings, self.rest.settings)
+        except Exception:  # e.g. no free UDP port, a bad rtp_host: this call fails, not the app
+            log.exception("call %s: media transport did not open; hanging up", call_id)
+            with contextlib.suppress(AriError):
+                await self.rest.hangup(channel.id)
+            return None
 
     async def _admit_or_close(self, call: ActiveCall) -> bool:
         admitted = False

@@ -65,6 +65,11 @@ class FrameTap:
         self.closed = False
         self.overflow = 0
 
+    @property
+    def pending(self) -> int:
+        """Frames received and not read yet."""
+        return len(self._queue)
+
     def push(self, frame: MediaFrame) -> None:
         if self.closed:
             return
@@ -122,6 +127,11 @@ class TapSet:
         else:
             self._taps.append(tap)
         return tap
+
+    @property
+    def pending(self) -> int:
+        """Frames received and not read yet, over the open taps."""
+        return sum(tap.pending for tap in self._taps if not tap.closed)
 
     def publish(self, frame: MediaFrame) -> None:
         if any(tap.closed for tap in self._taps):

@@ -1,12 +1,13 @@
 """One call's conversation: the async shell that runs a ``TurnTaker`` over a ``MediaPort``.
 
-Two tasks per call. The listener reads a tap of the caller's audio, feeds the VAD, and
-passes the VAD's events to the turn-taker and STT; what must happen at once (speculate,
-cancel, barge in) it does on the spot. The talker performs the turn actions one at a time:
-an utterance -> its transcript -> the agent's webhook -> the reply spoken sentence by sentence
-(the next sentence is synthesized while the current one plays); a welcome or API text ->
-spoken. Latency: endpoint silence overlaps STT, TTS overlaps playback. The rules of who has
-the floor live in ``turn_taker``; this module only moves audio, text and time.
+Two tasks per call, plus one transcription per utterance. The listener reads a tap of the
+caller's audio, feeds the VAD, and passes the VAD's events to the turn-taker and STT; what
+must happen at once (speculate, cancel, barge in) it does on the spot. The talker performs
+the turn actions one at a time: an utterance -> its transcript -> the agent's webhook -> the
+reply spoken sentence by sentence (the next sentence is synthesized while the current one
+plays); a welcome or API text -> spoken. Latency: endpoint silence overlaps STT, TTS overlaps
+playback. The rules of who has the floor live in ``turn_taker``; this module only moves audio,
+text and time.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class Conversation:
         self._taker = TurnTaker(speech.barge_in_min_speech_ms)
         self._segmenter = models.new_segmenter()
         self._stt: UtteranceStt = utterance_stt(models.stt, agent.language)
-        self._turns: asyncio.Queue[EndTurn | Speak] = asyncio.Queue()  # one at a time
+        # one at a time; None: the listener stopped (the port closed, or it failed)
+        self._turns: asyncio.Queue[EndTurn | Speak | None] = asyncio.Queue()
         self._transcripts: deque[asyncio.Task[Transcript]] = deque()  # per utterance, in order
         self._cut = asyncio.Event()  # the caller barged in on what is playing
         self.turn = 0
@@ -92,10 +94,14 @@ class Conversation:
         """Talk until the agent hangs up (returns) or the call ends (cancelled)."""
         tap = self.media.tap()  # opened now: audio from before this conversation is not heard
         listener = asyncio.create_task(self._listen(tap), name=f"listen-{self.call.call_id}")
+        listener.add_done_callback(lambda _: self._turns.put_nowait(None))
         try:
             self._perform(self._taker.greet(welcome))
             while not self.finished:
                 action = await self._turns.get()
+                if action is None:
+                    self._listener_stopped(listener)
+                    return
                 if isinstance(action, Speak):
                     await self._say(action.text, timing=None)
                 else:
@@ -103,8 +109,15 @@ class Conversation:
                 self._perform(self._taker.turn_done())
         finally:
             tap.close()
+            self._stt.close()  # first: a second cancel may interrupt the wait below
             await _cancel_and_wait(listener, *self._transcripts)
-            self._stt.close()
+
+    def _listener_stopped(self, listener: asyncio.Task[None]) -> None:
+        """Nothing more is heard: end the conversation (and with a failure, the flow)."""
+        error = None if listener.cancelled() else listener.exception()
+        if error is not None:
+            raise RuntimeError(f"call {self.call.call_id}: the listener failed") from error
+        log.info("call %s: the call's audio ended; conversation over", self.call.call_id)
 
     def inject(self, text: str) -> None:
         """Speak `text` to the caller as soon as the current reply is done (API `talk`).
@@ -152,11 +165,12 @@ class Conversation:
             return
         stt_ms = (time.monotonic() - utterance.ended_at) * 1000
         text = transcript.text.strip()
-        if not text:
+        turn = self._taker.transcribed(text)
+        if turn is None:
             log.debug("call %s: utterance with no words, ignored", self.call.call_id)
             return
-        self.turn += 1
-        timing = TurnTiming(self.turn, endpoint_ms=utterance.endpoint_ms, stt_ms=stt_ms)
+        self.turn = turn
+        timing = TurnTiming(turn, endpoint_ms=utterance.endpoint_ms, stt_ms=stt_ms)
         await self._record(TranscriptEntry("caller", text))
         log.info("call %s: caller said %r", self.call.call_id, text)
         request = WebhookRequest(

@@ -6,7 +6,9 @@ what it returns::
 
     caller pauses          -> Speculate(audio)      start STT early, while the endpoint waits
     caller speaks again    -> CancelSpeculation     that audio is no longer the utterance
-    endpoint reached       -> EndTurn(utterance)    transcribe and ask the agent (or queue it)
+    endpoint reached       -> EndTurn(utterance)    transcribe and ask the agent (or queue it);
+                                                    ``transcribed(text)`` numbers the turn, or
+                                                    drops it when STT heard no words
     caller talks over us   -> BargeIn               stop playback now (past the minimum speech)
     welcome / API text     -> Speak(text)           say it; queued behind a reply otherwise
 
@@ -105,6 +107,7 @@ class TurnTaker:
         self._pause_at: int | None = None
         self._reply: _Reply | None = None  # being played
         self.heard: str | None = None  # of the last reply, if the caller cut it short
+        self.turn = 0  # caller turns with words so far
 
     # --- the caller ------------------------------------------------------------------------
 
@@ -152,6 +155,16 @@ class TurnTaker:
     @property
     def queued_talks(self) -> int:
         return self._queued_talks
+
+    # --- STT ---------------------------------------------------------------------------------
+
+    def transcribed(self, text: str) -> int | None:
+        """The outstanding EndTurn's transcript: its turn number, or None if it had no words
+        (a cough, a click: no turn, nothing sent to the agent)."""
+        if not text.strip():
+            return None
+        self.turn += 1
+        return self.turn
 
     # --- the agent's side ------------------------------------------------------------------
 

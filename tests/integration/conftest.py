@@ -21,7 +21,7 @@ from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.app import App
 from ari_offload.ari.call import ActiveCall, FlowRunner
-from ari_offload.ari.controller import CallObserver
+from ari_offload.ari.observer import CallObserver
 from ari_offload.config import AgentSettings, ApiSettings, PolicySettings, Settings, StoreSettings
 from ari_offload.flows.actions import Action, AiTalk
 from ari_offload.flows.builtin import BUILTIN_FLOWS

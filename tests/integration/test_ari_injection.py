@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from ari_offload.ari.call import BRIDGE_PREFIX, MEDIA_CHANNEL_PREFIX, ActiveCall
-from ari_offload.ari.controller import NullObserver
+from ari_offload.ari.observer import NullObserver
 from testbed.audio import speech_file
 from testbed.capture import RtpCapture, payload_bytes
 from testbed.sipp import SippCall

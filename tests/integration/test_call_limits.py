@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from ari_offload.ari.call import ActiveCall
-from ari_offload.ari.controller import NullObserver
+from ari_offload.ari.observer import NullObserver
 from testbed.audio import silence_file, speech_file
 from testbed.sipp import SippCall
 from tests.integration.conftest import ServiceFactory

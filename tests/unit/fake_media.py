@@ -29,12 +29,14 @@ class FakeMediaPort:
         self.flushes = 0
         self.frames_in = 0
         self.closed = False
+        self.tap_count = 0  # taps opened
 
     @property
     def codec(self) -> Codec:
         return ULAW
 
     def tap(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        self.tap_count += 1
         return self._taps.open(max_frames)
 
     # the caller's side
@@ -44,6 +46,11 @@ class FakeMediaPort:
             assert pcm.shape == (FRAME_SAMPLES,)
             self._taps.publish(MediaFrame(pcm, ULAW.encode(pcm), self.frames_in, 0))
             self.frames_in += 1
+
+    @property
+    def unread(self) -> int:
+        """Caller frames said and not yet read by a tap's reader."""
+        return self._taps.pending
 
     def advance(self, samples: int | None = None) -> None:
         """Play ``samples`` (all of the queue if None)."""

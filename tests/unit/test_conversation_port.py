@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
+import pytest
 
 from ari_offload.agent.client import AgentAnswer
 from ari_offload.agent.contract import WebhookReply, WebhookRequest
@@ -109,17 +110,22 @@ class Rig:
         self.tts = TtsRunner(CountingVoice(), workers=1, sentence_pause_ms=0)
         models = SimpleNamespace(
             stt=self.stt,
-            tts_for=lambda voice: self.tts,
+            tts_for=self._voice,
             new_segmenter=lambda: VadSegmenter(VadParams(), classifier=lambda f: bool(f.any())),
         )
         self.states: list[str] = []
+        self.voices: list[str | None] = []  # asked of tts_for, per reply
         call = SimpleNamespace(call_id="call-1", media=self.port, set_state=self.states.append)
         self.conversation = Conversation(
             cast(Any, call), cast(Any, models), cast(Any, self.agent),
-            AgentBinding("agent-1", "http://agent.invalid/", language="en-GB"),
+            AgentBinding("agent-1", "http://agent.invalid/", voice="slow", language="en-GB"),
             cast(Any, SimpleNamespace(barge_in_min_speech_ms=300)),
             cast(Any, SimpleNamespace(fallback_text="Sorry.")),
         )  # fmt: skip
+
+    def _voice(self, voice: str | None) -> TtsRunner:
+        self.voices.append(voice)
+        return self.tts
 
     def lines(self) -> list[tuple[str, str, str | None]]:
         return [(e.role, e.text, e.heard) for e in self.conversation.transcript]
@@ -141,6 +147,8 @@ async def test_welcome_then_a_turn_over_the_port() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         rig.close()
+    assert rig.voices == ["slow", "slow"], "the agent's voice speaks the welcome and the reply"
+    assert asyncio.all_tasks() == {asyncio.current_task()}, "the conversation left no task"
     assert rig.lines() == [
         ("agent", "Welcome to the shop.", None),
         ("caller", "hello", None),
@@ -163,7 +171,7 @@ async def test_barge_in_over_the_port_flushes_and_the_agent_is_told_what_was_hea
         await until(lambda: rig.port.queued == 8 * WORD_SAMPLES)
         rig.port.advance(3 * WORD_SAMPLES)  # the caller has heard "One two three"
         rig.port.say(utterance(2000, speech_ms=200, silence_ms=0))
-        await asyncio.sleep(0.05)  # the listener has read those frames
+        await until(lambda: rig.port.unread == 0)  # the listener has read those frames
         assert rig.port.flushes == 0, "200 ms of speech is under the 300 ms barge-in minimum"
         rig.port.say(utterance(2000, speech_ms=400))
         await until(lambda: rig.port.queued == 3 * WORD_SAMPLES)  # "You said goodbye."
@@ -184,9 +192,10 @@ async def test_barge_in_over_the_port_flushes_and_the_agent_is_told_what_was_hea
 async def test_audio_from_before_the_conversation_is_not_heard() -> None:
     rig = Rig()
     rig.port.say(utterance(2000))  # e.g. during a `talk` action: nobody listens yet
+    assert rig.port.unread == 0, "no tap was open: those frames are gone"
     task = asyncio.create_task(rig.conversation.run())
     try:
-        await asyncio.sleep(0.05)
+        await until(lambda: rig.port.tap_count == 1)
         rig.port.say(utterance(3000))
         await until(lambda: len(rig.agent.requests) == 1)
         await until(lambda: len(rig.conversation.transcript) == 2)
@@ -203,7 +212,7 @@ async def test_api_text_waits_for_the_reply_then_is_spoken() -> None:
     try:
         await until(lambda: rig.port.queued == WORD_SAMPLES)
         rig.conversation.inject("Your parcel is here.")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # time enough to synthesize and queue it, were it not held
         assert rig.port.queued == WORD_SAMPLES, "the API text waits for the welcome to end"
         rig.port.advance()
         await until(lambda: rig.port.queued == 4 * WORD_SAMPLES)
@@ -222,7 +231,7 @@ async def test_a_streaming_engine_gets_every_frame_and_no_adapter() -> None:
     rig = Rig(engine=engine)
     task = asyncio.create_task(rig.conversation.run())
     try:
-        await asyncio.sleep(0.05)
+        await until(lambda: rig.port.tap_count == 1)
         rig.port.say(utterance(1000, speech_ms=600, silence_ms=700))
         await until(lambda: len(rig.agent.requests) == 1)
         await until(lambda: engine.streams[0][0].frames == 65)  # every frame, to the last
@@ -235,3 +244,28 @@ async def test_a_streaming_engine_gets_every_frame_and_no_adapter() -> None:
     # 30 speech frames, then silence up to the 400 ms endpoint (20 frames): all were fed,
     # the speech ones before the endpoint, every one of them by the end.
     assert rig.agent.requests[0].text == "50 frames"
+
+
+class BrokenStream(FrameCountingStream):
+    def feed(self, pcm: Pcm) -> None:
+        raise ValueError("a bug in an engine")
+
+
+class BrokenEngine(StreamingEngine):
+    def open_stream(self, runner: SttRunner, language: str | None) -> FrameCountingStream:
+        return BrokenStream()
+
+
+async def test_a_listener_that_fails_ends_the_conversation_with_the_error() -> None:
+    rig = Rig(engine=BrokenEngine())
+    task = asyncio.create_task(rig.conversation.run())
+    try:
+        await until(lambda: rig.port.tap_count == 1)
+        rig.port.say(utterance(1000))
+        async with asyncio.timeout(10):
+            with pytest.raises(RuntimeError, match="listener failed") as failed:
+                await task  # not deaf and silent: the flow fails, the controller hangs up
+    finally:
+        rig.close()
+    assert isinstance(failed.value.__cause__, ValueError)
+    assert asyncio.all_tasks() == {asyncio.current_task()}

@@ -147,3 +147,13 @@ def test_heard_is_forgotten_when_the_next_reply_starts() -> None:
     assert t.reply_finished() == "One two"
     t.reply_started()
     assert t.heard is None
+
+
+def test_an_utterance_without_words_is_no_turn() -> None:
+    t = taker()
+    speak_until_endpoint(t)
+    assert t.transcribed("  ") is None, "a cough or a click: nothing goes to the agent"
+    assert t.turn_done() == []
+    speak_until_endpoint(t, start_ms=2000)
+    assert t.transcribed("I need help") == 1, "the first turn with words is turn 1"
+    assert t.transcribed("and more") == 2
