@@ -3,6 +3,7 @@ throwaway PostgreSQL server (``postgres``, ``postgres_url``: tests/postgres_fixt
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import wave
@@ -62,5 +63,6 @@ def speech_models() -> Iterator[SpeechModels]:
     from ari_offload.speech.models import load_speech_models
 
     models = load_speech_models(SpeechSettings(tts_voices=TEST_TTS_VOICES))
+    gc.freeze()  # as App.start does: the models' objects stay out of every GC pass
     yield models
     models.close()
