@@ -12,7 +12,19 @@ from urllib.parse import urlsplit
 from ari_offload import policy
 from ari_offload.flows import model
 from ari_offload.flows.actions.base import MAX_TEXT_LENGTH
-from ari_offload.schema import ID, ONE_LINE, Arr, Bool, Custom, Int, Num, Obj, Spec, Str
+from ari_offload.schema import (
+    ID,
+    ONE_LINE,
+    VOICE_NAME,
+    Arr,
+    Bool,
+    Custom,
+    Int,
+    Num,
+    Obj,
+    Spec,
+    Str,
+)
 from ari_offload.store import (
     AccessKey,
     Agent,
@@ -80,7 +92,7 @@ SECRET = Str(
 VOICE = Str(
     100,
     1,
-    r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+    VOICE_NAME,
     nullable=True,
     description="a TTS voice of this server (a 422 lists them); null for the server default",
 )
