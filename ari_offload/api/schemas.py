@@ -36,7 +36,7 @@ from ari_offload.store import (
     TranscriptRecord,
     Turn,
 )
-from ari_offload.turn_fields import STORED_FIELDS, TurnField
+from ari_offload.turn_fields import STORED_FIELDS, TurnField, WebhookFailure, webhook_failure
 
 MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
 
@@ -280,7 +280,10 @@ _MS_NOTE = "milliseconds; null if not measured"
 def _turn_property(f: TurnField) -> Spec:
     if f.type is float:
         return Num(nullable=True, description=f"{f.description}; {_MS_NOTE}")
-    return Str(10_000, nullable=True, any_text=True, description=f.description)
+    assert f.type is WebhookFailure, f"{f.name}: give its type a spec"
+    return Str(
+        20, nullable=True, enum=tuple(k.value for k in WebhookFailure), description=f.description
+    )
 
 
 _TURN_FIELDS: dict[str, Spec] = {
@@ -375,6 +378,7 @@ def call_detail_json(
             {
                 "turn": t.turn,
                 **{f.name: getattr(t, f.name) for f in STORED_FIELDS},
+                "webhook_error": webhook_failure(t.webhook_error),
                 "at": _time(t.at),
             }
             for t in turns
