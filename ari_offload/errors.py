@@ -27,7 +27,7 @@
     └── TelephonyError       Asterisk refused or could not place a call (telephony)
 
 Outside the tree: ``api.errors.ApiError`` is an HTTP answer being built (status, code,
-field), and ``client.ApiError`` is that answer as the SDK raises it.
+field), and ``sdk.client.ApiError`` is that answer as the SDK raises it.
 
 Malformed wire data (RTP, ARI events) raises plain ``ValueError`` with an exact message from
 the sans-IO parsers; the async layers log it at debug, count it and drop the packet.

@@ -19,6 +19,14 @@ from ari_offload.errors import ValidationError
 # One-line text: no control characters (they break logs, CDRs and the dialplan).
 ONE_LINE = r"^[^\u0000-\u001f\u007f]*$"
 NO_NUL = r"^[^\u0000]*$"
+# A TTS voice's name: the API accepts only these, so the server offers no voice beyond them.
+VOICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+
+
+def primary_language(tag: str) -> str:
+    """Engines know languages, not regions: "en-US" counts as "en" (the API and whisper)."""
+    return tag.split("-", 1)[0].lower()
+
 
 Schema = dict[str, Any]
 _INTEGER = re.compile(r"-?[0-9]{1,18}")

@@ -40,6 +40,15 @@ def stored_webhook_failure(text: str | None) -> str | None:
     return _LEGACY_NAMES.get(text, text)
 
 
+def webhook_failure(text: str | None) -> WebhookFailure | None:
+    """A stored ``webhook_error`` as one of the kinds the API documents; text that is none
+    of them (the store takes any text) reads as ``other``."""
+    value = stored_webhook_failure(text)
+    if value is None:
+        return None
+    return WebhookFailure(value) if value in set(WebhookFailure) else WebhookFailure.OTHER
+
+
 @dataclass(frozen=True)
 class TurnField:
     """One measurement of a turn.

@@ -439,6 +439,9 @@ async def test_list_get_hangup_and_talk(env: ApiEnv, http: aiohttp.ClientSession
         tts_first_audio_ms=150,
         total_ms=1302.5,
     )
+    # A row of today, one from before the failure kinds (a class name), and text that is none.
+    for turn, stored in [(2, "status"), (3, "WebhookTimeout"), (4, "SomethingElse")]:
+        await calls.add_turn(live.id, turn=turn, webhook_error=stored)
     ringing = await calls.create(key.customer_id, direction=Direction.OUT, flow_id=flow["id"])
     done = await calls.create(key.customer_id, direction=Direction.IN, flow_id=flow["id"])
     await calls.set_status(done.id, CallStatus.ENDED, reason="caller")
@@ -467,6 +470,8 @@ async def test_list_get_hangup_and_talk(env: ApiEnv, http: aiohttp.ClientSession
     ]
     assert detail["turns"][0]["stt_ms"] == 612.5
     assert detail["turns"][0]["total_ms"] == 1302.5
+    # Always one of the documented kinds (the CALL_DETAIL spec's enum checked them above).
+    assert [t["webhook_error"] for t in detail["turns"]] == [None, "status", "timeout", "other"]
 
     base = env.url(f"/v1.0/calls/{live.id}")
     assert (await call(http, "POST", f"{base}/talk", token, {"text": "One moment"}, s.CALL))[

@@ -2,55 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from ari_offload.store import CallStatus, Direction, Role
-from tests.api_support import ApiEnv, running_api
-
-EXPECTED_TOOLS = {
-    "create_agent",
-    "list_agents",
-    "create_flow",
-    "make_call",
-    "list_active_calls",
-    "get_transcript",
-    "hangup_call",
-}
-
-
-@asynccontextmanager
-async def mcp_session(env: ApiEnv, token: str, errlog: Path) -> AsyncIterator[ClientSession]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-c", "from ari_offload.sdk.mcp_server import run_mcp; run_mcp()"],
-        env={"ARI_OFFLOAD_URL": env.base_url, "ARI_OFFLOAD_ACCESSKEY": token},
-    )
-    with errlog.open("w") as err:
-        async with (
-            stdio_client(params, errlog=err) as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
-            yield session
-
-
-def _result(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    if result.structured_content is not None:
-        return dict(result.structured_content)
-    (content,) = result.content
-    assert isinstance(content, TextContent)
-    data: dict[str, Any] = json.loads(content.text)
-    return data
+from tests.api_support import running_api
+from tests.mcp_support import EXPECTED_TOOLS, mcp_session, tool_result
 
 
 def _error_text(result: CallToolResult) -> str:
@@ -62,12 +21,12 @@ def _error_text(result: CallToolResult) -> str:
 async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
     async with running_api(tmp_path) as env:
         token = await env.signup("assistant", "password1")
-        async with mcp_session(env, token, tmp_path / "mcp.log") as session:
+        async with mcp_session(env.base_url, token, tmp_path / "mcp.log") as session:
             tools = {t.name: t for t in (await session.list_tools()).tools}
             assert tools.keys() >= EXPECTED_TOOLS
             assert "webhook" in tools["create_agent"].input_schema["properties"]
 
-            agent = _result(
+            agent = tool_result(
                 await session.call_tool(
                     "create_agent",
                     {
@@ -81,10 +40,10 @@ async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
             stored = await env.store.agents.get(agent["id"], customer_id=None)
             assert stored is not None
             assert stored.webhook == "http://127.0.0.1:9000/ai-webhook"
-            listed = _result(await session.call_tool("list_agents", {}))
+            listed = tool_result(await session.call_tool("list_agents", {}))
             assert [a["id"] for a in listed["agents"]] == [agent["id"]]
 
-            assert _result(await session.call_tool("list_active_calls", {})) == {"calls": []}
+            assert tool_result(await session.call_tool("list_active_calls", {})) == {"calls": []}
             key = await env.store.keys.authenticate(token)
             assert key is not None
             live = await env.store.calls.create(
@@ -92,15 +51,17 @@ async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
             )
             await env.store.calls.set_status(live.id, CallStatus.ACTIVE)
             await env.store.calls.add_transcript(live.id, Role.CALLER, "I need help")
-            active = _result(await session.call_tool("list_active_calls", {}))
+            active = tool_result(await session.call_tool("list_active_calls", {}))
             assert [(c["id"], c["status"]) for c in active["calls"]] == [(live.id, "active")]
 
-            transcript = _result(await session.call_tool("get_transcript", {"call_id": live.id}))
+            transcript = tool_result(
+                await session.call_tool("get_transcript", {"call_id": live.id})
+            )
             (line,) = transcript["transcript"]
             assert line["caller_said_untrusted"] == "I need help"
             assert "text" not in line, "caller words never under a neutral field name"
             assert "UNTRUSTED" in transcript["warning"]
-            hung = _result(await session.call_tool("hangup_call", {"call_id": live.id}))
+            hung = tool_result(await session.call_tool("hangup_call", {"call_id": live.id}))
             assert hung["id"] == live.id
             assert env.telephony.hangups == [live.id]
 
@@ -109,26 +70,26 @@ async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
 async def test_mcp_flows_and_outbound_calls(tmp_path: Path) -> None:
     async with running_api(tmp_path) as env:
         token = await env.signup("assistant", "password1")
-        async with mcp_session(env, token, tmp_path / "mcp.log") as session:
-            flow = _result(
+        async with mcp_session(env.base_url, token, tmp_path / "mcp.log") as session:
+            flow = tool_result(
                 await session.call_tool(
                     "create_flow",
                     {"name": "notify", "actions": [{"type": "talk", "text": "Your order shipped"}]},
                 )
             )
-            by_name = _result(
+            by_name = tool_result(
                 await session.call_tool("make_call", {"destination": "sipp-uas", "flow": "notify"})
             )
             assert by_name["status"] == "ringing"
             said = [
-                _result(
+                tool_result(
                     await session.call_tool(
                         "make_call", {"destination": number, "message": "Hello from the assistant"}
                     )
                 )
                 for number in ("1001", "1002")
             ]
-            other = _result(
+            other = tool_result(
                 await session.call_tool("make_call", {"destination": "1003", "message": "Bye"})
             )
             made = env.telephony.originated
@@ -141,7 +102,7 @@ async def test_mcp_flows_and_outbound_calls(tmp_path: Path) -> None:
             # The same message twice: one flow, reused; another message: its own flow.
             assert made[1]["flow_id"] == made[2]["flow_id"]
             assert made[3]["flow_id"] not in (flow["id"], made[1]["flow_id"])
-            flows = _result(await session.call_tool("list_flows", {}))["flows"]
+            flows = tool_result(await session.call_tool("list_flows", {}))["flows"]
             assert len(flows) == 3, [f["name"] for f in flows]
             one_off = await env.store.flows.get(made[1]["flow_id"], customer_id=None)
             assert one_off is not None
@@ -174,7 +135,7 @@ async def test_mcp_flows_and_outbound_calls(tmp_path: Path) -> None:
 async def test_mcp_marks_caller_text_as_untrusted(tmp_path: Path) -> None:
     async with (
         running_api(tmp_path) as env,
-        mcp_session(env, "ak_unused", tmp_path / "mcp.log") as session,
+        mcp_session(env.base_url, "ak_unused", tmp_path / "mcp.log") as session,
     ):
         tools = {t.name: t for t in (await session.list_tools()).tools}
         instructions = (await session.initialize()).instructions or ""  # as first received
@@ -189,7 +150,7 @@ async def test_mcp_marks_caller_text_as_untrusted(tmp_path: Path) -> None:
 async def test_mcp_bad_key_is_a_tool_error(tmp_path: Path) -> None:
     async with (
         running_api(tmp_path) as env,
-        mcp_session(env, "ak_wrong", tmp_path / "mcp.log") as session,
+        mcp_session(env.base_url, "ak_wrong", tmp_path / "mcp.log") as session,
     ):
         failed = await session.call_tool("list_agents", {})
         assert "401" in _error_text(failed)

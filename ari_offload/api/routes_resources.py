@@ -10,7 +10,7 @@ from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
 from ari_offload.api.speech import check_agent_speech
 from ari_offload.errors import AgentInUse, NameTaken, PolicyRefused
-from ari_offload.flows.actions import Action, Transfer
+from ari_offload.flows.actions import Action, kind_of
 from ari_offload.policy import Policy
 
 
@@ -76,14 +76,14 @@ async def delete_agent(ctx: Ctx) -> web.Response:
     return web.Response(status=204)
 
 
-def _check_transfers(actions: list[Action] | None, policy: Policy) -> None:
-    """Transfers must name a target of the operator's policy (checked again when they run)."""
+def _check_policy(actions: list[Action] | None, policy: Policy) -> None:
+    """Each action's policy checks (a transfer's target must be listed; run again later)."""
     for i, action in enumerate(actions or ()):
-        if isinstance(action, Transfer):
+        for name, check in kind_of(action).policy_checks.items():
             try:
-                policy.transfer_target(action.target)
+                check(action, policy)
             except PolicyRefused as exc:
-                raise ApiError.refused(exc, f"actions[{i}].target") from None
+                raise ApiError.refused(exc, f"actions[{i}].{name}") from None
 
 
 async def list_flows(ctx: Ctx) -> web.Response:
@@ -92,7 +92,7 @@ async def list_flows(ctx: Ctx) -> web.Response:
 
 
 async def create_flow(ctx: Ctx) -> web.Response:
-    _check_transfers(ctx.body["actions"], ctx.services.policy)
+    _check_policy(ctx.body["actions"], ctx.services.policy)
     try:
         flow = await ctx.store.flows.create(
             ctx.customer_id, name=ctx.body["name"], actions=ctx.body["actions"]
@@ -110,7 +110,7 @@ async def get_flow(ctx: Ctx) -> web.Response:
 
 
 async def update_flow(ctx: Ctx) -> web.Response:
-    _check_transfers(ctx.body.get("actions"), ctx.services.policy)
+    _check_policy(ctx.body.get("actions"), ctx.services.policy)
     try:
         flow = await ctx.store.flows.update(
             ctx.path["flow_id"],

@@ -12,7 +12,19 @@ from urllib.parse import urlsplit
 from ari_offload import policy
 from ari_offload.flows import model
 from ari_offload.flows.actions.base import MAX_TEXT_LENGTH
-from ari_offload.schema import ID, ONE_LINE, Arr, Bool, Custom, Int, Num, Obj, Spec, Str
+from ari_offload.schema import (
+    ID,
+    ONE_LINE,
+    VOICE_NAME,
+    Arr,
+    Bool,
+    Custom,
+    Int,
+    Num,
+    Obj,
+    Spec,
+    Str,
+)
 from ari_offload.store import (
     AccessKey,
     Agent,
@@ -24,7 +36,7 @@ from ari_offload.store import (
     TranscriptRecord,
     Turn,
 )
-from ari_offload.turn_fields import STORED_FIELDS, TurnField
+from ari_offload.turn_fields import STORED_FIELDS, TurnField, WebhookFailure, webhook_failure
 
 MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
 
@@ -80,7 +92,7 @@ SECRET = Str(
 VOICE = Str(
     100,
     1,
-    r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+    VOICE_NAME,
     nullable=True,
     description="a TTS voice of this server (a 422 lists them); null for the server default",
 )
@@ -268,7 +280,10 @@ _MS_NOTE = "milliseconds; null if not measured"
 def _turn_property(f: TurnField) -> Spec:
     if f.type is float:
         return Num(nullable=True, description=f"{f.description}; {_MS_NOTE}")
-    return Str(10_000, nullable=True, any_text=True, description=f.description)
+    assert f.type is WebhookFailure, f"{f.name}: give its type a spec"
+    return Str(
+        20, nullable=True, enum=tuple(k.value for k in WebhookFailure), description=f.description
+    )
 
 
 _TURN_FIELDS: dict[str, Spec] = {
@@ -363,6 +378,7 @@ def call_detail_json(
             {
                 "turn": t.turn,
                 **{f.name: getattr(t, f.name) for f in STORED_FIELDS},
+                "webhook_error": webhook_failure(t.webhook_error),
                 "at": _time(t.at),
             }
             for t in turns

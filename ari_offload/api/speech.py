@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ari_offload.api.errors import ApiError
+from ari_offload.schema import primary_language
 
 
 class SpeechOffer(Protocol):
@@ -46,7 +47,7 @@ def check_agent_speech(body: Mapping[str, object], offer: SpeechOffer) -> None:
             "voice",
         )  # fmt: skip
     language = body.get("language")
-    if isinstance(language, str) and language.split("-", 1)[0].lower() not in offer.languages():
+    if isinstance(language, str) and primary_language(language) not in offer.languages():
         raise ApiError(
             422, "unknown_language",
             f"language: {language!r} is not one this server transcribes; languages:"

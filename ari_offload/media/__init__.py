@@ -12,23 +12,3 @@
 request for Asterisk (``port.MediaLink``); ``udp`` is the "rtp" transport and the only module
 here that touches the event loop or a socket. Everything else is a sans-IO core.
 """
-
-from ari_offload.audio import FRAME_SAMPLES, SAMPLE_RATE, Pcm
-from ari_offload.media.g711 import Codec, codec_for
-from ari_offload.media.port import FrameTap, MediaFrame, MediaLink, MediaPort, MediaStats
-from ari_offload.media.udp import EndpointStats, RtpEndpoint
-
-__all__ = [
-    "FRAME_SAMPLES",
-    "SAMPLE_RATE",
-    "Codec",
-    "EndpointStats",
-    "FrameTap",
-    "MediaFrame",
-    "MediaLink",
-    "MediaPort",
-    "MediaStats",
-    "Pcm",
-    "RtpEndpoint",
-    "codec_for",
-]

@@ -78,12 +78,6 @@ class FrameTap:
         self._queue.append(frame)
         self._ready.set()
 
-    def discard(self) -> int:
-        """Drop every frame not read yet (audio nobody will act on); return how many."""
-        count = len(self._queue)
-        self._queue.clear()
-        return count
-
     def close(self) -> None:
         self.closed = True
         self._ready.set()

@@ -1,7 +1,9 @@
 """Speech engines behind small protocols, chosen by name.
 
 engines.py     the registries: stt / tts / vad engine name -> factory (one line per engine)
-stt.py         Transcriber / SttEngine protocols, SttRunner (off the loop), SpeculativeStt
+stt.py         Transcriber / SttEngine protocols, SttRunner (off the loop)
+streaming.py   one call's STT (UtteranceStt): a streaming engine's own stream, or
+               SegmentedStt over a batch engine with SpeculativeStt at a pause
 tts.py         split_sentences, Synthesizer / TtsVoice protocols, TtsRunner.stream
 vad.py         VadEngine protocol and the engine-independent segmenter state machine (sans-IO)
 whisper.py     the "whisper" STT engine (faster-whisper, batch)

@@ -160,6 +160,7 @@ def load_speech_models(
     started = time.perf_counter()
     transcriber = load_stt(settings, stt_workers)
     seconds["stt_load"] = time.perf_counter() - started
+    _check_streaming(settings.stt_engine, transcriber)
     seconds["stt_warmup"] = _timed(transcriber.warmup)
     logger.info(
         "loaded STT %s in %.2f s (warmup %.2f s, %d workers)",
@@ -176,6 +177,16 @@ def load_speech_models(
     logger.info("TTS voices loaded in %.2f s (warmup %.2f s)", seconds["tts_load"],
                 seconds["tts_warmup"])  # fmt: skip
     return SpeechModels(transcriber, voices, vad, vad_params, stt_workers, tts_workers, seconds)
+
+
+def _check_streaming(name: str, engine: SttEngine) -> None:
+    """A streaming engine opens its own stream per call: refuse one that cannot, at startup
+    rather than on the first call (streaming.StreamingSttEngine)."""
+    if getattr(engine, "streaming", False) and not callable(getattr(engine, "open_stream", None)):
+        raise ConfigError(
+            f"ARI_OFFLOAD_SPEECH_STT_ENGINE={name!r}: the engine says it is streaming but has"
+            " no open_stream(runner, language)"
+        )
 
 
 def _timed(work: Callable[[], object]) -> float:

@@ -19,6 +19,7 @@ import numpy as np
 from ari_offload.audio import SAMPLE_RATE, Pcm, resample_float, to_int16
 from ari_offload.config import SpeechSettings
 from ari_offload.errors import ConfigError, ModelError
+from ari_offload.schema import VOICE_NAME
 from ari_offload.speech.tts import speakable, trim_silence
 
 DEFAULT_VOICE_NAME = "joe"
@@ -32,7 +33,7 @@ VARIANT_OPTIONS: dict[str, type[float] | type[int]] = {
     "speaker_id": int,  # multi-speaker models only
 }
 # The API's voice pattern: a name an agent could not send would be a voice nobody can use.
-_VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+_VOICE_NAME = re.compile(VOICE_NAME)
 
 
 def default_voice_paths() -> tuple[Path, Path]:

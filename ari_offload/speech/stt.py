@@ -1,6 +1,7 @@
-"""Speech to text, engine-independent: the engine protocols, an off-loop runner, and the
-speculative run at a pause. Engines live in their own files (whisper.py) and are chosen by
-name in engines.py.
+"""Speech to text, engine-independent: the engine protocols and an off-loop runner.
+
+One call's use of them (the speculative run at a pause, streaming engines) is streaming.py;
+engines live in their own files (whisper.py) and are chosen by name in engines.py.
 """
 
 from __future__ import annotations

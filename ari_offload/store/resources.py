@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ari_offload.errors import AgentInUse, NameTaken, ValidationError
-from ari_offload.flows.actions import Action, AiTalk
+from ari_offload.flows.actions import Action, agent_refs
 from ari_offload.flows.model import actions_to_json, parse_actions
 from ari_offload.store import schema as t
 from ari_offload.store._db import Repo, new_id, utcnow
@@ -101,7 +101,7 @@ class Agents(Repo):
             users = [
                 f.name
                 for f in await _flows_of(conn, customer_id)
-                if any(isinstance(a, AiTalk) and a.agent_id == agent_id for a in f.actions)
+                if any(ref == agent_id for a in f.actions for _, ref in agent_refs(a))
             ]
             if users:
                 raise AgentInUse(users)
@@ -111,7 +111,7 @@ class Agents(Repo):
 
 class Flows(Repo):
     async def create(self, customer_id: str, *, name: str, actions: list[Action]) -> Flow:
-        """Raises ``NameTaken``, or ``ValidationError`` if an ai_talk names a foreign agent."""
+        """Raises ``NameTaken``, or ``ValidationError`` if an action names a foreign agent."""
         now = utcnow()
         flow = Flow(
             id=new_id(),
@@ -209,11 +209,9 @@ class Flows(Repo):
 
 async def _check_agents(conn: AsyncConnection, customer_id: str, actions: list[Action]) -> None:
     for i, action in enumerate(actions):
-        if (
-            isinstance(action, AiTalk)
-            and await _get_agent(conn, action.agent_id, customer_id) is None
-        ):
-            raise ValidationError(f"actions[{i}].agent_id", "no such agent")
+        for name, agent_id in agent_refs(action):
+            if await _get_agent(conn, agent_id, customer_id) is None:
+                raise ValidationError(f"actions[{i}].{name}", "no such agent")
 
 
 async def _get_agent(conn: AsyncConnection, agent_id: str, customer_id: str | None) -> Agent | None:

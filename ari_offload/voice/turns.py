@@ -50,7 +50,7 @@ class TranscriptEntry:
 
 @dataclass(frozen=True)
 class Segment:
-    """One sentence queued for playback, as a range of the endpoint's sample positions."""
+    """One sentence queued for playback, as a range of the port's playout positions."""
 
     text: str
     start: int

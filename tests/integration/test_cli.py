@@ -71,18 +71,23 @@ async def test_serve_answers_the_echo_extension_and_stops_cleanly(
     assert (tmp_path / "ari-offload.db").exists()
 
 
-async def test_doctor_reports_asterisk_each_engine_and_every_voice(
-    testbed: Testbed, tmp_path: Path
-) -> None:
-    env = {**cli_env(tmp_path, free_port()), "ARI_OFFLOAD_SPEECH_TTS_VOICES": "slow=joe;volume=0.5"}
+async def run_doctor(env: dict[str, str]) -> tuple[int | None, str]:
+    """``ari-offload doctor`` from the source tree: its exit code and its report."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ari_offload.cli", "doctor", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    report = out.decode()
+    return proc.returncode, out.decode()
 
-    assert proc.returncode == 0, report
+
+async def test_doctor_reports_asterisk_each_engine_and_every_voice(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    env = {**cli_env(tmp_path, free_port()), "ARI_OFFLOAD_SPEECH_TTS_VOICES": "slow=joe;volume=0.5"}
+    code, report = await run_doctor(env)
+
+    assert code == 0, report
     assert "Asterisk 22." in report
     assert "speech     stt  whisper: faster-whisper " in report
     assert "speech     tts  piper: 2 voice(s), default joe" in report
@@ -96,14 +101,9 @@ async def test_doctor_names_an_unknown_engine_and_the_known_ones(
     testbed: Testbed, tmp_path: Path
 ) -> None:
     env = {**cli_env(tmp_path, free_port()), "ARI_OFFLOAD_SPEECH_STT_ENGINE": "vosk"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ari_offload.cli", "doctor", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    report = out.decode()
+    code, report = await run_doctor(env)
 
-    assert proc.returncode == 1, report
+    assert code == 1, report
     assert "ARI_OFFLOAD_SPEECH_STT_ENGINE='vosk': no such stt engine; known: whisper" in report
 
 

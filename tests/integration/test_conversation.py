@@ -17,7 +17,7 @@ from ari_offload.speech.models import SpeechModels
 from testbed.asterisk import Testbed
 from testbed.dialogue import Burst, DialogueResult, Say, Silence, run_dialogue
 from tests.integration.conftest import AgentServiceFactory
-from tests.integration.helpers import words
+from tests.integration.helpers import heard, words
 
 pytestmark = [
     pytest.mark.integration,
@@ -26,11 +26,6 @@ pytestmark = [
 ]
 
 WELCOME = "Hello! How can I help you today?"
-
-
-async def heard(models: SpeechModels, burst: Burst) -> str:
-    """Whisper's words for what the caller heard (in a thread: the loop must not block)."""
-    return words(await asyncio.to_thread(models.transcriber.transcribe, burst.pcm))
 
 
 def replies_after_each_utterance(result: DialogueResult) -> list[Burst]:

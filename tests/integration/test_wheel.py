@@ -9,29 +9,23 @@ can import from the source tree.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from mcp import ClientSession, StdioServerParameters, stdio_client
-from mcp.types import CallToolResult, TextContent
 
 from ari_offload import __version__
 from testbed.asterisk import REPO_ROOT, TESTBED_ARI, TESTBED_POLICY_FILE, Testbed
 from tests.api_support import running_api
 from tests.integration.test_cli import free_port
-from tests.test_mcp import EXPECTED_TOOLS
+from tests.mcp_support import EXPECTED_TOOLS, mcp_session, tool_result
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # the first test builds
 
@@ -181,47 +175,24 @@ async def test_installed_serve_answers_and_stops_on_sigterm(
     assert (tmp_path / "ari-offload.db").exists()
 
 
-@asynccontextmanager
-async def _installed_mcp(
-    installed: Installed, base_url: str, token: str, errlog: Path
-) -> AsyncIterator[ClientSession]:
-    params = StdioServerParameters(
-        command=installed.command,
-        args=["mcp"],
-        env={"ARI_OFFLOAD_URL": base_url, "ARI_OFFLOAD_ACCESSKEY": token},
-        cwd=installed.outside,
-    )
-    with errlog.open("w") as err:
-        async with (
-            stdio_client(params, errlog=err) as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
-            yield session
-
-
-def _json(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    if result.structured_content is not None:
-        return dict(result.structured_content)
-    (content,) = result.content
-    assert isinstance(content, TextContent)
-    data: dict[str, Any] = json.loads(content.text)
-    return data
-
-
 async def test_installed_mcp_speaks_mcp_over_stdio(installed: Installed, tmp_path: Path) -> None:
     async with running_api(tmp_path) as api:
         token = await api.signup("assistant", "password1")
-        async with _installed_mcp(installed, api.base_url, token, tmp_path / "mcp.log") as mcp:
+        async with mcp_session(
+            api.base_url,
+            token,
+            tmp_path / "mcp.log",
+            command=(installed.command, "mcp"),
+            cwd=installed.outside,
+        ) as mcp:
             tools = {tool.name for tool in (await mcp.list_tools()).tools}
-            created = _json(
+            created = tool_result(
                 await mcp.call_tool(
                     "create_agent",
                     {"name": "from-the-wheel", "webhook": "http://127.0.0.1:9000/hook"},
                 )
             )
-            listed = _json(await mcp.call_tool("list_agents", {}))
+            listed = tool_result(await mcp.call_tool("list_agents", {}))
 
     assert tools >= EXPECTED_TOOLS
     assert created["name"] == "from-the-wheel"

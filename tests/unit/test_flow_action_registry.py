@@ -2,27 +2,32 @@
 
 A throwaway action, declared and registered here without touching the package, parses with
 exact error paths, serialises back, appears in the JSON Schema and in the MCP instructions,
-and runs through the executor, whose handler decides whether the flow goes on.
+and runs through the executor, whose handler decides whether the flow goes on. The agent it
+names is held to the same ownership rules as ai_talk's, and its policy check runs in the API.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from pathlib import Path
+from typing import Any, ClassVar, cast
 
+import aiohttp
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
 import pytest
 
 from ari_offload.ari.call import ActiveCall
 from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
-from ari_offload.errors import ValidationError
+from ari_offload.errors import PolicyRefused, ValidationError
 from ari_offload.flows.actions import KINDS, Action, ActionKind, Hangup, register
 from ari_offload.flows.executor import FlowContext, run_actions
 from ari_offload.flows.model import action_json_schema, action_to_json, parse_actions
+from ari_offload.policy import Policy
 from ari_offload.schema import Int, Str
 from ari_offload.sdk.mcp_server import instructions
+from tests.api_support import running_api
 from tests.unit.fake_media import FakeMediaPort
 
 # --- what a new action module would hold ------------------------------------------------------
@@ -34,6 +39,7 @@ class Beep(Action):
 
     times: int
     tone: str | None = None
+    agent_id: str | None = None  # the agent told of the beeps (decoration too)
     type: ClassVar[str] = "beep"
 
 
@@ -45,12 +51,23 @@ async def run_beep(call: ActiveCall, action: Beep, ctx: FlowContext) -> bool:
     return action.times < 3  # three beeps end the flow
 
 
+def refuse_sirens(action: Beep, policy: Policy) -> None:
+    if action.tone == "siren":
+        raise PolicyRefused("beep.tones", "sirens are not allowed")
+
+
 KIND = ActionKind(
     Beep,
     "Beep a few times.",
     run_beep,
-    {"times": Int(1, 5), "tone": Str(8, 1, nullable=True, description="a tone's name")},
+    {
+        "times": Int(1, 5),
+        "tone": Str(8, 1, nullable=True, description="a tone's name"),
+        "agent_id": Str(64, 1, nullable=True, description="an agent's id"),
+    },
     required=("times",),
+    agent_fields=("agent_id",),
+    policy_checks={"tone": refuse_sirens},
 )
 
 # ----------------------------------------------------------------------------------------------
@@ -102,7 +119,7 @@ def test_it_is_in_the_json_schema_and_the_mcp_text() -> None:
     assert validator.is_valid({"type": "beep", "times": 2, "tone": None})
     assert not validator.is_valid({"type": "beep", "times": 6})
     assert not validator.is_valid({"type": "beep"})
-    assert "- beep {times, tone?}: Beep a few times." in instructions()
+    assert "- beep {times, tone?, agent_id?}: Beep a few times." in instructions()
 
 
 @pytest.mark.usefixtures("beep")
@@ -112,6 +129,43 @@ async def test_the_executor_runs_it_until_its_handler_ends_the_flow() -> None:
     flow = [Beep(1), Beep(3), Hangup()]
     await run_actions(call, flow, cast(FlowContext, object()))
     assert BEEPED == [("call-1", 1), ("call-1", 3)]
+
+
+@pytest.mark.usefixtures("beep")
+async def test_the_api_holds_its_agent_and_its_policy_check_to_the_rules_of_ai_talk(
+    tmp_path: Path,
+) -> None:
+    async with running_api(tmp_path) as env, aiohttp.ClientSession() as http:
+        alice, bob = await env.signup("alice", "password1"), await env.signup("bob", "password1")
+
+        async def post(token: str, path: str, body: object) -> tuple[int, Any]:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with http.post(env.url(path), json=body, headers=headers) as r:
+                return r.status, await r.json()
+
+        async def flow(token: str, *actions: Mapping[str, object]) -> tuple[int, Any]:
+            return await post(token, "/v1.0/flows", {"name": "f", "actions": list(actions)})
+
+        _, agent = await post(
+            alice, "/v1.0/agents", {"name": "a", "webhook": "http://127.0.0.1:9/x"}
+        )
+        hangup = {"type": "hangup"}
+        # Bob may not name Alice's agent, through a beep exactly as through an ai_talk.
+        for action in ({"type": "ai_talk"}, {"type": "beep", "times": 1}):
+            status, err = await flow(bob, hangup, {**action, "agent_id": agent["id"]})
+            assert (status, err["error"]["field"]) == (422, "actions[1].agent_id"), action
+            assert err["error"]["message"].endswith("no such agent")
+        status, _ = await flow(alice, {"type": "beep", "times": 1, "agent_id": agent["id"]})
+        assert status == 201
+        headers = {"Authorization": f"Bearer {alice}"}
+        async with http.delete(env.url(f"/v1.0/agents/{agent['id']}"), headers=headers) as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (409, "agent_in_use")
+        status, err = await flow(alice, hangup, {"type": "beep", "times": 1, "tone": "siren"})
+        assert (status, err["error"]["code"], err["error"]["field"]) == (
+            403,
+            "policy_refused",
+            "actions[1].tone",
+        )
 
 
 def test_the_registry_refuses_a_taken_type_and_is_restored() -> None:

@@ -10,14 +10,14 @@ from ari_offload.ari.call import ActiveCall, FlowRunner
 from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
 from ari_offload.flows.dispatch import FlowDispatcher
-from ari_offload.media.udp import RtpEndpoint
+from tests.unit.fake_media import FakeMediaPort
 
 
 def make_call(args: dict[str, str]) -> ActiveCall:
-    # No ARI and no socket behind it (an RtpEndpoint never opened): the dispatcher only
-    # reads flow_ref and call_id, and sets hangup_reason.
+    # No ARI and in-memory media: the dispatcher only reads flow_ref and call_id, and sets
+    # hangup_reason.
     channel = Channel(id="1795476849.0", name="PJSIP/test-caller-00000000", state="Up")
-    return ActiveCall("call-1", channel, args, "in", cast(AriRest, None), RtpEndpoint())
+    return ActiveCall("call-1", channel, args, "in", cast(AriRest, None), FakeMediaPort())
 
 
 class Flow:

@@ -13,12 +13,12 @@ from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
 from ari_offload.config import StoreSettings
 from ari_offload.flows.actions import Talk
-from ari_offload.media.udp import RtpEndpoint
 from ari_offload.observe.metrics import Metrics
 from ari_offload.observe.recorder import CallRecorder
 from ari_offload.store import CallStatus, Direction, Store
 from ari_offload.store.records import Call
 from tests.api_support import FAST_HASHER
+from tests.unit.fake_media import FakeMediaPort
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 def active(call_id: str, channel_id: str, flow_ref: str, direction: str = "in") -> ActiveCall:
     # The recorder never touches ARI: no client is needed.
     channel = Channel(channel_id, f"PJSIP/test-{channel_id}", "Up", caller_number="100")
-    media = RtpEndpoint()  # never opened: no socket, and its stats are all zero
+    media = FakeMediaPort()  # in memory, nothing heard: its stats are all zero
     return ActiveCall(call_id, channel, {"flow": flow_ref}, direction, cast(AriRest, None), media)
 
 

@@ -19,6 +19,8 @@ from ari_offload.errors import ConfigError
 from ari_offload.speech.engines import STT_ENGINES, TTS_ENGINES, VAD_ENGINES, Registry
 from ari_offload.speech.models import describe_lines, load_speech_models
 from ari_offload.speech.piper import parse_voices, plan_voices
+from ari_offload.speech.streaming import SegmentedStt, UtteranceStt
+from ari_offload.speech.stt import SttRunner
 from ari_offload.speech.vad import FrameClassifier, SpeechStarted, VadParams
 
 
@@ -31,6 +33,9 @@ class EchoStt:
     def __init__(self) -> None:
         self.warmed = False
 
+    def open_stream(self, runner: SttRunner, language: str | None) -> UtteranceStt:
+        return SegmentedStt(runner, language)  # streaming in name only: enough here
+
     def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
         return f"{pcm8k.size} samples in {language}"
 
@@ -39,6 +44,21 @@ class EchoStt:
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "echo", "summary": "hears lengths"}
+
+
+class SaysItStreams:
+    """Claims to stream but cannot open a stream."""
+
+    streaming = True
+    languages = ("en",)
+
+    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
+        return ""
+
+    def warmup(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        return {"engine": "says-it-streams", "summary": "no stream"}
 
 
 class BeepVoice:
@@ -159,6 +179,22 @@ async def test_registered_engines_are_chosen_by_name(throwaway_engines: SpeechSe
         assert lines[4].startswith("vad  loud: threshold 500, min speech 120 ms")
     finally:
         models.close()
+
+
+def test_a_streaming_engine_without_open_stream_is_refused_at_load(
+    throwaway_engines: SpeechSettings,
+) -> None:
+    STT_ENGINES.register("half", lambda settings, workers: SaysItStreams())
+    try:
+        settings = SpeechSettings(stt_engine="half", tts_engine="beep", vad_engine="loud")
+        with pytest.raises(ConfigError) as err:
+            load_speech_models(settings)
+    finally:
+        STT_ENGINES.unregister("half")
+    assert str(err.value) == (
+        "ARI_OFFLOAD_SPEECH_STT_ENGINE='half': the engine says it is streaming but has no"
+        " open_stream(runner, language)"
+    )
 
 
 def test_voices_setting_names_voices_and_variants() -> None:

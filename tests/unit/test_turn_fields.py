@@ -32,6 +32,7 @@ from ari_offload.turn_fields import (
     TURN_FIELDS,
     WebhookFailure,
     stored_webhook_failure,
+    webhook_failure,
 )
 from ari_offload.voice.turns import TurnTiming
 
@@ -121,6 +122,13 @@ def test_old_rows_holding_a_class_name_read_back_as_the_failure() -> None:
     assert stored_webhook_failure("EgressRefused") == "unreachable"
     assert stored_webhook_failure("timeout") == "timeout"
     assert stored_webhook_failure(None) is None
+
+
+def test_the_api_reads_any_stored_text_as_a_documented_kind() -> None:
+    assert webhook_failure("WebhookBadReply") is WebhookFailure.BAD_REPLY
+    assert webhook_failure("unreachable") is WebhookFailure.UNREACHABLE
+    assert webhook_failure("bad\ufffdreply") is WebhookFailure.OTHER
+    assert webhook_failure(None) is None
 
 
 def test_the_declarations_import_nothing_of_the_server() -> None:

@@ -27,6 +27,15 @@ _BUILTIN: tuple[ActionKind[Any], ...] = (
 KINDS: dict[str, ActionKind[Any]] = {kind.type: kind for kind in _BUILTIN}
 
 
+def kind_of(action: Action) -> ActionKind[Any]:
+    return KINDS[action.type]
+
+
+def agent_refs(action: Action) -> list[tuple[str, str]]:
+    """(field, agent id) for each agent an action names, whatever its kind."""
+    return list(kind_of(action).agent_refs(action))
+
+
 def register(kind: ActionKind[Any]) -> None:
     """Add a kind of action (for an extension, or a test); its type must be new."""
     if kind.type in KINDS:
@@ -43,5 +52,7 @@ __all__ = [
     "Pause",
     "Talk",
     "Transfer",
+    "agent_refs",
+    "kind_of",
     "register",
 ]

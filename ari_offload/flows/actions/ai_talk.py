@@ -54,4 +54,5 @@ KIND = ActionKind(
         ),
     },
     required=("agent_id",),
+    agent_fields=("agent_id",),
 )

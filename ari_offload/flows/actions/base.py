@@ -10,7 +10,7 @@ needs to act on a call comes in as ``call`` and ``ctx`` (``flows.executor.FlowCo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -20,6 +20,7 @@ from ari_offload.schema import Const, Obj, Spec
 if TYPE_CHECKING:
     from ari_offload.ari.call import ActiveCall
     from ari_offload.flows.executor import FlowContext
+    from ari_offload.policy import Policy
 
 MAX_TEXT_LENGTH = 2000  # characters of one text to speak
 MAX_ID_LENGTH = 64
@@ -37,12 +38,20 @@ A = TypeVar("A", bound=Action)
 Handler = Callable[["ActiveCall", A, "FlowContext"], Awaitable[bool]]
 # Refuses a raw action (a dict) before its fields are checked; raises ValidationError.
 Precheck = Callable[[Mapping[str, object], str], None]
+# Checks one field of an action against the operator's policy when a flow is saved; raises
+# PolicyRefused (the handler checks again when it runs: the policy may change in between).
+PolicyCheck = Callable[[A, "Policy"], None]
 
 
 @dataclass(frozen=True)
 class ActionKind(Generic[A]):
     """One kind of action: its dataclass, its JSON fields (named as the dataclass's), a
-    description for the JSON Schema and the MCP text, and the handler that runs it."""
+    description for the JSON Schema and the MCP text, and the handler that runs it.
+
+    ``agent_fields`` names the fields holding an agent's id: the store refuses a flow naming
+    another tenant's agent there, and an agent in use there cannot be deleted.
+    ``policy_checks`` maps a field to the check the API runs on it when a flow is saved.
+    """
 
     cls: type[A]
     description: str
@@ -50,6 +59,8 @@ class ActionKind(Generic[A]):
     fields: Mapping[str, Spec] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     precheck: Precheck | None = None
+    agent_fields: tuple[str, ...] = ()
+    policy_checks: Mapping[str, PolicyCheck[A]] = field(default_factory=dict)
 
     @property
     def type(self) -> str:
@@ -73,3 +84,10 @@ class ActionKind(Generic[A]):
         assert isinstance(values, dict)
         kwargs: dict[str, Any] = {k: v for k, v in values.items() if k != "type"}
         return self.cls(**kwargs)
+
+    def agent_refs(self, action: A) -> Iterator[tuple[str, str]]:
+        """(field, agent id) for each agent the action names."""
+        for name in self.agent_fields:
+            agent_id = getattr(action, name)
+            if agent_id is not None:
+                yield name, agent_id

@@ -14,6 +14,7 @@ from ari_offload.schema import Str
 if TYPE_CHECKING:
     from ari_offload.ari.call import ActiveCall
     from ari_offload.flows.executor import FlowContext
+    from ari_offload.policy import Policy
 
 log = logging.getLogger("ari_offload.flows")
 
@@ -44,6 +45,10 @@ def _refuse_retired_form(raw: Mapping[str, object], path: str) -> None:
             "required: transfers name a target of the operator's policy; context, extension "
             "and endpoint are no longer accepted",
         )
+
+
+def _check_target(action: Transfer, policy: Policy) -> None:
+    policy.transfer_target(action.target)  # raises PolicyRefused for a target not listed
 
 
 async def run_transfer(call: ActiveCall, action: Transfer, ctx: FlowContext) -> bool:
@@ -85,4 +90,5 @@ KIND = ActionKind(
     },
     required=("target",),
     precheck=_refuse_retired_form,
+    policy_checks={"target": _check_target},
 )
