@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import numpy as np
 import pytest
 from aiohttp import web
 
@@ -29,12 +30,18 @@ WELCOME = "Hello! How can I help you today?"
 
 
 def replies_after_each_utterance(result: DialogueResult) -> list[Burst]:
-    """The first agent burst after each caller utterance (fails if one is missing)."""
+    """What the agent said after each caller utterance, up to the next one (fails if nothing).
+
+    A reply's sentences are joined: under load a short first sentence ("Sure!") can end more
+    than the burst gap before the next one starts, and the caller still hears the whole reply.
+    """
     out = []
-    for said in result.caller:
-        reply = next((b for b in result.agent if b.start >= said.end), None)
-        assert reply is not None, f"no reply after the caller's words at {said.start:.1f}"
-        out.append(reply)
+    ends = [said.start for said in result.caller[1:]] + [float("inf")]
+    for said, until in zip(result.caller, ends, strict=True):
+        reply = [b for b in result.agent if said.end <= b.start < until]
+        assert reply, f"no reply after the caller's words at {said.start:.1f}"
+        pcm = np.concatenate([b.pcm for b in reply])
+        out.append(Burst(reply[0].start, reply[-1].end, pcm))
     return out
 
 
