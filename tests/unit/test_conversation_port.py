@@ -410,7 +410,8 @@ async def test_a_reply_cancelled_mid_playback_leaves_no_task_pending(
     """Issue 9: `Task was destroyed but it is pending!` for tasks of `Event.wait()`."""
     caplog.set_level(logging.ERROR, logger="asyncio")
     await hang_up_mid_playback()
+    await asyncio.sleep(0.01)  # the loop runs what the cancellation scheduled
     pending = [repr(t) for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     gc.collect()  # the conversation is gone: a task left pending is destroyed (and logged)
-    assert pending == [], "every task of the conversation was cancelled and awaited"
-    assert "Task was destroyed but it is pending" not in caplog.text
+    destroyed = caplog.text.count("Task was destroyed but it is pending")
+    assert (pending, destroyed) == ([], 0), "every task was cancelled and awaited"
