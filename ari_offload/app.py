@@ -46,6 +46,8 @@ log = logging.getLogger("ari_offload")
 UNKNOWN_FLOW_TEXT = "Sorry, this number is not in service. Goodbye."
 OVER_QUOTA_TEXT = "Sorry, all our lines are busy right now. Please call again later. Goodbye."
 RECONCILE_GRACE_S = 2.0  # after connecting, time for leftover calls to be adopted
+# The end of a call an earlier run left open whose caller was gone when we came back.
+LOST_CALL_REASON = "lost: ari-offload stopped mid-call; the caller had hung up before it was back"
 
 
 @dataclass
@@ -59,6 +61,7 @@ class App:
     http: aiohttp.ClientSession
     own_models: bool
     policy: Policy
+    recorder: CallRecorder
     _lost_task: asyncio.Task[None] | None = None
     _lost_timer: asyncio.TimerHandle | None = None
     _retention_task: asyncio.Task[None] | None = None
@@ -101,7 +104,9 @@ class App:
         await runner.setup()
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
-        app = cls(settings, store, models, metrics, service, runner, http, own_models, policy)
+        app = cls(
+            settings, store, models, metrics, service, runner, http, own_models, policy, recorder
+        )  # fmt: skip
         app._retention_task = asyncio.create_task(
             run_retention(store.calls, settings.store.retention_days), name="call-retention"
         )
@@ -124,10 +129,9 @@ class App:
             return  # Asterisk is away: its calls may come back; the next start checks again
         for call in await self.store.calls.list_unfinished():
             if self.service.controller.find(call.id) is None:
-                log.info("call %s: marking ended (lost when the controller stopped)", call.id)
-                await self.store.calls.set_status(
-                    call.id, CallStatus.ENDED, reason="lost: controller restarted"
-                )
+                log.info("call %s: marking ended (%s)", call.id, LOST_CALL_REASON)
+                reason = LOST_CALL_REASON
+                await self.store.calls.set_status(call.id, CallStatus.ENDED, reason=reason)
 
     async def stop(self) -> None:
         # Nothing of ours may be left pending when the loop closes.
@@ -139,6 +143,7 @@ class App:
                 await asyncio.gather(task, return_exceptions=True)
         await self.api_runner.cleanup()
         await self.service.stop()
+        await self.recorder.close()  # after the calls' ends: only writers of unfinished ones
         await self.http.close()
         await self.store.close()
         if self.own_models:

@@ -241,6 +241,35 @@ async def test_transcript_and_turns(store: Store) -> None:
     assert turns[1].webhook_error == "timeout"
 
 
+async def test_a_turn_and_a_line_are_updated_as_later_facts_arrive(store: Store) -> None:
+    cid = await _customer(store)
+    call = await store.calls.create(cid, direction=Direction.IN, flow_id=None)
+    other = await store.calls.create(cid, direction=Direction.IN, flow_id=None)
+    await store.calls.add_turn(call.id, turn=1, endpoint_ms=400, stt_ms=60)
+    await store.calls.add_turn(other.id, turn=1, endpoint_ms=1)
+    await store.calls.update_turn(
+        call.id, turn=1, webhook_ms=80, webhook_error="timeout", total_ms=600
+    )
+    (turn,) = await store.calls.turns(call.id)
+    assert (turn.endpoint_ms, turn.stt_ms, turn.webhook_ms, turn.total_ms) == (400, 60, 80, 600)
+    assert (turn.webhook_error, turn.tts_first_audio_ms) == ("timeout", None)
+    (untouched,) = await store.calls.turns(other.id)
+    assert (untouched.endpoint_ms, untouched.webhook_ms) == (1, None), "another call's turn 1"
+    with pytest.raises(StoreError, match="no turn 2"):
+        await store.calls.update_turn(call.id, turn=2, webhook_ms=1)
+    with pytest.raises(ValueError, match="not stored turn fields: interrupted"):
+        await store.calls.update_turn(call.id, turn=1, interrupted=1)
+
+    line = await store.calls.add_transcript(call.id, Role.AGENT, "One two three.")
+    await store.calls.add_transcript(call.id, Role.CALLER, "Stop")
+    await store.calls.update_transcript(call.id, line.seq, "One two three. [heard: One]")
+    assert [e.text for e in await store.calls.transcript(call.id)] == [
+        "One two three. [heard: One]", "Stop",
+    ]  # fmt: skip
+    with pytest.raises(StoreError, match="no transcript line"):
+        await store.calls.update_transcript(other.id, line.seq, "not that call's line")
+
+
 async def test_a_turn_stored_with_a_class_name_reads_back_as_the_failure(store: Store) -> None:
     # Before issue 8 the recorder stored type(error).__name__; the API now serves the kind.
     cid = await _customer(store)

@@ -19,6 +19,7 @@ from ari_offload.ari.events import Channel
 from ari_offload.ari.rest import AriRest
 from ari_offload.errors import AriError, AriHttpError, AriNotFound
 from ari_offload.media.port import MediaLink, MediaPort
+from ari_offload.tasks import cancel_and_wait, first_of
 
 log = logging.getLogger("ari_offload.ari")
 
@@ -76,6 +77,12 @@ class ActiveCall:
     # Hung up with reason "max-duration" this long after the flow starts; None: no limit.
     # Set before the flow starts (e.g. in CallObserver.call_started).
     max_duration_s: float | None = None
+    adopted: bool = False  # left in the app by an earlier run of ours, its flow restarted
+    # Caller turns so far, an earlier run's included (the observer sets it for an adopted
+    # call): a conversation numbers its turns on from here.
+    turns: int = 0
+    # set when the flow has stopped: the call's end is recorded after all the flow said
+    flow_stopped: asyncio.Event = field(default_factory=asyncio.Event)
     _state_shown: str = ""
     _state_task: asyncio.Task[None] | None = None
 
@@ -170,12 +177,8 @@ class ActiveCall:
         except AriError as exc:
             log.warning("call %s: cannot dial %s: %s", self.call_id, endpoint, exc)
             return False
-        answered = asyncio.create_task(self.transfer_leg.answered.wait())
-        failed = asyncio.create_task(self.transfer_leg.failed.wait())
-        await asyncio.wait({answered, failed}, timeout=ring_timeout_s + 5,
-                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        answered.cancel()
-        failed.cancel()
+        leg = self.transfer_leg
+        await first_of(leg.answered.wait(), leg.failed.wait(), asyncio.sleep(ring_timeout_s + 5))
         if not self.transfer_leg.answered.is_set():
             with contextlib.suppress(AriError):
                 await self.rest.hangup(self.transfer_channel_id)
@@ -240,8 +243,23 @@ async def set_up_call(call: ActiveCall, link: MediaLink) -> None:
     )  # fmt: skip
 
 
+async def enforce_max_duration(call: ActiveCall, limit_s: float) -> None:
+    """Hang up (reason "max-duration") if the call is still ours after ``limit_s``."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(call.ended.wait(), limit_s)
+        return
+    if call.transferred:
+        return  # back in the dialplan: no longer ours to end
+    log.info("call %s: reached its max duration of %g s; hanging up", call.call_id, limit_s)
+    call.hangup_reason = "max-duration"
+    with contextlib.suppress(AriError):
+        await call.hangup()
+
+
 async def tear_down_call(call: ActiveCall) -> None:
     """Delete what the call created. Idempotent; every step tolerates 'already gone'."""
+    if call._state_task is not None:  # a label for operators: moot once the call is gone
+        await cancel_and_wait(call._state_task)
     await call.media.close()
     steps: list[tuple[Callable[[str], Awaitable[None]], str]] = [
         (call.rest.hangup, call.media_channel_id)

@@ -24,6 +24,7 @@ from ari_offload.ari.call import (
     VAR_DEPTH,
     ActiveCall,
     FlowRunner,
+    enforce_max_duration,
     parse_depth,
     set_up_call,
     tear_down_call,
@@ -43,10 +44,12 @@ from ari_offload.config import MediaSettings
 from ari_offload.errors import AriBadId, AriError, AriNotFound
 from ari_offload.media.port import MediaLink
 from ari_offload.media.transports import transport_opener
+from ari_offload.tasks import cancel_and_wait, first_of
 
 log = logging.getLogger("ari_offload.ari")
 
 _OUR_LEGS = (MEDIA_CHANNEL_PREFIX, TRANSFER_CHANNEL_PREFIX)  # channels we create, not callers
+FLOW_STOP_TIMEOUT_S = 5.0  # a call's end waits this long for its cancelled flow to stop
 
 
 class CallController:
@@ -180,7 +183,7 @@ class CallController:
         # Outbound call ids are the channel ids we chose in originate; callers' never are.
         direction = "out" if call_id == channel.id else "in"
         self._adopting.discard(channel.id)
-        await self._handle_call(channel, caller_args(channel, args), direction, call_id)
+        await self._handle_call(channel, caller_args(channel, args), direction, call_id, True)
 
     # --- calls ----------------------------------------------------------------------------
 
@@ -203,7 +206,12 @@ class CallController:
         return self.calls.get(call_id)
 
     async def _handle_call(
-        self, channel: Channel, args: dict[str, str], direction: str, call_id: str | None
+        self,
+        channel: Channel,
+        args: dict[str, str],
+        direction: str,
+        call_id: str | None,
+        adopted: bool = False,
     ) -> None:
         # Inbound calls always get a fresh id: nothing a caller sends can name another call.
         call_id = call_id or uuid.uuid4().hex
@@ -212,6 +220,7 @@ class CallController:
             return
         call = ActiveCall(call_id, channel, args, direction, self.rest, link.port)
         call.max_duration_s = self._max_call_duration_s
+        call.adopted = adopted and call_id is not None
         if not await self._admit_or_close(call):
             return
         self.calls[call_id] = call
@@ -226,10 +235,9 @@ class CallController:
             call.set_state("active")
             flow_task = asyncio.create_task(self._run_flow(call))
             if call.max_duration_s is not None:
-                watchdog = asyncio.create_task(_enforce_max_duration(call, call.max_duration_s))
-            ended = asyncio.create_task(call.ended.wait())
-            await asyncio.wait({flow_task, ended}, return_when=asyncio.FIRST_COMPLETED)
-            ended.cancel()
+                watchdog = asyncio.create_task(enforce_max_duration(call, call.max_duration_s))
+            # shielded: a flow cut by the call's end is cancelled below, not in first_of
+            await first_of(asyncio.shield(flow_task), call.ended.wait())
             if flow_task.done():
                 flow_task.result()  # surface flow errors in the log below
                 if not call.transferred:
@@ -244,12 +252,11 @@ class CallController:
             with contextlib.suppress(AriError):
                 await call.hangup()
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-            if flow_task is not None and not flow_task.done():
-                flow_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await flow_task
+            # The flow first: the call's end is recorded after everything it said.
+            try:
+                await cancel_and_wait(*(t for t in (flow_task, watchdog) if t is not None))
+            finally:
+                call.flow_stopped.set()
             if call.ended.is_set():
                 # The caller may have left mid-setup, after _end_call already cleaned up:
                 # delete whatever setup created since (tear-down is idempotent).
@@ -328,6 +335,9 @@ class CallController:
         if self._by_channel.get(call.channel_id) is call:
             self._by_channel.pop(call.channel_id)
         log.info("call %s: ended (%s)", call.call_id, call.hangup_reason or "unknown")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FLOW_STOP_TIMEOUT_S):
+                await call.flow_stopped.wait()  # its last words are recorded before its end
         try:
             await self._observer.call_ended(call)
         except Exception:
@@ -348,18 +358,6 @@ class CallController:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-async def _enforce_max_duration(call: ActiveCall, limit_s: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(call.ended.wait(), limit_s)
-        return
-    if call.transferred:
-        return  # back in the dialplan: no longer ours to end
-    log.info("call %s: reached its max duration of %g s; hanging up", call.call_id, limit_s)
-    call.hangup_reason = "max-duration"
-    with contextlib.suppress(AriError):
-        await call.hangup()
 
 
 def caller_args(channel: Channel, args: dict[str, str]) -> dict[str, str]:

@@ -2,16 +2,23 @@
 
 The controller and the conversation know nothing of persistence; this observer is their only
 link to it. A store failure is logged and never ends a call.
+
+Write-ahead: each fact goes to the store the moment it is known, through the call's
+``CallJournal`` (in order, never awaited by the conversation); later facts update the rows
+(a turn's timing as it is measured, an agent line with what the caller heard of it). A
+call's end is written after everything the call said, then its journal closes.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ari_offload.ari.call import ActiveCall
 from ari_offload.errors import AriOffloadError
+from ari_offload.observe.journal import CallJournal
 from ari_offload.observe.metrics import Metrics
 from ari_offload.store.records import Call, CallStatus, Direction, Role
 from ari_offload.voice.turns import TranscriptEntry, TurnTiming
@@ -22,6 +29,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("ari_offload.store")
 
 _ROLES = {"caller": Role.CALLER, "agent": Role.AGENT, "system": Role.SYSTEM}
+ADOPTED_TEXT = "ari-offload restarted during the call; the flow began again from its start"
+
+
+@dataclass
+class _Line:
+    entry: TranscriptEntry
+    seq: int | None = None  # the store's, once the writer has inserted it
+
+
+@dataclass
+class _Record:
+    """A recorded call's journal and which of its rows exist (or are queued to)."""
+
+    journal: CallJournal
+    lines: dict[int, _Line] = field(default_factory=dict)  # by id() of the entry; it holds it
+    turns: set[int] = field(default_factory=set)
+
+
+def _line_text(entry: TranscriptEntry) -> str:
+    return entry.text if entry.heard is None else f"{entry.text} [heard: {entry.heard}]"
 
 
 def _utc(timestamp: float) -> datetime:
@@ -42,16 +69,30 @@ class CallRecorder:
     def __init__(self, store: Store, metrics: Metrics) -> None:
         self._store = store
         self._metrics = metrics
-        self._recorded: set[str] = set()  # calls that have a row (built-in flows have none)
+        self._records: dict[str, _Record] = {}  # calls with a row (built-in flows have none)
 
     async def call_started(self, call: ActiveCall) -> None:
         self._metrics.call_started(call.direction)
         try:
-            await self._open_record(call)
+            if not await self._open_record(call):
+                return
+            if call.adopted:  # its turns go on after those an earlier run stored
+                stored = await self._store.calls.turns(call.call_id)
+                call.turns = max((turn.turn for turn in stored), default=0)
         except AriOffloadError as exc:
             log.warning("call %s: not recorded: %s", call.call_id, exc)
+            return
+        self._records[call.call_id] = _Record(CallJournal(call.call_id))
+        if call.adopted:
+            self.transcript_added(call, TranscriptEntry("system", ADOPTED_TEXT))
 
-    async def _open_record(self, call: ActiveCall) -> None:
+    async def close(self) -> None:
+        """Shutdown: the writers of calls still open stop (their ends were never signalled)."""
+        records, self._records = list(self._records.values()), {}
+        for record in records:
+            await record.journal.abort()
+
+    async def _open_record(self, call: ActiveCall) -> bool:
         calls = self._store.calls
         existing = await calls.get(call.call_id, customer_id=None)
         if existing is None:
@@ -59,7 +100,7 @@ class CallRecorder:
                 flow_id=call.flow_ref, number=call.dialled_number
             )
             if flow is None:
-                return  # a built-in flow, or an unknown one: no customer to file it under
+                return False  # a built-in flow, or an unknown one: no customer to file it under
             await calls.create(
                 flow.customer_id, direction=Direction(call.direction), flow_id=flow.id,
                 caller=call.channel.caller_number or None, channel_id=call.channel_id,
@@ -73,10 +114,10 @@ class CallRecorder:
                 "call %s: a record of that id belongs to another call (channel %s); not recorded",
                 call.call_id, existing.channel_id,
             )  # fmt: skip
-            return
+            return False
         answered = _utc(call.answered_at) if call.answered_at else None
         await calls.set_status(call.call_id, CallStatus.ACTIVE, at=answered)
-        self._recorded.add(call.call_id)
+        return True
 
     async def call_ended(self, call: ActiveCall) -> None:
         reason = call.hangup_reason or "unknown"
@@ -84,13 +125,15 @@ class CallRecorder:
         for why, count in call.media.stats.dropped.items():
             if count:
                 self._metrics.rtp_packet_dropped(why, count)
-        if call.call_id not in self._recorded:
+        record = self._records.get(call.call_id)
+        if record is None:
             return
-        self._recorded.discard(call.call_id)
-        try:
-            await self._store.calls.set_status(call.call_id, CallStatus.ENDED, reason=reason)
-        except AriOffloadError as exc:
-            log.warning("call %s: end not recorded: %s", call.call_id, exc)
+        calls = self._store.calls
+        record.journal.submit(
+            "end", lambda: calls.set_status(call.call_id, CallStatus.ENDED, reason=reason)
+        )
+        await record.journal.close()  # after all the call said: its end is the last write
+        del self._records[call.call_id]  # not before: a shutdown meanwhile aborts the writer
 
     async def outbound_failed(self, call_id: str, reason: str) -> None:
         self._metrics.call_not_started("out", "not-answered")
@@ -102,22 +145,57 @@ class CallRecorder:
     async def call_refused(self, call: ActiveCall) -> None:
         self._metrics.call_not_started(call.direction, call.hangup_reason or "refused")
 
-    async def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None:
-        if call.call_id not in self._recorded:
-            return
-        text = entry.text if entry.heard is None else f"{entry.text} [heard: {entry.heard}]"
-        try:
-            await self._store.calls.add_transcript(call.call_id, _ROLES[entry.role], text)
-        except AriOffloadError as exc:
-            log.warning("call %s: transcript line not recorded: %s", call.call_id, exc)
+    # --- ConversationObserver: never waits, the journal writes ------------------------------
 
-    async def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
+    def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None:
+        record = self._records.get(call.call_id)
+        if record is None:
+            return
+        line = record.lines[id(entry)] = _Line(entry)
+        calls = self._store.calls
+
+        async def insert() -> None:
+            stored = await calls.add_transcript(
+                call.call_id, _ROLES[entry.role], _line_text(entry), at=_utc(entry.at)
+            )
+            line.seq = stored.seq
+
+        record.journal.submit("transcript line", insert)
+
+    def transcript_corrected(
+        self, call: ActiveCall, entry: TranscriptEntry, corrected: TranscriptEntry
+    ) -> None:
+        record = self._records.get(call.call_id)
+        line = record.lines.pop(id(entry), None) if record is not None else None
+        if record is None or line is None:
+            return
+        line.entry = corrected
+        record.lines[id(corrected)] = line
+        calls, text = self._store.calls, _line_text(corrected)
+
+        async def update() -> None:
+            if line.seq is None:
+                return  # its insert failed (and said so): nothing to correct
+            await calls.update_transcript(call.call_id, line.seq, text)
+
+        record.journal.submit("transcript correction", update)
+
+    def turn_updated(self, call: ActiveCall, timing: TurnTiming) -> None:
+        record = self._records.get(call.call_id)
+        if record is None:
+            return
+        turn, values, calls = timing.turn, timing.stored(), self._store.calls  # as of now
+        if turn in record.turns:
+            record.journal.submit(
+                f"turn {turn} update", lambda: calls.update_turn(call.call_id, turn=turn, **values)
+            )
+        else:
+            record.turns.add(turn)
+            record.journal.submit(
+                f"turn {turn}", lambda: calls.add_turn(call.call_id, turn=turn, **values)
+            )
+
+    def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
         self._metrics.observe_turn(**timing.latencies_ms())
         if timing.webhook_error:
             self._metrics.webhook_failed(timing.webhook_error)
-        if call.call_id not in self._recorded:
-            return
-        try:
-            await self._store.calls.add_turn(call.call_id, turn=timing.turn, **timing.stored())
-        except AriOffloadError as exc:
-            log.warning("call %s: turn not recorded: %s", call.call_id, exc)

@@ -201,9 +201,7 @@ class Calls(Repo):
     ) -> Turn:
         """Record one turn's ``STORED_FIELDS`` by name (None or left out: not measured);
         raises ``StoreError`` on a duplicate turn."""
-        unknown = values.keys() - _TURN_VALUES
-        if unknown:
-            raise ValueError(f"not stored turn fields: {', '.join(sorted(unknown))}")
+        _turn_values(values)
         measured: dict[str, Any] = {name: _turn_value(values.get(name)) for name in _TURN_VALUES}
         record = Turn(call_id=call_id, turn=turn, at=at or utcnow(), **measured)
         try:
@@ -213,6 +211,31 @@ class Calls(Repo):
         except IntegrityError as exc:
             raise StoreError(f"call {call_id}: cannot add turn {turn}") from exc
         return record
+
+    async def update_turn(self, call_id: str, *, turn: int, **values: float | str | None) -> None:
+        """Set a recorded turn's ``STORED_FIELDS`` (those left out keep their value), as the
+        turn's later steps measure them; raises ``StoreError`` if there is no such turn."""
+        measured = {name: _turn_value(value) for name, value in _turn_values(values).items()}
+        c = t.turns.c
+        async with self._tx() as conn:
+            result = await conn.execute(
+                update(t.turns).where(c.call_id == call_id, c.turn == turn).values(**measured)
+            )
+        if not result.rowcount:
+            raise StoreError(f"call {call_id}: no turn {turn} to update")
+
+    async def update_transcript(self, call_id: str, seq: int, text: str) -> None:
+        """Replace the text of line ``seq`` (e.g. an agent line with what the caller heard of
+        it); raises ``StoreError`` if the call has no such line."""
+        c = t.transcript_entries.c
+        async with self._tx() as conn:
+            result = await conn.execute(
+                update(t.transcript_entries)
+                .where(c.call_id == call_id, c.seq == seq)
+                .values(text=storable(text))
+            )
+        if not result.rowcount:
+            raise StoreError(f"call {call_id}: no transcript line {seq} to update")
 
     async def transcript(self, call_id: str) -> list[TranscriptRecord]:
         c = t.transcript_entries.c
@@ -293,6 +316,13 @@ async def _require_call(conn: AsyncConnection, call_id: str) -> None:
     found = (await conn.execute(select(t.calls.c.id).where(t.calls.c.id == call_id))).first()
     if found is None:
         raise StoreError(f"call {call_id}: no such call")
+
+
+def _turn_values(values: dict[str, float | str | None]) -> dict[str, float | str | None]:
+    unknown = values.keys() - _TURN_VALUES
+    if unknown:
+        raise ValueError(f"not stored turn fields: {', '.join(sorted(unknown))}")
+    return values
 
 
 def _turn_value(value: float | str | None) -> float | str | None:

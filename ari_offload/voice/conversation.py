@@ -13,12 +13,12 @@ text and time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
@@ -30,6 +30,7 @@ from ari_offload.speech.models import SpeechModels
 from ari_offload.speech.streaming import UtteranceStt, utterance_stt
 from ari_offload.speech.stt import Transcript
 from ari_offload.speech.vad import UtteranceEnded
+from ari_offload.tasks import cancel_and_wait, first_of
 from ari_offload.voice.turn_taker import (
     Action,
     BargeIn,
@@ -55,9 +56,21 @@ class AgentBinding:
 
 
 class ConversationObserver(Protocol):
-    async def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None: ...
+    """Told each fact the moment it is known, and never awaited: what it does with them (the
+    recorder queues store writes) cannot delay a turn, and a hangup cannot undo a call."""
 
-    async def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None: ...
+    def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None: ...
+
+    def transcript_corrected(
+        self, call: ActiveCall, entry: TranscriptEntry, corrected: TranscriptEntry
+    ) -> None:
+        """``entry`` (added before) was cut short: ``corrected`` says what was heard of it."""
+
+    def turn_updated(self, call: ActiveCall, timing: TurnTiming) -> None:
+        """The turn was numbered (first call) or more of it was measured (later ones)."""
+
+    def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
+        """Its reply ended: played out, cut by barge-in, or by the call's end."""
 
 
 class Conversation:
@@ -78,7 +91,7 @@ class Conversation:
         self._agent = agent
         self._fallback = agent_settings.fallback_text
         self._observer = observer
-        self._taker = TurnTaker(speech.barge_in_min_speech_ms)
+        self._taker = TurnTaker(speech.barge_in_min_speech_ms, turns_before=call.turns)
         self._segmenter = models.new_segmenter()
         self._stt: UtteranceStt = utterance_stt(models.stt, agent.language)
         # one at a time; None: the listener stopped (the port closed, or it failed)
@@ -110,7 +123,7 @@ class Conversation:
         finally:
             tap.close()
             self._stt.close()  # first: a second cancel may interrupt the wait below
-            await _cancel_and_wait(listener, *self._transcripts)
+            await cancel_and_wait(listener, *self._transcripts)
 
     def _listener_stopped(self, listener: asyncio.Task[None]) -> None:
         """Nothing more is heard: end the conversation (and with a failure, the flow)."""
@@ -169,10 +182,12 @@ class Conversation:
         if turn is None:
             log.debug("call %s: utterance with no words, ignored", self.call.call_id)
             return
-        self.turn = turn
-        timing = TurnTiming(turn, endpoint_ms=utterance.endpoint_ms, stt_ms=stt_ms)
-        await self._record(TranscriptEntry("caller", text))
+        self.turn = self.call.turns = turn
+        self._record(TranscriptEntry("caller", text))
         log.info("call %s: caller said %r", self.call.call_id, text)
+        timing = TurnTiming(turn, endpoint_ms=utterance.endpoint_ms, stt_ms=stt_ms)
+        self.timings.append(timing)
+        self._measured(timing)  # the turn is on record before the agent is asked
         request = WebhookRequest(
             call_id=self.call.call_id, agent_id=self._agent.agent_id, text=text,
             turn=self.turn, heard=self._taker.heard,
@@ -184,17 +199,24 @@ class Conversation:
         timing.webhook_ms = answer.duration_s * 1000
         if answer.error is not None:
             timing.webhook_error = answer.failure
+        self._measured(timing)
         await self._say(answer.reply.text, timing, since=utterance.ended_at)
         if answer.error is None and answer.reply.hangup:
             self.finished = True
 
     async def _say(self, text: str, timing: TurnTiming | None, since: float = 0.0) -> None:
-        """Speak `text`; returns when played to the end or cut by barge-in."""
+        """Speak `text`; returns when played to the end or cut by barge-in.
+
+        The agent line is recorded when its first audio is queued, and corrected with what
+        the caller heard if barge-in or the call's end (a cancel) cuts it short.
+        """
         self._taker.reply_started()
         self._cut.clear()
         replied_at = time.monotonic()
         stream = self._models.tts_for(self._agent.voice).stream(text)
         self.call.set_state("speaking")
+        line: TranscriptEntry | None = None
+        abandoned_at: int | None = None
         try:
             try:
                 async for sentence, pcm in stream:
@@ -202,53 +224,57 @@ class Conversation:
                         break
                     end = self.media.play(pcm)
                     self._taker.reply_queued(sentence, end - len(pcm), end)
-                    if timing is not None and not timing.tts_first_audio_ms:
-                        now = time.monotonic()
-                        timing.tts_first_audio_ms = (now - replied_at) * 1000
-                        timing.total_ms = (now - since) * 1000 + timing.endpoint_ms
+                    if line is None:
+                        line = self._first_audio(text, timing, replied_at, since)
             except Exception:  # a sentence piper cannot say must not end the call
                 log.exception("call %s: speech synthesis failed", self.call.call_id)
             if not self._taker.interrupted:
-                await _first_of(self.media.drained(), self._cut.wait())
+                await first_of(self.media.drained(), self._cut.wait())
+        except asyncio.CancelledError:
+            abandoned_at = self.media.played  # the call ended mid-reply: this much was heard
+            raise
         finally:
+            # Recorded before any await: a cancelled conversation runs no further than this.
+            self._reply_ended(text, line, self._taker.reply_finished(abandoned_at), timing)
             await stream.aclose()
-        await self._finish_reply(text, self._taker.reply_finished(), timing)
 
-    async def _finish_reply(self, text: str, heard: str | None, timing: TurnTiming | None) -> None:
-        await self._record(TranscriptEntry("agent", text, heard=heard))
+    def _first_audio(
+        self, text: str, timing: TurnTiming | None, replied_at: float, since: float
+    ) -> TranscriptEntry:
+        if timing is not None:
+            now = time.monotonic()
+            timing.tts_first_audio_ms = (now - replied_at) * 1000
+            timing.total_ms = (now - since) * 1000 + timing.endpoint_ms
+            self._measured(timing)
+        return self._record(TranscriptEntry("agent", text))
+
+    def _reply_ended(
+        self, text: str, line: TranscriptEntry | None, heard: str | None, timing: TurnTiming | None
+    ) -> None:
+        if line is None:  # no audio was queued: the text is on record, with what was heard
+            self._record(TranscriptEntry("agent", text, heard=heard))
+        elif heard is not None:
+            self._correct(line, heard)
         self.call.set_state("listening")
         if timing is not None:
             timing.interrupted = heard is not None
-            self.timings.append(timing)
             log.info("call %s: %s", self.call.call_id, timing.summary())
             if self._observer is not None:
-                await self._observer.turn_finished(self.call, timing)
+                self._observer.turn_finished(self.call, timing)
 
-    async def _record(self, entry: TranscriptEntry) -> None:
+    def _measured(self, timing: TurnTiming) -> None:
+        if self._observer is not None:
+            self._observer.turn_updated(self.call, timing)
+
+    def _record(self, entry: TranscriptEntry) -> TranscriptEntry:
         self.transcript.append(entry)
         if self._observer is not None:
-            await self._observer.transcript_added(self.call, entry)
+            self._observer.transcript_added(self.call, entry)
+        return entry
 
-
-async def _first_of(*waits: Awaitable[object]) -> None:
-    """Return when the first of ``waits`` is done; the others are cancelled and awaited."""
-    tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(wait) for wait in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        await _cancel_and_wait(*tasks)
-
-
-async def _cancel_and_wait(*tasks: asyncio.Future[Any]) -> None:
-    """Cancel ``tasks`` and wait for them, so none is left pending (or its error unread).
-
-    ``asyncio.wait`` never raises what the tasks raised, so a cancellation of our own task
-    while waiting still propagates.
-    """
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks)
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()  # retrieved: an error nobody reads is not logged at teardown
+    def _correct(self, entry: TranscriptEntry, heard: str) -> None:
+        corrected = dataclasses.replace(entry, heard=heard)
+        at = next(i for i, line in enumerate(self.transcript) if line is entry)
+        self.transcript[at] = corrected
+        if self._observer is not None:
+            self._observer.transcript_corrected(self.call, entry, corrected)

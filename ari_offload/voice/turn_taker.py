@@ -96,6 +96,7 @@ class TurnTaker:
         barge_in_min_speech_ms: int,
         max_queued_talks: int = MAX_QUEUED_TALKS,
         sample_rate: int = SAMPLE_RATE,
+        turns_before: int = 0,
     ) -> None:
         self._rate = sample_rate
         self._barge_in_samples = barge_in_min_speech_ms * sample_rate // 1000
@@ -107,7 +108,8 @@ class TurnTaker:
         self._pause_at: int | None = None
         self._reply: _Reply | None = None  # being played
         self.heard: str | None = None  # of the last reply, if the caller cut it short
-        self.turn = 0  # caller turns with words so far
+        # caller turns with words so far (of an earlier run too: numbering goes on)
+        self.turn = turns_before
 
     # --- the caller ------------------------------------------------------------------------
 
@@ -187,12 +189,22 @@ class TurnTaker:
     def interrupted(self) -> bool:
         return self._reply is not None and self._reply.cut_at is not None
 
-    def reply_finished(self) -> str | None:
-        """Playback ended (to its end or cut); returns what the caller heard if it was cut."""
+    def reply_finished(self, abandoned_at: int | None = None) -> str | None:
+        """Playback ended (to its end or cut); returns what the caller heard if it was cut.
+
+        ``abandoned_at``: the call ended mid-reply, when the port had played up to there; what
+        was queued past it was never heard (all of it, if nothing was queued yet).
+        """
         reply, self._reply = self._reply, None
-        if reply is None or reply.cut_at is None:
+        if reply is None:
             return None
-        self.heard = heard_text(reply.segments, reply.cut_at)
+        cut_at = reply.cut_at
+        unplayed = not reply.segments or (abandoned_at or 0) < reply.segments[-1].end
+        if cut_at is None and abandoned_at is not None and unplayed:
+            cut_at = abandoned_at
+        if cut_at is None:
+            return None
+        self.heard = heard_text(reply.segments, cut_at)
         return self.heard
 
     def turn_done(self) -> list[Action]:

@@ -11,14 +11,18 @@ from ari_offload.turn_fields import LATENCY_FIELDS, STORED_FIELDS, TOTAL_PARTS, 
 
 @dataclass
 class TurnTiming:
-    """Where one turn's latency went (ms); each field is described in ``TURN_FIELDS``."""
+    """Where one turn's latency went (ms); each field is described in ``TURN_FIELDS``.
+
+    Filled in as the turn goes (the store is told each step): None is not measured (yet), e.g.
+    the webhook of a call that ended while it was thinking.
+    """
 
     turn: int
     endpoint_ms: float = 0.0
     stt_ms: float = 0.0
-    webhook_ms: float = 0.0
-    tts_first_audio_ms: float = 0.0
-    total_ms: float = 0.0
+    webhook_ms: float | None = None
+    tts_first_audio_ms: float | None = None
+    total_ms: float | None = None
     webhook_error: WebhookFailure | None = None
     interrupted: bool = False
 
@@ -29,15 +33,19 @@ class TurnTiming:
         """The values the store keeps, by field name (``Calls.add_turn``'s keywords)."""
         return {f.name: getattr(self, f.name) for f in STORED_FIELDS}
 
-    def latencies_ms(self) -> dict[str, float]:
-        """The latency parts, by field name."""
+    def latencies_ms(self) -> dict[str, float | None]:
+        """The latency parts, by field name (None: not measured)."""
         return {f.name: getattr(self, f.name) for f in LATENCY_FIELDS}
 
     def summary(self) -> str:
-        parts = " + ".join(f"{f.short} {getattr(self, f.name):.0f}" for f in TOTAL_PARTS)
-        return f"turn {self.turn}: total {self.total_ms:.0f} ms = {parts}" + (
+        parts = " + ".join(f"{f.short} {_ms(getattr(self, f.name))}" for f in TOTAL_PARTS)
+        return f"turn {self.turn}: total {_ms(self.total_ms)} ms = {parts}" + (
             f" (webhook {self.webhook_error})" if self.webhook_error else ""
         )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 @dataclass(frozen=True)

@@ -120,10 +120,19 @@ class ConversationLog:
         self.entries: dict[str, list[TranscriptEntry]] = {}
         self.timings: dict[str, list[TurnTiming]] = {}
 
-    async def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None:
+    def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None:
         self.entries.setdefault(call.call_id, []).append(entry)
 
-    async def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
+    def transcript_corrected(
+        self, call: ActiveCall, entry: TranscriptEntry, corrected: TranscriptEntry
+    ) -> None:
+        entries = self.entries[call.call_id]
+        entries[next(i for i, e in enumerate(entries) if e is entry)] = corrected
+
+    def turn_updated(self, call: ActiveCall, timing: TurnTiming) -> None:
+        pass  # the timing is kept whole once its reply has ended
+
+    def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
         self.timings.setdefault(call.call_id, []).append(timing)
 
     def only_call(self) -> list[TranscriptEntry]:

@@ -8,6 +8,8 @@ voice gives each word 100 ms of audio; the agent echoes the words back. The same
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any, cast
@@ -22,6 +24,7 @@ from ari_offload.speech.stt import SttRunner, Transcript
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.speech.vad import VadParams, VadSegmenter
 from ari_offload.voice.conversation import AgentBinding, Conversation
+from ari_offload.voice.turns import TranscriptEntry, TurnTiming
 from tests.unit.fake_media import FakeMediaPort
 
 WORDS = {1000: "hello", 2000: "goodbye", 3000: "again"}
@@ -102,8 +105,37 @@ class StreamingEngine:
         return stream
 
 
+class StoreLike:
+    """A ConversationObserver that keeps what the recorder would store, as it is told:
+    lines (corrected in place) and turn rows by number (each update replaces the row)."""
+
+    def __init__(self) -> None:
+        self.lines: list[TranscriptEntry] = []
+        self.turns: dict[int, dict[str, Any]] = {}
+        self.finished: list[int] = []
+
+    def transcript_added(self, call: object, entry: TranscriptEntry) -> None:
+        self.lines.append(entry)
+
+    def transcript_corrected(
+        self, call: object, entry: TranscriptEntry, corrected: TranscriptEntry
+    ) -> None:
+        self.lines[next(i for i, e in enumerate(self.lines) if e is entry)] = corrected
+
+    def turn_updated(self, call: object, timing: TurnTiming) -> None:
+        self.turns[timing.turn] = timing.stored()  # a copy: what the store holds now
+
+    def turn_finished(self, call: object, timing: TurnTiming) -> None:
+        self.finished.append(timing.turn)
+
+    def rows(self) -> list[tuple[str, str, str | None]]:
+        return [(e.role, e.text, e.heard) for e in self.lines]
+
+
 class Rig:
-    def __init__(self, hold: bool = False, engine: Any = None) -> None:
+    def __init__(
+        self, hold: bool = False, engine: Any = None, agent: Any = None, turns_before: int = 0
+    ) -> None:
         self.port = FakeMediaPort(hold=hold)
         self.agent = EchoAgent()
         self.stt = SttRunner(engine or LoudnessWhisper(), workers=1)
@@ -115,12 +147,16 @@ class Rig:
         )
         self.states: list[str] = []
         self.voices: list[str | None] = []  # asked of tts_for, per reply
-        call = SimpleNamespace(call_id="call-1", media=self.port, set_state=self.states.append)
+        self.call = SimpleNamespace(
+            call_id="call-1", media=self.port, set_state=self.states.append, turns=turns_before
+        )
+        self.record = StoreLike()
         self.conversation = Conversation(
-            cast(Any, call), cast(Any, models), cast(Any, self.agent),
+            cast(Any, self.call), cast(Any, models), cast(Any, agent or self.agent),
             AgentBinding("agent-1", "http://agent.invalid/", voice="slow", language="en-GB"),
             cast(Any, SimpleNamespace(barge_in_min_speech_ms=300)),
             cast(Any, SimpleNamespace(fallback_text="Sorry.")),
+            self.record,
         )  # fmt: skip
 
     def _voice(self, voice: str | None) -> TtsRunner:
@@ -269,3 +305,113 @@ async def test_a_listener_that_fails_ends_the_conversation_with_the_error() -> N
         rig.close()
     assert isinstance(failed.value.__cause__, ValueError)
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+class ThinkingAgent(EchoAgent):
+    """Answers only when released: the call can end while the webhook thinks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def ask_or_fallback(
+        self, url: str, request: WebhookRequest, secret: str | None, fallback_text: str
+    ) -> AgentAnswer:
+        self.requests.append(request)
+        await self.release.wait()
+        return AgentAnswer(WebhookReply(f"You said {request.text}."), None, 0.005)
+
+
+async def hang_up(task: asyncio.Task[None]) -> None:
+    """The caller hangs up: the controller cancels the flow and waits for it."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_call_ended_while_the_webhook_thinks_keeps_its_turn() -> None:
+    agent = ThinkingAgent()
+    rig = Rig(agent=agent)
+    task = asyncio.create_task(rig.conversation.run())
+    try:
+        await until(lambda: rig.port.tap_count == 1)
+        rig.port.say(utterance(1000))
+        await until(lambda: len(agent.requests) == 1)
+        assert rig.record.rows() == [("caller", "hello", None)], "on record before the agent"
+        await hang_up(task)
+    finally:
+        rig.close()
+    assert rig.record.rows() == [("caller", "hello", None)]
+    assert list(rig.record.turns) == [1], "the turn is stored though it never got a reply"
+    turn = rig.record.turns[1]
+    assert 380 <= turn["endpoint_ms"] <= 460
+    assert turn["stt_ms"] >= 0
+    assert [turn[name] for name in ("webhook_ms", "tts_first_audio_ms", "total_ms")] == [
+        None, None, None,
+    ], "what was never measured is stored as not measured, not as 0 ms"  # fmt: skip
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_a_call_ended_mid_reply_keeps_the_agent_line_with_what_was_heard() -> None:
+    rig = Rig(hold=True)
+    task = asyncio.create_task(rig.conversation.run())
+    try:
+        await until(lambda: rig.port.tap_count == 1)
+        rig.port.say(utterance(1000))
+        await until(lambda: rig.port.queued == 3 * WORD_SAMPLES)  # "You said hello."
+        # On record from its first audio, before it has played (a crash now keeps it).
+        assert rig.record.rows() == [("caller", "hello", None), ("agent", "You said hello.", None)]
+        measured = rig.record.turns[1]
+        assert measured["webhook_ms"] == pytest.approx(5.0)
+        assert measured["tts_first_audio_ms"] > 0
+        assert measured["total_ms"] > measured["endpoint_ms"]
+        rig.port.advance(WORD_SAMPLES * 3 // 2)  # half of it: "You" and half of "said"
+        await hang_up(task)
+    finally:
+        rig.close()
+    assert rig.record.rows() == [("caller", "hello", None), ("agent", "You said hello.", "You")]
+    assert rig.lines() == rig.record.rows(), "the conversation's transcript says the same"
+    assert rig.record.turns[1] == measured, "the turn keeps its timing"
+    assert rig.record.finished == [1]
+    assert rig.conversation.timings[0].interrupted
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_an_adopted_call_numbers_its_turns_after_the_stored_ones() -> None:
+    rig = Rig(turns_before=2)  # an earlier run of the app stored turns 1 and 2
+    task = asyncio.create_task(rig.conversation.run())
+    try:
+        await until(lambda: rig.port.tap_count == 1)
+        rig.port.say(utterance(1000))
+        await until(lambda: rig.record.finished == [3])
+    finally:
+        await hang_up(task)
+        rig.close()
+    assert [r.turn for r in rig.agent.requests] == [3], "the webhook's turn is the stored one"
+    assert list(rig.record.turns) == [3]
+    assert rig.call.turns == 3, "a later conversation of the call goes on from here"
+
+
+async def hang_up_mid_playback() -> None:
+    rig = Rig(hold=True)
+    task = asyncio.create_task(rig.conversation.run("One two three four."))
+    try:
+        await until(lambda: rig.port.queued == 4 * WORD_SAMPLES)
+        rig.port.advance(WORD_SAMPLES)
+        await asyncio.sleep(0.05)  # the talker now waits for the playback (or a barge-in)
+        assert rig.port.queued == 3 * WORD_SAMPLES, "still playing"
+        await hang_up(task)
+    finally:
+        rig.close()
+
+
+async def test_a_reply_cancelled_mid_playback_leaves_no_task_pending(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 9: `Task was destroyed but it is pending!` for tasks of `Event.wait()`."""
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    await hang_up_mid_playback()
+    await asyncio.sleep(0.01)  # the loop runs what the cancellation scheduled
+    pending = [repr(t) for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    gc.collect()  # the conversation is gone: a task left pending is destroyed (and logged)
+    destroyed = caplog.text.count("Task was destroyed but it is pending")
+    assert (pending, destroyed) == ([], 0), "every task was cancelled and awaited"

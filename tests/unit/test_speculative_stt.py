@@ -63,7 +63,7 @@ def conversation(runner: SttRunner) -> Conversation:
     models = SimpleNamespace(
         stt=runner, new_segmenter=lambda: VadSegmenter(VadParams(), classifier=voiced)
     )
-    call = SimpleNamespace(media=object(), call_id="call-1")
+    call = SimpleNamespace(media=object(), call_id="call-1", turns=0)
     return Conversation(
         cast(Any, call),
         cast(Any, models),

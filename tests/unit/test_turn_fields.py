@@ -87,7 +87,8 @@ def test_the_metrics_observe_every_latency_field() -> None:
     assert TURN_PARTS == ("endpoint", "stt", "webhook", "tts_first_audio", "total")
     assert [f.name for f in LATENCY_FIELDS] == [f"{part}_ms" for part in TURN_PARTS]
     metrics = Metrics()
-    metrics.observe_turn(**TurnTiming(1, total_ms=500).latencies_ms())
+    measured = TurnTiming(1, 400, 50, webhook_ms=10, tts_first_audio_ms=40, total_ms=500)
+    metrics.observe_turn(**measured.latencies_ms())
     text = metrics.exposition().decode()
     for part in TURN_PARTS:
         assert f'ari_offload_turn_latency_seconds_count{{part="{part}"}} 1.0' in text
