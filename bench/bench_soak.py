@@ -70,7 +70,8 @@ def format_report(report: SoakReport, workdir: Path) -> str:
         f"took {report.seconds / 60:.1f} min; work dir {workdir}",
         "",
         f"calls placed {report.placed}, answered {report.answered}, recorded {report.recorded}; "
-        f"SIPp failures {len(report.sipp_failures)}",
+        f"SIPp failures {len(report.sipp_failures)} {report.sipp_failures[:3]}; calls live "
+        f"during a fault that failed {len(report.cut_by_fault)} {report.cut_by_fault[:3]}",
         f"hangup reasons: {dict(report.hangup_reasons.most_common())}",
         f"leaked channels {len(report.leaked_channels)} {report.leaked_channels[:5]}, "
         f"leaked bridges {len(report.leaked_bridges)} {report.leaked_bridges[:5]}",

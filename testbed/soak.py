@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import socket
 import time
 from collections import Counter
@@ -48,6 +49,7 @@ SCRIPTS: list[list[Say | Silence]] = [
      Say("I need to change the address on my account."), Silence(3.0),
      Say("Thank you, goodbye."), Silence(2.0)],
 ]  # fmt: skip
+_SIP_STATUS = re.compile(r"SIP/2\.0 (\d{3} [^\r\n]*)")
 TALK_TEXT = "Just a moment please, I am still with you."
 
 
@@ -76,7 +78,8 @@ class Sample:
 class SoakReport:
     plan: SoakPlan
     placed: int = 0
-    sipp_failures: list[str] = field(default_factory=list)
+    sipp_failures: list[str] = field(default_factory=list)  # calls no fault was injected in
+    cut_by_fault: list[str] = field(default_factory=list)  # failed while a fault was injected
     answered: int = 0
     recorded: int = 0
     leaked_channels: list[str] = field(default_factory=list)
@@ -123,6 +126,7 @@ class _Run:
         self.open = asyncio.Event()  # new calls may be placed (no fault being injected)
         self.open.set()
         self.done = 0
+        self.fault_windows: dict[str, tuple[float, float]] = {}  # what -> (start, end)
         self.testbed = Testbed()
         self.agent = HostileAgent(WEBHOOK_TIMEOUT_S, plan.hostile_share, plan.seed)
         policy = soak_policy(workdir, tenant_concurrent=plan.concurrency * 3, per_minute=1000)
@@ -138,14 +142,23 @@ class _Run:
         if self.serve.running:
             self.report.samples.append(Sample(self.done, self.serve.starts, self.serve.sample()))
 
-    async def call(self, service: str, audio: Path, slot: asyncio.Semaphore) -> None:
+    async def call(self, number: int, service: str, audio: Path, slot: asyncio.Semaphore) -> None:
         try:
             hangup_after = self.random.uniform(0.5, self.plan.max_hangup_s)
+            started = time.monotonic()
             result: SippResult = await SippCall(service, audio, hangup_after).run()
             if not result.ok:
-                self.report.sipp_failures.append(
-                    f"call {self.report.placed}: exit {result.returncode}: {result.errors[-300:]}"
-                )
+                window = (started, time.monotonic())
+                during = [
+                    f for f, (a, b) in self.fault_windows.items() if a < window[1] and b > window[0]
+                ]
+                answer = _SIP_STATUS.findall(result.errors)
+                last = answer[-1] if answer else "none"
+                line = f"call {number}: SIPp exit {result.returncode}, last response {last}"
+                if during:
+                    self.report.cut_by_fault.append(f"{line} (live during: {', '.join(during)})")
+                else:
+                    self.report.sipp_failures.append(f"{line}: {result.errors[-300:]}")
         finally:
             slot.release()
             self.done += 1
@@ -159,6 +172,7 @@ class _Run:
             started = time.monotonic()
             await self.testbed.restart()
             await self.wait_app_connected()
+            self.fault_windows["Asterisk restart"] = (started, time.monotonic())
             self.report.faults.append(
                 f"Asterisk restarted before call {index + 1} (back, app reconnected, in "
                 f"{time.monotonic() - started:.1f} s)"
@@ -171,6 +185,7 @@ class _Run:
             await self.serve.kill()
             await self.serve.start()
             await self.wait_app_connected()
+            self.fault_windows["app SIGKILL"] = (started, time.monotonic())
             self.report.faults.append(
                 f"ari-offload SIGKILLed before call {index + 1} (restarted and reconnected in "
                 f"{time.monotonic() - started:.1f} s)"
@@ -256,7 +271,7 @@ async def run_soak(plan: SoakPlan, workdir: Path) -> SoakReport:
                 await run.open.wait()
                 run.report.placed += 1
                 script = audio[run.random.randrange(len(audio))]
-                calls.append(asyncio.create_task(run.call(f"8{flow.id}", script, slot)))
+                calls.append(asyncio.create_task(run.call(index + 1, f"8{flow.id}", script, slot)))
             await asyncio.gather(*calls)
             for task in background:
                 task.cancel()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ari_offload.ari.call import ActiveCall
 from ari_offload.errors import AriOffloadError
+from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.observe.journal import CallJournal
 from ari_offload.observe.metrics import Metrics
 from ari_offload.store.records import Call, CallStatus, Direction, Role
@@ -93,6 +94,8 @@ class CallRecorder:
             await record.journal.abort()
 
     async def _open_record(self, call: ActiveCall) -> bool:
+        if call.flow_ref in BUILTIN_FLOWS:
+            return False  # the dispatcher runs it whatever the number: no tenant, no record
         calls = self._store.calls
         existing = await calls.get(call.call_id, customer_id=None)
         if existing is None:

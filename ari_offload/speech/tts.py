@@ -21,7 +21,10 @@ from ari_offload.audio import SAMPLE_RATE, Pcm
 
 logger = logging.getLogger("ari_offload.speech")
 
-MAX_SENTENCE_CHARS = 200
+# Piper's working memory grows with the longest piece it has ever been given and is kept
+# (onnxruntime's arena): measured with two workers, pieces of up to 10/20/30/40 words peaked
+# at 485/624/824/~1000 MB RSS. A bound on the piece bounds the process (bench/bench_soak.py).
+MAX_SENTENCE_CHARS = 140
 DEFAULT_TTS_WORKERS = 2
 # Piper's silence floor is about -80 dBFS and word ends fade through -40..-60 dBFS.
 SILENCE_THRESHOLD = 100  # int16, about -50 dBFS
@@ -70,22 +73,19 @@ def _split_long(sentence: str, max_chars: int) -> list[str]:
     pieces: list[str] = []
     while len(sentence) > max_chars:
         cut = _cut_point(sentence, max_chars)
-        if cut <= 0:
-            break
         pieces.append(sentence[:cut].strip())
         sentence = sentence[cut:].strip()
     return [*pieces, sentence] if sentence else pieces
 
 
 def _cut_point(sentence: str, max_chars: int) -> int:
-    """After the last comma that fits, else after the first comma, else at a space."""
+    """After the last comma (or ; :) that fits, else at the last space that fits, else
+    (one word longer than the bound) at the bound: no piece is ever longer."""
     before = max(sentence.rfind(mark, 0, max_chars) for mark in (",", ";", ":"))
-    if before > 0:
+    if before >= max_chars // 3:  # not a first piece of two words
         return before + 1
-    after = sentence.find(",", max_chars)
-    if after > 0:
-        return after + 1
-    return sentence.rfind(" ", 0, max_chars)
+    space = sentence.rfind(" ", 0, max_chars + 1)
+    return space if space > 0 else max_chars
 
 
 def speakable(sentence: str) -> str:

@@ -17,6 +17,7 @@ from ari_offload.observe.metrics import Metrics
 from ari_offload.observe.recorder import CallRecorder
 from ari_offload.store import CallStatus, Direction, Store
 from ari_offload.store.records import Call
+from ari_offload.voice.turns import TranscriptEntry
 from tests.api_support import FAST_HASHER
 from tests.unit.fake_media import FakeMediaPort
 
@@ -92,3 +93,27 @@ async def test_an_outbound_call_attaches_its_channel_to_its_record(store: Store)
     after = await store.calls.get(record.id, customer_id=None)
     assert after is not None
     assert (after.channel_id, after.status) == (record.id, CallStatus.ACTIVE)
+
+
+async def test_a_built_in_flow_never_asks_the_store(store: Store) -> None:
+    class CountingStore:
+        """The store, counting every repository the recorder reaches for."""
+
+        def __init__(self) -> None:
+            self.reached: list[str] = []
+
+        def __getattr__(self, name: str) -> object:
+            self.reached.append(name)
+            return getattr(store, name)
+
+    counting = CountingStore()
+    recorder = CallRecorder(cast(Store, counting), Metrics())
+    call = active("call-echo", "1795476849.5", "echo")
+
+    await recorder.call_started(call)
+    recorder.transcript_added(call, TranscriptEntry("caller", "hello"))
+    call.hangup_reason = "caller"
+    await recorder.call_ended(call)
+    await recorder.close()
+
+    assert counting.reached == []

@@ -60,6 +60,15 @@ def test_long_sentence_without_commas_is_cut_at_spaces() -> None:
     assert " ".join(pieces) == text
 
 
+def test_no_piece_is_longer_than_the_bound_whatever_the_commas() -> None:
+    # The only comma comes after the bound; one "word" is longer than the bound by itself.
+    text = " ".join(["word"] * 40) + ", and then some." + " x" + "y" * 300
+    pieces = split_sentences(text)
+
+    assert all(len(piece) <= MAX_SENTENCE_CHARS for piece in pieces)
+    assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
+
+
 def test_speakable_keeps_titles_in_the_sentence() -> None:
     assert speakable("Dr. Smith and Mrs. Jones paid 3.5 dollars.") == (
         "Dr Smith and Mrs Jones paid 3.5 dollars."
