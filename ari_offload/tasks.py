@@ -14,12 +14,16 @@ from typing import Any
 
 async def first_of(*waits: Awaitable[object]) -> None:
     """Return when the first of ``waits`` is done (``asyncio.sleep(s)`` among them: a time
-    limit); the others are cancelled and awaited, on every path, our own cancellation too."""
+    limit); the others are cancelled and awaited, on every path, our own cancellation too.
+    If the first one done failed, its error is raised here (never lost)."""
     tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(wait) for wait in waits]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         await cancel_and_wait(*tasks)
+    failed = [t.exception() for t in tasks if t in done and not t.cancelled() and t.exception()]
+    if failed:
+        raise failed[0]
 
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any]) -> None:

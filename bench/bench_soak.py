@@ -54,8 +54,12 @@ def main() -> int:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    clean = not (report.leaked_channels or report.leaked_bridges or report.not_final
-                 or report.errors or report.turn_mismatches)  # fmt: skip
+    problems = [
+        report.sipp_failures, report.leaked_channels, report.leaked_bridges,
+        report.not_final, report.errors, report.turn_mismatches, report.lost_writes,
+    ]  # fmt: skip
+    clean = not any(problems) and report.alive_at_end and report.exit_code == 0
+    print("CLEAN" if clean else "NOT CLEAN")
     return 0 if clean else 1
 
 
@@ -83,7 +87,8 @@ def format_report(report: SoakReport, workdir: Path) -> str:
         f"API actions on live calls: {dict(sorted(report.api_actions.items()))}",
         f"UDP garbage packets sent to the app: {report.udp_packets}",
         f"turns: webhook asked {report.turns_received}, store kept {report.turns_stored}; "
-        f"calls that differ: {len(report.turn_mismatches)}",
+        f"calls that differ: {len(report.turn_mismatches)}; store writes lost "
+        f'("not recorded" warnings): {len(report.lost_writes)}',
         *[f"  {line}" for line in report.turn_mismatches[:10]],
         "",
         "calls done | app run | RSS MB | fds | threads",

@@ -42,7 +42,8 @@ class HostileAgent:
     timeout_s: float  # the app's webhook timeout: TIMEOUT sleeps past it, SLOW stays within
     hostile_share: float = 0.6
     seed: int = 1
-    turns: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    # per call, every (turn, text) it was asked, in order: a turn asked twice shows up twice
+    asked: dict[str, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
     behaviours: dict[Behaviour, int] = field(default_factory=lambda: dict.fromkeys(Behaviour, 0))
 
     def __post_init__(self) -> None:
@@ -60,7 +61,7 @@ class HostileAgent:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.turns[str(body["call_id"])].add(int(body["turn"]))
+        self.asked[str(body["call_id"])].append((int(body["turn"]), str(body.get("text", ""))))
         behaviour = self._pick()
         self.behaviours[behaviour] += 1
         said = str(body.get("text", ""))

@@ -114,6 +114,9 @@ class ServeProcess:
                 await self.kill()
         return self._proc.returncode or 0
 
+    def lines_with(self, text: str) -> list[str]:
+        return [line for line in self.log_text().splitlines() if text in line]
+
     def sample(self) -> ProcessSample:
         status = Path(f"/proc/{self.pid}/status").read_text()
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
@@ -158,14 +161,26 @@ class ServeProcess:
                 last_level = match["level"]
                 if last_level in ("ERROR", "CRITICAL"):
                     found.append(line)
-            elif line.startswith("Traceback") and last_level not in ("ERROR", "CRITICAL"):
+            elif _unlogged_failure(line, last_level):
                 found.append(line)
         return found
+
+
+def _unlogged_failure(line: str, last_level: str) -> bool:
+    """A traceback no ERROR record carries (a thread died), or a coroutine never awaited."""
+    if line.startswith("Traceback"):
+        return last_level not in ("ERROR", "CRITICAL")
+    return "RuntimeWarning: coroutine" in line
 
 
 def errors_by_logger(lines: list[str]) -> Counter[str]:
     counts: Counter[str] = Counter()
     for line in lines:
         match = _LOG_LINE.match(line)
-        counts[match["name"] if match else "(traceback outside a log record)"] += 1
+        if match:
+            counts[match["name"]] += 1
+        elif "RuntimeWarning" in line:
+            counts["(RuntimeWarning)"] += 1
+        else:
+            counts["(traceback outside a log record)"] += 1
     return counts

@@ -31,6 +31,7 @@ from aiohttp import ClientError, web
 
 from ari_offload.config import StoreSettings
 from ari_offload.sdk.client import ApiError, Client
+from ari_offload.store.records import Role
 from ari_offload.store.store import Store
 from testbed.asterisk import Testbed
 from testbed.audio import CACHE_DIR
@@ -90,6 +91,7 @@ class SoakReport:
     turns_received: int = 0
     turns_stored: int = 0
     turn_mismatches: list[str] = field(default_factory=list)
+    lost_writes: list[str] = field(default_factory=list)  # the store's "not recorded" warnings
     api_actions: Counter[str] = field(default_factory=Counter)
     udp_packets: int = 0
     webhook_behaviours: dict[str, int] = field(default_factory=dict)
@@ -127,6 +129,7 @@ class _Run:
         self.open.set()
         self.done = 0
         self.fault_windows: dict[str, tuple[float, float]] = {}  # what -> (start, end)
+        self.failed: list[tuple[float, float, str]] = []  # SIPp calls that failed: when, why
         self.testbed = Testbed()
         self.agent = HostileAgent(WEBHOOK_TIMEOUT_S, plan.hostile_share, plan.seed)
         policy = soak_policy(workdir, tenant_concurrent=plan.concurrency * 3, per_minute=1000)
@@ -139,7 +142,9 @@ class _Run:
                 await asyncio.sleep(0.2)
 
     def sample(self) -> None:
-        if self.serve.running:
+        if not self.serve.running:
+            return
+        with contextlib.suppress(OSError):  # the process is going away (a fault)
             self.report.samples.append(Sample(self.done, self.serve.starts, self.serve.sample()))
 
     async def call(self, number: int, service: str, audio: Path, slot: asyncio.Semaphore) -> None:
@@ -148,22 +153,24 @@ class _Run:
             started = time.monotonic()
             result: SippResult = await SippCall(service, audio, hangup_after).run()
             if not result.ok:
-                window = (started, time.monotonic())
-                during = [
-                    f for f, (a, b) in self.fault_windows.items() if a < window[1] and b > window[0]
-                ]
                 answer = _SIP_STATUS.findall(result.errors)
                 last = answer[-1] if answer else "none"
                 line = f"call {number}: SIPp exit {result.returncode}, last response {last}"
-                if during:
-                    self.report.cut_by_fault.append(f"{line} (live during: {', '.join(during)})")
-                else:
-                    self.report.sipp_failures.append(f"{line}: {result.errors[-300:]}")
+                self.failed.append((started, time.monotonic(), f"{line}: {result.errors[-300:]}"))
         finally:
             slot.release()
             self.done += 1
-            if self.done % self.plan.sample_every == 0:
+            if self.done % self.plan.sample_every == 0 and self.open.is_set():
                 self.sample()
+
+    def sort_failures(self) -> None:
+        """A call that failed while a fault was being injected was cut by it; others failed."""
+        for started, ended, line in self.failed:
+            during = [f for f, (a, b) in self.fault_windows.items() if a < ended and b > started]
+            if during:
+                self.report.cut_by_fault.append(f"{line[:120]} (live during: {', '.join(during)})")
+            else:
+                self.report.sipp_failures.append(line)
 
     async def fault(self, index: int) -> None:
         third = self.plan.calls // 3
@@ -282,8 +289,10 @@ async def run_soak(plan: SoakPlan, workdir: Path) -> SoakReport:
         run.report.alive_at_end = run.serve.running
         run.sample()
         run.report.exit_code = await run.serve.stop()
+    run.sort_failures()
     await _audit_store(run, flow.id)
     run.report.errors = run.serve.error_lines()
+    run.report.lost_writes = run.serve.lines_with("not recorded")
     run.report.webhook_behaviours = {str(k): v for k, v in run.agent.behaviours.items()}
     run.report.seconds = time.monotonic() - started
     return run.report
@@ -311,14 +320,25 @@ async def _audit_store(run: _Run, flow_id: str) -> None:
         run.report.recorded = len(records)
         run.report.answered = sum(1 for r in records if r.answered_at is not None)
         run.report.hangup_reasons = Counter((r.hangup_reason or "-").split(":")[0] for r in records)
-        for call_id, received in sorted(run.agent.turns.items()):
-            stored = {t.turn for t in await store.calls.turns(call_id)}
-            run.report.turns_received += len(received)
+        asked_calls = set(run.agent.asked)
+        for record in records:
+            lines = await store.calls.transcript(record.id)
+            said = [line.text for line in lines if line.role == Role.CALLER]
+            stored = sorted(t.turn for t in await store.calls.turns(record.id))
+            asked = run.agent.asked.get(record.id, [])
+            asked_calls.discard(record.id)
+            run.report.turns_received += len(asked)
             run.report.turns_stored += len(stored)
-            if stored != received:
-                run.report.turn_mismatches.append(
-                    f"{call_id}: webhook asked turns {sorted(received)}, store has {sorted(stored)}"
-                )
+            problems = []
+            if sorted(turn for turn, _ in asked) != stored:
+                problems.append(f"webhook asked turns {[t for t, _ in asked]}, store has {stored}")
+            unsaid = [text for _, text in asked if text not in said]
+            if unsaid:
+                problems.append(f"asked about {unsaid!r}, not among the caller's stored lines")
+            if problems:
+                run.report.turn_mismatches.append(f"{record.id}: {'; '.join(problems)}")
+        for call_id in sorted(asked_calls):  # asked about a call the store has no record of
+            run.report.turn_mismatches.append(f"{call_id}: webhook asked, no call record")
     finally:
         await store.close()
 

@@ -213,6 +213,7 @@ class CallController:
         call_id: str | None,
         adopted: bool = False,
     ) -> None:
+        adopted = adopted and call_id is not None  # an earlier run's id: its record goes on
         # Inbound calls always get a fresh id: nothing a caller sends can name another call.
         call_id = call_id or uuid.uuid4().hex
         link = await self._open_link(call_id, channel)
@@ -220,7 +221,7 @@ class CallController:
             return
         call = ActiveCall(call_id, channel, args, direction, self.rest, link.port)
         call.max_duration_s = self._max_call_duration_s
-        call.adopted = adopted and call_id is not None
+        call.adopted = adopted
         if not await self._admit_or_close(call):
             return
         self.calls[call_id] = call
@@ -350,6 +351,10 @@ class CallController:
             with contextlib.suppress(AriError):
                 await call.hangup()
             await self._end_call(call)
+        # Calls already ending (StasisEnd came first) finish their tear-down and their
+        # records; only what is still running after the grace is cut.
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=FLOW_STOP_TIMEOUT_S)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -11,6 +11,7 @@ call's end is written after everything the call said, then its journal closes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,9 +72,20 @@ class CallRecorder:
         self._store = store
         self._metrics = metrics
         self._records: dict[str, _Record] = {}  # calls with a row (built-in flows have none)
+        # Calls whose record is being opened: their end waits for it (a slow store must not
+        # let the end pass first and leave the record open with its writer running).
+        self._opening: dict[str, asyncio.Event] = {}
 
     async def call_started(self, call: ActiveCall) -> None:
         self._metrics.call_started(call.direction)
+        opened = self._opening[call.call_id] = asyncio.Event()
+        try:
+            await self._start_record(call)
+        finally:
+            del self._opening[call.call_id]
+            opened.set()
+
+    async def _start_record(self, call: ActiveCall) -> None:
         try:
             if not await self._open_record(call):
                 return
@@ -128,6 +140,9 @@ class CallRecorder:
         for why, count in call.media.stats.dropped.items():
             if count:
                 self._metrics.rtp_packet_dropped(why, count)
+        opening = self._opening.get(call.call_id)
+        if opening is not None:
+            await opening.wait()
         record = self._records.get(call.call_id)
         if record is None:
             return

@@ -217,6 +217,7 @@ class Conversation:
         self.call.set_state("speaking")
         line: TranscriptEntry | None = None
         abandoned_at: int | None = None
+        complete = False  # every sentence was queued (a hangup between two may stop it)
         try:
             try:
                 async for sentence, pcm in stream:
@@ -226,16 +227,21 @@ class Conversation:
                     self._taker.reply_queued(sentence, end - len(pcm), end)
                     if line is None:
                         line = self._first_audio(text, timing, replied_at, since)
+                else:
+                    complete = True
             except Exception:  # a sentence piper cannot say must not end the call
                 log.exception("call %s: speech synthesis failed", self.call.call_id)
             if not self._taker.interrupted:
                 await first_of(self.media.drained(), self._cut.wait())
+            if not complete:
+                abandoned_at = self.media.played  # synthesis failed: the rest was never said
         except asyncio.CancelledError:
             abandoned_at = self.media.played  # the call ended mid-reply: this much was heard
             raise
         finally:
             # Recorded before any await: a cancelled conversation runs no further than this.
-            self._reply_ended(text, line, self._taker.reply_finished(abandoned_at), timing)
+            heard = self._taker.reply_finished(abandoned_at, complete)
+            self._reply_ended(text, line, heard, timing)
             await stream.aclose()
 
     def _first_audio(

@@ -189,17 +189,21 @@ class TurnTaker:
     def interrupted(self) -> bool:
         return self._reply is not None and self._reply.cut_at is not None
 
-    def reply_finished(self, abandoned_at: int | None = None) -> str | None:
+    def reply_finished(self, abandoned_at: int | None = None, complete: bool = True) -> str | None:
         """Playback ended (to its end or cut); returns what the caller heard if it was cut.
 
-        ``abandoned_at``: the call ended mid-reply, when the port had played up to there; what
-        was queued past it was never heard (all of it, if nothing was queued yet).
+        ``abandoned_at``: the reply stopped short, when the port had played up to there (the
+        call ended, or synthesis failed); what was queued past it was never heard (all of it,
+        if nothing was queued yet). ``complete``: every sentence of the reply was queued; if
+        not, the sentences never synthesized were not heard even when all queued ones were.
         """
         reply, self._reply = self._reply, None
         if reply is None:
             return None
         cut_at = reply.cut_at
-        unplayed = not reply.segments or (abandoned_at or 0) < reply.segments[-1].end
+        unplayed = (
+            not complete or not reply.segments or (abandoned_at or 0) < reply.segments[-1].end
+        )
         if cut_at is None and abandoned_at is not None and unplayed:
             cut_at = abandoned_at
         if cut_at is None:

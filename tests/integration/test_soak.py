@@ -40,6 +40,7 @@ async def test_forty_hostile_calls_leave_nothing_and_lose_nothing(
     # What the agent was asked is what the store kept, call by call.
     assert report.turns_received > 10, "the callers got far enough to talk to the agent"
     assert report.turn_mismatches == []
+    assert report.lost_writes == [], "no store write was lost"
     # The hostility really happened.
     assert report.udp_packets > 100
     assert sum(n for b, n in report.webhook_behaviours.items() if b != "good") > 5

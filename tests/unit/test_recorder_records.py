@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
@@ -117,3 +118,41 @@ async def test_a_built_in_flow_never_asks_the_store(store: Store) -> None:
     await recorder.close()
 
     assert counting.reached == []
+
+
+async def test_an_end_that_comes_while_the_record_opens_still_closes_it(store: Store) -> None:
+    customer = await store.customers.create("slow", "password1")
+    flow = await store.flows.create(customer.id, name="support", actions=[Talk("hi")])
+    release = asyncio.Event()
+
+    class SlowCalls:
+        """The store's calls, with the first lookup stuck until released (a locked DB)."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(store.calls, name)
+
+        async def get(self, call_id: str, *, customer_id: str | None) -> object:
+            await release.wait()
+            return await store.calls.get(call_id, customer_id=customer_id)
+
+    class SlowStore:
+        calls = SlowCalls()
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(store, name)
+
+    recorder = CallRecorder(cast(Store, SlowStore()), Metrics())
+    call = active("call-slow", "1795476849.7", flow.id)
+    starting = asyncio.create_task(recorder.call_started(call))
+    await asyncio.sleep(0.01)
+    call.hangup_reason = "caller"
+    ending = asyncio.create_task(recorder.call_ended(call))  # the caller left meanwhile
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(starting, ending), 5)
+
+    record = await store.calls.get("call-slow", customer_id=None)
+    assert record is not None
+    assert record.status == CallStatus.ENDED
+    assert recorder._records == {}, "no writer left open for the call"
+    await recorder.close()

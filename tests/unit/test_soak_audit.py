@@ -20,6 +20,7 @@ Exception in thread Thread-3:
 Traceback (most recent call last):
 RuntimeError: a thread died, nothing logged it
 2026-12-02 04:00:04,005 CRITICAL aiohttp.server: boom
+/x/y.py:3: RuntimeWarning: coroutine 'f' was never awaited
 """
 
 
@@ -29,12 +30,13 @@ def test_error_lines_come_from_every_logger_and_bare_tracebacks(tmp_path: Path) 
 
     errors = serve.error_lines()
 
-    assert len(errors) == 4
+    assert len(errors) == 5
     assert dict(errors_by_logger(errors)) == {
         "asyncio": 1,
         "ari_offload.ari": 1,
         "(traceback outside a log record)": 1,
         "aiohttp.server": 1,
+        "(RuntimeWarning)": 1,
     }
 
 

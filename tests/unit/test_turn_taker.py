@@ -157,3 +157,16 @@ def test_an_utterance_without_words_is_no_turn() -> None:
     speak_until_endpoint(t, start_ms=2000)
     assert t.transcribed("I need help") == 1, "the first turn with words is turn 1"
     assert t.transcribed("and more") == 2
+
+
+def test_a_reply_stopped_between_two_sentences_was_heard_only_up_to_the_last_one_played() -> None:
+    t = taker()
+    t.reply_started()
+    t.reply_queued("First sentence here.", 0, 1600)
+    # The call ended (or synthesis failed) after the first sentence played in full, before
+    # the second was ever queued: the caller heard the first sentence and nothing more.
+    assert t.reply_finished(abandoned_at=1600, complete=False) == "First sentence here."
+
+    t.reply_started()
+    t.reply_queued("All of it.", 0, 800)
+    assert t.reply_finished(abandoned_at=800, complete=True) is None, "all said and played"
