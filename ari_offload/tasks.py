@@ -21,9 +21,10 @@ async def first_of(*waits: Awaitable[object]) -> None:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         await cancel_and_wait(*tasks)
-    failed = [t.exception() for t in tasks if t in done and not t.cancelled() and t.exception()]
-    if failed:
-        raise failed[0]
+    for task in tasks:
+        error = task.exception() if task in done and not task.cancelled() else None
+        if error is not None:
+            raise error
 
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any]) -> None:
