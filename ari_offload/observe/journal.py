@@ -35,6 +35,18 @@ class CallJournal:
             return
         self._queue.put_nowait((what, write))
 
+    async def caught_up(self) -> None:
+        """Return once every write handed in so far is done (at once if the journal is closed)."""
+        if self._closed:
+            return
+        done = asyncio.Event()
+
+        async def mark() -> None:
+            done.set()
+
+        self._queue.put_nowait(("mark", mark))
+        await done.wait()
+
     async def close(self) -> None:
         """Write everything queued, then end the writer. A cancel of the caller's wait leaves
         the writer going (``abort`` ends it)."""

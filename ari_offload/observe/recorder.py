@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ari_offload.store")
 
+# A reply's first audio waits at most this long for the turn's facts to be on record (they
+# are written while the webhook thinks, so normally the wait is nothing).
+CAUGHT_UP_TIMEOUT_S = 0.25
+
 _ROLES = {"caller": Role.CALLER, "agent": Role.AGENT, "system": Role.SYSTEM}
 ADOPTED_TEXT = "ari-offload restarted during the call; the flow began again from its start"
 
@@ -212,6 +216,19 @@ class CallRecorder:
             record.journal.submit(
                 f"turn {turn}", lambda: calls.add_turn(call.call_id, turn=turn, **values)
             )
+
+    async def caught_up(self, call: ActiveCall) -> None:
+        record = self._records.get(call.call_id)
+        if record is None:
+            return
+        try:
+            async with asyncio.timeout(CAUGHT_UP_TIMEOUT_S):
+                await record.journal.caught_up()
+        except TimeoutError:
+            log.warning(
+                "call %s: the store is %.1f s behind; the reply plays before its turn is on "
+                "record", call.call_id, CAUGHT_UP_TIMEOUT_S,
+            )  # fmt: skip
 
     def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
         self._metrics.observe_turn(**timing.latencies_ms())

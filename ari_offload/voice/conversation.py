@@ -72,6 +72,10 @@ class ConversationObserver(Protocol):
     def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
         """Its reply ended: played out, cut by barge-in, or by the call's end."""
 
+    async def caught_up(self, call: ActiveCall) -> None:
+        """Every fact told so far is on record (a short, bounded wait): awaited once per
+        reply, before the caller hears it, so a crash after that loses none of the turn."""
+
 
 class Conversation:
     def __init__(
@@ -223,6 +227,8 @@ class Conversation:
                 async for sentence, pcm in stream:
                     if self._taker.interrupted:
                         break
+                    if line is None and self._observer is not None:
+                        await self._observer.caught_up(self.call)  # nothing heard unrecorded
                     end = self.media.play(pcm)
                     self._taker.reply_queued(sentence, end - len(pcm), end)
                     if line is None:

@@ -132,6 +132,9 @@ class ConversationLog:
     def turn_updated(self, call: ActiveCall, timing: TurnTiming) -> None:
         pass  # the timing is kept whole once its reply has ended
 
+    async def caught_up(self, call: ActiveCall) -> None:
+        pass  # written at once: never behind
+
     def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
         self.timings.setdefault(call.call_id, []).append(timing)
 

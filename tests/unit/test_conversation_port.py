@@ -125,6 +125,9 @@ class StoreLike:
     def turn_updated(self, call: object, timing: TurnTiming) -> None:
         self.turns[timing.turn] = timing.stored()  # a copy: what the store holds now
 
+    async def caught_up(self, call: object) -> None:
+        pass  # written at once: never behind
+
     def turn_finished(self, call: object, timing: TurnTiming) -> None:
         self.finished.append(timing.turn)
 

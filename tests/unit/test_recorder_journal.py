@@ -179,3 +179,23 @@ async def test_a_write_after_the_end_is_refused_with_a_warning(
 
     journal.submit("a late line", late)
     assert "call call-7: a late line came after the call's end; not recorded" in caplog.text
+
+
+async def test_caught_up_returns_once_every_write_handed_in_is_done() -> None:
+    journal = CallJournal("call-9")
+    written: list[str] = []
+    gate = asyncio.Event()
+
+    async def slow_write() -> None:
+        await gate.wait()
+        written.append("turn 1")
+
+    journal.submit("turn 1", slow_write)
+    waiting = asyncio.create_task(journal.caught_up())
+    await asyncio.sleep(0.01)
+    assert not waiting.done(), "the turn is not on record yet"
+    gate.set()
+    await asyncio.wait_for(waiting, 1)
+    assert written == ["turn 1"]
+    await journal.close()
+    await asyncio.wait_for(journal.caught_up(), 1)  # closed: nothing to wait for
