@@ -55,6 +55,12 @@ class Testbed:
     async def cli(self, command: str) -> str:
         return await _run("cli", command)
 
+    async def wait_app(self, app: str = TESTBED_ARI.app, timeout: float = 60.0) -> None:
+        """Wait until the Stasis app is registered (its ARI websocket is connected)."""
+        async with asyncio.timeout(timeout):
+            while app not in await self.cli("ari show apps"):
+                await asyncio.sleep(0.2)
+
     async def channel_names(self) -> list[str]:
         """Names from `core show channels concise` (one line per channel)."""
         out = await self.cli("core show channels concise")

@@ -136,11 +136,6 @@ class _Run:
         env = {"ARI_OFFLOAD_AGENT_WEBHOOK_TIMEOUT_S": str(WEBHOOK_TIMEOUT_S), **plan.extra_env}
         self.serve = ServeProcess(workdir, _free_port(), policy, env)
 
-    async def wait_app_connected(self) -> None:
-        async with asyncio.timeout(60):
-            while "ari-offload" not in await self.testbed.cli("ari show apps"):
-                await asyncio.sleep(0.2)
-
     def sample(self) -> None:
         if not self.serve.running:
             return
@@ -178,7 +173,7 @@ class _Run:
             self.open.clear()
             started = time.monotonic()
             await self.testbed.restart()
-            await self.wait_app_connected()
+            await self.testbed.wait_app()
             self.fault_windows["Asterisk restart"] = (started, time.monotonic())
             self.report.faults.append(
                 f"Asterisk restarted before call {index + 1} (back, app reconnected, in "
@@ -191,7 +186,7 @@ class _Run:
             self.sample()
             await self.serve.kill()
             await self.serve.start()
-            await self.wait_app_connected()
+            await self.testbed.wait_app()
             self.fault_windows["app SIGKILL"] = (started, time.monotonic())
             self.report.faults.append(
                 f"ari-offload SIGKILLed before call {index + 1} (restarted and reconnected in "

@@ -9,8 +9,6 @@ turn 2, the restart, and the call's end once the caller hangs up.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +17,9 @@ from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import sample_reply
 from ari_offload.observe.recorder import ADOPTED_TEXT
 from ari_offload.sdk.client import Client
-from testbed.asterisk import TESTBED_ARI, TESTBED_POLICY_FILE, Testbed
+from testbed.asterisk import TESTBED_POLICY_FILE, Testbed
 from testbed.dialogue import Say, Silence, Step, script_audio
+from testbed.serve import ServeProcess
 from testbed.sipp import SippCall
 from tests.integration.conftest import free_port
 
@@ -31,48 +30,6 @@ FIRST, SECOND = "What are your opening hours?", "I need to reset my password."
 # Long enough for the welcome, then reply 1 to play whole, and for the second `serve` to load
 # its models and adopt the caller before the caller hangs up.
 SCRIPT: list[Step] = [Silence(4.0), Say(FIRST), Silence(10.0), Say(SECOND), Silence(45.0)]
-
-
-class Serve:
-    """One `ari-offload serve` process; its log (stderr) goes to a file."""
-
-    def __init__(self, data_dir: Path, api_port: int, log: Path) -> None:
-        self.api_url = f"http://127.0.0.1:{api_port}"
-        self.log = log
-        self._env = {
-            **os.environ,
-            "ARI_OFFLOAD_ARI_PASSWORD": TESTBED_ARI.password,
-            "ARI_OFFLOAD_STORE_DATA_DIR": str(data_dir),
-            "ARI_OFFLOAD_API_PORT": str(api_port),
-            "ARI_OFFLOAD_POLICY_FILE": str(TESTBED_POLICY_FILE),
-        }
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self, testbed: Testbed) -> None:
-        with self.log.open("ab") as stderr:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ari_offload.cli", "serve", env=self._env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
-            )  # fmt: skip
-        async with asyncio.timeout(90):  # loading the models takes a while on 2 cores
-            while "REST API on" not in self.log.read_text():
-                assert self.process.returncode is None, self.log.read_text()
-                await asyncio.sleep(0.2)
-            while "ari-offload" not in await testbed.cli("ari show apps"):
-                await asyncio.sleep(0.2)
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            await asyncio.wait_for(self.process.wait(), 30)
-
-    def errors(self) -> list[str]:
-        return [line for line in self.log.read_text().splitlines() if " ERROR " in line]
 
 
 async def turns_asked(requests: list[WebhookRequest], turn: int) -> None:
@@ -88,13 +45,14 @@ async def test_a_sigkill_mid_call_keeps_what_the_caller_heard(
 ) -> None:
     webhook, requests = sample_agent
     port = free_port()
-    first = Serve(tmp_path, port, tmp_path / "serve-1.log")
-    second = Serve(tmp_path, port, tmp_path / "serve-2.log")
+    # Both runs on the same data dir and port; their logs go to one file, the second after.
+    serve = ServeProcess(tmp_path, port, TESTBED_POLICY_FILE)
     audio = tmp_path / "caller.ulaw"
     audio.write_bytes(script_audio(SCRIPT))
     try:
-        await first.start(testbed)
-        async with await Client.signup(first.api_url, "crash", "crash-password") as client:
+        await serve.start()
+        await testbed.wait_app()
+        async with await Client.signup(serve.api_url, "crash", "crash-password") as client:
             agent = await client.agents.create("support", webhook=webhook)
             flow = await client.flows.create(
                 "support",
@@ -103,18 +61,18 @@ async def test_a_sigkill_mid_call_keeps_what_the_caller_heard(
         caller = SippCall(f"8{flow.id}", audio, hangup_after_s=len(audio.read_bytes()) / 8000)
         await caller.start()
         await turns_asked(requests, 2)  # reply 1 has been played: the caller spoke again
-        await first.kill()
-        await second.start(testbed)
+        await serve.kill()
+        await serve.start()
+        await testbed.wait_app()
         result = await caller.wait()
         assert result.ok, result.output + result.errors
-        async with await Client.login(second.api_url, "crash", "crash-password") as client:
+        async with await Client.login(serve.api_url, "crash", "crash-password") as client:
             async with asyncio.timeout(20):
                 while (call := (await client.calls.list())[0]).status != "ended":
                     await asyncio.sleep(0.2)
             detail = await client.calls.get(call.id)
     finally:
-        await first.kill()
-        await second.stop()
+        exit_code = await serve.stop()
 
     assert [r.turn for r in requests] == [1, 2], "no turn was asked twice, none renumbered"
     reply_1 = sample_reply(requests[0].text).text
@@ -136,6 +94,7 @@ async def test_a_sigkill_mid_call_keeps_what_the_caller_heard(
     assert one.webhook_error is None
     assert turns[2].endpoint_ms is not None, "turn 2 was on record before the agent answered"
     assert detail.hangup_reason == "caller"
-    assert first.errors() == [], "the killed serve's log"
-    assert second.errors() == [], "the restarted serve's log"
+    assert serve.starts == 2
+    assert serve.error_lines() == [], "any logger, in the killed and the restarted serve's log"
+    assert exit_code == 0, "the restarted serve stopped cleanly"
     assert await testbed.wait_idle() == ([], [])
