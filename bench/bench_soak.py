@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from testbed.serve import errors_by_logger
-from testbed.soak import SoakPlan, SoakReport, run_soak
+from testbed.soak import Sample, SoakPlan, SoakReport, run_soak
 
 
 def main() -> int:
@@ -63,6 +63,18 @@ def main() -> int:
     return 0 if clean else 1
 
 
+TABLE_EVERY = 50
+
+
+def _table_rows(report: SoakReport) -> list[Sample]:
+    rows = report.samples
+    return [
+        s for i, s in enumerate(rows)
+        if s.calls_done % TABLE_EVERY == 0 or i in (0, len(rows) - 1)
+        or rows[max(0, i - 1)].run != s.run or rows[min(len(rows) - 1, i + 1)].run != s.run
+    ]  # fmt: skip
+
+
 def format_report(report: SoakReport, workdir: Path) -> str:
     plan = report.plan
     out = [
@@ -91,14 +103,20 @@ def format_report(report: SoakReport, workdir: Path) -> str:
         f'("not recorded" warnings): {len(report.lost_writes)}',
         *[f"  {line}" for line in report.turn_mismatches[:10]],
         "",
-        "calls done | app run | RSS MB | fds | threads",
+        f"calls done | app run | RSS MB | peak RSS MB | fds | threads   (every {TABLE_EVERY} "
+        "calls, and around each fault)",
         *[
-            f"{s.calls_done:10d} | {s.run:7d} | {s.process.rss_mb:6.0f} | {s.process.fds:3d} | "
-            f"{s.process.threads:7d}"
-            for s in report.samples
+            f"{s.calls_done:10d} | {s.run:7d} | {s.process.rss_mb:6.0f} | "
+            f"{s.process.peak_mb:11.0f} | {s.process.fds:3d} | {s.process.threads:7d}"
+            for s in _table_rows(report)
         ],
-        "RSS slope after warm-up, MB per 100 calls: "
+        f"RSS slope after warm-up ({plan.warmup_calls} calls per run), least squares over the "
+        f"samples every {plan.sample_every} calls, MB per 100 calls: "
         + (", ".join(f"run {r}: {v:+.1f}" for r, v in report.rss_slopes().items()) or "n/a"),
+        "peak RSS (VmHWM) growth after warm-up: "
+        + ", ".join(
+            f"run {r}: {mb:+.0f} MB over {n} calls" for r, (n, mb) in report.peak_growth().items()
+        ),
     ]
     return "\n".join(out)
 

@@ -31,6 +31,7 @@ class ProcessSample:
     rss_mb: float
     fds: int
     threads: int
+    peak_mb: float = 0.0  # VmHWM: the highest RSS the process ever had
 
 
 def soak_policy(directory: Path, tenant_concurrent: int, per_minute: int) -> Path:
@@ -122,7 +123,8 @@ class ServeProcess:
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         rss_kb = int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * _PAGE_KB
         fds = len(os.listdir(f"/proc/{self.pid}/fd"))
-        return ProcessSample(rss_kb / 1024, fds, int(fields["Threads"].strip()))
+        peak_kb = int(fields["VmHWM"].split()[0])
+        return ProcessSample(rss_kb / 1024, fds, int(fields["Threads"].strip()), peak_kb / 1024)
 
     def udp_ports(self) -> list[int]:
         """The UDP ports the app has bound on 127.0.0.1 (its RTP endpoints), from /proc."""

@@ -101,13 +101,29 @@ class SoakReport:
     exit_code: int | None = None
     seconds: float = 0.0
 
+    def after_warmup(self) -> dict[int, list[Sample]]:
+        """Per run of the app, its samples from ``warmup_calls`` after its start on."""
+        runs: dict[int, list[Sample]] = {}
+        for run in sorted({s.run for s in self.samples}):
+            points = [s for s in self.samples if s.run == run]
+            first = points[0].calls_done
+            runs[run] = [s for s in points if s.calls_done - first >= self.plan.warmup_calls]
+        return runs
+
+    def peak_growth(self) -> dict[int, tuple[int, float]]:
+        """Per run: calls after warm-up, and how much the highest RSS ever (VmHWM) grew over
+        them; a process whose memory is bounded stops raising it."""
+        return {
+            run: (points[-1].calls_done - points[0].calls_done,
+                  points[-1].process.peak_mb - points[0].process.peak_mb)
+            for run, points in self.after_warmup().items()
+            if points
+        }  # fmt: skip
+
     def rss_slopes(self) -> dict[int, float]:
         """MB per 100 calls after warm-up, per run of the app (least squares)."""
         slopes: dict[int, float] = {}
-        for run in sorted({s.run for s in self.samples}):
-            points = [s for s in self.samples if s.run == run]
-            first = points[0].calls_done if points else 0
-            points = [s for s in points if s.calls_done - first >= self.plan.warmup_calls]
+        for run, points in self.after_warmup().items():
             if len(points) >= 2:
                 xs = [float(s.calls_done) for s in points]
                 ys = [s.process.rss_mb for s in points]

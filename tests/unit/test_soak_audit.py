@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.bench_soak import format_report
 from testbed.serve import ProcessSample, ServeProcess, errors_by_logger
 from testbed.soak import Sample, SoakPlan, SoakReport
 
@@ -56,3 +57,18 @@ def test_rss_slope_is_per_run_after_warm_up() -> None:
 
     assert round(slopes[1], 3) == 2.0
     assert round(slopes[2], 3) == 0.0
+
+
+def test_the_report_prints_the_curve_the_slope_and_the_peak_growth() -> None:
+    report = SoakReport(SoakPlan(calls=300, concurrency=6, warmup_calls=100, sample_every=10))
+    report.samples = [
+        Sample(n, 1 if n <= 200 else 2, ProcessSample(400 + (n % 30), 30, 20, 450 + n // 100))
+        for n in range(0, 310, 10)
+    ]
+
+    text = format_report(report, Path("/tmp/soak"))
+
+    assert "peak RSS (VmHWM) growth after warm-up: run 1: +1 MB over 100 calls" in text
+    assert "RSS slope after warm-up" in text
+    table = [line for line in text.splitlines() if line.strip()[:1].isdigit() and "|" in line]
+    assert [int(line.split("|")[0]) for line in table] == [0, 50, 100, 150, 200, 210, 250, 300]
