@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.bench_soak import format_report
 from testbed.serve import ProcessSample, ServeProcess, errors_by_logger
 from testbed.soak import Sample, SoakPlan, SoakReport
+from testbed.soak_report import format_report
 
 LOG = """\
 2026-12-02 04:00:00,001 INFO    ari_offload: REST API on http://127.0.0.1:1/v1.0
