@@ -62,6 +62,7 @@ class App:
     own_models: bool
     policy: Policy
     recorder: CallRecorder
+    telephony: AriTelephony
     _lost_task: asyncio.Task[None] | None = None
     _lost_timer: asyncio.TimerHandle | None = None
     _retention_task: asyncio.Task[None] | None = None
@@ -105,7 +106,8 @@ class App:
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(
-            settings, store, models, metrics, service, runner, http, own_models, policy, recorder
+            settings, store, models, metrics, service, runner, http, own_models, policy, recorder,
+            telephony,
         )  # fmt: skip
         app._retention_task = asyncio.create_task(
             run_retention(store.calls, settings.store.retention_days), name="call-retention"
@@ -142,6 +144,7 @@ class App:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         await self.api_runner.cleanup()
+        await self.telephony.close()  # API texts still being spoken
         await self.service.stop()
         await self.recorder.close()  # after the calls' ends: only writers of unfinished ones
         await self.http.close()

@@ -10,6 +10,7 @@ from ari_offload.ari.controller import CallController
 from ari_offload.errors import AriError, AriHttpError, TalkQueueFull, TelephonyError
 from ari_offload.flows.speak import speak
 from ari_offload.speech.tts import TtsRunner
+from ari_offload.tasks import cancel_and_wait, first_of
 from ari_offload.voice.turn_taker import MAX_QUEUED_TALKS
 
 log = logging.getLogger("ari_offload.ari")
@@ -66,13 +67,20 @@ class AriTelephony:
             waiting.append(text)
         return True
 
+    async def close(self) -> None:
+        """Shutdown: stop every API text still being spoken."""
+        await cancel_and_wait(*self._tasks)
+
     async def _speak_in_turn(self, call_id: str, waiting: collections.deque[str]) -> None:
         try:
             while waiting:
                 call = self._controller.find(call_id)
                 if call is None:
                     return  # the call ended: nobody to say the rest to
-                await speak(call.media, self._tts, waiting[0])
+                # The caller may leave mid-text: the speaker ends with the call, not after it.
+                await first_of(speak(call.media, self._tts, waiting[0]), call.ended.wait())
+                if call.ended.is_set():
+                    return
                 waiting.popleft()
         except Exception as exc:  # synthesis failed: the call goes on, its texts are dropped
             log.warning("call %s: API talk stopped: %s", call_id, exc)

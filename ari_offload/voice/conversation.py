@@ -73,8 +73,9 @@ class ConversationObserver(Protocol):
         """Its reply ended: played out, cut by barge-in, or by the call's end."""
 
     async def caught_up(self, call: ActiveCall) -> None:
-        """Every fact told so far is on record (a short, bounded wait): awaited once per
-        reply, before the caller hears it, so a crash after that loses none of the turn."""
+        """Every fact told so far is on record (a short, bounded wait): awaited before the
+        agent is asked and before the caller hears the reply, so a crash after either loses
+        none of the turn."""
 
 
 class Conversation:
@@ -191,7 +192,9 @@ class Conversation:
         log.info("call %s: caller said %r", self.call.call_id, text)
         timing = TurnTiming(turn, endpoint_ms=utterance.endpoint_ms, stt_ms=stt_ms)
         self.timings.append(timing)
-        self._measured(timing)  # the turn is on record before the agent is asked
+        self._measured(timing)
+        if self._observer is not None:
+            await self._observer.caught_up(self.call)  # on record before the agent is asked
         request = WebhookRequest(
             call_id=self.call.call_id, agent_id=self._agent.agent_id, text=text,
             turn=self.turn, heard=self._taker.heard,
