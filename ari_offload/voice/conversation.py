@@ -56,8 +56,9 @@ class AgentBinding:
 
 
 class ConversationObserver(Protocol):
-    """Told each fact the moment it is known, and never awaited: what it does with them (the
-    recorder queues store writes) cannot delay a turn, and a hangup cannot undo a call."""
+    """Told each fact the moment it is known, without waiting: what it does with them (the
+    recorder queues store writes) cannot delay audio, and a hangup cannot undo a fact told.
+    Only ``caught_up`` is awaited, briefly, at the two points a crash must not cross."""
 
     def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None: ...
 
