@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import random
 import re
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,30 +187,29 @@ class _Run:
     async def fault(self, index: int) -> None:
         third = self.plan.calls // 3
         if self.plan.asterisk_restart and index == third:
-            self.open.clear()
-            started = time.monotonic()
-            await self.testbed.restart()
-            await self.testbed.wait_app()
-            self.fault_windows["Asterisk restart"] = (started, time.monotonic())
-            self.report.faults.append(
-                f"Asterisk restarted before call {index + 1} (back, app reconnected, in "
-                f"{time.monotonic() - started:.1f} s)"
-            )
-            self.open.set()
+            await self._inject("Asterisk restart", index, self.testbed.restart())
         if self.plan.app_kill and index == 2 * third:
-            self.open.clear()
-            started = time.monotonic()
             self.sample()
-            await self.serve.kill()
-            await self.serve.start()
-            await self.testbed.wait_app()
-            self.fault_windows["app SIGKILL"] = (started, time.monotonic())
-            self.report.faults.append(
-                f"ari-offload SIGKILLed before call {index + 1} (restarted and reconnected in "
-                f"{time.monotonic() - started:.1f} s)"
-            )
+            await self._inject("app SIGKILL", index, self._kill_and_restart_app())
             self.sample()
-            self.open.set()
+
+    async def _inject(self, name: str, index: int, fault: Awaitable[None]) -> None:
+        """No new call while ``fault`` runs and the app reconnects; its window is kept, so
+        failures of calls live during it can be told from real ones."""
+        self.open.clear()
+        started = time.monotonic()
+        await fault
+        await self.testbed.wait_app()
+        self.fault_windows[name] = (started, time.monotonic())
+        self.report.faults.append(
+            f"{name} before call {index + 1} (app reconnected in "
+            f"{time.monotonic() - started:.1f} s)"
+        )
+        self.open.set()
+
+    async def _kill_and_restart_app(self) -> None:
+        await self.serve.kill()
+        await self.serve.start()
 
     async def api_actions(self, client: Client) -> None:
         """Every ~2 s: list live calls, say something into one, sometimes hang one up."""
@@ -369,7 +369,7 @@ async def _webhook(agent: HostileAgent) -> AsyncIterator[str]:
 def _audio_file(steps: list[Say | Silence]) -> Path:
     audio = script_audio(steps)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    path = CACHE_DIR / f"soak-{abs(hash(audio)) % 10**12}.ulaw"
+    path = CACHE_DIR / f"soak-{hashlib.sha256(audio).hexdigest()[:16]}.ulaw"  # stable: cached
     path.write_bytes(audio)
     return path
 
