@@ -4,7 +4,8 @@ The controller and the conversation know nothing of persistence; this observer i
 link to it. A store failure is logged and never ends a call.
 
 Write-ahead: each fact goes to the store the moment it is known, through the call's
-``CallJournal`` (in order, never awaited by the conversation); later facts update the rows
+``CallJournal`` (in order; the conversation only waits, briefly, for it to catch up before
+the agent is asked and before the reply plays); later facts update the rows
 (a turn's timing as it is measured, an agent line with what the caller heard of it). A
 call's end is written after everything the call said, then its journal closes.
 """
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ari_offload.store")
 
-# A reply's first audio waits at most this long for the turn's facts to be on record (they
-# are written while the webhook thinks, so normally the wait is nothing).
+# Asking the agent, and a reply's first audio, wait at most this long for the turn's facts
+# to be on record (the writes are small and were queued just before; the bound is for a slow store).
 CAUGHT_UP_TIMEOUT_S = 0.25
 
 _ROLES = {"caller": Role.CALLER, "agent": Role.AGENT, "system": Role.SYSTEM}
@@ -226,8 +227,8 @@ class CallRecorder:
                 await record.journal.caught_up()
         except TimeoutError:
             log.warning(
-                "call %s: the store is %.1f s behind; the reply plays before its turn is on "
-                "record", call.call_id, CAUGHT_UP_TIMEOUT_S,
+                "call %s: the store is more than %.2f s behind; going on before the turn is "
+                "on record (a crash now would lose it)", call.call_id, CAUGHT_UP_TIMEOUT_S,
             )  # fmt: skip
 
     def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
