@@ -22,8 +22,8 @@ from ari_offload.audio import SAMPLE_RATE, Pcm
 logger = logging.getLogger("ari_offload.speech")
 
 # Piper's working memory grows with the longest piece it has ever been given and is kept
-# (onnxruntime's arena): measured with two workers, pieces of up to 10/20/30/40 words peaked
-# at 485/624/824/~1000 MB RSS. A bound on the piece bounds the process (bench/bench_soak.py).
+# (onnxruntime's arena): with two workers, pieces of up to 10/20/30/40 words reached
+# 414/635/913/998 MB RSS (bench/bench_tts_memory.py). A bound on the piece bounds the process.
 MAX_SENTENCE_CHARS = 140
 DEFAULT_TTS_WORKERS = 2
 # Piper's silence floor is about -80 dBFS and word ends fade through -40..-60 dBFS.
