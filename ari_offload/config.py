@@ -28,10 +28,10 @@ DEFAULT_MEDIA_TRANSPORT = "rtp"  # a name in media/transports.py TRANSPORTS
 
 DEFAULT_VAD_AGGRESSIVENESS = 2
 DEFAULT_MIN_SPEECH_MS = 120
-# webrtcvad keeps saying "speech" ~110 ms past the voice, so 400 ms here is ~0.5 s of silence.
+# Counted from the caller's last audible frame (vad.py), not from webrtcvad's label flip.
 DEFAULT_ENDPOINT_SILENCE_MS = 400
 # Speculative STT starts after this much silence (it is thrown away if speech resumes).
-DEFAULT_PAUSE_MS = 160
+DEFAULT_PAUSE_MS = 120
 DEFAULT_BARGE_IN_MIN_SPEECH_MS = 200
 DEFAULT_STT_THREADS = 2
 DEFAULT_STT_LANGUAGE = "en"

@@ -74,19 +74,26 @@ def _latency(name: str, description: str, short: str, *, in_total: bool = True) 
 
 
 TURN_FIELDS: tuple[TurnField, ...] = (
-    _latency("endpoint_ms", "silence waited for before deciding the caller was done", "endpoint"),
+    _latency(
+        "endpoint_ms",
+        "silence waited for, from the caller's last audible frame, before deciding the caller"
+        " was done",
+        "endpoint",
+    ),
     _latency(
         "stt_ms",
-        "after the endpoint, until the caller's text was ready (speculative STT hides it)",
+        "after the endpoint, until the agent was asked: the rest of the transcription"
+        " (speculative STT hides most of it) and putting the turn on record",
         "stt",
     ),
     _latency("webhook_ms", "the agent webhook's answer time", "webhook"),
     _latency(
-        "tts_first_audio_ms", "webhook reply -> first reply audio queued to the caller", "tts"
+        "tts_first_audio_ms", "webhook reply -> first reply audio on the wire to the caller", "tts"
     ),
     _latency(
         "total_ms",
-        "end of caller speech -> first reply audio: endpoint + stt + webhook + tts",
+        "the caller's last audible frame -> first reply audio on the wire: what the caller"
+        " waits for; endpoint + stt + webhook + tts",
         "total",
         in_total=False,
     ),

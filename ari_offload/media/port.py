@@ -18,6 +18,7 @@ is no stale audio for the next listener and no loss to count.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -33,13 +34,16 @@ DEFAULT_TAP_FRAMES = 250  # 5 s: a reader that far behind is broken, not slow
 class MediaFrame:
     """One inbound 20 ms frame: decoded PCM and the payload as it came off the wire.
 
-    ``sequence_number`` and ``timestamp`` are the transport's numbering (RTP: the packet's).
+    ``sequence_number`` and ``timestamp`` are the transport's numbering (RTP: the packet's);
+    ``received_at`` is the monotonic clock when it came off the wire, so a reader that falls
+    behind still times what it hears from the moment the caller said it.
     """
 
     pcm: Pcm
     payload: bytes
     sequence_number: int
     timestamp: int
+    received_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ engines.py     the registries: stt / tts / vad engine name -> factory (one line 
 stt.py         Transcriber / SttEngine protocols, SttRunner (off the loop)
 streaming.py   one call's STT (UtteranceStt): a streaming engine's own stream, or
                SegmentedStt over a batch engine with SpeculativeStt at a pause
-tts.py         split_sentences, Synthesizer / TtsVoice protocols, TtsRunner.stream
+reply_text.py  a reply cut into sentences and chunks (the first one a clause), sans-IO
+tts.py         Synthesizer / TtsVoice protocols, TtsRunner.stream (chunk by chunk)
 vad.py         VadEngine protocol and the engine-independent segmenter state machine (sans-IO)
 whisper.py     the "whisper" STT engine (faster-whisper, batch)
 piper.py       the "piper" TTS engine: named voices, each model file loaded once

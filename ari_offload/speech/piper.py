@@ -20,7 +20,8 @@ from ari_offload.audio import SAMPLE_RATE, Pcm, resample_float, to_int16
 from ari_offload.config import SpeechSettings
 from ari_offload.errors import ConfigError, ModelError
 from ari_offload.schema import VOICE_NAME
-from ari_offload.speech.tts import speakable, trim_silence
+from ari_offload.speech.reply_text import speakable
+from ari_offload.speech.tts import trim_silence
 
 DEFAULT_VOICE_NAME = "joe"
 VOICES_SETTING = "ARI_OFFLOAD_SPEECH_TTS_VOICES"

@@ -1,16 +1,15 @@
-"""Text to speech, engine-independent: sentence splitting (sans-IO), the voice protocols, and
-sentence streaming off the loop. Engines live in their own files (piper.py).
+"""Text to speech, engine-independent: the voice protocols, silence trimming, and a reply
+streamed chunk by chunk off the loop. Engines live in their own files (piper.py); how a
+reply is cut into chunks is reply_text.py.
 
-The reply is spoken sentence by sentence: the first sentence is synthesized alone so its
-audio is ready as early as possible, and each next sentence is synthesized while the caller
-hears the current one.
+The first chunk (a clause) is synthesized alone so its audio is ready as early as possible,
+and each next chunk is synthesized while the caller hears the current one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -18,79 +17,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from ari_offload.audio import SAMPLE_RATE, Pcm
+from ari_offload.speech.reply_text import Chunk, plan_chunks
 
 logger = logging.getLogger("ari_offload.speech")
 
-# Piper's working memory grows with the longest piece it has ever been given and is kept
-# (onnxruntime's arena): with two workers, pieces of up to 10/20/30/40 words reached
-# 414/635/913/998 MB RSS (bench/bench_tts_memory.py). A bound on the piece bounds the process.
-MAX_SENTENCE_CHARS = 140
 DEFAULT_TTS_WORKERS = 2
 # Piper's silence floor is about -80 dBFS and word ends fade through -40..-60 dBFS.
 SILENCE_THRESHOLD = 100  # int16, about -50 dBFS
 KEEP_SILENCE_MS = 20
-# Edges are trimmed, so the pause between two sentences is put back explicitly.
-SENTENCE_PAUSE_MS = 250
-
-# A period after these is not a sentence end ("Dr. Smith", "e.g. this").
-_ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "etc", "e.g", "i.e", "a.m", "p.m"}
-    | {"inc", "ltd", "approx", "dept"}
-)
-# espeak-ng (inside piper) would end a sentence at "Dr."; without the dot it still says
-# "Doctor" and the sentence stays whole.
-_TITLE_DOT = re.compile(r"\b(Mr|Mrs|Ms|Dr|Prof|St|Sr|Jr|vs|etc)\.(?=\s)", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
-
-
-def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[str]:
-    """Sentences to speak one at a time; lines are sentences; long ones cut at commas."""
-    sentences: list[str] = []
-    for line in text.splitlines():
-        for sentence in _split_line(line.strip()):
-            sentences.extend(_split_long(sentence, max_chars))
-    return sentences
-
-
-def _split_line(line: str) -> list[str]:
-    pieces: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(line):
-        if match.group().startswith(".") and _is_abbreviation(line[start : match.start()]):
-            continue
-        pieces.append(line[start : match.end()].strip())
-        start = match.end()
-    pieces.append(line[start:].strip())
-    return [piece for piece in pieces if piece]
-
-
-def _is_abbreviation(before_dot: str) -> bool:
-    words = before_dot.split()
-    return bool(words) and words[-1].lower().lstrip("(\"'") in _ABBREVIATIONS
-
-
-def _split_long(sentence: str, max_chars: int) -> list[str]:
-    pieces: list[str] = []
-    while len(sentence) > max_chars:
-        cut = _cut_point(sentence, max_chars)
-        pieces.append(sentence[:cut].strip())
-        sentence = sentence[cut:].strip()
-    return [*pieces, sentence] if sentence else pieces
-
-
-def _cut_point(sentence: str, max_chars: int) -> int:
-    """After the last comma (or ; :) that fits, else at the last space that fits, else
-    (one word longer than the bound) at the bound: no piece is ever longer."""
-    before = max(sentence.rfind(mark, 0, max_chars) for mark in (",", ";", ":"))
-    if before >= max_chars // 3:  # not a first piece of two words
-        return before + 1
-    space = sentence.rfind(" ", 0, max_chars + 1)
-    return space if space > 0 else max_chars
-
-
-def speakable(sentence: str) -> str:
-    """The sentence as piper should read it (title abbreviations lose their dot)."""
-    return _TITLE_DOT.sub(r"\1", sentence)
 
 
 def trim_silence(pcm: Pcm, rate: int = SAMPLE_RATE, keep_ms: int = KEEP_SILENCE_MS) -> Pcm:
@@ -124,18 +58,19 @@ class TtsVoice(Synthesizer, Protocol):
 
 
 class TtsRunner:
-    """Runs a Synthesizer in its own thread pool and streams a reply sentence by sentence."""
+    """Runs a Synthesizer in its own thread pool and streams a reply chunk by chunk."""
 
     def __init__(
         self,
         synthesizer: Synthesizer,
         workers: int = DEFAULT_TTS_WORKERS,
-        sentence_pause_ms: int = SENTENCE_PAUSE_MS,
+        sentence_pause_ms: int | None = None,
         executor: ThreadPoolExecutor | None = None,
     ) -> None:
-        """``executor``: a pool shared by every voice's runner (its owner closes it)."""
+        """``executor``: a pool shared by every voice's runner (its owner closes it);
+        ``sentence_pause_ms``: one pause after every chunk instead of the plan's own."""
         self.synthesizer = synthesizer
-        self._pause = np.zeros(SAMPLE_RATE * sentence_pause_ms // 1000, dtype=np.int16)
+        self._pause_ms = sentence_pause_ms
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="tts"
@@ -150,28 +85,33 @@ class TtsRunner:
         return loop.run_in_executor(self._executor, self.synthesizer.synthesize_sentence, sentence)
 
     async def stream(self, text: str) -> AsyncGenerator[tuple[str, Pcm], None]:
-        """Yield (sentence, pcm) in order; the next sentence is synthesized meanwhile.
+        """Yield (chunk text, pcm) in order (``reply_text.plan_chunks``); the next chunk is
+        synthesized meanwhile.
 
-        Every sentence but the last ends with a short pause. Sentences that produce no
-        audio are skipped. ``aclose()`` it on barge-in: the sentence being prepared is
-        abandoned and no further one starts.
+        Every chunk but the last ends with its pause. Chunks that produce no audio are
+        skipped. ``aclose()`` it on barge-in: the chunk being prepared is abandoned and no
+        further one starts.
         """
-        sentences = split_sentences(text)
-        if not sentences:
+        chunks = plan_chunks(text)
+        if not chunks:
             return
-        pending = self._submit(sentences[0])
+        pending = self._submit(chunks[0].speak)
         try:
-            for index, sentence in enumerate(sentences):
+            for index, chunk in enumerate(chunks):
                 pcm = await pending
-                last = index + 1 == len(sentences)
+                last = index + 1 == len(chunks)
                 if not last:
-                    pending = self._submit(sentences[index + 1])
+                    pending = self._submit(chunks[index + 1].speak)
                 if pcm.size:
-                    yield sentence, pcm if last else np.concatenate([pcm, self._pause])
+                    yield chunk.text, pcm if last else np.concatenate([pcm, self._pause(chunk)])
         finally:
             pending.cancel()  # no-op once done
             if pending.done() and not pending.cancelled():
                 pending.exception()  # retrieved, so an abandoned failure is not logged
+
+    def _pause(self, chunk: Chunk) -> Pcm:
+        ms = chunk.pause_ms if self._pause_ms is None else self._pause_ms
+        return np.zeros(SAMPLE_RATE * ms // 1000, dtype=np.int16)
 
     def close(self) -> None:
         if self._own_executor:

@@ -10,6 +10,13 @@ the state machine here, the same for every engine, turns labels into events::
 
 Time is counted in samples of the stream fed so far; there is no clock. A label only flips
 the state after ``flip_frames`` consecutive frames agree, so one noisy frame changes nothing.
+
+Where speech ended is where the caller's voice did, not where the engine's label flipped:
+webrtcvad keeps labelling frames voiced for 60-140 ms after the last word (its hangover),
+so inside an utterance a voiced frame counts as speech only if it is also loud enough
+(``speech_level_dbfs``, or ``level_range_db`` below the utterance's loudest frame for a
+quiet line, whichever is lower). Pauses, the endpoint and every timing derived from them
+start at the caller's last audible frame: what a caller waits for is counted from there.
 If no SpeechResumed comes between a SpeechPaused and the UtteranceEnded that follows, both
 carry the very same audio: a transcript started at the pause is the final one. Speech
 that goes on past max_utterance_ms is cut there and continues as a new utterance (with a
@@ -19,6 +26,7 @@ new SpeechStarted).
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,7 +45,12 @@ DEFAULT_FRAME_MS = 20
 DEFAULT_PRE_ROLL_MS = 200
 # Trailing silence kept after the last voiced frame: webrtcvad often marks the fading end of
 # a word as unvoiced, and whisper drops the last word when the audio stops right on it.
-DEFAULT_POST_ROLL_MS = 160
+DEFAULT_POST_ROLL_MS = 120
+# A voiced frame quieter than this (or than the loudest frame minus the range) is the label's
+# hangover, not speech. -45 dBFS is also the speech gate of the wire measurement (bench/).
+DEFAULT_SPEECH_LEVEL_DBFS = -45.0
+DEFAULT_LEVEL_RANGE_DB = 25.0
+_LEVEL_FLOOR = 1.0  # int16 RMS of digital silence, so its level is finite (-90 dBFS)
 # Whisper sees at most 30 s; an utterance this long is cut and handed over anyway.
 DEFAULT_MAX_UTTERANCE_MS = 15_000
 DEFAULT_FLIP_FRAMES = 2
@@ -57,6 +70,8 @@ class VadParams:
     post_roll_ms: int = DEFAULT_POST_ROLL_MS
     max_utterance_ms: int = DEFAULT_MAX_UTTERANCE_MS
     flip_frames: int = DEFAULT_FLIP_FRAMES
+    speech_level_dbfs: float = DEFAULT_SPEECH_LEVEL_DBFS
+    level_range_db: float = DEFAULT_LEVEL_RANGE_DB
 
     def __post_init__(self) -> None:
         if not 0 <= self.aggressiveness <= 3:
@@ -74,6 +89,8 @@ class VadParams:
             raise ValueError(f"post_roll_ms must be <= pause_ms ({self.post_roll_ms})")
         if self.flip_frames < 1 or self.min_speech_ms <= 0 or self.max_utterance_ms <= 0:
             raise ValueError("flip_frames, min_speech_ms and max_utterance_ms must be positive")
+        if self.level_range_db <= 0:
+            raise ValueError(f"level_range_db must be positive, got {self.level_range_db}")
 
     @property
     def frame_samples(self) -> int:
@@ -130,6 +147,7 @@ class VadSegmenter:
         self._is_speech = classifier
         self._frame = params.frame_samples
         self._pre_roll = params.frames(params.pre_roll_ms)
+        self._peak_level: float = -math.inf  # the loudest voiced frame since idle (dBFS)
         self.reset()
 
     @property
@@ -155,9 +173,16 @@ class VadSegmenter:
         self._samples += self._frame
         self._frames.append(frame.copy())
         voiced = self._is_speech(frame)
+        level = frame_level_dbfs(frame)
+        self._peak_level = max(self._peak_level, level) if voiced else self._peak_level
         if self._speaking:
-            return self._feed_speech(voiced, start)
+            return self._feed_speech(voiced and self._audible(level), start)
         return self._feed_idle(voiced, start)
+
+    def _audible(self, level: float) -> bool:
+        """Loud enough to be the caller's voice rather than the engine's hangover."""
+        p = self.params
+        return bool(level >= min(p.speech_level_dbfs, self._peak_level - p.level_range_db))
 
     # -- idle: look for min_speech_ms of voiced frames ------------------------------------
 
@@ -172,6 +197,7 @@ class VadSegmenter:
         self._silence_run = 0  # frames since the last voiced run (isolated blips included)
         self._voiced_run = 0  # consecutive voiced frames while in silence
         self._speech_end = 0  # sample where the last voiced run ended
+        self._peak_level = -math.inf
 
     def _feed_idle(self, voiced: bool, start: int) -> list[VadEvent]:
         p = self.params
@@ -247,3 +273,9 @@ class VadSegmenter:
         event = UtteranceEnded(audio, self._first_sample, end)
         self._go_idle()
         return event
+
+
+def frame_level_dbfs(frame: Pcm) -> float:
+    """A frame's RMS level in dBFS (digital silence: about -90)."""
+    rms = float(np.sqrt(np.mean(np.square(frame, dtype=np.float64))))
+    return 20.0 * math.log10(max(rms, _LEVEL_FLOOR) / 32768.0)

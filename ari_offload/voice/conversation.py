@@ -23,7 +23,7 @@ from typing import Protocol
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.ari.call import ActiveCall
-from ari_offload.audio import Pcm
+from ari_offload.audio import Pcm, samples_to_ms
 from ari_offload.config import AgentSettings, SpeechSettings
 from ari_offload.media.port import FrameTap, MediaPort
 from ari_offload.speech.models import SpeechModels
@@ -149,10 +149,12 @@ class Conversation:
 
     async def _listen(self, tap: FrameTap) -> None:
         async for frame in tap:
-            self._hear(frame.pcm)
+            self._hear(frame.pcm, frame.received_at)
 
-    def _hear(self, pcm: Pcm) -> None:
-        now = time.monotonic()
+    def _hear(self, pcm: Pcm, received_at: float | None = None) -> None:
+        """One caller frame; a turn's time runs from when the frame that ended it came in,
+        however late the loop gets to it."""
+        now = time.monotonic() if received_at is None else received_at
         self._stt.feed(pcm)
         for event in self._segmenter.feed(pcm):
             if isinstance(event, UtteranceEnded):
@@ -182,7 +184,6 @@ class Conversation:
         except Exception:  # one bad inference costs one utterance, never the call
             log.exception("call %s: transcription failed; utterance dropped", self.call.call_id)
             return
-        stt_ms = (time.monotonic() - utterance.ended_at) * 1000
         text = transcript.text.strip()
         turn = self._taker.transcribed(text)
         if turn is None:
@@ -191,11 +192,15 @@ class Conversation:
         self.turn = self.call.turns = turn
         self._record(TranscriptEntry("caller", text))
         log.info("call %s: caller said %r", self.call.call_id, text)
-        timing = TurnTiming(turn, endpoint_ms=utterance.endpoint_ms, stt_ms=stt_ms)
+        timing = TurnTiming(turn, endpoint_ms=utterance.endpoint_ms)
         self.timings.append(timing)
         self._measured(timing)
         if self._observer is not None:
             await self._observer.caught_up(self.call)  # on record before the agent is asked
+        asked_at = time.monotonic()
+        # The parts add up to the total by construction: each is the time between two of
+        # the turn's moments (ended -> asked -> answered -> first audio).
+        timing.stt_ms = (asked_at - utterance.ended_at) * 1000
         request = WebhookRequest(
             call_id=self.call.call_id, agent_id=self._agent.agent_id, text=text,
             turn=self.turn, heard=self._taker.heard,
@@ -204,15 +209,18 @@ class Conversation:
         answer = await self._webhook.ask_or_fallback(
             self._agent.webhook, request, self._agent.secret, self._fallback
         )
-        timing.webhook_ms = answer.duration_s * 1000
+        answered_at = time.monotonic()
+        timing.webhook_ms = (answered_at - asked_at) * 1000
         if answer.error is not None:
             timing.webhook_error = answer.failure
         self._measured(timing)
-        await self._say(answer.reply.text, timing, since=utterance.ended_at)
+        await self._say(answer.reply.text, timing, since=utterance.ended_at, replied_at=answered_at)
         if answer.error is None and answer.reply.hangup:
             self.finished = True
 
-    async def _say(self, text: str, timing: TurnTiming | None, since: float = 0.0) -> None:
+    async def _say(
+        self, text: str, timing: TurnTiming | None, since: float = 0.0, replied_at: float = 0.0
+    ) -> None:
         """Speak `text`; returns when played to the end or cut by barge-in.
 
         The agent line is recorded when its first audio is queued, and corrected with what
@@ -220,7 +228,7 @@ class Conversation:
         """
         self._taker.reply_started()
         self._cut.clear()
-        replied_at = time.monotonic()
+        replied_at = replied_at or time.monotonic()
         stream = self._models.tts_for(self._agent.voice).stream(text)
         self.call.set_state("speaking")
         line: TranscriptEntry | None = None
@@ -233,10 +241,11 @@ class Conversation:
                         break
                     if line is None and self._observer is not None:
                         await self._observer.caught_up(self.call)  # nothing heard unrecorded
+                    ahead = self.media.queued  # what plays before this (none after a turn)
                     end = self.media.play(pcm)
                     self._taker.reply_queued(sentence, end - len(pcm), end)
                     if line is None:
-                        line = self._first_audio(text, timing, replied_at, since)
+                        line = self._first_audio(text, timing, replied_at, since, ahead)
                 else:
                     complete = True
             except Exception:  # a sentence piper cannot say must not end the call
@@ -255,12 +264,13 @@ class Conversation:
             await stream.aclose()
 
     def _first_audio(
-        self, text: str, timing: TurnTiming | None, replied_at: float, since: float
+        self, text: str, timing: TurnTiming | None, replied_at: float, since: float, ahead: int
     ) -> TranscriptEntry:
         if timing is not None:
-            now = time.monotonic()
-            timing.tts_first_audio_ms = (now - replied_at) * 1000
-            timing.total_ms = (now - since) * 1000 + timing.endpoint_ms
+            # The first frame goes on the wire at once, unless audio is still queued ahead.
+            on_wire = time.monotonic() + samples_to_ms(ahead) / 1000
+            timing.tts_first_audio_ms = (on_wire - replied_at) * 1000
+            timing.total_ms = (on_wire - since) * 1000 + timing.endpoint_ms
             self._measured(timing)
         return self._record(TranscriptEntry("agent", text))
 

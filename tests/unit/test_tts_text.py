@@ -10,13 +10,17 @@ import numpy as np
 import pytest
 
 from ari_offload.audio import Pcm
-from ari_offload.speech.tts import (
+from ari_offload.speech.reply_text import (
+    CLAUSE_PAUSE_MS,
     MAX_SENTENCE_CHARS,
-    TtsRunner,
+    SECOND_MAX_WORDS,
+    SENTENCE_PAUSE_MS,
+    WORD_CUT_PAUSE_MS,
+    plan_chunks,
     speakable,
     split_sentences,
-    trim_silence,
 )
+from ari_offload.speech.tts import TtsRunner, trim_silence
 
 
 @pytest.mark.parametrize(
@@ -141,3 +145,76 @@ async def test_closing_the_stream_early_stops_synthesis() -> None:
 
     # "Two." was being prepared (it may not have reached a worker yet); nothing after it.
     assert [text for text, _ in fake.started] in (["One."], ["One.", "Two."])
+
+
+# -- the chunk plan: the first clause alone --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("You said: I need to reset my password. How else can I help?", "You said:"),
+        ("Sure, I can help you with resetting your password today.", "Sure,"),
+        ("Well; that depends on the plan you are on right now.", "Well;"),
+        # no clause mark: a cut after a few words, before a phrase start
+        (
+            "I can definitely help you with resetting the password right now.",
+            "I can definitely help you",
+        ),
+    ],
+)
+def test_the_first_chunk_is_the_first_clause(text: str, first: str) -> None:
+    assert plan_chunks(text)[0].text == first
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You said: I need to reset my password. How else can I help?",
+        "Thanks for calling the support line of the Acme corporation where every call "
+        "matters to us and we are happy to help with anything you need today. Bye!",
+        "Yes. No. Maybe, if you like, we could try again tomorrow morning at nine.",
+        "Sure, I can.",
+    ],
+)
+def test_chunks_cover_the_reply_word_for_word(text: str) -> None:
+    chunks = plan_chunks(text)
+    assert " ".join(c.text for c in chunks).split() == text.split()  # never mid-word
+    assert all(len(c.text) <= MAX_SENTENCE_CHARS for c in chunks)
+    assert all(c.text.strip() for c in chunks)
+
+
+def test_short_sentences_are_not_cut() -> None:
+    assert [c.text for c in plan_chunks("Hello there. Sure, I can.")] == [
+        "Hello there.",
+        "Sure, I can.",
+    ]
+
+
+def test_a_cut_between_words_is_spoken_as_a_clause_with_a_short_pause() -> None:
+    first, rest = plan_chunks("I can definitely help you with resetting the password right now.")
+    assert first.speak == "I can definitely help you,"  # continuing intonation, not a full stop
+    assert first.pause_ms == WORD_CUT_PAUSE_MS
+    assert rest.text == "with resetting the password right now."
+    assert rest.speak == rest.text
+
+
+def test_the_second_chunk_is_bounded_and_later_ones_are_sentences() -> None:
+    text = (
+        "Sure, your order of the blue jacket left our warehouse on Monday and the courier "
+        "says it will arrive on Friday. Anything else?"
+    )
+    chunks = plan_chunks(text)
+    assert chunks[0].text == "Sure,"
+    assert len(chunks[1].text.split()) <= SECOND_MAX_WORDS
+    assert chunks[-1].text == "Anything else?"
+    assert chunks[-1].pause_ms == SENTENCE_PAUSE_MS
+
+
+async def test_stream_yields_chunks_with_the_plan_pauses() -> None:
+    runner = TtsRunner(FakeSynthesizer(0.01))
+    out = [item async for item in runner.stream("You said: I need help. Bye!")]
+    runner.close()
+    assert [text for text, _ in out] == ["You said:", "I need help.", "Bye!"]
+    pauses = [pcm.size - 800 for _, pcm in out]
+    assert pauses == [8 * CLAUSE_PAUSE_MS, 8 * SENTENCE_PAUSE_MS, 0]

@@ -16,6 +16,7 @@ from ari_offload.speech.vad import (
     VadEvent,
     VadParams,
     VadSegmenter,
+    frame_level_dbfs,
 )
 from ari_offload.speech.webrtc_vad import webrtc_classifier
 
@@ -221,7 +222,52 @@ def test_pre_roll_is_kept_before_the_speech_start() -> None:
     ended = out[-1][1]
     assert isinstance(ended, UtteranceEnded)
     assert ended.start_sample == (30 - 10) * FRAME  # 200 ms pre-roll
-    assert ended.end_sample == (40 + 8) * FRAME  # 160 ms post-roll
+    assert ended.end_sample == (40 + 6) * FRAME  # 120 ms post-roll
+
+
+def level_frames(levels: str) -> list[Pcm]:
+    """One 20 ms frame per label: 'L' loud (-20 dBFS), 'q' quiet (-60 dBFS), '.' zeros."""
+    amplitude = {"L": 3277 * 1.414, "q": 33 * 1.414, ".": 0.0}
+    t = np.arange(FRAME)
+    return [(amplitude[c] * np.sin(2 * np.pi * 440 * t / RATE)).astype(np.int16) for c in levels]
+
+
+def test_quiet_voiced_frames_after_speech_count_as_silence() -> None:
+    # The engine labels the quiet tail voiced (its hangover); the pause starts where the
+    # loud frames stop, so the endpoint comes 25 frames after the last loud one.
+    labels = "L" * 10 + "q" * 6 + "." * 30
+    segmenter = VadSegmenter(
+        VadParams(pause_ms=200, endpoint_silence_ms=500), classifier=lambda f: bool(f.any())
+    )
+    out = [(i, e) for i, f in enumerate(level_frames(labels)) for e in segmenter.feed(f)]
+    assert [type(e) for _, e in out] == [SpeechStarted, SpeechPaused, UtteranceEnded]
+    paused = out[1][1]
+    assert isinstance(paused, SpeechPaused)
+    assert paused.at_sample == 10 * FRAME
+    assert out[-1][0] == 10 + 25 - 1
+
+
+def test_a_quiet_line_is_not_cut_into_pieces() -> None:
+    # All speech at -60 dBFS, below the absolute gate: the gate follows the line's own level.
+    labels = "q" * 40 + "." * 30
+    segmenter = VadSegmenter(
+        VadParams(pause_ms=200, endpoint_silence_ms=500), classifier=lambda f: bool(f.any())
+    )
+    out = [e for f in level_frames(labels) for e in segmenter.feed(f)]
+    assert [type(e) for e in out] == [SpeechStarted, SpeechPaused, UtteranceEnded]
+    assert isinstance(out[-1], UtteranceEnded)
+    assert out[-1].end_sample == (40 + 6) * FRAME
+
+
+def test_real_speech_end_is_the_last_audible_frame(speak: Speak) -> None:
+    speech = speak("What are your opening hours?")
+    pcm = np.concatenate([silence(500), speech, silence(1500)])
+    events = run(webrtc_segmenter(VadParams()), pcm)
+    paused = next(e for e in events if isinstance(e, SpeechPaused))
+    loud = [i for i, f in enumerate(frames(pcm)) if frame_level_dbfs(f) >= -45.0]
+    last_audible_end = (loud[-1] + 1) * FRAME
+    # within one frame of the caller's last audible frame (webrtcvad alone flips ~110 ms later)
+    assert abs(paused.at_sample - last_audible_end) <= FRAME
 
 
 def test_feed_rejects_wrong_frames() -> None:
