@@ -12,12 +12,12 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncGenerator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from ari_offload.audio import SAMPLE_RATE, Pcm
+from ari_offload.speech.scheduler import JobKind, Scheduler
 
 logger = logging.getLogger("ari_offload.speech")
 
@@ -123,49 +123,56 @@ class TtsVoice(Synthesizer, Protocol):
         ...
 
 
+TtsKind = Literal[JobKind.FIRST_TTS, JobKind.LATER_TTS]
+
+
 class TtsRunner:
-    """Runs a Synthesizer in its own thread pool and streams a reply sentence by sentence."""
+    """Runs a Synthesizer on a ``Scheduler``'s workers and streams a reply sentence by sentence.
+
+    The first sentence of a reply is queued as ``FIRST_TTS`` (a caller hears nothing until
+    it is ready), the others as ``LATER_TTS`` (scheduler.py ranks them).
+    """
 
     def __init__(
         self,
         synthesizer: Synthesizer,
         workers: int = DEFAULT_TTS_WORKERS,
         sentence_pause_ms: int = SENTENCE_PAUSE_MS,
-        executor: ThreadPoolExecutor | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
-        """``executor``: a pool shared by every voice's runner (its owner closes it)."""
+        """``scheduler``: shared by every voice's runner and STT (its owner shuts it down);
+        None: one of its own with ``workers`` workers."""
         self.synthesizer = synthesizer
         self._pause = np.zeros(SAMPLE_RATE * sentence_pause_ms // 1000, dtype=np.int16)
-        self._own_executor = executor is None
-        self._executor = executor or ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="tts"
-        )
+        self._own_scheduler = scheduler is None
+        self.scheduler = scheduler or Scheduler(workers, name="tts")
 
-    async def synthesize(self, sentence: str) -> Pcm:
-        return await self._submit(sentence)
+    async def synthesize(self, sentence: str, owner: str = "") -> Pcm:
+        return await self._submit(sentence, JobKind.FIRST_TTS, owner)
 
-    def _submit(self, sentence: str) -> asyncio.Future[Pcm]:
+    def _submit(self, sentence: str, kind: TtsKind, owner: str) -> asyncio.Future[Pcm]:
         """Start now (not when a task gets scheduled): the next sentence must not wait."""
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, self.synthesizer.synthesize_sentence, sentence)
+        job = self.scheduler.submit(kind, owner, self.synthesizer.synthesize_sentence, sentence)
+        return asyncio.wrap_future(job)
 
-    async def stream(self, text: str) -> AsyncGenerator[tuple[str, Pcm], None]:
+    async def stream(self, text: str, owner: str = "") -> AsyncGenerator[tuple[str, Pcm], None]:
         """Yield (sentence, pcm) in order; the next sentence is synthesized meanwhile.
 
         Every sentence but the last ends with a short pause. Sentences that produce no
         audio are skipped. ``aclose()`` it on barge-in: the sentence being prepared is
-        abandoned and no further one starts.
+        abandoned and no further one starts. ``owner``: the call id (scheduler fairness and
+        its CPU counter).
         """
         sentences = split_sentences(text)
         if not sentences:
             return
-        pending = self._submit(sentences[0])
+        pending = self._submit(sentences[0], JobKind.FIRST_TTS, owner)
         try:
             for index, sentence in enumerate(sentences):
                 pcm = await pending
                 last = index + 1 == len(sentences)
                 if not last:
-                    pending = self._submit(sentences[index + 1])
+                    pending = self._submit(sentences[index + 1], JobKind.LATER_TTS, owner)
                 if pcm.size:
                     yield sentence, pcm if last else np.concatenate([pcm, self._pause])
         finally:
@@ -174,5 +181,5 @@ class TtsRunner:
                 pending.exception()  # retrieved, so an abandoned failure is not logged
 
     def close(self) -> None:
-        if self._own_executor:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_scheduler:
+            self.scheduler.shutdown()
