@@ -60,6 +60,7 @@ UTTERANCES = [
     "Please cancel my subscription.",
     "Yes, that's right.",
 ]
+MISHEARD: set[tuple[str, str]] = set()
 REPLY = "Sure, I can help you with that. Can you confirm the email address on your account?"
 
 
@@ -160,7 +161,8 @@ async def one_round(layout: Layout, audio: list[Pcm]) -> tuple[list[float], floa
             await asyncio.wrap_future(future)  # the round's CPU includes them
     cpu = time.process_time() - cpu0
     for (_, text), expected in zip(results, UTTERANCES, strict=False):
-        if words(text) != words(expected):
+        if words(text) != words(expected) and (expected, text) not in MISHEARD:
+            MISHEARD.add((expected, text))  # tiny.en is deterministic: said once
             print(f"  (misheard {expected!r} as {text!r})")
     counters = []
     for pool in layout.pools:
