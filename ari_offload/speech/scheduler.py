@@ -17,29 +17,22 @@ Ranks (lower runs first):
 
 Measured (bench/bench_scheduler.py: N calls end their utterances in the same instant, each
 with a stale speculative run, a final run and a two-sentence reply; utterance end -> first
-reply audio, p50/p95 in ms, 3 rounds, 2-core Xeon shared with other work, load 2.7-4.6):
+reply audio, p50/p95 in ms, 3 rounds each of two runs, 2-core Xeon shared with other work):
 
-    layout                              3 calls       8 calls     CPU s/turn at 8
-    FIFO, STT 2 + TTS 2 (before)       2655/3907     5312/8450       1.26
-    scheduler, STT 2 + TTS 2           2160/3318     2889/5282       0.93
-    ONE scheduler of 2, first = final  1659/2407     3469/3997       0.85
-    ONE scheduler, first below final   1588/2647     3557/4357       0.89
-    ONE scheduler, first above final   1420/2544     2690/4647       0.93
+    layout                              3 calls              8 calls         CPU s/turn, 8
+    FIFO, STT 2 + TTS 2 (before)   2655/3907  1607/1718   5312/8450  3846/5068   1.26
+    scheduler, STT 2 + TTS 2       2160/3318  1130/1583   2889/5282  2262/3695   0.93
+    ONE scheduler, first = final   1659/2407  1014/1574   3469/3997  2257/2628   0.85
+    ONE scheduler, first below     1588/2647   955/1428   3557/4357  2173/2448   0.89
+    ONE scheduler, first above     1420/2544  1060/1643   2690/4647  1824/3177   0.93
 
-One scheduler for both stages keeps the worst case lowest (two pools run 4 jobs on 2 cores,
-and a final run shares them with another call's later sentence); the first sentence ranks
-with final STT: below it is no better, above it helps the median but not the tail. One call
-alone is unchanged (900-1250 ms in every layout, within the noise). CPU per turn falls
-because refused speculation is never computed.
-
-Cancelling the future of a queued job removes it: it never runs. A running one finishes
-(neither whisper nor piper can be stopped); its future's cancel() returns False, and the
-callers (SpeculativeStt, TtsRunner.stream) then simply stop waiting for it.
-
-Written here rather than taken from concurrent.futures because ThreadPoolExecutor has one
-FIFO queue and no priorities; the futures it hands out are still concurrent.futures.Future,
-so ``asyncio.wrap_future`` works as with the pools it replaces. The ordering policy is the
-pure ``JobQueue`` (no threads, unit-tested alone); ``Scheduler`` is the thin thread shell.
+One scheduler for both stages keeps the tail lowest (two pools run 4 jobs on 2 cores, and a
+final run shares them with another call's later sentence). The first sentence ranked just
+below final STT measures the same as ranked with it (within the noise, either way in the two
+runs); above it helps the median but not the tail. With it is kept: both are the critical
+path, and the calls' turns decide between them. One call alone is unchanged (900-1250 ms in
+every layout, within the noise). CPU per turn falls because refused speculation is never
+computed.
 
 CPU per job: whisper (ctranslate2) computes on its own threads, so ``time.thread_time()``
 around a job sees almost none of it (measured: 0.007 s of 0.52 s process CPU for one run);
