@@ -30,8 +30,9 @@ DEFAULT_VAD_AGGRESSIVENESS = 2
 DEFAULT_MIN_SPEECH_MS = 120
 # Counted from the caller's last audible frame (vad.py), not from webrtcvad's label flip.
 DEFAULT_ENDPOINT_SILENCE_MS = 400
-# Speculative STT starts after this much silence (it is thrown away if speech resumes).
-DEFAULT_PAUSE_MS = 120
+# Speculative STT starts after this much silence (it is thrown away if speech resumes): early,
+# so whisper (~250 ms a run here) is done by the time the endpoint decides.
+DEFAULT_PAUSE_MS = 80
 DEFAULT_BARGE_IN_MIN_SPEECH_MS = 200
 DEFAULT_STT_THREADS = 2
 DEFAULT_STT_LANGUAGE = "en"

@@ -1,6 +1,7 @@
 """Speech engines behind small protocols, chosen by name.
 
 engines.py     the registries: stt / tts / vad engine name -> factory (one line per engine)
+scheduler.py   the priority scheduler whose workers run every call's STT and TTS jobs
 stt.py         Transcriber / SttEngine protocols, SttRunner (off the loop)
 streaming.py   one call's STT (UtteranceStt): a streaming engine's own stream, or
                SegmentedStt over a batch engine with SpeculativeStt at a pause

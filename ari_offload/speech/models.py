@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
 from ari_offload.config import SpeechSettings
 from ari_offload.errors import ConfigError
 from ari_offload.speech.engines import STT_ENGINES, TTS_ENGINES, VAD_ENGINES
-from ari_offload.speech.stt import DEFAULT_STT_WORKERS, SttEngine, SttRunner
-from ari_offload.speech.tts import DEFAULT_TTS_WORKERS, TtsRunner, TtsVoice
+from ari_offload.speech.scheduler import DEFAULT_WORKERS, CpuSeconds, Scheduler
+from ari_offload.speech.stt import SttEngine, SttRunner
+from ari_offload.speech.tts import TtsRunner, TtsVoice
 from ari_offload.speech.vad import VadEngine, VadParams, VadSegmenter
 
 logger = logging.getLogger("ari_offload.speech")
@@ -22,8 +22,11 @@ logger = logging.getLogger("ari_offload.speech")
 class SpeechModels:
     """The loaded engines and their off-loop runners, shared by every call.
 
-    ``voices``: the TTS engine's named voices, the default first; all of them share one
-    worker pool, so TTS concurrency stays ``tts_workers`` however many voices there are.
+    ``voices``: the TTS engine's named voices, the default first. STT and every voice share
+    ONE ``Scheduler`` of ``workers`` workers (scheduler.py): on 2 cores, a pool per stage
+    runs 4 jobs at once and a final transcription shares the cores with a later sentence;
+    one pool ranks them (bench/bench_scheduler.py measured both). ``cpu_seconds(call_id)``
+    is a call's CPU time in speech work so far.
     """
 
     def __init__(
@@ -32,8 +35,7 @@ class SpeechModels:
         voices: Sequence[TtsVoice],
         vad: VadEngine,
         vad_params: VadParams,
-        stt_workers: int = DEFAULT_STT_WORKERS,
-        tts_workers: int = DEFAULT_TTS_WORKERS,
+        workers: int = DEFAULT_WORKERS,
         seconds: dict[str, float] | None = None,
     ) -> None:
         if not voices:
@@ -44,10 +46,10 @@ class SpeechModels:
         self.vad = vad
         self.vad_params = vad_params
         self.seconds = seconds or {}  # stt_load, stt_warmup, tts_load, tts_warmup
-        self.stt = SttRunner(transcriber, workers=stt_workers)
-        self._tts_pool = ThreadPoolExecutor(max_workers=tts_workers, thread_name_prefix="tts")
+        self.scheduler = Scheduler(workers)
+        self.stt = SttRunner(transcriber, scheduler=self.scheduler)
         self._runners = {
-            name: TtsRunner(voice, executor=self._tts_pool) for name, voice in self.voices.items()
+            name: TtsRunner(voice, scheduler=self.scheduler) for name, voice in self.voices.items()
         }
         self._unknown_voices: set[str] = set()
 
@@ -73,6 +75,10 @@ class SpeechModels:
                 logger.warning("no voice %r here; using %r", voice, self.default_voice)
             return self.tts
         return runner
+
+    def cpu_seconds(self, call_id: str) -> CpuSeconds:
+        """CPU seconds a call's speech jobs took so far (``stt``, ``tts``; scheduler.py)."""
+        return self.scheduler.cpu_seconds(call_id)
 
     def voice_names(self) -> list[str]:
         return list(self.voices)
@@ -103,8 +109,7 @@ class SpeechModels:
         }
 
     def close(self) -> None:
-        self.stt.close()
-        self._tts_pool.shutdown(wait=False, cancel_futures=True)
+        self.scheduler.shutdown()
 
 
 def describe_models(settings: SpeechSettings) -> list[str]:
@@ -146,8 +151,7 @@ def vad_params_from(settings: SpeechSettings) -> VadParams:
 
 def load_speech_models(
     settings: SpeechSettings,
-    stt_workers: int = DEFAULT_STT_WORKERS,
-    tts_workers: int = DEFAULT_TTS_WORKERS,
+    workers: int = DEFAULT_WORKERS,
 ) -> SpeechModels:
     """Load the engines settings name, warm them up; ConfigError for a bad setting (checked
     before anything loads), ModelError for a bad model path."""
@@ -158,14 +162,15 @@ def load_speech_models(
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    transcriber = load_stt(settings, stt_workers)
+    # every worker of the shared scheduler may be transcribing at once: whisper's num_workers
+    transcriber = load_stt(settings, workers)
     seconds["stt_load"] = time.perf_counter() - started
     _check_streaming(settings.stt_engine, transcriber)
     seconds["stt_warmup"] = _timed(transcriber.warmup)
     logger.info(
         "loaded STT %s in %.2f s (warmup %.2f s, %d workers)",
         transcriber.describe()["summary"], seconds["stt_load"], seconds["stt_warmup"],
-        stt_workers,
+        workers,
     )  # fmt: skip
 
     started = time.perf_counter()
@@ -176,7 +181,7 @@ def load_speech_models(
         logger.info("loaded TTS %s", voice.describe()["summary"])
     logger.info("TTS voices loaded in %.2f s (warmup %.2f s)", seconds["tts_load"],
                 seconds["tts_warmup"])  # fmt: skip
-    return SpeechModels(transcriber, voices, vad, vad_params, stt_workers, tts_workers, seconds)
+    return SpeechModels(transcriber, voices, vad, vad_params, workers, seconds)
 
 
 def _check_streaming(name: str, engine: SttEngine) -> None:

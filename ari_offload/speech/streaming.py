@@ -18,6 +18,7 @@ from typing import Protocol, cast
 import numpy as np
 
 from ari_offload.audio import Pcm
+from ari_offload.speech.scheduler import JobKind
 from ari_offload.speech.stt import SttEngine, SttRunner, Transcript
 
 logger = logging.getLogger("ari_offload.speech")
@@ -53,12 +54,15 @@ class SpeculativeStt:
     Whisper cannot be stopped mid-inference, so a run the caller talked over keeps its worker
     until it ends. While it does, a new pause starts nothing: a caller talking in short bursts
     would otherwise keep every worker busy with runs nobody reads. The first pause after it
-    ends starts afresh. A run dropped before a worker took it never runs.
+    ends starts afresh. A run dropped before a worker took it never runs. A pause while the
+    workers are all taken starts nothing either (the scheduler refuses speculative work then:
+    it would only delay other calls' final runs).
     """
 
-    def __init__(self, runner: SttRunner, language: str | None = None) -> None:
+    def __init__(self, runner: SttRunner, language: str | None = None, owner: str = "") -> None:
         self._runner = runner
         self._language = language  # the agent's
+        self._owner = owner  # the call id, for the scheduler's fairness and CPU counter
         self._future: Future[Transcript] | None = None
         self._audio: Pcm | None = None  # what the run hears; None once speech resumed
         self.started = 0  # runs submitted for this call
@@ -69,11 +73,19 @@ class SpeculativeStt:
         return self._future is not None and not self._future.done()
 
     def pause(self, audio: Pcm) -> None:
-        """The caller paused: transcribe ``audio`` now, unless the last run is still busy."""
+        """The caller paused: transcribe ``audio`` now, unless the last run is still busy or
+        the scheduler has no worker to spare."""
         if self.busy:
             logger.debug("speculative STT still busy: none started at this pause")
             return
-        self._future = self._runner.submit(audio, self._language)
+        future = self._runner.submit(
+            audio, self._language, kind=JobKind.SPECULATIVE_STT, owner=self._owner
+        )
+        if future is None:
+            logger.debug("speech workers saturated: no speculative STT at this pause")
+            self._future = self._audio = None
+            return
+        self._future = future
         self._audio = audio
         self.started += 1
 
@@ -104,12 +116,15 @@ class StreamingSttEngine(SttEngine, Protocol):
     def open_stream(self, runner: SttRunner, language: str | None) -> UtteranceStt: ...
 
 
-def utterance_stt(runner: SttRunner, language: str | None = None) -> UtteranceStt:
-    """One call's STT: a streaming engine's own stream; for a batch one, the adapter."""
+def utterance_stt(runner: SttRunner, language: str | None = None, owner: str = "") -> UtteranceStt:
+    """One call's STT: a streaming engine's own stream; for a batch one, the adapter.
+
+    ``owner``: the call id, whose runs the scheduler keeps fair against other calls'.
+    """
     engine = runner.transcriber
     if getattr(engine, "streaming", False):
         return cast(StreamingSttEngine, engine).open_stream(runner, language)
-    return SegmentedStt(runner, language)
+    return SegmentedStt(runner, language, owner)
 
 
 class SegmentedStt:
@@ -118,10 +133,11 @@ class SegmentedStt:
     The audio itself reaches it through the VAD's segments, so ``feed`` has nothing to do.
     """
 
-    def __init__(self, runner: SttRunner, language: str | None = None) -> None:
+    def __init__(self, runner: SttRunner, language: str | None = None, owner: str = "") -> None:
         self._runner = runner
         self._language = language
-        self.runs = SpeculativeStt(runner, language)
+        self._owner = owner
+        self.runs = SpeculativeStt(runner, language, owner)
 
     def feed(self, pcm: Pcm) -> None:
         pass
@@ -148,7 +164,7 @@ class SegmentedStt:
                 if task is not None and task.cancelling():
                     raise  # the call is ending: never swallow our own cancellation
                 # only the speculative run was cancelled: transcribe the utterance afresh
-        return await self._runner.transcribe(audio, self._language)
+        return await self._runner.transcribe(audio, self._language, self._owner)
 
     def close(self) -> None:
         self.runs.drop()

@@ -10,11 +10,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from ari_offload.audio import Pcm
+from ari_offload.speech.scheduler import JobKind, Scheduler
 
 logger = logging.getLogger("ari_offload.speech")
 
@@ -57,11 +58,16 @@ class Transcript:
     compute_seconds: float  # time inside the engine
 
 
-class SttRunner:
-    """Runs a Transcriber in its own thread pool so the event loop never blocks.
+SttKind = Literal[JobKind.FINAL_STT, JobKind.SPECULATIVE_STT]
 
-    Cancelling ``transcribe`` (or the future of ``submit``) before a worker picks the run up
-    means it never runs; once started, the worker thread finishes the inference it began.
+
+class SttRunner:
+    """Runs a Transcriber on a ``Scheduler``'s workers so the event loop never blocks.
+
+    ``scheduler``: the one shared with TTS (models.py); None: a scheduler of its own with
+    ``workers`` workers. Cancelling ``transcribe`` (or the future of ``submit``) before a
+    worker picks the run up means it never runs; once started, the worker thread finishes
+    the inference it began.
     """
 
     def __init__(
@@ -69,17 +75,47 @@ class SttRunner:
         transcriber: Transcriber,
         workers: int = DEFAULT_STT_WORKERS,
         clock: Callable[[], float] = time.perf_counter,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.transcriber = transcriber
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stt")
+        self._own_scheduler = scheduler is None
+        self.scheduler = scheduler or Scheduler(workers, name="stt")
 
-    async def transcribe(self, pcm8k: Pcm, language: str | None = None) -> Transcript:
-        return await asyncio.wrap_future(self.submit(pcm8k, language))
+    async def transcribe(
+        self, pcm8k: Pcm, language: str | None = None, owner: str = ""
+    ) -> Transcript:
+        """A final run (the caller waits for it)."""
+        return await asyncio.wrap_future(self.submit(pcm8k, language, owner=owner))
 
-    def submit(self, pcm8k: Pcm, language: str | None = None) -> Future[Transcript]:
-        """Queue a run; its future says whether a worker is on it (``running``, ``done``)."""
-        return self._executor.submit(self._timed, pcm8k, language, self._clock())
+    @overload
+    def submit(
+        self,
+        pcm8k: Pcm,
+        language: str | None = None,
+        *,
+        kind: Literal[JobKind.FINAL_STT] = JobKind.FINAL_STT,
+        owner: str = "",
+    ) -> Future[Transcript]: ...
+
+    @overload
+    def submit(
+        self, pcm8k: Pcm, language: str | None = None, *, kind: SttKind, owner: str = ""
+    ) -> Future[Transcript] | None: ...
+
+    def submit(
+        self,
+        pcm8k: Pcm,
+        language: str | None = None,
+        *,
+        kind: SttKind = JobKind.FINAL_STT,
+        owner: str = "",
+    ) -> Future[Transcript] | None:
+        """Queue a run for call ``owner``; its future says whether a worker is on it.
+
+        A speculative run is refused (None) when every worker has work: see scheduler.py.
+        """
+        return self.scheduler.submit(kind, owner, self._timed, pcm8k, language, self._clock())
 
     def _timed(self, pcm8k: Pcm, language: str | None, requested: float) -> Transcript:
         started = self._clock()
@@ -88,4 +124,5 @@ class SttRunner:
         return Transcript(text, finished - requested, finished - started)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_scheduler:
+            self.scheduler.shutdown()

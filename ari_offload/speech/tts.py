@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.speech.reply_text import Chunk, plan_chunks
+from ari_offload.speech.scheduler import JobKind, Scheduler
 
 logger = logging.getLogger("ari_offload.speech")
 
@@ -57,51 +57,57 @@ class TtsVoice(Synthesizer, Protocol):
         ...
 
 
+TtsKind = Literal[JobKind.FIRST_TTS, JobKind.LATER_TTS]
+
+
 class TtsRunner:
-    """Runs a Synthesizer in its own thread pool and streams a reply chunk by chunk."""
+    """Runs a Synthesizer on a ``Scheduler``'s workers and streams a reply chunk by chunk.
+
+    The first chunk of a reply is queued as ``FIRST_TTS`` (a caller hears nothing until it
+    is ready), the others as ``LATER_TTS`` (scheduler.py ranks them).
+    """
 
     def __init__(
         self,
         synthesizer: Synthesizer,
         workers: int = DEFAULT_TTS_WORKERS,
         sentence_pause_ms: int | None = None,
-        executor: ThreadPoolExecutor | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
-        """``executor``: a pool shared by every voice's runner (its owner closes it);
-        ``sentence_pause_ms``: one pause after every chunk instead of the plan's own."""
+        """``scheduler``: shared by every voice's runner and STT (its owner shuts it down);
+        None: one of its own with ``workers`` workers. ``sentence_pause_ms``: one pause
+        after every chunk instead of the plan's own."""
         self.synthesizer = synthesizer
         self._pause_ms = sentence_pause_ms
-        self._own_executor = executor is None
-        self._executor = executor or ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="tts"
-        )
+        self._own_scheduler = scheduler is None
+        self.scheduler = scheduler or Scheduler(workers, name="tts")
 
-    async def synthesize(self, sentence: str) -> Pcm:
-        return await self._submit(sentence)
+    async def synthesize(self, sentence: str, owner: str = "") -> Pcm:
+        return await self._submit(sentence, JobKind.FIRST_TTS, owner)
 
-    def _submit(self, sentence: str) -> asyncio.Future[Pcm]:
+    def _submit(self, sentence: str, kind: TtsKind, owner: str) -> asyncio.Future[Pcm]:
         """Start now (not when a task gets scheduled): the next sentence must not wait."""
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, self.synthesizer.synthesize_sentence, sentence)
+        job = self.scheduler.submit(kind, owner, self.synthesizer.synthesize_sentence, sentence)
+        return asyncio.wrap_future(job)
 
-    async def stream(self, text: str) -> AsyncGenerator[tuple[str, Pcm], None]:
+    async def stream(self, text: str, owner: str = "") -> AsyncGenerator[tuple[str, Pcm], None]:
         """Yield (chunk text, pcm) in order (``reply_text.plan_chunks``); the next chunk is
         synthesized meanwhile.
 
         Every chunk but the last ends with its pause. Chunks that produce no audio are
         skipped. ``aclose()`` it on barge-in: the chunk being prepared is abandoned and no
-        further one starts.
+        further one starts. ``owner``: the call id (scheduler fairness and its CPU counter).
         """
         chunks = plan_chunks(text)
         if not chunks:
             return
-        pending = self._submit(chunks[0].speak)
+        pending = self._submit(chunks[0].speak, JobKind.FIRST_TTS, owner)
         try:
             for index, chunk in enumerate(chunks):
                 pcm = await pending
                 last = index + 1 == len(chunks)
                 if not last:
-                    pending = self._submit(chunks[index + 1].speak)
+                    pending = self._submit(chunks[index + 1].speak, JobKind.LATER_TTS, owner)
                 if pcm.size:
                     yield chunk.text, pcm if last else np.concatenate([pcm, self._pause(chunk)])
         finally:
@@ -114,5 +120,5 @@ class TtsRunner:
         return np.zeros(SAMPLE_RATE * ms // 1000, dtype=np.int16)
 
     def close(self) -> None:
-        if self._own_executor:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_scheduler:
+            self.scheduler.shutdown()

@@ -99,7 +99,7 @@ class Conversation:
         self._observer = observer
         self._taker = TurnTaker(speech.barge_in_min_speech_ms, turns_before=call.turns)
         self._segmenter = models.new_segmenter()
-        self._stt: UtteranceStt = utterance_stt(models.stt, agent.language)
+        self._stt: UtteranceStt = utterance_stt(models.stt, agent.language, owner=call.call_id)
         # one at a time; None: the listener stopped (the port closed, or it failed)
         self._turns: asyncio.Queue[EndTurn | Speak | None] = asyncio.Queue()
         self._transcripts: deque[asyncio.Task[Transcript]] = deque()  # per utterance, in order
@@ -229,7 +229,7 @@ class Conversation:
         self._taker.reply_started()
         self._cut.clear()
         replied_at = replied_at or time.monotonic()
-        stream = self._models.tts_for(self._agent.voice).stream(text)
+        stream = self._models.tts_for(self._agent.voice).stream(text, owner=self.call.call_id)
         self.call.set_state("speaking")
         line: TranscriptEntry | None = None
         abandoned_at: int | None = None

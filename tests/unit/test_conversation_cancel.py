@@ -16,7 +16,9 @@ class SlowStt:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def transcribe(self, pcm: Any, language: str | None = None) -> Transcript:
+    async def transcribe(
+        self, pcm: Any, language: str | None = None, owner: str = ""
+    ) -> Transcript:
         self.calls += 1
         await asyncio.sleep(3600)
         return Transcript("never", 0.0, 0.0)

@@ -1,7 +1,7 @@
 """At most one speculative transcription per call, however the caller pauses (no sockets).
 
 The conversation's own VAD/pause logic is driven frame by frame; STT is the real SttRunner
-(its thread pool) around a fake whisper that blocks until the test lets a run finish, and
+(its scheduler's threads) around a fake whisper that blocks until the test lets a run finish, and
 records how many runs started and how many computed at once.
 """
 
@@ -169,22 +169,25 @@ async def test_the_run_at_the_last_pause_is_the_final_transcription() -> None:
     assert len(whisper.heard) == 1, "the speculative run was reused, not repeated"
 
 
-async def test_a_run_dropped_before_a_worker_took_it_never_runs() -> None:
+async def test_a_pause_while_every_worker_is_taken_starts_no_speculative_run() -> None:
     whisper = BlockingWhisper()
     runner = SttRunner(whisper, workers=1)
     conv = conversation(runner)
     try:
-        other_call = runner.submit(np.zeros(8000, dtype=np.int16))  # holds the only worker
-        await until(lambda: whisper.running == 1)
+        other_call = runner.submit(np.zeros(8000, dtype=np.int16), owner="call-2")
+        await until(lambda: whisper.running == 1)  # it holds the only worker
         for frame in bursts(1):
-            conv._hear(frame)  # the pause queues a run; it waits for the worker
-        assert speculative(conv).busy
-        conv._hear(SPEECH)
-        conv._hear(SPEECH)  # speech resumes: the queued run is dropped
+            conv._hear(frame)  # a pause: a guess now would only wait behind other work
         assert not speculative(conv).busy
+        assert speculative(conv).started == 0
+        for frame in [SPEECH] * 10 + [SILENCE] * 25:  # more speech, then the endpoint
+            conv._hear(frame)
+        utterance(conv)
+        final = conv._transcripts.popleft()
         whisper.open.set()
         other_call.result(timeout=10)
-        await runner.transcribe(np.zeros(FRAME, dtype=np.int16))  # queued after the dropped one
+        assert (await final).text == "hello"
     finally:
         runner.close()
-    assert whisper.heard == [8000, FRAME], "the dropped run never reached whisper"
+    assert whisper.heard[0] == 8000, "the other call's run went first"
+    assert len(whisper.heard) == 2, "no speculative run reached whisper: only the final one"

@@ -222,7 +222,7 @@ def test_pre_roll_is_kept_before_the_speech_start() -> None:
     ended = out[-1][1]
     assert isinstance(ended, UtteranceEnded)
     assert ended.start_sample == (30 - 10) * FRAME  # 200 ms pre-roll
-    assert ended.end_sample == (40 + 6) * FRAME  # 120 ms post-roll
+    assert ended.end_sample == (40 + 4) * FRAME  # 80 ms post-roll
 
 
 def level_frames(levels: str) -> list[Pcm]:
@@ -256,7 +256,7 @@ def test_a_quiet_line_is_not_cut_into_pieces() -> None:
     out = [e for f in level_frames(labels) for e in segmenter.feed(f)]
     assert [type(e) for e in out] == [SpeechStarted, SpeechPaused, UtteranceEnded]
     assert isinstance(out[-1], UtteranceEnded)
-    assert out[-1].end_sample == (40 + 6) * FRAME
+    assert out[-1].end_sample == (40 + 4) * FRAME
 
 
 def test_real_speech_end_is_the_last_audible_frame(speak: Speak) -> None:
