@@ -80,6 +80,10 @@ class SpeechModels:
         """CPU seconds a call's speech jobs took so far (``stt``, ``tts``; scheduler.py)."""
         return self.scheduler.cpu_seconds(call_id)
 
+    def release_call(self, call_id: str) -> CpuSeconds:
+        """The call's conversation is over: its CPU counter, dropped from the scheduler."""
+        return self.scheduler.forget(call_id)
+
     def voice_names(self) -> list[str]:
         return list(self.voices)
 

@@ -52,11 +52,13 @@ class SpeculativeStt:
     """One call's speculative transcription (started at a pause): one at most, queued or running.
 
     Whisper cannot be stopped mid-inference, so a run the caller talked over keeps its worker
-    until it ends. While it does, a new pause starts nothing: a caller talking in short bursts
-    would otherwise keep every worker busy with runs nobody reads. The first pause after it
-    ends starts afresh. A run dropped before a worker took it never runs. A pause while the
-    workers are all taken starts nothing either (the scheduler refuses speculative work then:
-    it would only delay other calls' final runs).
+    until it ends. A pause while it does defers its run: the latest such pause's audio is
+    submitted the moment the busy run ends (if speech has not resumed since), so a caller who
+    paused between two words just before the end of their sentence still has their words
+    ready soon after the endpoint, and one call never has two runs computing. A run dropped
+    before a worker took it never runs. A pause while the workers are all taken starts
+    nothing (the scheduler refuses speculative work then: it would only delay other calls'
+    final runs).
     """
 
     def __init__(self, runner: SttRunner, language: str | None = None, owner: str = "") -> None:
@@ -65,6 +67,8 @@ class SpeculativeStt:
         self._owner = owner  # the call id, for the scheduler's fairness and CPU counter
         self._future: Future[Transcript] | None = None
         self._audio: Pcm | None = None  # what the run hears; None once speech resumed
+        self._deferred: Pcm | None = None  # a pause's audio waiting for the busy run to end
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.started = 0  # runs submitted for this call
 
     @property
@@ -73,11 +77,14 @@ class SpeculativeStt:
         return self._future is not None and not self._future.done()
 
     def pause(self, audio: Pcm) -> None:
-        """The caller paused: transcribe ``audio`` now, unless the last run is still busy or
-        the scheduler has no worker to spare."""
+        """The caller paused: transcribe ``audio`` now, or as soon as the busy run ends."""
         if self.busy:
-            logger.debug("speculative STT still busy: none started at this pause")
+            logger.debug("speculative STT busy: this pause's run waits for it")
+            self._deferred = audio
+            self._audio = None  # the busy run is not this audio's
             return
+        self._deferred = None
+        self._loop = asyncio.get_running_loop()
         future = self._runner.submit(
             audio, self._language, kind=JobKind.SPECULATIVE_STT, owner=self._owner
         )
@@ -88,6 +95,16 @@ class SpeculativeStt:
         self._future = future
         self._audio = audio
         self.started += 1
+        future.add_done_callback(self._ended_in_worker)
+
+    def _ended_in_worker(self, future: Future[Transcript]) -> None:
+        loop = self._loop
+        if self._deferred is not None and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._start_deferred, future)
+
+    def _start_deferred(self, ended: Future[Transcript]) -> None:
+        if self._future is ended and self._deferred is not None:
+            self.pause(self._deferred)
 
     def resume(self) -> None:
         """Speech resumed: the run is stale; dropped if no worker has taken it yet."""
@@ -96,14 +113,16 @@ class SpeculativeStt:
     def drop(self) -> None:
         if self._future is not None and self._future.cancel():
             self._future = None  # never started: it holds no worker
-        self._audio = None
+        self._audio = self._deferred = None
 
     def take(self, audio: Pcm) -> asyncio.Future[Transcript] | None:
         """At the endpoint: the run that hears exactly ``audio``, if there is one.
 
         A stale run is not waited for (the final audio differs); it stays tracked, so no new
-        speculative run starts until it ends.
+        speculative run starts until it ends. A deferred run is not started any more: the
+        final run (which outranks every guess) hears that audio now.
         """
+        self._deferred = None
         if self._future is None or self._audio is None or not np.array_equal(self._audio, audio):
             return None
         future, self._future, self._audio = self._future, None, None

@@ -129,6 +129,12 @@ class Conversation:
         finally:
             tap.close()
             self._stt.close()  # first: a second cancel may interrupt the wait below
+            cpu = self._models.release_call(self.call.call_id)
+            log.info(
+                "call %s: conversation over after %d turns; speech CPU %.2f s (stt %.2f, tts"
+                " %.2f, %d jobs)", self.call.call_id, len(self.timings), cpu.stt + cpu.tts,
+                cpu.stt, cpu.tts, cpu.jobs,
+            )  # fmt: skip
             await cancel_and_wait(listener, *self._transcripts)
 
     def _listener_stopped(self, listener: asyncio.Task[None]) -> None:

@@ -145,6 +145,7 @@ class Rig:
         self.tts = TtsRunner(CountingVoice(), workers=1, sentence_pause_ms=0)
         models = SimpleNamespace(
             stt=self.stt,
+            release_call=self.stt.scheduler.forget,
             tts_for=self._voice,
             new_segmenter=lambda: VadSegmenter(VadParams(), classifier=lambda f: bool(f.any())),
         )

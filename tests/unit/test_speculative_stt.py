@@ -39,6 +39,7 @@ class BlockingWhisper:
         self.heard: list[int] = []  # audio length of every run started
         self.running = 0
         self.max_running = 0
+        self.finished = 0
 
     def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
         with self._lock:
@@ -49,6 +50,7 @@ class BlockingWhisper:
             pass
         with self._lock:
             self.running -= 1
+            self.finished += 1
         return "hello"
 
     def release(self) -> None:
@@ -61,7 +63,9 @@ def voiced(frame: Pcm) -> bool:
 
 def conversation(runner: SttRunner) -> Conversation:
     models = SimpleNamespace(
-        stt=runner, new_segmenter=lambda: VadSegmenter(VadParams(), classifier=voiced)
+        stt=runner,
+        new_segmenter=lambda: VadSegmenter(VadParams(), classifier=voiced),
+        release_call=runner.scheduler.forget,
     )
     call = SimpleNamespace(media=object(), call_id="call-1", turns=0)
     return Conversation(
@@ -113,11 +117,15 @@ async def test_bursts_of_speech_keep_one_speculative_run_at_most() -> None:
                 # A free worker takes a run within microseconds, long before the next frame.
                 await until(lambda: whisper.running == 1)
             if runs.busy and index - started_at >= COMPUTE_FRAMES:
+                done = whisper.finished
                 whisper.release()  # this run is done computing now
-                await until(lambda: not runs.busy)
+                await until(lambda done=done: whisper.finished > done)  # type: ignore[misc]
+                await asyncio.sleep(0.01)  # a pause deferred meanwhile starts its run now
+                started_at = index
         assert whisper.max_running == 1, "never two speculative runs of one call at once"
-        # A run outlasts a burst: the pause after one that started finds it still busy.
-        assert 2 <= runs.started <= 11, runs.started
+        # A run outlasts a burst: pauses while it computes start nothing of their own.
+        frames = 20 * 20
+        assert 2 <= runs.started <= frames // COMPUTE_FRAMES + 1, runs.started
         assert len(whisper.heard) == runs.started
 
         whisper.open.set()
@@ -129,8 +137,8 @@ async def test_bursts_of_speech_keep_one_speculative_run_at_most() -> None:
     finally:
         runner.close()
     assert final.text == "hello"
-    # 20 pauses, yet at most 11 speculative runs and the final one reached whisper.
-    assert len(whisper.heard) <= 12
+    # 20 pauses, yet at most one run per compute time, and the final one, reached whisper.
+    assert len(whisper.heard) <= 20 * 20 // COMPUTE_FRAMES + 2
 
 
 async def test_a_stale_run_still_computing_does_not_hold_up_the_final_one() -> None:
@@ -191,3 +199,29 @@ async def test_a_pause_while_every_worker_is_taken_starts_no_speculative_run() -
         runner.close()
     assert whisper.heard[0] == 8000, "the other call's run went first"
     assert len(whisper.heard) == 2, "no speculative run reached whisper: only the final one"
+
+
+async def test_a_pause_while_a_stale_run_computes_is_transcribed_when_it_ends() -> None:
+    whisper = BlockingWhisper()
+    runner = SttRunner(whisper, workers=2)
+    conv = conversation(runner)
+    runs = speculative(conv)
+    try:
+        for frame in bursts(1):  # pause: run 1 starts, then speech resumes (run 1 stale)
+            conv._hear(frame)
+        await until(lambda: whisper.running == 1)
+        for frame in [SPEECH] * 10 + [SILENCE] * 5:  # the last pause, run 1 still busy
+            conv._hear(frame)
+        assert runs.started == 1, "one run of a call computing at a time"
+        whisper.release()  # run 1 ends: the deferred pause's run starts at once
+        await until(lambda: runs.started == 2)
+        for frame in [SILENCE] * 20:  # only silence followed: the endpoint
+            conv._hear(frame)
+        utterance(conv)
+        final = conv._transcripts.popleft()
+        whisper.release()
+        assert (await final).text == "hello"
+    finally:
+        runner.close()
+    assert len(whisper.heard) == 2, "the deferred run was the final one, not repeated"
+    assert whisper.heard[1] > whisper.heard[0]
