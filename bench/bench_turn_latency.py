@@ -9,7 +9,8 @@ long first sentence: "You said: <the caller's words>. How else can I help?". Eac
 four utterances whose starts are 8 s apart. One dumpcap captures every call's RTP at the
 callers (read after the calls); a 20 ms packet is speech at >= -45 dBFS; a turn's latency is
 the caller's last speech packet -> the first agent speech packet after it; a reply that does
-not start before the caller's next utterance is a failed turn.
+not start before the caller's next utterance is a failed turn; one whose audio stops for
+more than 0.7 s before the caller speaks again is a stalled reply (synthesis fell behind).
 
 Rows: ``1`` (one call at a time), ``N`` (N calls whose callers stop talking in the same 20 ms),
 ``Ns`` (N calls whose starts are spread evenly over the 8 s cycle). Each row prints p50, p95,
@@ -125,7 +126,10 @@ async def one_row(
 def report(label: str, wire: list[WireTurn], app: list[AppTurn], cpu_s: float) -> None:
     measured = [t.latency_s * 1000 for t in wire if t.latency_s is not None]
     failed = sum(t.latency_s is None for t in wire)
-    print(f"\n{label}: {len(wire)} turns, {failed} failed")
+    stalled = sum(t.stalled for t in wire)
+    print(
+        f"\n{label}: {len(wire)} turns, {failed} failed, {stalled} replies stalled (a gap > 0.7 s)"
+    )
     if not measured:
         return
     print(

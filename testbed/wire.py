@@ -40,6 +40,7 @@ class WireTurn:
     said_end: float  # wall clock of the caller's last speech packet's end
     reply_start: float | None
     latency_s: float | None
+    stalled: bool = False  # the reply stopped for over REPLY_GAP_S before the caller spoke again
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,14 @@ def wire_turns(packets: list[CapturedPacket], media_ports: list[int]) -> list[Wi
 
 
 def _latencies(port: int, caller: list[Burst], agent: list[Burst]) -> list[WireTurn]:
-    out = []
+    out: list[WireTurn] = []
     for i, said in enumerate(caller):
         next_said = caller[i + 1].start if i + 1 < len(caller) else float("inf")
-        reply = next((b for b in agent if b.start >= said.end), None)
-        if reply is not None and reply.start < next_said:
-            out.append(WireTurn(port, said.end, reply.start, reply.start - said.end))
+        replies = [b for b in agent if said.end <= b.start < next_said]
+        if replies:
+            reply = replies[0]
+            stalled = len(replies) > 1
+            out.append(WireTurn(port, said.end, reply.start, reply.start - said.end, stalled))
         else:
             out.append(WireTurn(port, said.end, None, None))
     return out

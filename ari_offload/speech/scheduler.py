@@ -6,11 +6,12 @@ hold a core while another caller waits for the words that end their silence. Her
 has a kind and an owner (the call id); the next job is the most urgent kind's, and within a
 kind the calls take turns (round robin), so one call's burst cannot starve another.
 
-Ranks (lower runs first):
+Ranks (lower runs first; ``DEFAULT_RANKS`` says why in this order):
 
-- final STT and the FIRST sentence of a reply (rank 0): both are on a caller's critical path,
-  between the end of their speech and the first audio they hear;
-- later sentences (rank 1): they are synthesized while the caller hears the one before;
+- the FIRST chunk of a reply (rank 0): a clause (~40 ms of piper), the last step before a
+  caller hears anything;
+- final STT and later chunks (rank 1): the transcript a caller's turn waits for, and the
+  chunks synthesized while the caller hears the one before (a reply must not stall);
 - speculative STT (rank 2): a guess made at a pause. It is refused, not queued, when the
   pool is saturated (every worker has a job, running or queued for it): a guess that waits
   is worth nothing, and it would hold a worker once started (whisper cannot be stopped).
@@ -81,9 +82,14 @@ class JobKind(enum.Enum):
         return "stt" if self in (JobKind.FINAL_STT, JobKind.SPECULATIVE_STT) else "tts"
 
 
+# Issue 10's wire bench (8 calls ending together) decided these, after the first chunk became
+# a clause: with it ranked with final STT, a call whose words were ready waited for its ~40 ms
+# clause behind other calls' ~300 ms whisper runs (tts p50 1.2 s of a 3.0 s turn). A clause
+# first is shortest-job-first on the critical path. Later chunks share the finals' rank (the
+# calls take turns): a reply already playing must not stall behind a wave of finals.
 DEFAULT_RANKS: Mapping[JobKind, int] = {
-    JobKind.FINAL_STT: 0,
     JobKind.FIRST_TTS: 0,
+    JobKind.FINAL_STT: 1,
     JobKind.LATER_TTS: 1,
     JobKind.SPECULATIVE_STT: 2,
 }

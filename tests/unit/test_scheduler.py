@@ -58,8 +58,9 @@ def test_a_first_sentence_runs_before_later_sentences_queued_earlier() -> None:
     queue.offer(job(LATER, "a"))
     queue.offer(job(FIRST, "b"))
     queue.offer(job(FINAL, "c"))
-    # first TTS and final STT are one class (both on a caller's critical path): in turn
-    assert taken(queue) == ["b:first", "c:final", "a:later"]
+    # a reply's first clause goes first (the caller hears nothing before it); final STT and
+    # later chunks are one class, the calls taking turns in the order they came
+    assert taken(queue) == ["b:first", "a:later", "c:final"]
 
 
 def test_speculation_is_refused_once_every_worker_has_work() -> None:
@@ -166,7 +167,7 @@ def test_queued_work_runs_by_rank_once_the_worker_is_free(
     ]
     gate.release()
     assert [j.result(timeout=10) for j in jobs] == ["a later", "b final", "c first"]
-    assert gate.ran == ["b final", "c first", "a later"]
+    assert gate.ran == ["c first", "a later", "b final"]
 
 
 def test_a_cancelled_queued_job_never_runs(
