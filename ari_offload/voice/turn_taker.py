@@ -131,10 +131,17 @@ class _Reply:
     verdict_due: bool = False  # cut, and what the caller said not judged yet
     barged: Utterance | None = None  # the utterance that cut it, once ended (queued)
     resumes: int = 0
+    heard_before: str = ""  # at the last cut: the words played again after it were heard once
 
     @property
     def segments(self) -> list[Segment]:
         return [q.segment for q in self.queued]
+
+    def heard(self, played_until: int) -> str:
+        """What the caller heard, with playback stopped at ``played_until``: as far as the
+        reply got, this time or before a resume (both are the reply's first words)."""
+        now = heard_text(self.segments, played_until)
+        return now if len(now.split()) >= len(self.heard_before.split()) else self.heard_before
 
 
 class TurnTaker:
@@ -253,7 +260,7 @@ class TurnTaker:
         reply = self._reply
         if reply is None or reply.cut_at is None:
             return None
-        return heard_text(reply.segments, reply.cut_at)
+        return reply.heard(reply.cut_at)
 
     @property
     def resume_deadline(self) -> float | None:
@@ -282,6 +289,7 @@ class TurnTaker:
             return None
         if reply.barged is not None and reply.barged in self._waiting:
             self._waiting.remove(reply.barged)
+        reply.heard_before = reply.heard(reply.cut_at)
         pieces = self._rewind(reply, reply.cut_at)
         reply.cut_at, reply.barged = None, None
         reply.resumes += 1
@@ -327,7 +335,7 @@ class TurnTaker:
             cut_at = abandoned_at
         if cut_at is None:
             return None
-        self.heard = heard_text(segments, cut_at)
+        self.heard = reply.heard(cut_at)
         return self.heard
 
     def turn_done(self) -> list[Action]:

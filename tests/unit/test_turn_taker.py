@@ -282,8 +282,9 @@ def test_a_call_ended_during_the_resumed_part_keeps_what_was_heard() -> None:
     resume = t.barge_in_heard("hm", now=10.8)
     assert resume is not None
     end = requeue(t, resume, at=6000)
-    # The caller hung up 2000 samples into the resumed audio: "two" was heard again, no more.
-    assert t.reply_finished(abandoned_at=8000) == "One two"
+    # The caller hung up 2000 samples into the resumed audio: "two" was heard again, and
+    # "three" before the cut.
+    assert t.reply_finished(abandoned_at=8000) == "One two three"
     assert end == 20000
 
 
