@@ -251,6 +251,37 @@ async def test_a_barge_in_without_words_resumes_the_reply_with_one_line() -> Non
     assert rig.agent.requests == [], "the cough was no turn"
 
 
+class LongAgent(EchoAgent):
+    async def ask_or_fallback(
+        self, url: str, request: WebhookRequest, secret: str | None, fallback_text: str
+    ) -> AgentAnswer:
+        self.requests.append(request)
+        return AgentAnswer(WebhookReply("One two three four five six seven eight."), None, 0.005)
+
+
+async def test_a_turn_whose_reply_resumed_to_its_end_was_not_interrupted() -> None:
+    agent = LongAgent()
+    rig = Rig(hold=True, agent=agent)
+    task = asyncio.create_task(rig.conversation.run())
+    try:
+        await until(lambda: rig.port.tap_count == 1)
+        rig.port.say(utterance(1000))
+        await until(lambda: rig.port.queued == 8 * WORD_SAMPLES)
+        rig.port.advance(6 * WORD_SAMPLES)
+        rig.port.say(utterance(4000, speech_ms=400))  # no words
+        await until(lambda: rig.port.flushes == 1 and rig.port.queued > 0)
+        rig.port.advance()
+        await until(lambda: rig.record.finished == [1])
+    finally:
+        await hang_up(task)
+        rig.close()
+    assert rig.record.rows() == [
+        ("caller", "hello", None), ("agent", "One two three four five six seven eight.", None),
+    ]  # fmt: skip
+    assert not rig.conversation.timings[0].interrupted
+    assert len(agent.requests) == 1
+
+
 async def test_a_barge_in_with_words_after_a_resume_is_the_next_turn() -> None:
     rig = Rig(hold=True)
     welcome = "One two three four five six seven eight."
