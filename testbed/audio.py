@@ -8,6 +8,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
+from ari_offload.media.g711 import codec_for
+
 CACHE_DIR = Path(tempfile.gettempdir()) / "ari-offload-speech"
 SOX_ENCODING = {"ulaw": "mu-law", "alaw": "a-law"}
 
@@ -44,3 +48,14 @@ def silence_file(seconds: float, codec: str = "ulaw") -> Path:
         byte = b"\xff" if codec == "ulaw" else b"\xd5"
         out.write_bytes(byte * int(seconds * 8000))
     return out
+
+
+def cough_audio(codec: str = "ulaw", ms: int = 450, seed: int = 1) -> bytes:
+    """A cough-like sound as raw 8 kHz G.711: a noise burst with a 15 ms attack and a 200 ms
+    decay. webrtcvad calls every 20 ms of it speech (it barges in) and whisper tiny.en hears
+    no words in it (seeds 1-8 checked, with the VAD's pre- and post-roll around it)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(8 * ms) / 8000
+    envelope = np.minimum(1.0, t / 0.015) * np.exp(-t / 0.2)
+    noise = np.convolve(rng.normal(0.0, 1.0, len(t)), np.ones(4) / 4, "same")  # some body
+    return codec_for(codec).encode((envelope * noise * 12000).astype(np.int16))

@@ -95,7 +95,8 @@ class TtsRunner:
         synthesized meanwhile.
 
         Every chunk but the last ends with its pause. Chunks that produce no audio are
-        skipped. ``aclose()`` it on barge-in: the chunk being prepared is abandoned and no
+        skipped. ``aclose()`` it once the reply is cut for good (after a barge-in's verdict:
+        a false interruption goes on with it): the chunk being prepared is abandoned and no
         further one starts. ``owner``: the call id (scheduler fairness and its CPU counter).
         """
         chunks = plan_chunks(text)

@@ -34,6 +34,7 @@ from ari_offload.tasks import cancel_and_wait, first_of
 from ari_offload.voice.turn_taker import (
     Action,
     BargeIn,
+    BargeInEnded,
     CancelSpeculation,
     EndTurn,
     Speak,
@@ -65,7 +66,9 @@ class ConversationObserver(Protocol):
     def transcript_corrected(
         self, call: ActiveCall, entry: TranscriptEntry, corrected: TranscriptEntry
     ) -> None:
-        """``entry`` (added before) was cut short: ``corrected`` says what was heard of it."""
+        """``entry`` (added or corrected before) says a new thing about what the caller
+        heard of it: ``corrected.heard``, or None when a reply cut by a false interruption
+        resumed and played to its end after all."""
 
     def turn_updated(self, call: ActiveCall, timing: TurnTiming) -> None:
         """The turn was numbered (first call) or more of it was measured (later ones)."""
@@ -104,6 +107,8 @@ class Conversation:
         self._turns: asyncio.Queue[EndTurn | Speak | None] = asyncio.Queue()
         self._transcripts: deque[asyncio.Task[Transcript]] = deque()  # per utterance, in order
         self._cut = asyncio.Event()  # the caller barged in on what is playing
+        # the transcription of the utterance that cut it, once that utterance has ended
+        self._barged: asyncio.Future[asyncio.Task[Transcript]] | None = None
         self.turn = 0
         self.transcript: list[TranscriptEntry] = []
         self.timings: list[TurnTiming] = []
@@ -175,9 +180,16 @@ class Conversation:
             elif isinstance(action, CancelSpeculation):
                 self._stt.cancel_speculation()
             elif isinstance(action, BargeIn):
-                self._taker.barged_in(self.media.flush())  # stops the audio within one frame
+                # flush() stops the audio within one frame
+                self._taker.barged_in(self.media.flush(), time.monotonic())
+                self._barged = asyncio.get_running_loop().create_future()
                 self._cut.set()
                 log.info("call %s: barge-in, playback stopped", self.call.call_id)
+            elif isinstance(action, BargeInEnded):
+                # _hear queued this utterance's transcription just before its end reached
+                # the turn-taker: it is the last one.
+                if self._barged is not None and not self._barged.done():
+                    self._barged.set_result(self._transcripts[-1])
             else:
                 self._turns.put_nowait(action)
 
@@ -227,10 +239,13 @@ class Conversation:
     async def _say(
         self, text: str, timing: TurnTiming | None, since: float = 0.0, replied_at: float = 0.0
     ) -> None:
-        """Speak `text`; returns when played to the end or cut by barge-in.
+        """Speak `text`; returns when played to the end or cut by barge-in for good.
 
         The agent line is recorded when its first audio is queued, and corrected with what
-        the caller heard if barge-in or the call's end (a cancel) cuts it short.
+        the caller heard if barge-in or the call's end (a cancel) cuts it short. A cut reply
+        waits (RESUME_WITHIN_S at most) for the verdict on what the caller said: no words,
+        and it resumes (``_resumed``); the TTS stream stays open meanwhile, so the sentences
+        not synthesized yet need no new start. One reply, one line, one final correction.
         """
         self._taker.reply_started()
         self._cut.clear()
@@ -240,24 +255,31 @@ class Conversation:
         line: TranscriptEntry | None = None
         abandoned_at: int | None = None
         complete = False  # every sentence was queued (a hangup between two may stop it)
+        cut = False  # cut for good: no resume
         try:
             try:
                 async for sentence, pcm in stream:
                     if self._taker.interrupted:
-                        break
+                        line = self._cut_short(line)
+                        if cut := not await self._resumed():
+                            break
                     if line is None and self._observer is not None:
                         await self._observer.caught_up(self.call)  # nothing heard unrecorded
                     ahead = self.media.queued  # what plays before this (none after a turn)
-                    end = self.media.play(pcm)
-                    self._taker.reply_queued(sentence, end - len(pcm), end)
+                    self._queue(sentence, pcm)
                     if line is None:
                         line = self._first_audio(text, timing, replied_at, since, ahead)
                 else:
                     complete = True
             except Exception:  # a sentence piper cannot say must not end the call
                 log.exception("call %s: speech synthesis failed", self.call.call_id)
-            if not self._taker.interrupted:
-                await first_of(self.media.drained(), self._cut.wait())
+            while not cut:
+                if not self._taker.interrupted:
+                    await first_of(self.media.drained(), self._cut.wait())
+                if not self._taker.interrupted:
+                    break
+                line = self._cut_short(line)
+                cut = not await self._resumed()
             if not complete:
                 abandoned_at = self.media.played  # synthesis failed: the rest was never said
         except asyncio.CancelledError:
@@ -268,6 +290,50 @@ class Conversation:
             heard = self._taker.reply_finished(abandoned_at, complete)
             self._reply_ended(text, line, heard, timing)
             await stream.aclose()
+
+    def _queue(self, sentence: str, pcm: Pcm) -> None:
+        self._taker.reply_queued(sentence, pcm, self.media.play(pcm))
+
+    def _cut_short(self, line: TranscriptEntry | None) -> TranscriptEntry | None:
+        """On record at once, before the verdict: what was heard up to the cut."""
+        heard = self._taker.heard_so_far
+        return line if line is None or heard == line.heard else self._correct(line, heard)
+
+    async def _resumed(self) -> bool:
+        """The reply was cut: wait (until the resume deadline) for the transcript of what
+        the caller said; if it held no words, queue the reply again from before the cut."""
+        heard = await self._barge_in_transcript()
+        text = heard[1] if heard is not None else None
+        resume = self._taker.barge_in_heard(text, time.monotonic())
+        if resume is None:
+            return False
+        if heard is not None:
+            self._transcripts.remove(heard[0])  # the utterance is no turn
+        log.info(
+            "call %s: false interruption: resuming reply (%r heard, %.0f ms silent)",
+            self.call.call_id, text, resume.silent_s * 1000,
+        )  # fmt: skip
+        self._cut.clear()
+        for piece, pcm in resume.pieces:
+            self._queue(piece, pcm)
+        return True
+
+    async def _barge_in_transcript(self) -> tuple[asyncio.Task[Transcript], str] | None:
+        """The transcription of the utterance that cut the reply and its text; None if not
+        done by the deadline (it is not cancelled: the turn may still need it) or failed
+        (logged where the turn takes it)."""
+        deadline, barged = self._taker.resume_deadline, self._barged
+        if deadline is None or barged is None:
+            return None
+        ended, _ = await asyncio.wait({barged}, timeout=max(0.0, deadline - time.monotonic()))
+        if not ended:
+            return None
+        transcribing = barged.result()
+        timeout = max(0.0, deadline - time.monotonic())
+        done, _ = await asyncio.wait({transcribing}, timeout=timeout)
+        if not done or transcribing.cancelled() or transcribing.exception() is not None:
+            return None
+        return transcribing, transcribing.result().text
 
     def _first_audio(
         self, text: str, timing: TurnTiming | None, replied_at: float, since: float, ahead: int
@@ -285,7 +351,7 @@ class Conversation:
     ) -> None:
         if line is None:  # no audio was queued: the text is on record, with what was heard
             self._record(TranscriptEntry("agent", text, heard=heard))
-        elif heard is not None:
+        elif heard != line.heard:  # cut short, or (resumed) no longer
             self._correct(line, heard)
         self.call.set_state("listening")
         if timing is not None:
@@ -304,9 +370,10 @@ class Conversation:
             self._observer.transcript_added(self.call, entry)
         return entry
 
-    def _correct(self, entry: TranscriptEntry, heard: str) -> None:
+    def _correct(self, entry: TranscriptEntry, heard: str | None) -> TranscriptEntry:
         corrected = dataclasses.replace(entry, heard=heard)
         at = next(i for i, line in enumerate(self.transcript) if line is entry)
         self.transcript[at] = corrected
         if self._observer is not None:
             self._observer.transcript_corrected(self.call, entry, corrected)
+        return corrected

@@ -10,11 +10,19 @@ what it returns::
                                                     ``transcribed(text)`` numbers the turn, or
                                                     drops it when STT heard no words
     caller talks over us   -> BargeIn               stop playback now (past the minimum speech)
+    ... and stops          -> BargeInEnded          its transcript decides: ``barge_in_heard``
+                                                    resumes the reply if it held no words
     welcome / API text     -> Speak(text)           say it; queued behind a reply otherwise
 
 One turn action (EndTurn or Speak) is outstanding at a time: the next one comes out of
 ``turn_done()``. No loop, no clock, no socket: caller positions are samples of the inbound
 stream, playout positions samples of the outbound one, and ``now`` is passed in.
+
+A false interruption (``interruption.py``): the reply keeps its queued audio; cut, it waits
+for the verdict on the utterance that cut it. No words (a cough, "mm-hm") within
+RESUME_WITHIN_S of the cut: that utterance is no turn, and the reply picks up a little before
+the cut (``Resume``). Words, or no verdict in time: the reply stays cut, the utterance is the
+next turn, and ``heard`` is what was played.
 """
 
 from __future__ import annotations
@@ -31,6 +39,14 @@ from ari_offload.speech.vad import (
     SpeechStarted,
     UtteranceEnded,
     VadEvent,
+)
+from ari_offload.voice.interruption import (
+    MAX_RESUMES,
+    RESUME_WITHIN_S,
+    REWIND_MS,
+    holds_no_words,
+    is_false_interruption,
+    resume_point,
 )
 from ari_offload.voice.turns import Segment, heard_text
 
@@ -69,6 +85,14 @@ class BargeIn:
 
 
 @dataclass(frozen=True)
+class BargeInEnded:
+    """The utterance that cut the reply has ended (and is queued as a turn): its transcript,
+    given to ``barge_in_heard``, decides whether the reply resumes."""
+
+    utterance: Utterance
+
+
+@dataclass(frozen=True)
 class Speak:
     """Say a text that is no reply: the welcome, or an API `talk` (no turn, no webhook)."""
 
@@ -76,7 +100,16 @@ class Speak:
     from_api: bool = True  # counted against MAX_QUEUED_TALKS while it waits
 
 
-Action = Speculate | CancelSpeculation | EndTurn | BargeIn | Speak
+Action = Speculate | CancelSpeculation | EndTurn | BargeIn | BargeInEnded | Speak
+
+
+@dataclass(frozen=True, eq=False)
+class Resume:
+    """The cut reply goes on: queue these (text, audio) pieces, in order, then its sentences
+    not queued yet. The first piece is the cut sentence from a word before the cut."""
+
+    pieces: tuple[tuple[str, Pcm], ...]
+    silent_s: float  # how long the caller heard nothing of the reply (cut to verdict)
 
 
 class Floor(Enum):
@@ -84,10 +117,31 @@ class Floor(Enum):
     AGENT = "busy"  # a turn action is outstanding (STT, webhook or playback)
 
 
+@dataclass(frozen=True, eq=False)
+class _Queued:
+    segment: Segment
+    pcm: Pcm  # kept until the reply ends: a false interruption plays it again
+
+
 @dataclass
 class _Reply:
-    segments: list[Segment] = field(default_factory=list)
+    queued: list[_Queued] = field(default_factory=list)
     cut_at: int | None = None  # playout position where barge-in stopped it
+    cut_time: float = 0.0  # the shell's clock then
+    verdict_due: bool = False  # cut, and what the caller said not judged yet
+    barged: Utterance | None = None  # the utterance that cut it, once ended (queued)
+    resumes: int = 0
+    heard_before: str = ""  # at the last cut: the words played again after it were heard once
+
+    @property
+    def segments(self) -> list[Segment]:
+        return [q.segment for q in self.queued]
+
+    def heard(self, played_until: int) -> str:
+        """What the caller heard, with playback stopped at ``played_until``: as far as the
+        reply got, this time or before a resume (both are the reply's first words)."""
+        now = heard_text(self.segments, played_until)
+        return now if len(now.split()) >= len(self.heard_before.split()) else self.heard_before
 
 
 class TurnTaker:
@@ -97,8 +151,10 @@ class TurnTaker:
         max_queued_talks: int = MAX_QUEUED_TALKS,
         sample_rate: int = SAMPLE_RATE,
         turns_before: int = 0,
+        resume_within_s: float = RESUME_WITHIN_S,
     ) -> None:
         self._rate = sample_rate
+        self._resume_within_s = resume_within_s
         self._barge_in_samples = barge_in_min_speech_ms * sample_rate // 1000
         self._max_queued_talks = max_queued_talks
         self.floor = Floor.CALLER
@@ -127,7 +183,13 @@ class TurnTaker:
             silence_from = self._pause_at if self._pause_at is not None else event.end_sample
             endpoint_ms = samples_to_ms(samples_fed - silence_from, self._rate)
             self._speech_start = self._pause_at = None
-            return self._offer(Utterance(event.audio, now, endpoint_ms))
+            utterance = Utterance(event.audio, now, endpoint_ms)
+            actions = self._offer(utterance)
+            reply = self._reply
+            if reply is not None and reply.verdict_due and reply.barged is None:
+                reply.barged = utterance
+                actions.append(BargeInEnded(utterance))
+            return actions
         return []
 
     def frame(self, samples_fed: int) -> list[Action]:
@@ -162,8 +224,8 @@ class TurnTaker:
 
     def transcribed(self, text: str) -> int | None:
         """The outstanding EndTurn's transcript: its turn number, or None if it had no words
-        (a cough, a click: no turn, nothing sent to the agent)."""
-        if not text.strip():
+        (a cough, a click, "(coughing)": no turn, nothing sent to the agent)."""
+        if holds_no_words(text):
             return None
         self.turn += 1
         return self.turn
@@ -175,19 +237,85 @@ class TurnTaker:
         self._reply = _Reply()
         self.heard = None
 
-    def reply_queued(self, text: str, start: int, end: int) -> None:
-        """One sentence of the reply is queued at playout positions [start, end)."""
+    def reply_queued(self, text: str, pcm: Pcm, end: int) -> None:
+        """One sentence (or piece) of the reply is queued, up to playout position ``end``."""
         if self._reply is not None:
-            self._reply.segments.append(Segment(text, start, end))
+            self._reply.queued.append(_Queued(Segment(text, end - len(pcm), end), pcm))
 
-    def barged_in(self, cut_at: int) -> None:
+    def barged_in(self, cut_at: int, now: float) -> None:
         """The shell stopped playback at playout position ``cut_at``."""
-        if self._reply is not None and self._reply.cut_at is None:
-            self._reply.cut_at = cut_at
+        reply = self._reply
+        if reply is not None and reply.cut_at is None:
+            reply.cut_at, reply.cut_time = cut_at, now
+            reply.verdict_due, reply.barged = True, None
 
     @property
     def interrupted(self) -> bool:
         return self._reply is not None and self._reply.cut_at is not None
+
+    @property
+    def heard_so_far(self) -> str | None:
+        """What the caller heard of the reply playing now, if it is cut (for the record,
+        before the verdict: it may yet resume)."""
+        reply = self._reply
+        if reply is None or reply.cut_at is None:
+            return None
+        return reply.heard(reply.cut_at)
+
+    @property
+    def resume_deadline(self) -> float | None:
+        """The shell's clock past which a cut reply no longer resumes (None: nothing due)."""
+        reply = self._reply
+        if reply is None or not reply.verdict_due:
+            return None
+        return reply.cut_time + self._resume_within_s
+
+    def barge_in_heard(self, text: str | None, now: float) -> Resume | None:
+        """The verdict on the utterance that cut the reply: its transcript, or None if none
+        came by ``resume_deadline`` (or STT failed). A Resume if the reply goes on; then
+        that utterance is no turn (it leaves the queue: its transcript is the shell's to drop).
+        """
+        reply = self._reply
+        if reply is None or reply.cut_at is None or not reply.verdict_due:
+            return None
+        reply.verdict_due = False
+        silent_s = now - reply.cut_time
+        if (
+            text is None
+            or not is_false_interruption(text)
+            or silent_s > self._resume_within_s
+            or reply.resumes >= MAX_RESUMES
+        ):
+            return None
+        if reply.barged is not None and reply.barged in self._waiting:
+            self._waiting.remove(reply.barged)
+        reply.heard_before = reply.heard(reply.cut_at)
+        pieces = self._rewind(reply, reply.cut_at)
+        reply.cut_at, reply.barged = None, None
+        reply.resumes += 1
+        return Resume(pieces, silent_s)
+
+    def _rewind(self, reply: _Reply, cut_at: int) -> tuple[tuple[str, Pcm], ...]:
+        """Keep what was heard up to the resume point; return what plays again from there."""
+        target = cut_at - REWIND_MS * self._rate // 1000
+        kept: list[_Queued] = []
+        pieces: list[tuple[str, Pcm]] = []
+        for queued in reply.queued:
+            segment, pcm = queued.segment, queued.pcm
+            if pieces:
+                pieces.append((segment.text, pcm))  # queued after the cut: never heard
+                continue
+            if segment.end <= target:
+                kept.append(queued)  # heard in full before the resume point
+                continue
+            word, offset = resume_point(segment.text, pcm, target - segment.start, self._rate)
+            words = segment.text.split()
+            if word:
+                head = Segment(" ".join(words[:word]), segment.start, segment.start + offset)
+                kept.append(_Queued(head, pcm[:offset]))
+            pieces.append((" ".join(words[word:]), pcm[offset:]))
+        reply.queued = kept
+        return tuple(pieces)
 
     def reply_finished(self, abandoned_at: int | None = None, complete: bool = True) -> str | None:
         """Playback ended (to its end or cut); returns what the caller heard if it was cut.
@@ -201,14 +329,13 @@ class TurnTaker:
         if reply is None:
             return None
         cut_at = reply.cut_at
-        unplayed = (
-            not complete or not reply.segments or (abandoned_at or 0) < reply.segments[-1].end
-        )
+        segments = reply.segments
+        unplayed = not complete or not segments or (abandoned_at or 0) < segments[-1].end
         if cut_at is None and abandoned_at is not None and unplayed:
             cut_at = abandoned_at
         if cut_at is None:
             return None
-        self.heard = heard_text(reply.segments, cut_at)
+        self.heard = reply.heard(cut_at)
         return self.heard
 
     def turn_done(self) -> list[Action]:

@@ -229,6 +229,84 @@ async def test_barge_in_over_the_port_flushes_and_the_agent_is_told_what_was_hea
     assert rig.agent.requests[0].heard == "One two three"
 
 
+async def test_a_barge_in_without_words_resumes_the_reply_with_one_line() -> None:
+    rig = Rig(hold=True)
+    welcome = "One two three four five six seven eight."
+    task = asyncio.create_task(rig.conversation.run(welcome))
+    try:
+        await until(lambda: rig.port.queued == 8 * WORD_SAMPLES)
+        rig.port.advance(6 * WORD_SAMPLES)  # "One" .. "six" heard
+        rig.port.say(utterance(4000, speech_ms=400))  # the fake whisper hears no words in it
+        await until(lambda: rig.port.flushes == 1)
+        await until(lambda: rig.port.queued > 0)  # resumed
+        assert rig.record.rows() == [("agent", welcome, "One two three four five six")]
+        rig.port.advance()
+        await until(lambda: rig.states[-1:] == ["listening"])
+    finally:
+        await hang_up(task)
+        rig.close()
+    # 400 ms before the cut is in "three": the caller heard it again, then the rest.
+    assert rig.port.heard_samples() == (6 + 6) * WORD_SAMPLES
+    assert rig.record.rows() == [("agent", welcome, None)], "one line, heard in full after all"
+    assert rig.lines() == rig.record.rows()
+    assert rig.agent.requests == [], "the cough was no turn"
+
+
+class LongAgent(EchoAgent):
+    async def ask_or_fallback(
+        self, url: str, request: WebhookRequest, secret: str | None, fallback_text: str
+    ) -> AgentAnswer:
+        self.requests.append(request)
+        return AgentAnswer(WebhookReply("One two three four five six seven eight."), None, 0.005)
+
+
+async def test_a_turn_whose_reply_resumed_to_its_end_was_not_interrupted() -> None:
+    agent = LongAgent()
+    rig = Rig(hold=True, agent=agent)
+    task = asyncio.create_task(rig.conversation.run())
+    try:
+        await until(lambda: rig.port.tap_count == 1)
+        rig.port.say(utterance(1000))
+        await until(lambda: rig.port.queued == 8 * WORD_SAMPLES)
+        rig.port.advance(6 * WORD_SAMPLES)
+        rig.port.say(utterance(4000, speech_ms=400))  # no words
+        await until(lambda: rig.port.flushes == 1 and rig.port.queued > 0)
+        rig.port.advance()
+        await until(lambda: rig.record.finished == [1])
+    finally:
+        await hang_up(task)
+        rig.close()
+    assert rig.record.rows() == [
+        ("caller", "hello", None), ("agent", "One two three four five six seven eight.", None),
+    ]  # fmt: skip
+    assert not rig.conversation.timings[0].interrupted
+    assert len(agent.requests) == 1
+
+
+async def test_a_barge_in_with_words_after_a_resume_is_the_next_turn() -> None:
+    rig = Rig(hold=True)
+    welcome = "One two three four five six seven eight."
+    task = asyncio.create_task(rig.conversation.run(welcome))
+    try:
+        await until(lambda: rig.port.queued == 8 * WORD_SAMPLES)
+        rig.port.advance(6 * WORD_SAMPLES)
+        rig.port.say(utterance(4000, speech_ms=400))
+        await until(lambda: rig.port.flushes == 1)
+        await until(lambda: rig.port.queued == 6 * WORD_SAMPLES)  # from "three" again
+        rig.port.advance(2 * WORD_SAMPLES)  # "three four" again
+        rig.port.say(utterance(2000, speech_ms=400))  # "goodbye": real words
+        await until(lambda: len(rig.agent.requests) == 1)
+    finally:
+        await hang_up(task)
+        rig.close()
+    assert rig.port.flushes == 2
+    assert rig.record.rows()[:2] == [
+        ("agent", welcome, "One two three four five six"),  # each word once
+        ("caller", "goodbye", None),
+    ]
+    assert rig.agent.requests[0].heard == "One two three four five six"
+
+
 async def test_audio_from_before_the_conversation_is_not_heard() -> None:
     rig = Rig()
     rig.port.say(utterance(2000))  # e.g. during a `talk` action: nobody listens yet

@@ -86,6 +86,24 @@ async def test_each_fact_is_in_the_store_before_the_turn_ends(
     assert asyncio.all_tasks() == {asyncio.current_task()}, "the call's writer has ended"
 
 
+async def test_a_correction_cleared_by_a_resumed_reply_leaves_the_plain_line(
+    store: Store, started: tuple[CallRecorder, ActiveCall]
+) -> None:
+    recorder, call = started
+    agent = TranscriptEntry("agent", "It is on its way. It comes today.")
+    recorder.transcript_added(call, agent)
+    cut = dataclasses.replace(agent, heard="It is on")  # a cough cut the reply
+    recorder.transcript_corrected(call, agent, cut)
+    await settled(recorder, call)
+    assert (await stored(store, call.call_id))[0] == [
+        ("agent", "It is on its way. It comes today. [heard: It is on]")
+    ], "on record while the verdict is awaited"
+    recorder.transcript_corrected(call, cut, dataclasses.replace(cut, heard=None))  # resumed
+    await recorder.call_ended(call)
+    lines, _ = await stored(store, call.call_id)
+    assert lines == [("agent", "It is on its way. It comes today.")], "one line, heard whole"
+
+
 async def test_the_conversation_never_waits_for_a_slow_store(
     store: Store, started: tuple[CallRecorder, ActiveCall], monkeypatch: pytest.MonkeyPatch
 ) -> None:
