@@ -41,11 +41,12 @@ DEFAULT_STT_ENGINE = "whisper"
 DEFAULT_TTS_ENGINE = "piper"
 DEFAULT_VAD_ENGINE = "webrtcvad"
 # "silence": endpoint_silence_ms ends a turn. "smart-turn" (after scripts/install-turn-model):
-# a model decides (speech/turn_end.py). Not the default: on the test bed's synthetic voices it
-# is right 18-19 times in 32 (bench/bench_turn_end.py), and a wheel install has no model.
+# a model decides (speech/turn_end.py). Not the default: on the test bed's synthetic voices
+# smart-turn alone is right 18-22 times in 32, with the transcript cue 21-25 (three runs of
+# bench/bench_turn_end.py; piper varies), and a wheel install has no model.
 DEFAULT_TURN_ENGINE = "silence"
 # With a turn-end model: after this much silence it is asked whether the caller is done
-# (webrtcvad's ~110 ms hangover included, as in DEFAULT_ENDPOINT_SILENCE_MS) ...
+# (counted from the last audible frame, as DEFAULT_ENDPOINT_SILENCE_MS is) ...
 DEFAULT_TURN_END_SILENCE_MS = 240
 # ... and when it says "not yet", this much silence ends the turn anyway: a caller who stopped
 # mid-thought still gets an answer; a pause to read out a number ("my order number is ...

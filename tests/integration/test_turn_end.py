@@ -3,6 +3,7 @@ sentence is answered; with ARI_OFFLOAD_SPEECH_TURN_ENGINE=smart-turn (and the tr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -39,10 +40,16 @@ def speech_models(speech_models: SpeechModels) -> Iterator[SpeechModels]:
     models.close()
 
 
-def piper_voice(models: SpeechModels) -> Voice:
+async def piper_voice(models: SpeechModels, texts: list[str]) -> Voice:
     """A human-like caller: espeak says every fragment as a whole sentence, falling pitch
-    and all, which no end-of-turn detector can tell from a finished one."""
-    return lambda text: ulaw_encode(models.synthesizer.synthesize_sentence(text))
+    and all, which no end-of-turn detector can tell from a finished one. Synthesized in a
+    thread, before the call: the loop must not block."""
+
+    def say(text: str) -> bytes:
+        return ulaw_encode(models.synthesizer.synthesize_sentence(text))
+
+    spoken = {text: await asyncio.to_thread(say, text) for text in texts}
+    return spoken.__getitem__
 
 
 async def test_a_pause_to_read_out_a_number_is_one_turn(
@@ -53,12 +60,12 @@ async def test_a_pause_to_read_out_a_number_is_one_turn(
     url, received = sample_agent
     await start_agent_service(url, welcome=None)
 
+    first, rest = "My order number is", "four five six seven."
     result = await run_dialogue(
         "8talk",
-        [Silence(1.0), Say("My order number is"), Silence(0.6), Say("four five six seven."),
-         Silence(5.0)],
-        voice=piper_voice(speech_models),
-    )  # fmt: skip
+        [Silence(1.0), Say(first), Silence(0.6), Say(rest), Silence(5.0)],
+        voice=await piper_voice(speech_models, [first, rest]),
+    )
 
     assert result.sipp.ok, result.sipp.output + result.sipp.errors
     assert len(received) == 1, [r.text for r in received]
