@@ -40,6 +40,19 @@ DEFAULT_STT_LANGUAGE = "en"
 DEFAULT_STT_ENGINE = "whisper"
 DEFAULT_TTS_ENGINE = "piper"
 DEFAULT_VAD_ENGINE = "webrtcvad"
+# "silence": endpoint_silence_ms ends a turn. "smart-turn" (after scripts/install-turn-model):
+# a model decides (speech/turn_end.py). Not the default: on the test bed's synthetic voices
+# smart-turn alone is right 18-22 times in 32, with the transcript cue 21-25 (three runs of
+# bench/bench_turn_end.py; piper varies), and a wheel install has no model.
+DEFAULT_TURN_ENGINE = "silence"
+# With a turn-end model: after this much silence it is asked whether the caller is done
+# (counted from the last audible frame, as DEFAULT_ENDPOINT_SILENCE_MS is) ...
+DEFAULT_TURN_END_SILENCE_MS = 240
+# ... and when it says "not yet", this much silence ends the turn anyway: a caller who stopped
+# mid-thought still gets an answer; a pause to read out a number ("my order number is ...
+# four five six seven", ~0.6 s) does not cut the sentence in two.
+DEFAULT_TURN_MAX_SILENCE_MS = 1200
+DEFAULT_TURN_THRESHOLD = 0.5  # smart-turn's own cut (pipecat's LocalSmartTurnAnalyzerV3)
 
 DEFAULT_WEBHOOK_TIMEOUT_S = 5.0
 DEFAULT_FALLBACK_TEXT = "Sorry, I am having trouble right now. Could you say that again?"
@@ -97,6 +110,14 @@ class SpeechSettings:
     endpoint_silence_ms: int = DEFAULT_ENDPOINT_SILENCE_MS
     pause_ms: int = DEFAULT_PAUSE_MS
     barge_in_min_speech_ms: int = DEFAULT_BARGE_IN_MIN_SPEECH_MS
+    # End of turn (speech/turn_end.py): with an engine other than "silence", the VAD endpoint
+    # is turn_max_silence_ms and the model may end the turn from turn_end_silence_ms on;
+    # endpoint_silence_ms is the endpoint of the "silence" engine only.
+    turn_engine: str = DEFAULT_TURN_ENGINE
+    turn_model: Path | None = None  # None: the one scripts/install-turn-model put in the venv
+    turn_end_silence_ms: int = DEFAULT_TURN_END_SILENCE_MS
+    turn_max_silence_ms: int = DEFAULT_TURN_MAX_SILENCE_MS
+    turn_threshold: float = DEFAULT_TURN_THRESHOLD
 
 
 @dataclass(frozen=True)

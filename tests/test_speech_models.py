@@ -154,11 +154,12 @@ def test_describe_names_what_was_loaded(speech_models: SpeechModels) -> None:
         assert info[engine]["warmup_s"] > 0
     assert info["vad"]["engine"] == "webrtcvad"
     assert info["vad"]["endpoint_silence_ms"] == SpeechSettings().endpoint_silence_ms
+    assert info["turn"]["engine"] == "silence"
 
 
 @pytest.mark.models
 def test_doctor_lines_name_each_engine_and_every_voice(speech_models: SpeechModels) -> None:
-    stt, tts, joe, slow, vad = describe_lines(speech_models.describe())
+    stt, tts, joe, slow, vad, turn = describe_lines(speech_models.describe())
     assert stt.startswith("stt  whisper: ")
     assert str(default_whisper_dir()) in stt
     assert "78 MB" in stt
@@ -169,6 +170,7 @@ def test_doctor_lines_name_each_engine_and_every_voice(speech_models: SpeechMode
     assert slow == "tts  piper: voice slow: joe's weights, length_scale 2.0"
     assert vad.startswith("vad  webrtcvad: aggressiveness 2")
     assert f"endpoint {DEFAULT_ENDPOINT_SILENCE_MS} ms" in vad
+    assert turn == "turn silence: the VAD endpoint alone"
 
 
 @pytest.mark.models

@@ -1,4 +1,4 @@
-"""Speech engines by name: one registry per family (stt, tts, vad), chosen from settings.
+"""Speech engines by name: one registry per family (stt, tts, vad, turn), chosen from settings.
 
 A new engine is one new file under speech/ (a factory returning an object that meets the
 family's protocol) plus one ``register`` line below. Each entry is a factory; models.py calls
@@ -7,6 +7,7 @@ the chosen one once at startup and shares what it returns with every call:
 - stt: ``(settings, workers) -> SttEngine`` (stt.py); it says whether it ``streaming``.
 - tts: ``(settings) -> Sequence[TtsVoice]`` (tts.py): the named voices, the default first.
 - vad: ``(settings, params) -> VadEngine`` (vad.py): a frame classifier per call.
+- turn: ``(settings) -> TurnEndModel | None`` (turn_end.py): None for "silence" (no model).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ari_offload.errors import ConfigError
 from ari_offload.speech.piper import load_piper_voices
 from ari_offload.speech.stt import SttEngine
 from ari_offload.speech.tts import TtsVoice
+from ari_offload.speech.turn_end import TurnEndModel, load_silence, load_smart_turn
 from ari_offload.speech.vad import VadEngine, VadParams
 from ari_offload.speech.webrtc_vad import load_webrtc_vad
 from ari_offload.speech.whisper import load_whisper
@@ -26,6 +28,7 @@ from ari_offload.speech.whisper import load_whisper
 SttFactory = Callable[[SpeechSettings, int], SttEngine]
 TtsFactory = Callable[[SpeechSettings], Sequence[TtsVoice]]
 VadFactory = Callable[[SpeechSettings, VadParams], VadEngine]
+TurnFactory = Callable[[SpeechSettings], TurnEndModel | None]
 F = TypeVar("F")
 
 
@@ -62,7 +65,10 @@ class Registry(Generic[F]):
 STT_ENGINES: Registry[SttFactory] = Registry("stt", "ARI_OFFLOAD_SPEECH_STT_ENGINE")
 TTS_ENGINES: Registry[TtsFactory] = Registry("tts", "ARI_OFFLOAD_SPEECH_TTS_ENGINE")
 VAD_ENGINES: Registry[VadFactory] = Registry("vad", "ARI_OFFLOAD_SPEECH_VAD_ENGINE")
+TURN_ENGINES: Registry[TurnFactory] = Registry("turn", "ARI_OFFLOAD_SPEECH_TURN_ENGINE")
 
 STT_ENGINES.register("whisper", load_whisper)
 TTS_ENGINES.register("piper", load_piper_voices)
 VAD_ENGINES.register("webrtcvad", load_webrtc_vad)
+TURN_ENGINES.register("smart-turn", load_smart_turn)
+TURN_ENGINES.register("silence", load_silence)

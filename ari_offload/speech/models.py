@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
-from ari_offload.config import SpeechSettings
+from ari_offload.audio import Pcm
+from ari_offload.config import DEFAULT_TURN_END_SILENCE_MS, DEFAULT_TURN_THRESHOLD, SpeechSettings
 from ari_offload.errors import ConfigError
-from ari_offload.speech.engines import STT_ENGINES, TTS_ENGINES, VAD_ENGINES
+from ari_offload.speech.engines import STT_ENGINES, TTS_ENGINES, TURN_ENGINES, VAD_ENGINES
 from ari_offload.speech.scheduler import DEFAULT_WORKERS, CpuSeconds, Scheduler
 from ari_offload.speech.stt import SttEngine, SttRunner
 from ari_offload.speech.tts import TtsRunner, TtsVoice
+from ari_offload.speech.turn_end import TurnEndGate, TurnEndModel
 from ari_offload.speech.vad import VadEngine, VadParams, VadSegmenter
 
 logger = logging.getLogger("ari_offload.speech")
@@ -27,6 +31,8 @@ class SpeechModels:
     runs 4 jobs at once and a final transcription shares the cores with a later sentence;
     one pool ranks them (bench/bench_scheduler.py measured both). ``cpu_seconds(call_id)``
     is a call's CPU time in speech work so far.
+    ``turn_end``: the end-of-turn model (None: the VAD's silence alone ends a turn); every
+    call's questions go through one thread of its own, so it costs one core at most.
     """
 
     def __init__(
@@ -37,6 +43,9 @@ class SpeechModels:
         vad_params: VadParams,
         workers: int = DEFAULT_WORKERS,
         seconds: dict[str, float] | None = None,
+        turn_end: TurnEndModel | None = None,
+        turn_end_silence_ms: int = DEFAULT_TURN_END_SILENCE_MS,
+        turn_threshold: float = DEFAULT_TURN_THRESHOLD,
     ) -> None:
         if not voices:
             raise ConfigError("the TTS engine loaded no voice")
@@ -52,6 +61,11 @@ class SpeechModels:
             name: TtsRunner(voice, scheduler=self.scheduler) for name, voice in self.voices.items()
         }
         self._unknown_voices: set[str] = set()
+        self.turn_end = turn_end
+        self._turn_end_silence_ms = turn_end_silence_ms
+        self._turn_threshold = turn_threshold
+        # The one place turn-end inference leaves the loop (a scheduler may take it over).
+        self._turn_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn-end")
 
     @property
     def synthesizer(self) -> TtsVoice:
@@ -94,6 +108,19 @@ class SpeechModels:
         """One per call: a segmenter holds the state of one audio stream."""
         return VadSegmenter(self.vad_params, self.vad.new_classifier())
 
+    def new_turn_gate(self) -> TurnEndGate | None:
+        """One per call, beside its segmenter; None without a turn-end model."""
+        if self.turn_end is None:
+            return None
+        return TurnEndGate(self._turn_end_silence_ms, self._turn_threshold)
+
+    async def turn_probability(self, audio: Pcm) -> float:
+        """The turn-end model's answer about ``audio``, computed off the event loop."""
+        if self.turn_end is None:
+            raise RuntimeError("no turn-end model is loaded")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._turn_pool, self.turn_end.probability, audio)
+
     def describe(self) -> dict[str, Any]:
         """What `ari-offload doctor` prints: each engine's own description, load and warmup."""
         return {
@@ -110,10 +137,23 @@ class SpeechModels:
                 "warmup_s": self.seconds.get("tts_warmup"),
             },
             "vad": {**self.vad.describe(), **asdict(self.vad_params)},
+            "turn": self._describe_turn(),
+        }
+
+    def _describe_turn(self) -> dict[str, Any]:
+        if self.turn_end is None:
+            return {"engine": "silence", "summary": "the VAD endpoint alone"}
+        return {
+            **self.turn_end.describe(),
+            "end_silence_ms": self._turn_end_silence_ms,
+            "max_silence_ms": self.vad_params.endpoint_silence_ms,
+            "threshold": self._turn_threshold,
+            "warmup_s": self.seconds.get("turn_warmup"),
         }
 
     def close(self) -> None:
         self.scheduler.shutdown()
+        self._turn_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def describe_models(settings: SpeechSettings) -> list[str]:
@@ -126,7 +166,7 @@ def describe_models(settings: SpeechSettings) -> list[str]:
 
 
 def describe_lines(info: dict[str, Any]) -> list[str]:
-    stt, tts, vad = info["stt"], info["tts"], info["vad"]
+    stt, tts, vad, turn = info["stt"], info["tts"], info["vad"], info["turn"]
     lines = [
         f"stt  {stt['engine']}: {stt['summary']};"
         f" load {stt['load_s']:.2f} s, warmup {stt['warmup_s']:.2f} s",
@@ -138,15 +178,33 @@ def describe_lines(info: dict[str, Any]) -> list[str]:
         f"vad  {vad['engine']}: {vad['summary']}, min speech {vad['min_speech_ms']} ms,"
         f" pause {vad['pause_ms']} ms, endpoint {vad['endpoint_silence_ms']} ms"
     )
+    if turn["engine"] == "silence":
+        lines.append(f"turn silence: {turn['summary']}")
+    else:
+        lines.append(
+            f"turn {turn['engine']}: {turn['summary']}, asked after {turn['end_silence_ms']} ms"
+            f" of silence, finished at >= {turn['threshold']}, else the endpoint;"
+            f" warmup {turn['warmup_s']:.2f} s"
+        )
     return lines
 
 
 def vad_params_from(settings: SpeechSettings) -> VadParams:
+    """The VAD's; with a turn-end model, its endpoint is the long silence (the model ends a
+    finished turn sooner)."""
+    with_model = settings.turn_engine != "silence"
+    endpoint = settings.turn_max_silence_ms if with_model else settings.endpoint_silence_ms
+    if with_model and not settings.pause_ms <= settings.turn_end_silence_ms < endpoint:
+        raise ConfigError(
+            "ARI_OFFLOAD_SPEECH_TURN_END_SILENCE_MS must be >= ARI_OFFLOAD_SPEECH_PAUSE_MS and"
+            f" < ARI_OFFLOAD_SPEECH_TURN_MAX_SILENCE_MS ({settings.turn_end_silence_ms},"
+            f" {settings.pause_ms}, {endpoint})"
+        )
     try:
         return VadParams(
             aggressiveness=settings.vad_aggressiveness,
             min_speech_ms=settings.min_speech_ms,
-            endpoint_silence_ms=settings.endpoint_silence_ms,
+            endpoint_silence_ms=endpoint,
             pause_ms=settings.pause_ms,
         )
     except ValueError as exc:
@@ -163,6 +221,7 @@ def load_speech_models(
     load_stt = STT_ENGINES.get(settings.stt_engine)
     load_tts = TTS_ENGINES.get(settings.tts_engine)
     vad = VAD_ENGINES.get(settings.vad_engine)(settings, vad_params)
+    load_turn = TURN_ENGINES.get(settings.turn_engine)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
@@ -185,7 +244,16 @@ def load_speech_models(
         logger.info("loaded TTS %s", voice.describe()["summary"])
     logger.info("TTS voices loaded in %.2f s (warmup %.2f s)", seconds["tts_load"],
                 seconds["tts_warmup"])  # fmt: skip
-    return SpeechModels(transcriber, voices, vad, vad_params, workers, seconds)
+
+    turn_end = load_turn(settings)
+    if turn_end is not None:
+        seconds["turn_warmup"] = _timed(turn_end.warmup)
+        logger.info("loaded turn-end %s (warmup %.2f s)", turn_end.describe()["summary"],
+                    seconds["turn_warmup"])  # fmt: skip
+    return SpeechModels(
+        transcriber, voices, vad, vad_params, workers, seconds,
+        turn_end, settings.turn_end_silence_ms, settings.turn_threshold,
+    )  # fmt: skip
 
 
 def _check_streaming(name: str, engine: SttEngine) -> None:

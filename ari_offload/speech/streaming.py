@@ -43,6 +43,11 @@ class UtteranceStt(Protocol):
         """The utterance ended with ``audio``: its transcript, on its way from now on."""
         ...
 
+    def speculation(self, audio: Pcm) -> asyncio.Future[Transcript] | None:
+        """The transcript of exactly ``audio`` (last ``speculate``d), if one is on its way
+        (the turn-end gate reads it; None when the engine keeps none)."""
+        ...
+
     def close(self) -> None:
         """The call is over: drop any work nobody will read."""
         ...
@@ -115,6 +120,12 @@ class SpeculativeStt:
             self._future = None  # never started: it holds no worker
         self._audio = self._deferred = None
 
+    def peek(self, audio: Pcm) -> asyncio.Future[Transcript] | None:
+        """The transcript of the run that hears exactly ``audio``, without taking it."""
+        if self._future is None or self._audio is None or not np.array_equal(self._audio, audio):
+            return None
+        return asyncio.wrap_future(self._future)
+
     def take(self, audio: Pcm) -> asyncio.Future[Transcript] | None:
         """At the endpoint: the run that hears exactly ``audio``, if there is one.
 
@@ -166,6 +177,9 @@ class SegmentedStt:
 
     def cancel_speculation(self) -> None:
         self.runs.resume()
+
+    def speculation(self, audio: Pcm) -> asyncio.Future[Transcript] | None:
+        return self.runs.peek(audio)
 
     def utterance_ended(self, audio: Pcm) -> asyncio.Task[Transcript]:
         # Taken now, at the endpoint: the next pause must not find this run still tracked.

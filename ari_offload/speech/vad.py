@@ -159,6 +159,25 @@ class VadSegmenter:
     def samples_fed(self) -> int:
         return self._samples
 
+    @property
+    def silence_ms(self) -> int:
+        """How long the caller has been quiet in the current utterance (0 outside speech or
+        while voiced): what a turn-end model's gate counts (speech/turn_end.py)."""
+        if not self._speaking or self._voiced_run:
+            return 0
+        return self._silence_run * self.params.frame_ms
+
+    def end_now(self) -> UtteranceEnded | None:
+        """End the utterance here, before the endpoint silence, if the caller is quiet now
+        (a turn-end model judged it finished); None, changing nothing, if not.
+
+        The audio is what the endpoint would have cut (speech plus post-roll), so a
+        speculative transcript of the pause is the final one here too.
+        """
+        if self.silence_ms == 0:
+            return None
+        return self._end_utterance()
+
     def reset(self) -> None:
         """Forget everything, as if no audio had been fed (sample count restarts at 0)."""
         self._samples = 0

@@ -13,6 +13,7 @@ text and time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -29,7 +30,8 @@ from ari_offload.media.port import FrameTap, MediaPort
 from ari_offload.speech.models import SpeechModels
 from ari_offload.speech.streaming import UtteranceStt, utterance_stt
 from ari_offload.speech.stt import Transcript
-from ari_offload.speech.vad import UtteranceEnded
+from ari_offload.speech.turn_end import TurnEndGate
+from ari_offload.speech.vad import UtteranceEnded, VadEvent
 from ari_offload.tasks import cancel_and_wait, first_of
 from ari_offload.voice.turn_taker import (
     Action,
@@ -102,6 +104,8 @@ class Conversation:
         self._observer = observer
         self._taker = TurnTaker(speech.barge_in_min_speech_ms, turns_before=call.turns)
         self._segmenter = models.new_segmenter()
+        self._gate = models.new_turn_gate()  # None: the VAD endpoint alone ends a turn
+        self._judging: set[asyncio.Task[None]] = set()  # turn-end questions in flight
         self._stt: UtteranceStt = utterance_stt(models.stt, agent.language, owner=call.call_id)
         # one at a time; None: the listener stopped (the port closed, or it failed)
         self._turns: asyncio.Queue[EndTurn | Speak | None] = asyncio.Queue()
@@ -140,7 +144,7 @@ class Conversation:
                 " %.2f, %d jobs)", self.call.call_id, len(self.timings), cpu.stt + cpu.tts,
                 cpu.stt, cpu.tts, cpu.jobs,
             )  # fmt: skip
-            await cancel_and_wait(listener, *self._transcripts)
+            await cancel_and_wait(listener, *self._transcripts, *self._judging)
 
     def _listener_stopped(self, listener: asyncio.Task[None]) -> None:
         """Nothing more is heard: end the conversation (and with a failure, the flow)."""
@@ -168,10 +172,44 @@ class Conversation:
         now = time.monotonic() if received_at is None else received_at
         self._stt.feed(pcm)
         for event in self._segmenter.feed(pcm):
-            if isinstance(event, UtteranceEnded):
-                self._transcripts.append(self._stt.utterance_ended(event.audio))
-            self._perform(self._taker.vad(event, self._segmenter.samples_fed, now))
+            self._vad_event(event, now)
+        if self._gate is not None:
+            self._ask_turn_end(self._gate)
         self._perform(self._taker.frame(self._segmenter.samples_fed))
+
+    def _vad_event(self, event: VadEvent, now: float) -> None:
+        if isinstance(event, UtteranceEnded):
+            self._transcripts.append(self._stt.utterance_ended(event.audio))
+        if self._gate is not None:
+            self._gate.vad(event)
+        self._perform(self._taker.vad(event, self._segmenter.samples_fed, now))
+
+    def _ask_turn_end(self, gate: TurnEndGate) -> None:
+        audio = gate.frame(self._segmenter.silence_ms)
+        if audio is None:
+            return
+        task = asyncio.create_task(self._judge(gate, gate.pause, audio), name="turn-end")
+        self._judging.add(task)
+        task.add_done_callback(self._judging.discard)
+
+    async def _judge(self, gate: TurnEndGate, pause: int, audio: Pcm) -> None:
+        """Ask the turn-end model (and read the speculative transcript of the same audio);
+        end the utterance now if both say the caller is done and is still quiet."""
+        try:
+            probability = await self._models.turn_probability(audio)
+            text = None
+            speculation = self._stt.speculation(audio) if probability >= gate.threshold else None
+            if speculation is not None:
+                with contextlib.suppress(asyncio.CancelledError):  # speech resumed: stale
+                    text = (await speculation).text
+        except Exception:  # a failed question only costs the early end
+            log.exception("call %s: turn-end model failed", self.call.call_id)
+            return
+        log.debug("call %s: turn end p=%.2f text=%r", self.call.call_id, probability, text)
+        if gate.finished(pause, probability, text):
+            event = self._segmenter.end_now()
+            if event is not None:
+                self._vad_event(event, time.monotonic())
 
     def _perform(self, actions: list[Action]) -> None:
         for action in actions:

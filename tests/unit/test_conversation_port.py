@@ -78,6 +78,9 @@ class FrameCountingStream:
     def cancel_speculation(self) -> None:
         pass
 
+    def speculation(self, audio: Pcm) -> None:
+        return None
+
     def utterance_ended(self, audio: Pcm) -> asyncio.Task[Transcript]:
         heard = self.frames  # up to the endpoint
 
@@ -148,6 +151,7 @@ class Rig:
             release_call=self.stt.scheduler.forget,
             tts_for=self._voice,
             new_segmenter=lambda: VadSegmenter(VadParams(), classifier=lambda f: bool(f.any())),
+            new_turn_gate=lambda: None,
         )
         self.states: list[str] = []
         self.voices: list[str | None] = []  # asked of tts_for, per reply

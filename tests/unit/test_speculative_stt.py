@@ -66,6 +66,7 @@ def conversation(runner: SttRunner) -> Conversation:
         stt=runner,
         new_segmenter=lambda: VadSegmenter(VadParams(), classifier=voiced),
         release_call=runner.scheduler.forget,
+        new_turn_gate=lambda: None,
     )
     call = SimpleNamespace(media=object(), call_id="call-1", turns=0)
     return Conversation(

@@ -103,7 +103,9 @@ def throwaway_engines() -> Iterator[SpeechSettings]:
     STT_ENGINES.register("echo", load_echo)
     TTS_ENGINES.register("beep", load_beeps)
     VAD_ENGINES.register("loud", load_loud)
-    yield SpeechSettings(stt_engine="echo", tts_engine="beep", vad_engine="loud")
+    yield SpeechSettings(
+        stt_engine="echo", tts_engine="beep", vad_engine="loud", turn_engine="silence"
+    )
     STT_ENGINES.unregister("echo")
     TTS_ENGINES.unregister("beep")
     VAD_ENGINES.unregister("loud")
@@ -177,6 +179,8 @@ async def test_registered_engines_are_chosen_by_name(throwaway_engines: SpeechSe
             "tts  beep: voice long: 1600 samples",
         ]
         assert lines[4].startswith("vad  loud: threshold 500, min speech 120 ms")
+        assert lines[5] == "turn silence: the VAD endpoint alone"
+        assert models.new_turn_gate() is None
     finally:
         models.close()
 
