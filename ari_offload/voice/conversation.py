@@ -13,7 +13,6 @@ text and time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -30,9 +29,9 @@ from ari_offload.media.port import FrameTap, MediaPort
 from ari_offload.speech.models import SpeechModels
 from ari_offload.speech.streaming import UtteranceStt, utterance_stt
 from ari_offload.speech.stt import Transcript
-from ari_offload.speech.turn_end import TurnEndGate
 from ari_offload.speech.vad import UtteranceEnded, VadEvent
 from ari_offload.tasks import cancel_and_wait, first_of
+from ari_offload.voice.turn_end_watch import TurnEndWatch
 from ari_offload.voice.turn_taker import (
     Action,
     BargeIn,
@@ -104,9 +103,11 @@ class Conversation:
         self._observer = observer
         self._taker = TurnTaker(speech.barge_in_min_speech_ms, turns_before=call.turns)
         self._segmenter = models.new_segmenter()
-        self._gate = models.new_turn_gate()  # None: the VAD endpoint alone ends a turn
-        self._judging: set[asyncio.Task[None]] = set()  # turn-end questions in flight
         self._stt: UtteranceStt = utterance_stt(models.stt, agent.language, owner=call.call_id)
+        gate = models.new_turn_gate()  # None: the VAD endpoint alone ends a turn
+        self._turn_end = None if gate is None else TurnEndWatch(
+            gate, self._segmenter, self._stt, models, call.call_id, self._vad_event
+        )  # fmt: skip
         # one at a time; None: the listener stopped (the port closed, or it failed)
         self._turns: asyncio.Queue[EndTurn | Speak | None] = asyncio.Queue()
         self._transcripts: deque[asyncio.Task[Transcript]] = deque()  # per utterance, in order
@@ -144,7 +145,8 @@ class Conversation:
                 " %.2f, %d jobs)", self.call.call_id, len(self.timings), cpu.stt + cpu.tts,
                 cpu.stt, cpu.tts, cpu.jobs,
             )  # fmt: skip
-            await cancel_and_wait(listener, *self._transcripts, *self._judging)
+            judging = self._turn_end.judging if self._turn_end is not None else ()
+            await cancel_and_wait(listener, *self._transcripts, *judging)
 
     def _listener_stopped(self, listener: asyncio.Task[None]) -> None:
         """Nothing more is heard: end the conversation (and with a failure, the flow)."""
@@ -173,43 +175,16 @@ class Conversation:
         self._stt.feed(pcm)
         for event in self._segmenter.feed(pcm):
             self._vad_event(event, now)
-        if self._gate is not None:
-            self._ask_turn_end(self._gate)
+        if self._turn_end is not None:
+            self._turn_end.frame()
         self._perform(self._taker.frame(self._segmenter.samples_fed))
 
     def _vad_event(self, event: VadEvent, now: float) -> None:
         if isinstance(event, UtteranceEnded):
             self._transcripts.append(self._stt.utterance_ended(event.audio))
-        if self._gate is not None:
-            self._gate.vad(event)
+        if self._turn_end is not None:
+            self._turn_end.vad(event)
         self._perform(self._taker.vad(event, self._segmenter.samples_fed, now))
-
-    def _ask_turn_end(self, gate: TurnEndGate) -> None:
-        audio = gate.frame(self._segmenter.silence_ms)
-        if audio is None:
-            return
-        task = asyncio.create_task(self._judge(gate, gate.pause, audio), name="turn-end")
-        self._judging.add(task)
-        task.add_done_callback(self._judging.discard)
-
-    async def _judge(self, gate: TurnEndGate, pause: int, audio: Pcm) -> None:
-        """Ask the turn-end model (and read the speculative transcript of the same audio);
-        end the utterance now if both say the caller is done and is still quiet."""
-        try:
-            probability = await self._models.turn_probability(audio)
-            text = None
-            speculation = self._stt.speculation(audio) if probability >= gate.threshold else None
-            if speculation is not None:
-                with contextlib.suppress(asyncio.CancelledError):  # speech resumed: stale
-                    text = (await speculation).text
-        except Exception:  # a failed question only costs the early end
-            log.exception("call %s: turn-end model failed", self.call.call_id)
-            return
-        log.debug("call %s: turn end p=%.2f text=%r", self.call.call_id, probability, text)
-        if gate.finished(pause, probability, text):
-            event = self._segmenter.end_now()
-            if event is not None:
-                self._vad_event(event, time.monotonic())
 
     def _perform(self, actions: list[Action]) -> None:
         for action in actions:
