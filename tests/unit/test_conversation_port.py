@@ -448,6 +448,9 @@ async def test_a_call_ended_mid_reply_keeps_the_agent_line_with_what_was_heard()
         assert rig.record.rows() == [("caller", "hello", None), ("agent", "You said hello.", None)]
         measured = rig.record.turns[1]
         assert measured["webhook_ms"] >= 0
+        # the parts are the times between the turn's moments: they add up to the total
+        parts = ("endpoint_ms", "stt_ms", "webhook_ms", "tts_first_audio_ms")
+        assert sum(measured[name] for name in parts) == pytest.approx(measured["total_ms"])
         assert measured["tts_first_audio_ms"] > 0
         assert measured["total_ms"] > measured["endpoint_ms"]
         rig.port.advance(WORD_SAMPLES * 3 // 2)  # half of it: "You" and half of "said"
