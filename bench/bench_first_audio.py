@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import re
 import statistics
 import time
@@ -31,6 +30,7 @@ from ari_offload.speech.piper import PiperSynthesizer
 from ari_offload.speech.reply_text import SENTENCE_PAUSE_MS, plan_chunks, split_sentences
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.speech.whisper import WhisperTranscriber
+from bench.machine import describe
 
 REPLIES = [
     "You said: I need to reset my password. How else can I help?",
@@ -92,7 +92,7 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, {platform.processor()}")
+    print(describe(("piper-tts", "onnxruntime")))
     print("method: piper joe-medium (bundled), whisper tiny.en int8; see the module docstring")
     voice = PiperSynthesizer()
     voice.warmup()

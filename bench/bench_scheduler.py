@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -47,6 +46,7 @@ from ari_offload.speech.stt import SttRunner
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.speech.whisper import WHISPER_RATE, WhisperTranscriber
 from bench.bench_speech import telephone, words
+from bench.machine import describe
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -262,10 +262,7 @@ def main() -> None:
     parser.add_argument("--batching", action="store_true")
     args = parser.parse_args()
     sizes = [int(n) for n in args.calls.split(",")]
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} cpus, python"
-        f" {platform.python_version()}, load average {os.getloadavg()[0]:.2f}"
-    )
+    print(describe(("faster-whisper", "ctranslate2", "piper-tts")))
     print("method: see bench/bench_scheduler.py's docstring (whisper tiny.en int8, piper joe)\n")
     whisper = WhisperTranscriber(workers=2)
     whisper.warmup()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import subprocess
 import tempfile
@@ -24,7 +23,6 @@ import warnings
 import wave
 from collections.abc import Callable, Mapping
 from functools import partial
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from ari_offload.speech.tts import TtsRunner
 from ari_offload.speech.vad import UtteranceEnded, VadParams, VadSegmenter
 from ari_offload.speech.webrtc_vad import webrtc_classifier
 from ari_offload.speech.whisper import WhisperTranscriber
+from bench.machine import describe
 
 with warnings.catch_warnings():  # deprecated, still the reference G.711 on 3.11
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -105,19 +104,8 @@ def timed(work: Callable[[], object], repeat: int) -> tuple[list[float], object]
 
 
 def machine() -> None:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     packages = ("faster-whisper", "ctranslate2", "piper-tts", "onnxruntime", "webrtcvad-wheels")
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in packages)
-    print(f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"engines: {versions}")
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print(describe(packages) + "\n")
 
 
 def bench_load() -> SpeechModels:

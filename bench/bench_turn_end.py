@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
-from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 
@@ -34,6 +31,7 @@ from ari_offload.speech.turn_end import SmartTurnModel, TurnEndGate, transcript_
 from ari_offload.speech.vad import VadSegmenter
 from ari_offload.speech.webrtc_vad import webrtc_classifier
 from ari_offload.speech.whisper import WhisperTranscriber
+from bench.machine import describe
 from testbed.audio import speech_file
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -70,14 +68,7 @@ def espeak_8k(text: str) -> Pcm:
 
 
 def machine() -> None:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    versions = ", ".join(f"{n} {metadata.version(n)}" for n in ("onnxruntime", "faster-whisper"))
-    print(f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}; {versions}")
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print(describe(("onnxruntime", "faster-whisper")) + "\n")
 
 
 def asked_audio(pcm: Pcm) -> Pcm | None:

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ari_offload.sdk.client import Client
+from bench.machine import describe
 from testbed.asterisk import Testbed
 from testbed.audio import speech_file
 from testbed.dialogue import Say, Silence, Step, script_audio
@@ -179,9 +179,7 @@ async def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for serve")
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.env)
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} cpus, python {platform.python_version()}"
-    )
+    print(describe(("faster-whisper", "ctranslate2", "piper-tts")))
     print("method: see the module docstring; settings:", extra_env or "defaults")
     await Testbed().start()
     workdir = Path(tempfile.mkdtemp(prefix="aoff-latency-"))
