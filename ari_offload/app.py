@@ -90,7 +90,11 @@ class App:
         # Webhooks only where the policy allows, never to our own ARI or API (agent.egress).
         refused = own_endpoints(settings.ari.url, settings.api.host, settings.api.port)
         http = webhook_session(policy.egress, refused)
-        webhook = WebhookClient(http, settings.agent.webhook_timeout_s)
+        webhook = WebhookClient(
+            http,
+            settings.agent.webhook_timeout_s,
+            stream_timeout_s=settings.agent.webhook_stream_timeout_s,
+        )
         flow_ctx = FlowContext(settings, models, webhook, _agents(store), recorder, policy)
         flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)

@@ -54,7 +54,9 @@ DEFAULT_TURN_END_SILENCE_MS = 240
 DEFAULT_TURN_MAX_SILENCE_MS = 1200
 DEFAULT_TURN_THRESHOLD = 0.5  # smart-turn's own cut (pipecat's LocalSmartTurnAnalyzerV3)
 
-DEFAULT_WEBHOOK_TIMEOUT_S = 5.0
+DEFAULT_WEBHOOK_TIMEOUT_S = 5.0  # to the reply's first text (streamed or whole)
+# A streamed reply's whole length: an LLM talking for longer is stuck, not eloquent.
+DEFAULT_WEBHOOK_STREAM_TIMEOUT_S = 30.0
 DEFAULT_FALLBACK_TEXT = "Sorry, I am having trouble right now. Could you say that again?"
 
 DEFAULT_API_HOST = "127.0.0.1"
@@ -123,6 +125,7 @@ class SpeechSettings:
 @dataclass(frozen=True)
 class AgentSettings:
     webhook_timeout_s: float = DEFAULT_WEBHOOK_TIMEOUT_S
+    webhook_stream_timeout_s: float = DEFAULT_WEBHOOK_STREAM_TIMEOUT_S
     fallback_text: str = DEFAULT_FALLBACK_TEXT
 
 

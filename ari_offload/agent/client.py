@@ -18,8 +18,9 @@ import ssl
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
@@ -29,9 +30,12 @@ from ari_offload.agent.contract import (
     DELIVERY_HEADER,
     WebhookReply,
     WebhookRequest,
+    check_reply,
     parse_reply,
     sign,
 )
+from ari_offload.agent.reply_stream import BodyFormat, ReplyPiece, ReplyStreamParser, body_format
+from ari_offload.config import DEFAULT_WEBHOOK_STREAM_TIMEOUT_S
 from ari_offload.errors import (
     EgressRefused,
     WebhookBadReply,
@@ -43,8 +47,11 @@ from ari_offload.errors import (
 from ari_offload.turn_fields import WebhookFailure
 
 logger = logging.getLogger("ari_offload.agent")
+_T = TypeVar("_T")
 
 USER_AGENT = f"ari-offload/{__version__}"
+# What a reply may be (agent/reply_stream.py): whole, or streamed as NDJSON or SSE.
+ACCEPTED_REPLIES = "application/json, application/x-ndjson, text/event-stream"
 # A reply is at most MAX_REPLY_TEXT_CHARS of text; this leaves room for JSON escaping
 # (up to 6 bytes per \uXXXX char) and stops a runaway agent from filling memory.
 MAX_REPLY_BYTES = 64 * 1024
@@ -113,27 +120,30 @@ class WebhookClient:
         timeout_s: float,
         *,
         stats: WebhookStats | None = None,
+        stream_timeout_s: float = DEFAULT_WEBHOOK_STREAM_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"webhook timeout must be positive, got {timeout_s}")
         self._session = session
         self._timeout_s = timeout_s
+        self._stream_timeout_s = max(stream_timeout_s, timeout_s)
         self._clock = clock  # wall clock for the signature timestamp
         self.stats = stats if stats is not None else WebhookStats()
 
     async def ask(self, url: str, request: WebhookRequest, secret: str | None) -> WebhookReply:
-        """The agent's reply to ``request``; raises a ``WebhookError`` subclass on failure.
+        """The agent's whole reply to ``request``; raises a ``WebhookError`` subclass on
+        failure. A streamed reply is collected (``stream`` speaks it as it comes).
 
         ``secret`` (None or empty: unsigned) signs the body, see ``contract.sign``.
         """
+        text, hangup = "", False
+        async for piece in self.stream(url, request, secret):
+            text, hangup = text + piece.text, hangup or piece.hangup
         try:
-            reply = await self._ask(url, request, secret)
-        except WebhookError as exc:
-            self.stats.record(exc)
-            raise
-        self.stats.record(None)
-        return reply
+            return check_reply(text, hangup)
+        except WebhookBadReply as exc:
+            raise WebhookBadReply(f"webhook {safe_url(url)} sent a bad reply: {exc}") from None
 
     async def ask_or_fallback(
         self, url: str, request: WebhookRequest, secret: str | None, fallback_text: str
@@ -153,92 +163,146 @@ class WebhookClient:
             return AgentAnswer(WebhookReply(fallback_text), exc, duration)
         return AgentAnswer(reply, None, time.perf_counter() - start)
 
-    async def _ask(self, url: str, request: WebhookRequest, secret: str | None) -> WebhookReply:
+    async def stream(
+        self, url: str, request: WebhookRequest, secret: str | None
+    ) -> AsyncGenerator[ReplyPiece, None]:
+        """The agent's reply as it arrives (whole JSON: one piece); raises a ``WebhookError``.
+
+        Its first text must come within the webhook timeout, all of it within the stream
+        timeout. ``aclose()`` (a barge-in) closes the connection: the agent sees its
+        stream cancelled. Each request counts once in ``stats``, when it ends.
+        """
         where = safe_url(url)
         delivery = str(uuid.uuid4())  # in the header and, signed, in the body: replay dedup
+        body, headers = self.signed(request, secret, delivery)
+        logger.debug(
+            "POST %s call=%s turn=%d delivery=%s", where, request.call_id, request.turn, delivery
+        )
+        deadlines = _Deadlines(self._timeout_s, self._stream_timeout_s, where)
+        try:
+            _refuse_credentials(url, where)
+            async for piece in self._pieces(url, where, body, headers, deadlines):
+                deadlines.text_seen = deadlines.text_seen or bool(piece.text)
+                yield piece
+        except WebhookError as exc:  # a cancelled or closed stream is no outcome: not counted
+            self.stats.record(exc)
+            raise
+        except (aiohttp.ClientError, OSError) as exc:
+            error = transport_error(exc, url, where)
+            self.stats.record(error)
+            raise error from None
+        self.stats.record(None)
+        logger.debug("webhook %s answered in %.3f s", where, deadlines.elapsed())
+
+    async def _pieces(
+        self, url: str, where: str, body: bytes, headers: dict[str, str], deadlines: _Deadlines
+    ) -> AsyncGenerator[ReplyPiece, None]:
+        # Redirects are refused, not followed: aiohttp would turn the POST into a body-less GET.
+        post = self._session.post(
+            url, data=body, headers=headers, allow_redirects=False, raise_for_status=False
+        )
+        async with await deadlines.wait(post.__aenter__()) as resp:
+            await deadlines.wait(check_status(resp, url, where))
+            fmt = body_format(resp.headers.get("Content-Type", ""))
+            if fmt is BodyFormat.JSON:
+                raw = await deadlines.wait(read_limited(resp, where))
+                try:
+                    reply = parse_reply(raw)
+                except WebhookBadReply as exc:
+                    raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
+                yield ReplyPiece(reply.text, reply.hangup, done=True)
+                return
+            parser = ReplyStreamParser(fmt)
+            try:
+                while not parser.done:
+                    data = await deadlines.wait(resp.content.readany())
+                    try:
+                        pieces = parser.feed(data) if data else parser.end()
+                    except WebhookBadReply as exc:
+                        raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
+                    for piece in pieces:
+                        yield piece
+            finally:
+                if not resp.content.at_eof():
+                    resp.close()  # not reused: the agent sees its stream end (a barge-in)
+
+    def signed(
+        self, request: WebhookRequest, secret: str | None, delivery: str
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of one POST of ``request`` (signed if ``secret``)."""
         body = replace(request, delivery_id=delivery).to_json()
         headers = {
             "Content-Type": "application/json",
+            "Accept": ACCEPTED_REPLIES,
             "User-Agent": USER_AGENT,
             DELIVERY_HEADER: delivery,
         }
         if secret:
             headers.update(sign(body, secret, int(self._clock())))
-        logger.debug(
-            "POST %s call=%s turn=%d delivery=%s", where, request.call_id, request.turn, delivery
-        )
-        start = time.perf_counter()
-        raw = await self._exchange(url, where, body, headers)
-        try:
-            reply = parse_reply(raw)
-        except WebhookBadReply as exc:
-            raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
-        logger.debug(
-            "webhook %s answered in %.3f s (hangup=%s)",
-            where,
-            time.perf_counter() - start,
-            reply.hangup,
-        )
-        return reply
+        return body, headers
 
-    async def _exchange(self, url: str, where: str, body: bytes, headers: dict[str, str]) -> bytes:
-        """The reply body of one POST, every transport failure mapped to a WebhookError."""
-        if _has_credentials(url):
-            # aiohttp would send them as Basic auth; the API refuses them, older agents may not.
-            raise WebhookUnreachable(
-                f"webhook {where} is refused: credentials in the URL (user:pass@) are never "
-                "sent; sign requests with the agent's secret instead"
-            )
+
+class _Deadlines:
+    """A streamed reply's two clocks: its first text within ``first_s`` of the request,
+    all of it within ``total_s``; ``wait`` bounds one step by whichever applies."""
+
+    def __init__(self, first_s: float, total_s: float, where: str) -> None:
+        self._start = time.monotonic()
+        self._first_s, self._total_s, self._where = first_s, total_s, where
+        self.text_seen = False
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._start
+
+    async def wait(self, step: Awaitable[_T]) -> _T:
+        limit = self._total_s if self.text_seen else self._first_s
         try:
-            async with asyncio.timeout(self._timeout_s):
-                return await self._post(url, where, body, headers)
-        except TimeoutError:  # first: aiohttp's own timeouts are also OSError/ClientError
+            return await asyncio.wait_for(step, max(0.0, limit - self.elapsed()))
+        except TimeoutError:
+            what = "finish its streamed reply" if self.text_seen else "answer"
             raise WebhookTimeout(
-                f"webhook {where} did not answer within {self._timeout_s:g} s"
-            ) from None
-        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
-            raise WebhookUnreachable(
-                f"webhook URL {where!r} is not a valid http:// or https:// URL"
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, EgressRefused):
-                refused = exc.os_error
-                raise EgressRefused(
-                    refused.rule, f"webhook {where} is refused: {refused.message}"
-                ) from None
-            raise WebhookUnreachable(
-                f"webhook {where} is unreachable: {_describe(exc, url, where)}"
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            # from None: aiohttp's own message may quote the full URL, query string included.
-            raise WebhookUnreachable(
-                f"webhook {where} is unreachable: {_describe(exc, url, where)}"
+                f"webhook {self._where} did not {what} within {limit:g} s"
             ) from None
 
-    async def _post(self, url: str, where: str, body: bytes, headers: dict[str, str]) -> bytes:
-        # Redirects are refused, not followed: aiohttp would turn the POST into a body-less GET.
-        async with self._session.post(
-            url, data=body, headers=headers, allow_redirects=False, raise_for_status=False
-        ) as resp:
-            if 300 <= resp.status < 400:
-                location = resp.headers.get("Location")
-                target = safe_url(urljoin(url, location)) if location else "(no Location)"
-                raise _status_error(
-                    resp.status,
-                    (
-                        f"webhook {where} answered HTTP {resp.status} redirecting to {target}; "
-                        "redirects are not followed: set the webhook URL to the final address"
-                    ),
-                )
-            if not 200 <= resp.status < 300:
-                snippet = await _error_snippet(resp)
-                raise _status_error(
-                    resp.status, f"webhook {where} answered HTTP {resp.status}: {snippet}"
-                )
-            return await _read_limited(resp, where)
+
+def _refuse_credentials(url: str, where: str) -> None:
+    if _has_credentials(url):
+        # aiohttp would send them as Basic auth; the API refuses them, older agents may not.
+        raise WebhookUnreachable(
+            f"webhook {where} is refused: credentials in the URL (user:pass@) are never "
+            "sent; sign requests with the agent's secret instead"
+        )
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, where: str) -> bytes:
+def transport_error(exc: aiohttp.ClientError | OSError, url: str, where: str) -> WebhookError:
+    """A connection or transfer failure as the WebhookError that names it (URL made safe)."""
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return WebhookUnreachable(f"webhook URL {where!r} is not a valid http:// or https:// URL")
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, EgressRefused):
+        refused = exc.os_error
+        return EgressRefused(refused.rule, f"webhook {where} is refused: {refused.message}")
+    # never chained: aiohttp's own message may quote the full URL, query string included.
+    return WebhookUnreachable(f"webhook {where} is unreachable: {_describe(exc, url, where)}")
+
+
+async def check_status(resp: aiohttp.ClientResponse, url: str, where: str) -> None:
+    """Raise the WebhookStatusError for a redirect or a non-2xx answer."""
+    if 300 <= resp.status < 400:
+        location = resp.headers.get("Location")
+        target = safe_url(urljoin(url, location)) if location else "(no Location)"
+        raise _status_error(
+            resp.status,
+            (
+                f"webhook {where} answered HTTP {resp.status} redirecting to {target}; "
+                "redirects are not followed: set the webhook URL to the final address"
+            ),
+        )
+    if not 200 <= resp.status < 300:
+        snippet = await _error_snippet(resp)
+        raise _status_error(resp.status, f"webhook {where} answered HTTP {resp.status}: {snippet}")
+
+
+async def read_limited(resp: aiohttp.ClientResponse, where: str) -> bytes:
     too_big = WebhookBadReply(
         f"webhook {where} sent a bad reply: larger than {MAX_REPLY_BYTES} bytes"
     )

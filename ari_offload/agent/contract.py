@@ -102,6 +102,11 @@ def parse_reply(body: bytes) -> WebhookReply:
         raise WebhookBadReply(f'reply "text" must be a string, got {_kind(text)}')
     if not isinstance(hangup, bool):
         raise WebhookBadReply(f'reply "hangup" must be true or false, got {_kind(hangup)}')
+    return check_reply(text, hangup)
+
+
+def check_reply(text: str, hangup: bool) -> WebhookReply:
+    """A whole reply (parsed, or a stream's pieces joined), or ``WebhookBadReply``."""
     if not text.strip() and not hangup:
         raise WebhookBadReply(
             'reply "text" is empty; an empty text is allowed only with "hangup": true'

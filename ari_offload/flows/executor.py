@@ -13,7 +13,8 @@ from ari_offload.flows.actions import KINDS, Action
 from ari_offload.flows.speak import speak
 from ari_offload.policy import Policy
 from ari_offload.speech.models import SpeechModels
-from ari_offload.voice.conversation import AgentBinding, Conversation, ConversationObserver
+from ari_offload.voice.call_book import ConversationObserver
+from ari_offload.voice.conversation import AgentBinding, Conversation
 
 log = logging.getLogger("ari_offload.flows")
 

@@ -161,3 +161,80 @@ def _cut_point(sentence: str, max_chars: int) -> int:
 def speakable(sentence: str) -> str:
     """The sentence as piper should read it (title abbreviations lose their dot)."""
     return _TITLE_DOT.sub(r"\1", sentence)
+
+
+_WORD = re.compile(r"\S+")
+_LINE_OR_SENTENCE_END = re.compile(r"\n|[.!?…]+[\"'”’)\]]*(?=\s)")
+
+
+class StreamPlanner:
+    """``plan_chunks`` for a reply whose text arrives in pieces (a streamed webhook reply).
+
+    A chunk goes out once it is complete: the first clause as soon as its mark (, ; : or a
+    dash) and the space after it arrived, or after FIRST_CUT_WORDS words of a long clause;
+    then the rest of the first sentence (bounded like ``plan_chunks``' second chunk) once
+    that sentence ends, then each sentence as it ends; ``end()`` flushes what is left.
+    """
+
+    def __init__(self, max_chars: int = MAX_SENTENCE_CHARS) -> None:
+        self._max_chars = max_chars
+        self._buffer = ""
+        self._said = 0  # chunks handed out
+        self._early_clause = False  # the first clause went out before its sentence ended
+
+    def feed(self, text: str) -> list[Chunk]:
+        self._buffer += text
+        chunks = self._sentences()
+        if self._said == 0:
+            chunks += self._first_clause()
+        return chunks
+
+    def end(self) -> list[Chunk]:
+        chunks = self._sentences()
+        rest, self._buffer = self._buffer.strip(), ""
+        return chunks + (self._plan(rest) if rest else [])
+
+    def _sentences(self) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        start = 0
+        for match in _LINE_OR_SENTENCE_END.finditer(self._buffer):
+            if match.group().startswith(".") and _is_abbreviation(
+                self._buffer[start : match.start()]
+            ):
+                continue
+            sentence = self._buffer[start : match.end()].strip()
+            start = match.end()
+            if sentence:
+                chunks += self._plan(sentence)
+        self._buffer = self._buffer[start:]
+        return chunks
+
+    def _plan(self, sentence: str) -> list[Chunk]:
+        if self._said == 0:
+            chunks = plan_chunks(sentence, self._max_chars)
+        elif self._early_clause:  # the rest of the first sentence: the bounded second chunk
+            self._early_clause = False
+            head, *tail = split_sentences(sentence, self._max_chars) or [""]
+            chunks = _cut_words(head.split(), first=False) if head else []
+            chunks += [Chunk(s, s, SENTENCE_PAUSE_MS) for s in tail]
+        else:
+            chunks = [Chunk(s, s, SENTENCE_PAUSE_MS) for s in split_sentences(sentence)]
+        self._said += len(chunks)
+        return chunks
+
+    def _first_clause(self) -> list[Chunk]:
+        """The first sentence's first clause, before the sentence is complete, if it is."""
+        words = list(_WORD.finditer(self._buffer))
+        if words and not self._buffer[-1].isspace():
+            words.pop()  # the last word may still grow
+        texts = [w.group() for w in words]
+        cut, pause = _clause_cut(texts + [""] * MIN_TAIL_WORDS, FIRST_MAX_WORDS)
+        if cut is None and len(texts) >= FIRST_MAX_WORDS + MIN_TAIL_WORDS:
+            cut, pause = _word_cut(texts, FIRST_CUT_WORDS), WORD_CUT_PAUSE_MS
+        if cut is None or cut > len(texts):
+            return []
+        piece = " ".join(texts[:cut])
+        self._buffer = self._buffer[words[cut - 1].end() :]
+        self._said, self._early_clause = 1, True
+        spoken = piece if piece.endswith(_CLAUSE_END) else f"{piece},"
+        return [Chunk(piece, spoken, pause)]

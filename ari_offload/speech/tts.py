@@ -9,14 +9,15 @@ and each next chunk is synthesized while the caller hears the current one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from ari_offload.audio import SAMPLE_RATE, Pcm
-from ari_offload.speech.reply_text import Chunk, plan_chunks
+from ari_offload.speech.reply_text import Chunk, StreamPlanner, plan_chunks
 from ari_offload.speech.scheduler import JobKind, Scheduler
 
 logger = logging.getLogger("ari_offload.speech")
@@ -116,6 +117,51 @@ class TtsRunner:
             if pending.done() and not pending.cancelled():
                 pending.exception()  # retrieved, so an abandoned failure is not logged
 
+    async def stream_pieces(
+        self, pieces: AsyncIterable[str], owner: str = ""
+    ) -> AsyncGenerator[tuple[str, Pcm], None]:
+        """Like ``stream``, for a reply whose text arrives in pieces (a streamed webhook
+        reply): each chunk is synthesized as soon as ``reply_text.StreamPlanner`` has it
+        complete, while the text goes on arriving. ``aclose()`` also stops reading
+        ``pieces`` (closing a webhook's stream cancels its request).
+
+        A chunk yielded while more text may still come keeps its pause (a streamed reply
+        can end in up to ``SENTENCE_PAUSE_MS`` of silence).
+        """
+        ready: asyncio.Queue[tuple[Chunk, asyncio.Future[Pcm]] | None] = asyncio.Queue()
+        submitted: list[asyncio.Future[Pcm]] = []
+
+        async def plan() -> None:
+            planner = StreamPlanner()
+            try:
+                async for piece in pieces:
+                    for chunk in planner.feed(piece):
+                        submitted.append(self._submit(chunk.speak, _kind(submitted), owner))
+                        ready.put_nowait((chunk, submitted[-1]))
+                for chunk in planner.end():
+                    submitted.append(self._submit(chunk.speak, _kind(submitted), owner))
+                    ready.put_nowait((chunk, submitted[-1]))
+            finally:
+                ready.put_nowait(None)
+
+        planning = asyncio.create_task(plan(), name="tts-plan")
+        try:
+            while (item := await ready.get()) is not None:
+                chunk, job = item
+                pcm = await job
+                last = planning.done() and ready.qsize() == 1  # only the end mark left
+                if pcm.size:
+                    yield chunk.text, pcm if last else np.concatenate([pcm, self._pause(chunk)])
+            await planning  # the source's own failure, if it had one
+        finally:
+            planning.cancel()
+            for job in submitted:
+                job.cancel()  # no-op once done
+                if job.done() and not job.cancelled():
+                    job.exception()  # retrieved, so an abandoned failure is not logged
+            with contextlib.suppress(asyncio.CancelledError):
+                await planning
+
     def _pause(self, chunk: Chunk) -> Pcm:
         ms = chunk.pause_ms if self._pause_ms is None else self._pause_ms
         return np.zeros(SAMPLE_RATE * ms // 1000, dtype=np.int16)
@@ -123,3 +169,7 @@ class TtsRunner:
     def close(self) -> None:
         if self._own_scheduler:
             self.scheduler.shutdown()
+
+
+def _kind(submitted: list[asyncio.Future[Pcm]]) -> TtsKind:
+    return JobKind.LATER_TTS if submitted else JobKind.FIRST_TTS

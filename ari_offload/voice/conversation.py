@@ -13,13 +13,12 @@ text and time.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
 
+from ari_offload.agent.answer import StreamedAnswer
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.ari.call import ActiveCall
@@ -31,6 +30,7 @@ from ari_offload.speech.streaming import UtteranceStt, utterance_stt
 from ari_offload.speech.stt import Transcript
 from ari_offload.speech.vad import UtteranceEnded, VadEvent
 from ari_offload.tasks import cancel_and_wait, first_of
+from ari_offload.voice.call_book import CallBook, ConversationObserver
 from ari_offload.voice.turn_end_watch import TurnEndWatch
 from ari_offload.voice.turn_taker import (
     Action,
@@ -57,30 +57,11 @@ class AgentBinding:
     language: str | None = None  # the caller's language for STT; None: the server's default
 
 
-class ConversationObserver(Protocol):
-    """Told each fact the moment it is known, without waiting: what it does with them (the
-    recorder queues store writes) cannot delay audio, and a hangup cannot undo a fact told.
-    Only ``caught_up`` is awaited, briefly, at the two points a crash must not cross."""
+class _Cut:
+    """The caller cut the reply before its next chunk was ready."""
 
-    def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None: ...
 
-    def transcript_corrected(
-        self, call: ActiveCall, entry: TranscriptEntry, corrected: TranscriptEntry
-    ) -> None:
-        """``entry`` (added or corrected before) says a new thing about what the caller
-        heard of it: ``corrected.heard``, or None when a reply cut by a false interruption
-        resumed and played to its end after all."""
-
-    def turn_updated(self, call: ActiveCall, timing: TurnTiming) -> None:
-        """The turn was numbered (first call) or more of it was measured (later ones)."""
-
-    def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
-        """Its reply ended: played out, cut by barge-in, or by the call's end."""
-
-    async def caught_up(self, call: ActiveCall) -> None:
-        """Every fact told so far is on record (a short, bounded wait): awaited before the
-        agent is asked and before the caller hears the reply, so a crash after either loses
-        none of the turn."""
+_CUT = _Cut()
 
 
 class Conversation:
@@ -100,7 +81,6 @@ class Conversation:
         self._webhook = webhook
         self._agent = agent
         self._fallback = agent_settings.fallback_text
-        self._observer = observer
         self._taker = TurnTaker(speech.barge_in_min_speech_ms, turns_before=call.turns)
         self._segmenter = models.new_segmenter()
         self._stt: UtteranceStt = utterance_stt(models.stt, agent.language, owner=call.call_id)
@@ -115,8 +95,8 @@ class Conversation:
         # the transcription of the utterance that cut it, once that utterance has ended
         self._barged: asyncio.Future[asyncio.Task[Transcript]] | None = None
         self.turn = 0
-        self.transcript: list[TranscriptEntry] = []
-        self.timings: list[TurnTiming] = []
+        self.book = CallBook(call, observer)
+        self.transcript, self.timings = self.book.transcript, self.book.timings
         self.finished = False  # the agent asked to hang up
 
     async def run(self, welcome: str | None = None) -> None:
@@ -221,13 +201,12 @@ class Conversation:
             log.debug("call %s: utterance with no words, ignored", self.call.call_id)
             return
         self.turn = self.call.turns = turn
-        self._record(TranscriptEntry("caller", text))
+        self.book.record(TranscriptEntry("caller", text))
         log.info("call %s: caller said %r", self.call.call_id, text)
         timing = TurnTiming(turn, endpoint_ms=utterance.endpoint_ms)
         self.timings.append(timing)
-        self._measured(timing)
-        if self._observer is not None:
-            await self._observer.caught_up(self.call)  # on record before the agent is asked
+        self.book.measured(timing)
+        await self.book.caught_up()  # on record before the agent is asked
         asked_at = time.monotonic()
         # The parts add up to the total by construction: each is the time between two of
         # the turn's moments (ended -> asked -> answered -> first audio).
@@ -237,22 +216,22 @@ class Conversation:
             turn=self.turn, heard=self._taker.heard,
         )  # fmt: skip
         self.call.set_state("thinking")
-        answer = await self._webhook.ask_or_fallback(
-            self._agent.webhook, request, self._agent.secret, self._fallback
+        answer = StreamedAnswer(
+            self._webhook, self._agent.webhook, request, self._agent.secret, self._fallback
         )
-        answered_at = time.monotonic()
-        timing.webhook_ms = (answered_at - asked_at) * 1000
-        if answer.error is not None:
-            timing.webhook_error = answer.failure
-        self._measured(timing)
-        await self._say(answer.reply.text, timing, since=utterance.ended_at, replied_at=answered_at)
-        if answer.error is None and answer.reply.hangup:
+        await self._say(answer, timing, since=utterance.ended_at, asked_at=asked_at)
+        if answer.error is None and answer.hangup:
             self.finished = True
 
     async def _say(
-        self, text: str, timing: TurnTiming | None, since: float = 0.0, replied_at: float = 0.0
+        self,
+        reply: str | StreamedAnswer,
+        timing: TurnTiming | None,
+        since: float = 0.0,
+        asked_at: float = 0.0,
     ) -> None:
-        """Speak `text`; returns when played to the end or cut by barge-in for good.
+        """Speak ``reply`` (a text, or the agent's answer as it streams in); returns when
+        played to the end or cut by barge-in for good (which cancels a streaming answer).
 
         The agent line is recorded when its first audio is queued, and corrected with what
         the caller heard if barge-in or the call's end (a cancel) cuts it short. A cut reply
@@ -262,28 +241,49 @@ class Conversation:
         """
         self._taker.reply_started()
         self._cut.clear()
-        replied_at = replied_at or time.monotonic()
-        stream = self._models.tts_for(self._agent.voice).stream(text, owner=self.call.call_id)
+        tts, owner = self._models.tts_for(self._agent.voice), self.call.call_id
+        if isinstance(reply, str):
+            text, replied_at = reply, time.monotonic()
+            stream = tts.stream(reply, owner=owner)
+        else:
+            text, replied_at = "", asked_at
+            stream = tts.stream_pieces(reply.pieces(), owner=owner)
         self.call.set_state("speaking")
         line: TranscriptEntry | None = None
         abandoned_at: int | None = None
         complete = False  # every sentence was queued (a hangup between two may stop it)
         cut = False  # cut for good: no resume
+        pending: asyncio.Future[tuple[str, Pcm] | None] | None = None  # the next chunk
         try:
             try:
-                async for sentence, pcm in stream:
+                while True:
+                    # A cut must not wait for the next chunk: a streamed reply's may be
+                    # seconds away (the agent still writing), and the caller is talking.
+                    pending = pending or asyncio.ensure_future(anext(stream, None))
+                    await first_of(asyncio.shield(pending), self._cut.wait())
+                    item, pending = (pending.result(), None) if pending.done() else (_CUT, pending)
                     if self._taker.interrupted:
                         line = self._cut_short(line)
                         if cut := not await self._resumed():
                             break
-                    if line is None and self._observer is not None:
-                        await self._observer.caught_up(self.call)  # nothing heard unrecorded
+                    if item is None:
+                        complete = True
+                        break
+                    if isinstance(item, _Cut):
+                        self._cut.clear()  # seen (and, if resumed, the reply goes on)
+                        continue
+                    sentence, pcm = item
+                    if line is None:
+                        await self.book.caught_up()  # nothing heard unrecorded
                     ahead = self.media.queued  # what plays before this (none after a turn)
                     self._queue(sentence, pcm)
                     if line is None:
+                        if not isinstance(reply, str):
+                            text, replied_at = (
+                                reply.text.strip(),
+                                self._answered(reply, timing, asked_at),
+                            )
                         line = self._first_audio(text, timing, replied_at, since, ahead)
-                else:
-                    complete = True
             except Exception:  # a sentence piper cannot say must not end the call
                 log.exception("call %s: speech synthesis failed", self.call.call_id)
             while not cut:
@@ -301,7 +301,13 @@ class Conversation:
         finally:
             # Recorded before any await: a cancelled conversation runs no further than this.
             heard = self._taker.reply_finished(abandoned_at, complete)
+            if not isinstance(reply, str):
+                text = reply.text.strip()  # all that came (a cut stream: up to the cut)
+                if timing is not None:
+                    timing.webhook_error = reply.failure
             self._reply_ended(text, line, heard, timing)
+            if pending is not None:
+                await cancel_and_wait(pending)  # it runs the stream: closed only once stopped
             await stream.aclose()
 
     def _queue(self, sentence: str, pcm: Pcm) -> None:
@@ -310,7 +316,7 @@ class Conversation:
     def _cut_short(self, line: TranscriptEntry | None) -> TranscriptEntry | None:
         """On record at once, before the verdict: what was heard up to the cut."""
         heard = self._taker.heard_so_far
-        return line if line is None or heard == line.heard else self._correct(line, heard)
+        return line if line is None or heard == line.heard else self.book.correct(line, heard)
 
     async def _resumed(self) -> bool:
         """The reply was cut: wait (until the resume deadline) for the transcript of what
@@ -356,37 +362,28 @@ class Conversation:
             on_wire = time.monotonic() + samples_to_ms(ahead) / 1000
             timing.tts_first_audio_ms = (on_wire - replied_at) * 1000
             timing.total_ms = (on_wire - since) * 1000 + timing.endpoint_ms
-            self._measured(timing)
-        return self._record(TranscriptEntry("agent", text))
+            self.book.measured(timing)
+        return self.book.record(TranscriptEntry("agent", text))
+
+    def _answered(
+        self, answer: StreamedAnswer, timing: TurnTiming | None, asked_at: float
+    ) -> float:
+        """The answer's first text came: the webhook part of the turn ends there."""
+        answered_at = answer.answered_at or time.monotonic()
+        if timing is not None:
+            timing.webhook_ms = (answered_at - asked_at) * 1000
+        return answered_at
 
     def _reply_ended(
         self, text: str, line: TranscriptEntry | None, heard: str | None, timing: TurnTiming | None
     ) -> None:
         if line is None:  # no audio was queued: the text is on record, with what was heard
-            self._record(TranscriptEntry("agent", text, heard=heard))
-        elif heard != line.heard:  # cut short, or (resumed) no longer
-            self._correct(line, heard)
+            if text:
+                self.book.record(TranscriptEntry("agent", text, heard=heard))
+        elif heard != line.heard or text != line.text:  # cut short, (resumed) no longer, or
+            self.book.correct(line, heard, text)  # more of a streamed reply came after its start
         self.call.set_state("listening")
         if timing is not None:
             timing.interrupted = heard is not None
             log.info("call %s: %s", self.call.call_id, timing.summary())
-            if self._observer is not None:
-                self._observer.turn_finished(self.call, timing)
-
-    def _measured(self, timing: TurnTiming) -> None:
-        if self._observer is not None:
-            self._observer.turn_updated(self.call, timing)
-
-    def _record(self, entry: TranscriptEntry) -> TranscriptEntry:
-        self.transcript.append(entry)
-        if self._observer is not None:
-            self._observer.transcript_added(self.call, entry)
-        return entry
-
-    def _correct(self, entry: TranscriptEntry, heard: str | None) -> TranscriptEntry:
-        corrected = dataclasses.replace(entry, heard=heard)
-        at = next(i for i, line in enumerate(self.transcript) if line is entry)
-        self.transcript[at] = corrected
-        if self._observer is not None:
-            self._observer.transcript_corrected(self.call, entry, corrected)
-        return corrected
+            self.book.turn_finished(timing)

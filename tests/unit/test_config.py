@@ -98,10 +98,13 @@ def test_speech_section() -> None:
 def test_agent_section() -> None:
     env = {
         "ARI_OFFLOAD_AGENT_WEBHOOK_TIMEOUT_S": "2.5",
+        "ARI_OFFLOAD_AGENT_WEBHOOK_STREAM_TIMEOUT_S": "12",
         "ARI_OFFLOAD_AGENT_FALLBACK_TEXT": "One moment, please.",
     }
 
-    assert Settings.from_env(env).agent == AgentSettings(2.5, "One moment, please.")
+    assert Settings.from_env(env).agent == AgentSettings(
+        webhook_timeout_s=2.5, webhook_stream_timeout_s=12.0, fallback_text="One moment, please."
+    )
 
 
 def test_api_section() -> None:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
 import pytest
 
-from ari_offload.agent.client import AgentAnswer
-from ari_offload.agent.contract import WebhookReply, WebhookRequest
+from ari_offload.agent.contract import WebhookRequest
+from ari_offload.agent.reply_stream import ReplyPiece
 from ari_offload.audio import FRAME_SAMPLES, Pcm
 from ari_offload.speech.stt import SttRunner, Transcript
 from ari_offload.speech.tts import TtsRunner
@@ -45,11 +45,11 @@ class EchoAgent:
     def __init__(self) -> None:
         self.requests: list[WebhookRequest] = []
 
-    async def ask_or_fallback(
-        self, url: str, request: WebhookRequest, secret: str | None, fallback_text: str
-    ) -> AgentAnswer:
+    async def stream(
+        self, url: str, request: WebhookRequest, secret: str | None
+    ) -> AsyncIterator[ReplyPiece]:
         self.requests.append(request)
-        return AgentAnswer(WebhookReply(f"You said {request.text}."), None, 0.005)
+        yield ReplyPiece(f"You said {request.text}.", done=True)
 
 
 def utterance(amplitude: int, speech_ms: int = 600, silence_ms: int = 700) -> Iterator[Pcm]:
@@ -257,11 +257,11 @@ async def test_a_barge_in_without_words_resumes_the_reply_with_one_line() -> Non
 
 
 class LongAgent(EchoAgent):
-    async def ask_or_fallback(
-        self, url: str, request: WebhookRequest, secret: str | None, fallback_text: str
-    ) -> AgentAnswer:
+    async def stream(
+        self, url: str, request: WebhookRequest, secret: str | None
+    ) -> AsyncIterator[ReplyPiece]:
         self.requests.append(request)
-        return AgentAnswer(WebhookReply("One two three four five six seven eight."), None, 0.005)
+        yield ReplyPiece("One two three four five six seven eight.", done=True)
 
 
 async def test_a_turn_whose_reply_resumed_to_its_end_was_not_interrupted() -> None:
@@ -400,12 +400,12 @@ class ThinkingAgent(EchoAgent):
         super().__init__()
         self.release = asyncio.Event()
 
-    async def ask_or_fallback(
-        self, url: str, request: WebhookRequest, secret: str | None, fallback_text: str
-    ) -> AgentAnswer:
+    async def stream(
+        self, url: str, request: WebhookRequest, secret: str | None
+    ) -> AsyncIterator[ReplyPiece]:
         self.requests.append(request)
         await self.release.wait()
-        return AgentAnswer(WebhookReply(f"You said {request.text}."), None, 0.005)
+        yield ReplyPiece(f"You said {request.text}.", done=True)
 
 
 async def hang_up(task: asyncio.Task[None]) -> None:

@@ -1,0 +1,88 @@
+"""One turn's reply as the conversation speaks it: text as it arrives, never an exception.
+
+``StreamedAnswer.pieces()`` yields the reply's text as the webhook sends it (a whole JSON
+reply is one piece) and keeps what it learnt: the text so far, whether the agent asked to
+hang up, when its first text came, and the failure if there was one. A webhook that fails
+before any text answers with the fallback line, as a whole reply always did; one that fails
+midway has said what it said: the caller hears that much, the failure is logged and on the
+turn's record, and nothing is made up to fill the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator
+
+from ari_offload.agent.client import WebhookClient, error_kind, safe_url
+from ari_offload.agent.contract import WebhookRequest
+from ari_offload.errors import WebhookBadReply, WebhookError
+from ari_offload.turn_fields import WebhookFailure
+
+logger = logging.getLogger("ari_offload.agent")
+
+
+class StreamedAnswer:
+    """The reply to ``request``, or ``fallback_text`` if the webhook fails before any text."""
+
+    def __init__(
+        self,
+        client: WebhookClient,
+        url: str,
+        request: WebhookRequest,
+        secret: str | None,
+        fallback_text: str,
+    ) -> None:
+        self._client = client
+        self._url, self._request, self._secret = url, request, secret
+        self._fallback = fallback_text
+        self.text = ""  # received so far (the fallback line, if it answered)
+        self.hangup = False  # the agent asked to hang up once it is said
+        self.answered_at: float | None = None  # monotonic: the first text (or the fallback)
+        self.error: WebhookError | None = None
+        self.streamed = False  # more than one piece of text came
+
+    @property
+    def failure(self) -> WebhookFailure | None:
+        return None if self.error is None else error_kind(self.error)
+
+    async def pieces(self) -> AsyncGenerator[str, None]:
+        """The reply's text, piece by piece; ``aclose()`` cancels the webhook request."""
+        start = time.monotonic()
+        try:
+            async for piece in self._client.stream(self._url, self._request, self._secret):
+                self.hangup = self.hangup or piece.hangup
+                if piece.text:
+                    yield self._took(piece.text)
+            if not self.text.strip() and not self.hangup:
+                raise WebhookBadReply(
+                    f"webhook {self._where} sent a bad reply: no text (an empty reply is"
+                    ' allowed only with "hangup": true)'
+                )
+        except WebhookError as exc:
+            self.error, self.hangup = exc, False
+            took = time.monotonic() - start
+            if self.text.strip():
+                logger.warning(
+                    "webhook stream broke (%s) after %.2f s and %d characters; the rest"
+                    " is not said: %s", error_kind(exc), took, len(self.text), exc,
+                )  # fmt: skip
+                return
+            logger.warning(
+                "webhook failed (%s) after %.2f s, speaking the fallback line: %s",
+                error_kind(exc), took, exc,
+            )  # fmt: skip
+            self.text = ""
+            yield self._took(self._fallback)
+
+    def _took(self, text: str) -> str:
+        if self.answered_at is None:
+            self.answered_at = time.monotonic()
+        else:
+            self.streamed = True
+        self.text += text
+        return text
+
+    @property
+    def _where(self) -> str:
+        return safe_url(self._url)
