@@ -105,7 +105,9 @@ async def test_transcription_runs_off_the_event_loop(
 
     assert "password" in result.text.lower()
     assert 0 < result.compute_seconds <= result.seconds
-    assert worst_gap < 0.15  # whisper takes ~0.3 s; the loop kept ticking meanwhile
+    # A blocked loop would show one gap as long as the whole inference (0.3-0.7 s); a busy
+    # machine may delay a tick, never by most of it.
+    assert worst_gap < result.seconds / 2
 
 
 @pytest.mark.models
