@@ -157,13 +157,7 @@ class WebhookClient:
         where = safe_url(url)
         delivery = str(uuid.uuid4())  # in the header and, signed, in the body: replay dedup
         body = replace(request, delivery_id=delivery).to_json()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            DELIVERY_HEADER: delivery,
-        }
-        if secret:
-            headers.update(sign(body, secret, int(self._clock())))
+        headers = self._headers(body, delivery, secret)
         logger.debug(
             "POST %s call=%s turn=%d delivery=%s", where, request.call_id, request.turn, delivery
         )
@@ -180,6 +174,24 @@ class WebhookClient:
             reply.hangup,
         )
         return reply
+
+    async def post_event(self, url: str, body: bytes, delivery: str, secret: str | None) -> None:
+        """POST a call event (``agent.events``), signed as webhook requests are; any 2xx is
+        success, its body ignored. Raises a ``WebhookError`` subclass, as ``ask`` does."""
+        headers = self._headers(body, delivery, secret)
+        await self._exchange(url, safe_url(url), body, headers)
+
+    def _headers(self, body: bytes, delivery: str, secret: str | None) -> dict[str, str]:
+        """The request headers: content type, delivery id and, with a secret, the signature
+        (a fresh timestamp each time: a retried event is signed anew)."""
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            DELIVERY_HEADER: delivery,
+        }
+        if secret:
+            headers.update(sign(body, secret, int(self._clock())))
+        return headers
 
     async def _exchange(self, url: str, where: str, body: bytes, headers: dict[str, str]) -> bytes:
         """The reply body of one POST, every transport failure mapped to a WebhookError."""
