@@ -95,7 +95,7 @@ class App:
         http = webhook_session(policy.egress, refused)
         webhook = WebhookClient(http, settings.agent.webhook_timeout_s)
         # Call events: the same guarded session and signing as webhooks, in the background.
-        poster = WebhookClient(http, settings.events.timeout_s)
+        poster = WebhookClient(http, settings.events.timeout_s, noun="events URL")
         events = EventSender(poster.post_event, settings.events, metrics.event_delivery)
         call_events = CallEvents(events)
         flow_ctx = FlowContext(

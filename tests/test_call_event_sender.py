@@ -75,7 +75,9 @@ async def sender_and_metrics() -> AsyncIterator[tuple[EventSender, Metrics]]:
     session = webhook_session(policy.egress, set())
     metrics = Metrics()
     sender = EventSender(
-        WebhookClient(session, FAST.timeout_s).post_event, FAST, metrics.event_delivery
+        WebhookClient(session, FAST.timeout_s, noun="events URL").post_event,
+        FAST,
+        metrics.event_delivery,
     )
     sender.start()
     yield sender, metrics
@@ -135,6 +137,8 @@ async def test_a_failing_receiver_gets_the_same_delivery_again_and_the_order_hol
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1  # the first failure; the retry after it is INFO
     assert "attempt 1 of 4" in warnings[0].getMessage()
+    assert "events URL http://127.0.0.1:" in warnings[0].getMessage()
+    assert "answered HTTP 500" in warnings[0].getMessage()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert SECRET not in caplog.text
     assert "q-secret" not in caplog.text  # the URL's query string is never shown

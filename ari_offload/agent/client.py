@@ -7,6 +7,9 @@ Messages and logs name the webhook by ``safe_url`` (no user info, no query strin
 often ride in query strings, and the signing secret and headers are never logged. Where a
 webhook may connect is the session's business (agent.egress.webhook_session); a refusal there
 arrives as ``EgressRefused``, a ``WebhookUnreachable`` naming the policy rule.
+
+``post_event`` sends call events (agent/events.py) the same way: one signing path, one
+transport, the same failures; a client made with ``noun="events URL"`` names it so.
 """
 
 from __future__ import annotations
@@ -114,12 +117,16 @@ class WebhookClient:
         *,
         stats: WebhookStats | None = None,
         clock: Callable[[], float] = time.time,
+        noun: str = "webhook",
     ) -> None:
+        """``noun`` names what is posted to in messages ("webhook", "events URL")."""
         if timeout_s <= 0:
             raise ValueError(f"webhook timeout must be positive, got {timeout_s}")
         self._session = session
         self._timeout_s = timeout_s
         self._clock = clock  # wall clock for the signature timestamp
+        self._noun = noun
+        self._noun_url = noun if noun.endswith(" URL") else f"{noun} URL"
         self.stats = stats if stats is not None else WebhookStats()
 
     async def ask(self, url: str, request: WebhookRequest, secret: str | None) -> WebhookReply:
@@ -198,7 +205,7 @@ class WebhookClient:
         if _has_credentials(url):
             # aiohttp would send them as Basic auth; the API refuses them, older agents may not.
             raise WebhookUnreachable(
-                f"webhook {where} is refused: credentials in the URL (user:pass@) are never "
+                f"{self._noun} {where} is refused: credentials in the URL (user:pass@) are never "
                 "sent; sign requests with the agent's secret instead"
             )
         try:
@@ -206,25 +213,25 @@ class WebhookClient:
                 return await self._post(url, where, body, headers)
         except TimeoutError:  # first: aiohttp's own timeouts are also OSError/ClientError
             raise WebhookTimeout(
-                f"webhook {where} did not answer within {self._timeout_s:g} s"
+                f"{self._noun} {where} did not answer within {self._timeout_s:g} s"
             ) from None
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError):
             raise WebhookUnreachable(
-                f"webhook URL {where!r} is not a valid http:// or https:// URL"
+                f"{self._noun_url} {where!r} is not a valid http:// or https:// URL"
             ) from None
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, EgressRefused):
                 refused = exc.os_error
                 raise EgressRefused(
-                    refused.rule, f"webhook {where} is refused: {refused.message}"
+                    refused.rule, f"{self._noun} {where} is refused: {refused.message}"
                 ) from None
             raise WebhookUnreachable(
-                f"webhook {where} is unreachable: {_describe(exc, url, where)}"
+                f"{self._noun} {where} is unreachable: {_describe(exc, url, where)}"
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             # from None: aiohttp's own message may quote the full URL, query string included.
             raise WebhookUnreachable(
-                f"webhook {where} is unreachable: {_describe(exc, url, where)}"
+                f"{self._noun} {where} is unreachable: {_describe(exc, url, where)}"
             ) from None
 
     async def _post(self, url: str, where: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -238,22 +245,21 @@ class WebhookClient:
                 raise _status_error(
                     resp.status,
                     (
-                        f"webhook {where} answered HTTP {resp.status} redirecting to {target}; "
-                        "redirects are not followed: set the webhook URL to the final address"
+                        f"{self._noun} {where} answered HTTP {resp.status} redirecting to "
+                        f"{target}; redirects are not followed: set the {self._noun_url} to the "
+                        "final address"
                     ),
                 )
             if not 200 <= resp.status < 300:
                 snippet = await _error_snippet(resp)
                 raise _status_error(
-                    resp.status, f"webhook {where} answered HTTP {resp.status}: {snippet}"
+                    resp.status, f"{self._noun} {where} answered HTTP {resp.status}: {snippet}"
                 )
-            return await _read_limited(resp, where)
+            return await _read_limited(resp, f"{self._noun} {where}")
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, where: str) -> bytes:
-    too_big = WebhookBadReply(
-        f"webhook {where} sent a bad reply: larger than {MAX_REPLY_BYTES} bytes"
-    )
+async def _read_limited(resp: aiohttp.ClientResponse, what: str) -> bytes:
+    too_big = WebhookBadReply(f"{what} sent a bad reply: larger than {MAX_REPLY_BYTES} bytes")
     if resp.content_length is not None and resp.content_length > MAX_REPLY_BYTES:
         raise too_big
     chunks: list[bytes] = []
