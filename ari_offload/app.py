@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.egress import own_endpoints, webhook_session
+from ari_offload.agent.event_sender import EventSender
 from ari_offload.api.app import make_api_app
 from ari_offload.api.errors import RedactingAccessLogger
 from ari_offload.ari.call import ActiveCall, FlowRunner
@@ -27,6 +28,7 @@ from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher
 from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
 from ari_offload.flows.speak import speak
+from ari_offload.observe.call_events import CallEvents, CallObservers, ConversationObservers
 from ari_offload.observe.metrics import Metrics
 from ari_offload.observe.recorder import CallRecorder
 from ari_offload.policy import Policy
@@ -63,6 +65,7 @@ class App:
     policy: Policy
     recorder: CallRecorder
     telephony: AriTelephony
+    events: EventSender
     _lost_task: asyncio.Task[None] | None = None
     _lost_timer: asyncio.TimerHandle | None = None
     _retention_task: asyncio.Task[None] | None = None
@@ -95,11 +98,18 @@ class App:
             settings.agent.webhook_timeout_s,
             stream_timeout_s=settings.agent.webhook_stream_timeout_s,
         )
-        flow_ctx = FlowContext(settings, models, webhook, _agents(store), recorder, policy)
+        # Call events: the same guarded session and signing as webhooks, in the background.
+        poster = WebhookClient(http, settings.events.timeout_s, noun="events URL")
+        events = EventSender(poster.post_event, settings.events, metrics.event_delivery)
+        call_events = CallEvents(events)
+        flow_ctx = FlowContext(
+            settings, models, webhook, _agents(store),
+            ConversationObservers(recorder, call_events), policy, call_events.agent_joined,
+        )  # fmt: skip
         flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
         service = AriService(
-            settings, dispatcher, recorder,
+            settings, dispatcher, CallObservers(recorder, call_events),
             policy.quotas.max_call_duration_s, policy.quotas.concurrent_calls,
         )  # fmt: skip
         await service.start()
@@ -111,8 +121,9 @@ class App:
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(
             settings, store, models, metrics, service, runner, http, own_models, policy, recorder,
-            telephony,
+            telephony, events,
         )  # fmt: skip
+        events.start()  # events of calls that came in meanwhile were queued
         app._retention_task = asyncio.create_task(
             run_retention(store.calls, settings.store.retention_days), name="call-retention"
         )
@@ -151,6 +162,7 @@ class App:
         await self.telephony.close()  # API texts still being spoken
         await self.service.stop()
         await self.recorder.close()  # after the calls' ends: only writers of unfinished ones
+        await self.events.close()  # the calls' ends told (a short grace), before the session
         await self.http.close()
         await self.store.close()
         if self.own_models:
@@ -214,8 +226,9 @@ def _agents(store: Store) -> AgentLookup:
         if agent is None:
             return None
         return AgentBinding(
-            agent.id, agent.webhook, agent.secret or None, agent.voice, agent.language
-        )
+            agent.id, agent.webhook, agent.secret or None, agent.voice, agent.language,
+            agent.events_url,
+        )  # fmt: skip
 
     return find
 

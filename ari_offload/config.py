@@ -59,6 +59,15 @@ DEFAULT_WEBHOOK_TIMEOUT_S = 5.0  # to the reply's first text (streamed or whole)
 DEFAULT_WEBHOOK_STREAM_TIMEOUT_S = 30.0
 DEFAULT_FALLBACK_TEXT = "Sorry, I am having trouble right now. Could you say that again?"
 
+# Call events (agent/events.py): 5 attempts, 4 + 8 + 16 + 32 s apart, about a minute in all.
+DEFAULT_EVENTS_ATTEMPTS = 5
+DEFAULT_EVENTS_FIRST_RETRY_S = 4.0
+DEFAULT_EVENTS_MAX_RETRY_S = 32.0
+DEFAULT_EVENTS_TIMEOUT_S = 5.0  # one attempt
+DEFAULT_EVENTS_MAX_QUEUED = 1000  # deliveries waiting in the process; past it, dropped
+DEFAULT_EVENTS_MAX_IN_FLIGHT = 16  # POSTs at once
+DEFAULT_EVENTS_SHUTDOWN_GRACE_S = 2.0  # at stop, time left for the queue to empty
+
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8080
 DEFAULT_DATA_DIR = Path("var")
@@ -130,6 +139,19 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class EventsSettings:
+    """Delivery of call events to agents' events URLs (agent/events.py)."""
+
+    attempts: int = DEFAULT_EVENTS_ATTEMPTS
+    first_retry_s: float = DEFAULT_EVENTS_FIRST_RETRY_S
+    max_retry_s: float = DEFAULT_EVENTS_MAX_RETRY_S
+    timeout_s: float = DEFAULT_EVENTS_TIMEOUT_S
+    max_queued: int = DEFAULT_EVENTS_MAX_QUEUED
+    max_in_flight: int = DEFAULT_EVENTS_MAX_IN_FLIGHT
+    shutdown_grace_s: float = DEFAULT_EVENTS_SHUTDOWN_GRACE_S
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     host: str = DEFAULT_API_HOST
     port: int = DEFAULT_API_PORT
@@ -171,6 +193,7 @@ class Settings:
     media: MediaSettings = field(default_factory=MediaSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    events: EventsSettings = field(default_factory=EventsSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
@@ -184,6 +207,7 @@ class Settings:
             media=_section(MediaSettings(), "MEDIA", env),
             speech=_section(SpeechSettings(), "SPEECH", env),
             agent=_section(AgentSettings(), "AGENT", env),
+            events=_section(EventsSettings(), "EVENTS", env),
             api=_section(ApiSettings(), "API", env),
             store=_section(StoreSettings(), "STORE", env),
             policy=_section(PolicySettings(), "POLICY", env),

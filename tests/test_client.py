@@ -73,6 +73,14 @@ async def test_agents_and_flows_crud(env: ApiEnv) -> None:
         assert await client.agents.get(agent.id) == agent
         changed = await client.agents.update(agent.id, secret=None, detail="new")
         assert (changed.has_secret, changed.detail, changed.language) == (False, "new", "en")
+        assert changed.events_url is None
+        events = "http://127.0.0.1:9/events"
+        assert (await client.agents.update(agent.id, events_url=events)).events_url == events
+        assert (await client.agents.update(agent.id, detail="x")).events_url == events
+        assert (await client.agents.update(agent.id, events_url=None)).events_url is None
+        with pytest.raises(ApiError) as err:
+            await client.agents.create("a2", webhook="http://127.0.0.1:9/x", events_url="ftp://x")
+        assert (err.value.status, err.value.field) == (422, "events_url")
         assert [a.id for a in await client.agents.list()] == [agent.id]
         actions: list[Action] = [
             Talk("Please hold"),

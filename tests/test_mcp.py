@@ -33,6 +33,7 @@ async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
                         "name": "support-agent",
                         "webhook": "http://127.0.0.1:9000/ai-webhook",
                         "detail": "AI-powered customer support agent",
+                        "events_url": "http://127.0.0.1:9000/events",
                     },
                 )
             )
@@ -40,6 +41,7 @@ async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
             stored = await env.store.agents.get(agent["id"], customer_id=None)
             assert stored is not None
             assert stored.webhook == "http://127.0.0.1:9000/ai-webhook"
+            assert stored.events_url == "http://127.0.0.1:9000/events"
             listed = tool_result(await session.call_tool("list_agents", {}))
             assert [a["id"] for a in listed["agents"]] == [agent["id"]]
 

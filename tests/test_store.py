@@ -419,6 +419,51 @@ async def test_a_v1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None
         await store.close()
 
 
+async def test_agents_keep_their_events_url(store: Store) -> None:
+    cid = await _customer(store)
+    url = "https://agent.example/events?token=x"
+    agent = await store.agents.create(cid, name="a", webhook="http://127.0.0.1:9/x", events_url=url)
+    assert (await store.agents.get(agent.id, customer_id=cid)) == agent
+    assert agent.events_url == url
+    cleared = await store.agents.update(agent.id, customer_id=cid, events_url=None)
+    assert cleared is not None
+    assert cleared.events_url is None
+
+
+async def test_a_v2_database_gains_the_events_url_and_keeps_its_agents(
+    settings: StoreSettings,
+) -> None:
+    # As a release before call events left it: schema v2, agents without events_url.
+    engine = create_async_engine(database_url(settings))
+
+    def v2_without_events_url(conn: Connection) -> None:
+        schema_version_table(conn, 2)
+        conn.exec_driver_sql("ALTER TABLE agents DROP COLUMN events_url")
+        conn.exec_driver_sql(
+            "INSERT INTO customers (id, name, password_hash, created_at) "
+            "VALUES ('c1', 'old', 'x', '2026-01-01 00:00:00+00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO agents (id, customer_id, name, detail, webhook, created_at, updated_at) "
+            "VALUES ('a1', 'c1', 'old-agent', '', 'http://127.0.0.1:9/x', "
+            "'2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+        )
+
+    async with engine.begin() as conn:
+        await conn.run_sync(v2_without_events_url)
+    await engine.dispose()
+    async with await Store.open(settings, password_hasher=FAST_HASHER) as store:
+        old = await store.agents.get("a1", customer_id="c1")
+        assert old is not None
+        assert (old.name, old.events_url) == ("old-agent", None)
+        url = "http://127.0.0.1:9/events"
+        updated = await store.agents.update("a1", customer_id="c1", events_url=url)
+        assert updated is not None
+        assert updated.events_url == url
+        versions = await _scalar(store, "SELECT max(version) FROM schema_version")
+        assert versions == SCHEMA_VERSION
+
+
 def schema_version_table(conn: Connection, version: int) -> None:
     """Run the first ``version`` migrations only, recording them as migrate() does."""
     schema._version_metadata.create_all(conn)

@@ -161,6 +161,44 @@ async def test_allowed_and_public_webhooks_are_still_accepted(tmp_path: Path) ->
             assert status == 201, (webhook, body)
 
 
+@pytest.mark.parametrize(
+    ("events_url", "status", "rule"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", 403, "egress.allow"),
+        ("http://10.0.0.1/events", 403, "egress.allow"),
+        ("http://127.0.0.1:8088/ari/channels", 403, "egress.deny_ports"),
+        ("http://ari:hunter2@127.0.0.1:9000/events", 422, "credentials"),
+        ("ftp://agent.example/events", 422, "must match ^https?://"),
+    ],
+)
+async def test_the_events_url_is_held_to_the_webhooks_rules(
+    tmp_path: Path, events_url: str, status: int, rule: str
+) -> None:
+    # The same egress policy and URL rules: a tenant cannot reach through its events URL
+    # what its webhook may not reach.
+    async with running_api(tmp_path) as env:
+        token = await env.signup("mallory", "password1")
+        webhook = "http://127.0.0.1:9000/ai-webhook"
+        got, body = await _create_agent(env, token, webhook, events_url=events_url)
+        assert (got, body["error"]["field"]) == (status, "events_url"), body
+        assert rule in body["error"]["message"]
+        assert "hunter2" not in body["error"]["message"]
+        got, agent = await _create_agent(env, token, webhook)
+        assert (got, agent["events_url"]) == (201, None)
+        got, body = await _patch_agent(env, token, agent["id"], {"events_url": events_url})
+        assert (got, body["error"]["field"]) == (status, "events_url"), body
+
+
+async def test_an_allowed_events_url_is_kept_and_can_be_cleared(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as env:
+        token = await env.signup("alice", "password1")
+        url = "https://agent.example/events?token=x"
+        got, agent = await _create_agent(env, token, "http://127.0.0.1:9000/h", events_url=url)
+        assert (got, agent["events_url"]) == (201, url)
+        got, agent = await _patch_agent(env, token, agent["id"], {"events_url": None})
+        assert (got, agent["events_url"]) == (200, None)
+
+
 @pytest.mark.parametrize("secret", ["", "short", "fifteen-chars!!"])
 async def test_short_secrets_are_refused(tmp_path: Path, secret: str) -> None:
     async with running_api(tmp_path) as env:

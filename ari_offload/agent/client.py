@@ -122,13 +122,16 @@ class WebhookClient:
         stats: WebhookStats | None = None,
         stream_timeout_s: float = DEFAULT_WEBHOOK_STREAM_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
+        noun: str = "webhook",
     ) -> None:
+        """``noun`` names what is posted to in messages ("webhook", "events URL")."""
         if timeout_s <= 0:
             raise ValueError(f"webhook timeout must be positive, got {timeout_s}")
         self._session = session
         self._timeout_s = timeout_s
         self._stream_timeout_s = max(stream_timeout_s, timeout_s)
         self._clock = clock  # wall clock for the signature timestamp
+        self._noun = noun
         self.stats = stats if stats is not None else WebhookStats()
 
     async def ask(self, url: str, request: WebhookRequest, secret: str | None) -> WebhookReply:
@@ -180,7 +183,7 @@ class WebhookClient:
         )
         deadlines = _Deadlines(self._timeout_s, self._stream_timeout_s, where)
         try:
-            _refuse_credentials(url, where)
+            _refuse_credentials(url, where, self._noun)
             async for piece in self._pieces(url, where, body, headers, deadlines):
                 deadlines.text_seen = deadlines.text_seen or bool(piece.text)
                 yield piece
@@ -188,7 +191,7 @@ class WebhookClient:
             self.stats.record(exc)
             raise
         except (aiohttp.ClientError, OSError) as exc:
-            error = transport_error(exc, url, where)
+            error = transport_error(exc, url, where, self._noun)
             self.stats.record(error)
             raise error from None
         self.stats.record(None)
@@ -226,20 +229,44 @@ class WebhookClient:
                 if not resp.content.at_eof():
                     resp.close()  # not reused: the agent sees its stream end (a barge-in)
 
+    async def post_event(self, url: str, body: bytes, delivery: str, secret: str | None) -> None:
+        """POST a call event (``agent.events``), signed as webhook requests are; any 2xx is
+        success, its body ignored. Raises a ``WebhookError`` subclass, as ``ask`` does."""
+        where = safe_url(url)
+        _refuse_credentials(url, where, self._noun)
+        headers = self._headers(body, delivery, secret)
+        try:
+            async with (
+                asyncio.timeout(self._timeout_s),
+                self._session.post(
+                    url, data=body, headers=headers, allow_redirects=False, raise_for_status=False
+                ) as resp,
+            ):
+                await check_status(resp, url, where, self._noun)
+        except TimeoutError:  # first: aiohttp's own timeouts are also OSError/ClientError
+            message = f"{self._noun} {where} did not answer within {self._timeout_s:g} s"
+            raise WebhookTimeout(message) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise transport_error(exc, url, where, self._noun) from None
+
     def signed(
         self, request: WebhookRequest, secret: str | None, delivery: str
     ) -> tuple[bytes, dict[str, str]]:
         """The body and headers of one POST of ``request`` (signed if ``secret``)."""
         body = replace(request, delivery_id=delivery).to_json()
+        return body, {"Accept": ACCEPTED_REPLIES, **self._headers(body, delivery, secret)}
+
+    def _headers(self, body: bytes, delivery: str, secret: str | None) -> dict[str, str]:
+        """Content type, delivery id and, with a secret, the signature (a fresh timestamp
+        each time: a retried event is signed anew)."""
         headers = {
             "Content-Type": "application/json",
-            "Accept": ACCEPTED_REPLIES,
             "User-Agent": USER_AGENT,
             DELIVERY_HEADER: delivery,
         }
         if secret:
             headers.update(sign(body, secret, int(self._clock())))
-        return body, headers
+        return headers
 
 
 class _Deadlines:
@@ -265,27 +292,37 @@ class _Deadlines:
             ) from None
 
 
-def _refuse_credentials(url: str, where: str) -> None:
+def _refuse_credentials(url: str, where: str, noun: str = "webhook") -> None:
     if _has_credentials(url):
         # aiohttp would send them as Basic auth; the API refuses them, older agents may not.
         raise WebhookUnreachable(
-            f"webhook {where} is refused: credentials in the URL (user:pass@) are never "
+            f"{noun} {where} is refused: credentials in the URL (user:pass@) are never "
             "sent; sign requests with the agent's secret instead"
         )
 
 
-def transport_error(exc: aiohttp.ClientError | OSError, url: str, where: str) -> WebhookError:
+def transport_error(
+    exc: aiohttp.ClientError | OSError, url: str, where: str, noun: str = "webhook"
+) -> WebhookError:
     """A connection or transfer failure as the WebhookError that names it (URL made safe)."""
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
-        return WebhookUnreachable(f"webhook URL {where!r} is not a valid http:// or https:// URL")
+        return WebhookUnreachable(
+            f"{_url_noun(noun)} {where!r} is not a valid http:// or https:// URL"
+        )
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, EgressRefused):
         refused = exc.os_error
-        return EgressRefused(refused.rule, f"webhook {where} is refused: {refused.message}")
+        return EgressRefused(refused.rule, f"{noun} {where} is refused: {refused.message}")
     # never chained: aiohttp's own message may quote the full URL, query string included.
-    return WebhookUnreachable(f"webhook {where} is unreachable: {_describe(exc, url, where)}")
+    return WebhookUnreachable(f"{noun} {where} is unreachable: {_describe(exc, url, where)}")
 
 
-async def check_status(resp: aiohttp.ClientResponse, url: str, where: str) -> None:
+def _url_noun(noun: str) -> str:
+    return noun if noun.endswith(" URL") else f"{noun} URL"
+
+
+async def check_status(
+    resp: aiohttp.ClientResponse, url: str, where: str, noun: str = "webhook"
+) -> None:
     """Raise the WebhookStatusError for a redirect or a non-2xx answer."""
     if 300 <= resp.status < 400:
         location = resp.headers.get("Location")
@@ -293,13 +330,13 @@ async def check_status(resp: aiohttp.ClientResponse, url: str, where: str) -> No
         raise _status_error(
             resp.status,
             (
-                f"webhook {where} answered HTTP {resp.status} redirecting to {target}; "
-                "redirects are not followed: set the webhook URL to the final address"
+                f"{noun} {where} answered HTTP {resp.status} redirecting to {target}; "
+                f"redirects are not followed: set the {_url_noun(noun)} to the final address"
             ),
         )
     if not 200 <= resp.status < 300:
         snippet = await _error_snippet(resp)
-        raise _status_error(resp.status, f"webhook {where} answered HTTP {resp.status}: {snippet}")
+        raise _status_error(resp.status, f"{noun} {where} answered HTTP {resp.status}: {snippet}")
 
 
 async def read_limited(resp: aiohttp.ClientResponse, where: str) -> bytes:

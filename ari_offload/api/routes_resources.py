@@ -18,16 +18,21 @@ def _taken(exc: NameTaken) -> ApiError:
     return ApiError(409, "name_taken", f"{exc}; pick another name", "name")
 
 
+# The agent's URLs we connect to: one egress policy for both (agent.egress).
+_AGENT_URL_FIELDS = ("webhook", "events_url")
+
+
 def _check_webhook(ctx: Ctx) -> None:
-    """Refuse a webhook no connection could be allowed to use; names are checked per call."""
-    webhook = ctx.body.get("webhook")
-    if webhook is None:
-        return
+    """Refuse an agent URL no connection could be allowed to use; names are checked per call."""
     guard = EgressGuard(ctx.services.policy.egress, ctx.services.egress_refused)
-    try:
-        guard.check_url(webhook)
-    except PolicyRefused as exc:
-        raise ApiError.refused(exc, "webhook") from None
+    for name in _AGENT_URL_FIELDS:
+        url = ctx.body.get(name)
+        if url is None:
+            continue
+        try:
+            guard.check_url(url)
+        except PolicyRefused as exc:
+            raise ApiError.refused(exc, name) from None
 
 
 async def list_agents(ctx: Ctx) -> web.Response:

@@ -81,6 +81,16 @@ WEBHOOK = Str(
     description="where the agent's text turns are POSTed: http or https, no user:pass@; "
     "the operator's policy (egress) says which addresses it may reach",
 )
+EVENTS_URL = Str(
+    2048,
+    1,
+    r"^https?://[^\u0000-\u0020\u007f]+$",
+    also=_url_problem,
+    nullable=True,
+    description="optional: where call events (call.started, call.answered, turn.finished, "
+    "call.ended) are POSTed, signed like the webhook; the same rules as the webhook's URL; "
+    "null: none",
+)
 SECRET = Str(
     256,
     MIN_SECRET_CHARS,
@@ -151,6 +161,7 @@ _AGENT_FIELDS: dict[str, Spec] = {
     "secret": SECRET,
     "voice": VOICE,
     "language": LANGUAGE,
+    "events_url": EVENTS_URL,
 }
 AGENT_CREATE = Obj("AgentCreate", _AGENT_FIELDS, required=("name", "webhook"))
 AGENT_UPDATE = Obj("AgentUpdate", _AGENT_FIELDS)
@@ -223,6 +234,7 @@ AGENT = Obj(
         "has_secret": Bool(),
         "voice": _STR_OR_NULL,
         "language": _STR_OR_NULL,
+        "events_url": _STR_OR_NULL,
         "created_at": TIME,
         "updated_at": TIME,
     },
@@ -234,6 +246,7 @@ AGENT = Obj(
         "has_secret",
         "voice",
         "language",
+        "events_url",
         "created_at",
         "updated_at",
     ),
@@ -336,6 +349,7 @@ def agent_json(a: Agent) -> dict[str, Any]:
         "has_secret": a.secret is not None,
         "voice": a.voice,
         "language": a.language,
+        "events_url": a.events_url,
         "created_at": _time(a.created_at),
         "updated_at": _time(a.updated_at),
     }

@@ -19,6 +19,8 @@ from ari_offload.voice.conversation import AgentBinding, Conversation
 log = logging.getLogger("ari_offload.flows")
 
 AgentLookup = Callable[[str], Awaitable[AgentBinding | None]]
+# Told when a call starts talking to an agent (observe.call_events: the agent's events).
+AgentJoined = Callable[[ActiveCall, AgentBinding], None]
 
 
 @dataclass
@@ -35,6 +37,7 @@ class FlowContext:
     find_agent: AgentLookup
     observer: ConversationObserver | None = None
     policy: Policy = field(default_factory=Policy)  # where transfers may lead
+    agent_joined: AgentJoined | None = None
 
     async def speak(self, call: ActiveCall, text: str) -> None:
         """Say a fixed text into the call; return when all of it was sent."""
@@ -42,6 +45,8 @@ class FlowContext:
 
     def conversation(self, call: ActiveCall, agent: AgentBinding) -> Conversation:
         """A conversation between the caller and the agent's webhook (not yet running)."""
+        if self.agent_joined is not None:
+            self.agent_joined(call, agent)
         return Conversation(
             call, self.models, self.webhook, agent, self.settings.speech, self.settings.agent,
             self.observer,

@@ -15,6 +15,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from ari_offload.agent.events import Outcome
 from ari_offload.turn_fields import LATENCY_FIELDS, WebhookFailure
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -60,8 +61,17 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.event_deliveries = Counter(
+            "ari_offload_event_deliveries",
+            "Call event delivery attempts to agents' events URLs, by outcome: delivered, "
+            "retry (failed, tried again), gave_up (failed, last attempt), dropped (queue full)",
+            ["outcome"],
+            registry=self.registry,
+        )
         for direction in ("in", "out"):
             self.active_calls.labels(direction)  # export 0 rather than nothing
+        for outcome in Outcome:
+            self.event_deliveries.labels(outcome)
 
     def call_started(self, direction: str) -> None:
         """A call entered the app (inbound StasisStart, or an outbound call was answered)."""
@@ -88,6 +98,10 @@ class Metrics:
 
     def webhook_failed(self, kind: WebhookFailure) -> None:
         self.webhook_failures.labels(kind).inc()
+
+    def event_delivery(self, outcome: str) -> None:
+        """outcome: an ``agent.events.Outcome``."""
+        self.event_deliveries.labels(outcome).inc()
 
     def rtp_packet_dropped(self, reason: str, count: int = 1) -> None:
         """reason: e.g. malformed, late, duplicate, overflow, wrong_ssrc."""

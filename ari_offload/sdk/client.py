@@ -84,6 +84,7 @@ class Agent:
     language: str | None
     created_at: datetime | None
     updated_at: datetime | None
+    events_url: str | None = None  # last: older servers do not send it
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Agent:
@@ -97,6 +98,7 @@ class Agent:
             d["language"],
             _time(d["created_at"]),
             _time(d["updated_at"]),
+            d.get("events_url"),
         )
 
 
@@ -285,7 +287,9 @@ class Agents(_Resource):
         secret: str | None = None,
         voice: str | None = None,
         language: str | None = None,
+        events_url: str | None = None,
     ) -> Agent:
+        """``events_url``: where call events are POSTed (the README's agent contract)."""
         body = {
             "name": name,
             "detail": detail,
@@ -293,6 +297,7 @@ class Agents(_Resource):
             "secret": secret,
             "voice": voice,
             "language": language,
+            "events_url": events_url,
         }
         return Agent.from_json(await self._client.request("POST", "/agents", body))
 
@@ -313,11 +318,13 @@ class Agents(_Resource):
         secret: str | None = UNSET,
         voice: str | None = UNSET,
         language: str | None = UNSET,
+        events_url: str | None = UNSET,
     ) -> Agent:
-        """Change only the fields given; None clears secret, voice or language."""
+        """Change only the fields given; None clears secret, voice, language or events_url."""
         body = _given(
-            name=name, detail=detail, webhook=webhook, secret=secret, voice=voice, language=language
-        )
+            name=name, detail=detail, webhook=webhook, secret=secret, voice=voice,
+            language=language, events_url=events_url,
+        )  # fmt: skip
         path = f"/agents/{_seg(agent_id)}"
         return Agent.from_json(await self._client.request("PATCH", path, body))
 

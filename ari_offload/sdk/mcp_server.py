@@ -95,12 +95,15 @@ async def create_agent(
     detail: str = "",
     voice: str | None = None,
     language: str | None = None,
+    events_url: str | None = None,
 ) -> dict[str, Any]:
-    """Create an agent: the webhook receives {"call_id", "text", ...} and replies {"text"}."""
+    """Create an agent: the webhook receives {"call_id", "text", ...} and replies {"text"};
+    events_url (optional) receives call.started, call.answered, turn.finished, call.ended."""
     async with _client() as c:
         agent = await c.agents.create(
-            name, webhook=webhook, detail=detail, voice=voice, language=language
-        )
+            name, webhook=webhook, detail=detail, voice=voice, language=language,
+            events_url=events_url,
+        )  # fmt: skip
     return dict(_plain(agent))
 
 

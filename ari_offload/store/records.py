@@ -74,6 +74,7 @@ class Agent:
     secret: str | None = field(repr=False)
     voice: str | None
     language: str | None
+    events_url: str | None  # call events go there (agent/events.py); None: none
     created_at: datetime
     updated_at: datetime
 

@@ -23,7 +23,7 @@ from ari_offload.store.records import Agent, Flow
 log = logging.getLogger("ari_offload.store")
 
 # Agent fields that ``Agents.update`` may change.
-AGENT_FIELDS = frozenset({"name", "detail", "webhook", "secret", "voice", "language"})
+AGENT_FIELDS = frozenset({"name", "detail", "webhook", "secret", "voice", "language", "events_url"})
 
 
 class Agents(Repo):
@@ -37,6 +37,7 @@ class Agents(Repo):
         secret: str | None = None,
         voice: str | None = None,
         language: str | None = None,
+        events_url: str | None = None,
     ) -> Agent:
         """Raises ``NameTaken`` if the customer already has an agent of that name."""
         now = utcnow()
@@ -49,6 +50,7 @@ class Agents(Repo):
             secret=secret,
             voice=voice,
             language=language,
+            events_url=events_url,
             created_at=now,
             updated_at=now,
         )
@@ -252,6 +254,7 @@ def _agent(row: Any) -> Agent:
                 "secret",
                 "voice",
                 "language",
+                "events_url",
                 "created_at",
                 "updated_at",
             )

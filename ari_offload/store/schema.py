@@ -30,6 +30,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy import func as sql_func
@@ -111,6 +112,7 @@ agents = Table(
     Column("secret", varchar(256)),
     Column("voice", varchar(100)),
     Column("language", varchar(16)),
+    Column("events_url", varchar(2048)),  # added by migration 3
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("customer_id", "name", name="uq_agents_customer_name"),
@@ -181,7 +183,8 @@ turns = Table(
     UniqueConstraint("call_id", "turn", name="uq_turns_call_turn"),
 )
 
-# The tables of migration 1, as it created them.
+# The tables of migration 1. It creates them as declared now, so a column added later (marked
+# "added by migration N") is there in a new database; migration N adds it where missing.
 V1_TABLES = (customers, access_keys, agents, flows, calls, transcript_entries, turns)
 
 # --- v2: what the operator owns ------------------------------------------------------------
@@ -239,6 +242,23 @@ def _v2_operator(conn: Connection) -> None:
     ix_calls_started.create(conn, checkfirst=True)  # new databases got it with the table
 
 
+# --- v3: call events -----------------------------------------------------------------------
+
+
+def _add_missing_column(conn: Connection, table: Table, name: str) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` (nullable, as declared) unless the column is there."""
+    if name in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+        return  # a database migration 1 made with the column already
+    column = table.c[name]
+    assert column.nullable, "an added column must be nullable: old rows have no value"
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}")
+
+
+def _v3_agent_events(conn: Connection) -> None:
+    _add_missing_column(conn, agents, "events_url")
+
+
 # Kept outside ``metadata`` so that migration 1 can create exactly the tables above.
 _version_metadata = MetaData()
 schema_version = Table(
@@ -255,7 +275,7 @@ def _v1_initial(conn: Connection) -> None:
 
 
 # Append, never edit: a database at version N runs MIGRATIONS[N:].
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_operator]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_operator, _v3_agent_events]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -55,6 +55,7 @@ class AgentBinding:
     secret: str | None = None
     voice: str | None = None  # a TTS voice name; None: the server's default
     language: str | None = None  # the caller's language for STT; None: the server's default
+    events_url: str | None = None  # where call events go (observe.call_events); None: nowhere
 
 
 class _Cut:
