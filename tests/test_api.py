@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from ari_offload.api import schemas as s
+from ari_offload.api.speech import SPEECH_OFFER
 from ari_offload.errors import StoreError
 from ari_offload.flows.actions import AiTalk
 from ari_offload.schema import Obj
@@ -334,6 +335,20 @@ async def test_an_agent_voice_or_language_the_server_lacks_is_refused_with_the_c
     assert (status, err["error"]["field"]) == (422, "voice")
     status, agent = await call(http, "PATCH", one, token, {"voice": None, "language": None})
     assert (status, agent["voice"], agent["language"]) == (200, None, None)
+
+
+async def test_voices_lists_what_an_agent_may_choose(
+    env: ApiEnv, http: aiohttp.ClientSession
+) -> None:
+    token = await env.signup("alice", "password1")
+    status, offer = await call(http, "GET", env.url("/v1.0/voices"), token, None, SPEECH_OFFER)
+    assert status == 200
+    assert offer == {
+        "voices": [{"name": "joe", "default": True}, {"name": "slow", "default": False}],
+        "languages": ["en"],
+    }
+    status, err = await call(http, "GET", env.url("/v1.0/voices"), None)
+    assert (status, err["error"]["code"]) == (401, "unauthorized")
 
 
 async def test_flows_crud(env: ApiEnv, http: aiohttp.ClientSession) -> None:

@@ -82,6 +82,7 @@ async def test_agents_and_flows_crud(env: ApiEnv) -> None:
             await client.agents.create("a2", webhook="http://127.0.0.1:9/x", events_url="ftp://x")
         assert (err.value.status, err.value.field) == (422, "events_url")
         assert [a.id for a in await client.agents.list()] == [agent.id]
+        assert await client.agents.voices() == (("joe", "slow"), ("en",))  # the server's offer
         actions: list[Action] = [
             Talk("Please hold"),
             Pause(1.5),

@@ -8,7 +8,7 @@ from ari_offload.agent.egress import EgressGuard
 from ari_offload.api import schemas as s
 from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
-from ari_offload.api.speech import check_agent_speech
+from ari_offload.api.speech import SPEECH_OFFER, check_agent_speech, offer_json
 from ari_offload.errors import AgentInUse, NameTaken, PolicyRefused
 from ari_offload.flows.actions import Action, kind_of
 from ari_offload.policy import Policy
@@ -38,6 +38,10 @@ def _check_webhook(ctx: Ctx) -> None:
 async def list_agents(ctx: Ctx) -> web.Response:
     agents = await ctx.store.agents.list(ctx.customer_id)
     return json_response({"agents": [s.agent_json(a) for a in agents]})
+
+
+async def list_voices(ctx: Ctx) -> web.Response:
+    return json_response(offer_json(ctx.services.speech))
 
 
 async def create_agent(ctx: Ctx) -> web.Response:
@@ -139,6 +143,17 @@ async def delete_flow(ctx: Ctx) -> web.Response:
 _AGENT = f"{PREFIX}/agents/{{agent_id}}"
 _FLOW = f"{PREFIX}/flows/{{flow_id}}"
 ROUTES = [
+    Route(
+        "GET",
+        f"{PREFIX}/voices",
+        list_voices,
+        "listVoices",
+        "The voices and languages an agent may choose",
+        "agents",
+        {200: Resp("the installed TTS voices (the default first) and STT languages", SPEECH_OFFER)},
+        description="An agent's voice must be one of these names (a 422 otherwise), its"
+        " language one of these codes or a tag of one (en-US for en).",
+    ),
     Route(
         "GET",
         f"{PREFIX}/agents",

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ari_offload.api.errors import ApiError
-from ari_offload.schema import primary_language
+from ari_offload.schema import Arr, Bool, Obj, Str, primary_language
 
 
 class SpeechOffer(Protocol):
@@ -58,3 +58,27 @@ def check_agent_speech(body: Mapping[str, object], offer: SpeechOffer) -> None:
 
 def _listed(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "(none: use null for the server default)"
+
+
+VOICE_ENTRY = Obj(
+    "Voice",
+    {"name": Str(64), "default": Bool()},
+    required=("name", "default"),
+    description="a TTS voice an agent may name in its voice field",
+)
+SPEECH_OFFER = Obj(
+    "Voices",
+    {"voices": Arr(VOICE_ENTRY, 1000), "languages": Arr(Str(16), 1000)},
+    required=("voices", "languages"),
+    description="what an agent may choose: its voice (null: the default one) and the"
+    " language its callers speak (null: the server's; only these are transcribed)",
+)
+
+
+def offer_json(offer: SpeechOffer) -> dict[str, Any]:
+    """GET /v1.0/voices: the voices (the default first) and the STT languages."""
+    names = list(offer.voice_names())
+    return {
+        "voices": [{"name": name, "default": index == 0} for index, name in enumerate(names)],
+        "languages": list(offer.languages()),
+    }

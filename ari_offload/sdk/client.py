@@ -308,6 +308,11 @@ class Agents(_Resource):
     async def get(self, agent_id: str) -> Agent:
         return Agent.from_json(await self._client.request("GET", f"/agents/{_seg(agent_id)}"))
 
+    async def voices(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The voice names an agent may pick (the default first) and the STT languages."""
+        data = await self._client.request("GET", "/voices")
+        return tuple(v["name"] for v in data["voices"]), tuple(data["languages"])
+
     async def update(
         self,
         agent_id: str,
