@@ -1,8 +1,8 @@
 """What every bench prints first: the machine its numbers come from.
 
-Whisper's cost depends on the CPU's vector units more than on its clock: on a 2-core Xeon
-with AVX-512 tiny.en took ~270 ms per utterance, on a 2-core AMD EPYC with AVX2 only ~650 ms
-(ctranslate2's int8 kernels; bench/bench_speech.py). So the SIMD flags are part of the
+Whisper's cost depends on the CPU more than on its clock: tiny.en int8 took ~270 ms per
+utterance on the 2-core Xeon of the first benches and takes ~650 ms on a 2-core AMD EPYC with
+AVX2 and no AVX-512 (ctranslate2 picks its int8 kernels by the CPU's vector extensions). So the SIMD flags are part of the
 machine line, or numbers from two machines look comparable when they are not.
 """
 
