@@ -2,8 +2,9 @@
 
 Whisper's cost depends on the CPU more than on its clock: tiny.en int8 took ~270 ms per
 utterance on the 2-core Xeon of the first benches and takes ~650 ms on a 2-core AMD EPYC with
-AVX2 and no AVX-512 (ctranslate2 picks its int8 kernels by the CPU's vector extensions). So the SIMD flags are part of the
-machine line, or numbers from two machines look comparable when they are not.
+AVX2 and no AVX-512 (ctranslate2 picks its int8 kernels by the CPU's vector extensions). So
+the SIMD flags are part of the machine line, or numbers from two machines look comparable
+when they are not.
 """
 
 from __future__ import annotations

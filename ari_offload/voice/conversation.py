@@ -249,7 +249,6 @@ class Conversation:
         else:
             text, replied_at = "", asked_at
             stream = tts.stream_pieces(reply.pieces(), owner=owner)
-        self.call.set_state("speaking")
         line: TranscriptEntry | None = None
         abandoned_at: int | None = None
         complete = False  # every sentence was queued (a hangup between two may stop it)
@@ -276,6 +275,7 @@ class Conversation:
                     sentence, pcm = item
                     if line is None:
                         await self.book.caught_up()  # nothing heard unrecorded
+                        self.call.set_state("speaking")  # "thinking" until the agent's first words
                     ahead = self.media.queued  # what plays before this (none after a turn)
                     self._queue(sentence, pcm)
                     if line is None:

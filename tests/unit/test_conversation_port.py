@@ -205,6 +205,9 @@ async def test_welcome_then_a_turn_over_the_port() -> None:
     assert 380 <= timing.endpoint_ms <= 460, "the VAD's 400 ms of endpoint silence"
     assert rig.port.heard_samples() == (4 + 3) * WORD_SAMPLES
     assert "thinking" in rig.states
+    # thinking while the agent is asked, speaking from its first words, then listening
+    turn_states = rig.states[rig.states.index("thinking") :]
+    assert turn_states[:2] == ["thinking", "speaking"]
     assert rig.states[-1] == "listening"
 
 
@@ -423,6 +426,8 @@ async def test_a_call_ended_while_the_webhook_thinks_keeps_its_turn() -> None:
         rig.port.say(utterance(1000))
         await until(lambda: len(agent.requests) == 1)
         assert rig.record.rows() == [("caller", "hello", None)], "on record before the agent"
+        await asyncio.sleep(0.05)
+        assert rig.states[-1] == "thinking", "nothing is said until the agent's first words"
         await hang_up(task)
     finally:
         rig.close()
