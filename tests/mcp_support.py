@@ -23,6 +23,7 @@ EXPECTED_TOOLS = {
     "make_call",
     "list_active_calls",
     "get_transcript",
+    "say_and_listen",
     "hangup_call",
 }
 # The server from the source tree, without relying on an installed console script.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -143,9 +144,49 @@ async def test_mcp_marks_caller_text_as_untrusted(tmp_path: Path) -> None:
         instructions = (await session.initialize()).instructions or ""  # as first received
     assert "UNTRUSTED caller input" in instructions
     assert "caller_said_untrusted" in instructions
-    for name in ("get_transcript", "list_active_calls", "make_call"):
+    for name in ("get_transcript", "list_active_calls", "make_call", "say_and_listen"):
         assert "UNTRUSTED caller input" in (tools[name].description or ""), name
     assert "caller_said_untrusted" in (tools["get_transcript"].description or "")
+
+
+@pytest.mark.timeout(120)
+async def test_mcp_say_and_listen_returns_the_callers_next_words(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as env:
+        token = await env.signup("assistant", "password1")
+        key = await env.store.keys.authenticate(token)
+        assert key is not None
+        live = await env.store.calls.create(
+            key.customer_id, direction=Direction.IN, flow_id=None, caller="1000"
+        )
+        await env.store.calls.set_status(live.id, CallStatus.ACTIVE)
+        await env.store.calls.add_transcript(live.id, Role.CALLER, "Hello?")  # said before
+
+        async def caller_answers() -> None:
+            while not env.telephony.talks:  # the caller answers once told something
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            await env.store.calls.add_transcript(live.id, Role.CALLER, "Tuesday works")
+
+        async with mcp_session(env.base_url, token, tmp_path / "mcp.log") as session:
+            answering = asyncio.create_task(caller_answers())
+            said = tool_result(
+                await session.call_tool(
+                    "say_and_listen",
+                    {"call_id": live.id, "text": "Which day suits you?", "wait_s": 10},
+                )
+            )
+            await answering
+            assert env.telephony.talks == [(live.id, "Which day suits you?")]
+            assert said["caller_said_untrusted"] == "Tuesday works"  # not the older "Hello?"
+            assert "UNTRUSTED" in said["warning"]
+
+            quiet = tool_result(
+                await session.call_tool(
+                    "say_and_listen", {"call_id": live.id, "text": "Still there?", "wait_s": 1}
+                )
+            )
+            assert quiet["caller_said_untrusted"] is None  # nobody spoke within wait_s
+            assert quiet["status"] == "active"
 
 
 @pytest.mark.timeout(60)
