@@ -66,6 +66,15 @@ async def _breaks_midway(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await resp.prepare(request)
     await resp.write(b'{"text": "One moment. "}\nthis is not json\n')
+    await asyncio.sleep(5)  # then idles: the bad line must be reported now, not at a timeout
+    return resp
+
+
+async def _only_a_space(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await resp.prepare(request)
+    await resp.write(b'{"text": " "}\n')  # whitespace: no answer, no extra time
+    await asyncio.sleep(5)
     return resp
 
 
@@ -78,6 +87,7 @@ def streaming_app() -> web.Application:
         ("/silent", _silent_stream),
         ("/stalls", _stalls_midway),
         ("/breaks", _breaks_midway),
+        ("/space", _only_a_space),
     ]:
         app.router.add_post(path, handler)
     return app
@@ -156,7 +166,9 @@ async def test_answer_keeps_what_came_before_a_break_and_never_raises(
 ) -> None:
     base, _ = streaming
     broken = StreamedAnswer(client, f"{base}/breaks", REQUEST, None, FALLBACK)
+    started = time.monotonic()
     said = [piece async for piece in broken.pieces()]
+    assert time.monotonic() - started < 1.0  # the bad line ended it, not the 1.5 s timeout
     assert said == ["One moment. "]  # no fallback line glued onto a reply already begun
     assert isinstance(broken.error, WebhookBadReply)
     assert broken.failure == "bad_reply"
@@ -181,3 +193,14 @@ async def test_answer_reports_hangup_and_first_text_time(
     assert answer.streamed
     assert answer.answered_at is not None
     assert answer.answered_at - asked < GAP_S
+
+
+async def test_whitespace_is_no_answer_and_buys_no_time(
+    client: WebhookClient, streaming: tuple[str, web.Application]
+) -> None:
+    base, _ = streaming
+    answer = StreamedAnswer(client, f"{base}/space", REQUEST, None, FALLBACK)
+    said = [piece async for piece in answer.pieces()]
+    assert said[-1] == FALLBACK
+    assert isinstance(answer.error, WebhookTimeout)
+    assert "did not answer within 0.5 s" in str(answer.error)  # the first-text timeout

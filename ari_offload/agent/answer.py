@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator
 
 from ari_offload.agent.client import WebhookClient, error_kind, safe_url
 from ari_offload.agent.contract import WebhookRequest
-from ari_offload.errors import WebhookBadReply, WebhookError
+from ari_offload.errors import WebhookError
 from ari_offload.turn_fields import WebhookFailure
 
 logger = logging.getLogger("ari_offload.agent")
@@ -54,11 +54,6 @@ class StreamedAnswer:
                 self.hangup = self.hangup or piece.hangup
                 if piece.text:
                     yield self._took(piece.text)
-            if not self.text.strip() and not self.hangup:
-                raise WebhookBadReply(
-                    f"webhook {self._where} sent a bad reply: no text (an empty reply is"
-                    ' allowed only with "hangup": true)'
-                )
         except WebhookError as exc:
             self.error, self.hangup = exc, False
             took = time.monotonic() - start
@@ -76,9 +71,9 @@ class StreamedAnswer:
             yield self._took(self._fallback)
 
     def _took(self, text: str) -> str:
-        if self.answered_at is None:
+        if self.answered_at is None and text.strip():  # whitespace is no answer yet
             self.answered_at = time.monotonic()
-        else:
+        elif self.answered_at is not None:
             self.streamed = True
         self.text += text
         return text

@@ -184,9 +184,17 @@ class WebhookClient:
         deadlines = _Deadlines(self._timeout_s, self._stream_timeout_s, where)
         try:
             _refuse_credentials(url, where, self._noun)
+            hangup = False
             async for piece in self._pieces(url, where, body, headers, deadlines):
-                deadlines.text_seen = deadlines.text_seen or bool(piece.text)
+                # whitespace is no answer: it buys no time past the first-text timeout
+                deadlines.text_seen = deadlines.text_seen or bool(piece.text.strip())
+                hangup = hangup or piece.hangup
                 yield piece
+            if not deadlines.text_seen and not hangup:
+                raise WebhookBadReply(
+                    f"webhook {where} sent a bad reply: no text (an empty reply is allowed"
+                    ' only with "hangup": true)'
+                )
         except WebhookError as exc:  # a cancelled or closed stream is no outcome: not counted
             self.stats.record(exc)
             raise
@@ -225,6 +233,10 @@ class WebhookClient:
                         raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
                     for piece in pieces:
                         yield piece
+                    try:
+                        parser.raise_held()  # now, not after the next read (which may stall)
+                    except WebhookBadReply as exc:
+                        raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
             finally:
                 if not resp.content.at_eof():
                     resp.close()  # not reused: the agent sees its stream end (a barge-in)
@@ -284,7 +296,10 @@ class _Deadlines:
     async def wait(self, step: Awaitable[_T]) -> _T:
         limit = self._total_s if self.text_seen else self._first_s
         try:
-            return await asyncio.wait_for(step, max(0.0, limit - self.elapsed()))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a cancellation
+            # that lands as the step completes (a barge-in closing the stream).
+            async with asyncio.timeout(max(0.0, limit - self.elapsed())):
+                return await step
         except TimeoutError:
             what = "finish its streamed reply" if self.text_seen else "answer"
             raise WebhookTimeout(

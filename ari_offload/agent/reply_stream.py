@@ -70,19 +70,21 @@ class ReplyStreamParser:
         self._fmt = fmt
         self._buffer = b""
         self._data: list[str] = []  # the SSE event's data lines so far
+        self._data_chars = 0  # their length, joined (kept, not summed again per line)
         self._chars = 0
         self._error: WebhookBadReply | None = None
         self.done = False
 
     def feed(self, data: bytes) -> list[ReplyPiece]:
-        """The pieces ``data`` completed; a bad line raises once the good pieces before it
-        were handed out (on the next call), so the text before it is still said."""
-        if self._error is not None:
-            raise self._error
-        self._buffer += data
+        """The pieces ``data`` completed. A bad line after good pieces is held back until
+        they are handed out (``raise_held``, or the next call raises it), so the text before
+        it is still said. Linear in the input: each byte is looked at once."""
+        self.raise_held()
+        buffer = self._buffer + data
         pieces: list[ReplyPiece] = []
-        while not self.done and b"\n" in self._buffer:
-            line, _, self._buffer = self._buffer.partition(b"\n")
+        start = 0
+        while not self.done and (end := buffer.find(b"\n", start)) >= 0:
+            line, start = buffer[start:end], end + 1
             try:
                 piece = self._line(line.rstrip(b"\r"))
             except WebhookBadReply as exc:
@@ -92,14 +94,22 @@ class ReplyStreamParser:
                 break
             if piece is not None:
                 pieces.append(piece)
-        if len(self._buffer) > MAX_EVENT_BYTES:
-            raise WebhookBadReply(f"a reply line is longer than {MAX_EVENT_BYTES} bytes")
+        self._buffer = buffer[start:]
+        if not self.done and self._error is None and len(self._buffer) > MAX_EVENT_BYTES:
+            too_long = WebhookBadReply(f"a reply line is longer than {MAX_EVENT_BYTES} bytes")
+            if not pieces:
+                raise too_long
+            self._error = too_long
         return pieces
+
+    def raise_held(self) -> None:
+        """Raise the bad line held back behind good pieces, if there is one."""
+        if self._error is not None:
+            raise self._error
 
     def end(self) -> list[ReplyPiece]:
         """The body ended: what its last line (without a newline) or event still held."""
-        if self._error is not None:
-            raise self._error
+        self.raise_held()
         pieces = [] if self.done else self.feed(b"\n")
         if not self.done and self._fmt is BodyFormat.SSE:
             piece = self._line(b"")  # an event not followed by its blank line
@@ -112,7 +122,7 @@ class ReplyStreamParser:
         if self._fmt is BodyFormat.NDJSON:
             return self._object(text) if text.strip() else None
         if not text:  # SSE: a blank line dispatches the event
-            data, self._data = "\n".join(self._data), []
+            data, self._data, self._data_chars = "\n".join(self._data), [], 0
             if not data:
                 return None
             if data.strip() == "[DONE]":
@@ -122,7 +132,8 @@ class ReplyStreamParser:
         if text.startswith("data:"):
             value = text[5:]
             self._data.append(value[1:] if value.startswith(" ") else value)
-            if sum(len(d) for d in self._data) > MAX_EVENT_BYTES:
+            self._data_chars += len(self._data[-1]) + 1  # + the newline that joins them
+            if self._data_chars > MAX_EVENT_BYTES:
                 raise WebhookBadReply(f"a reply event is longer than {MAX_EVENT_BYTES} bytes")
         return None  # comments (":..."), event:, id:, retry: say nothing about the text
 

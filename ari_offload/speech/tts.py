@@ -9,7 +9,6 @@ and each next chunk is synthesized while the caller hears the current one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any, Literal, Protocol
@@ -19,6 +18,7 @@ import numpy as np
 from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.speech.reply_text import Chunk, StreamPlanner, plan_chunks
 from ari_offload.speech.scheduler import JobKind, Scheduler
+from ari_offload.tasks import cancel_and_wait
 
 logger = logging.getLogger("ari_offload.speech")
 
@@ -154,13 +154,13 @@ class TtsRunner:
                     yield chunk.text, pcm if last else np.concatenate([pcm, self._pause(chunk)])
             await planning  # the source's own failure, if it had one
         finally:
-            planning.cancel()
+            # The planner first (it may still submit), then every job it submitted; our own
+            # cancellation (the call ending during this) goes on up (cancel_and_wait).
+            await cancel_and_wait(planning)
             for job in submitted:
                 job.cancel()  # no-op once done
                 if job.done() and not job.cancelled():
                     job.exception()  # retrieved, so an abandoned failure is not logged
-            with contextlib.suppress(asyncio.CancelledError):
-                await planning
 
     def _pause(self, chunk: Chunk) -> Pcm:
         ms = chunk.pause_ms if self._pause_ms is None else self._pause_ms

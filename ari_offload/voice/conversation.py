@@ -306,6 +306,8 @@ class Conversation:
                 text = reply.text.strip()  # all that came (a cut stream: up to the cut)
                 if timing is not None:
                     timing.webhook_error = reply.failure
+                    if timing.webhook_ms is None and reply.answered_at is not None:
+                        self._answered(reply, timing, asked_at)  # no audio, but it answered
             self._reply_ended(text, line, heard, timing)
             if pending is not None:
                 await cancel_and_wait(pending)  # it runs the stream: closed only once stopped

@@ -152,3 +152,25 @@ def test_streamed_text_is_said_as_the_whole_reply_would_be(text: str, step: int)
     assert " ".join(c.text for c in chunks) == " ".join(c.text for c in plan_chunks(text))
     if step == 10_000:  # all at once: exactly the plan of the whole text
         assert chunks == plan_chunks(text)
+
+
+def test_empty_data_lines_forever_are_refused_not_collected() -> None:
+    parser = ReplyStreamParser(BodyFormat.SSE)
+    with pytest.raises(WebhookBadReply, match="event is longer than"):
+        parser.feed(b"data:\n" * 70_000)  # one event of 70,000 empty lines
+
+
+def test_good_pieces_come_out_before_an_overlong_line_is_refused() -> None:
+    parser = ReplyStreamParser(BodyFormat.NDJSON)
+    pieces = parser.feed(b'{"text": "Said. "}\n' + b"x" * 70_000)
+    assert [p.text for p in pieces] == ["Said. "]
+    with pytest.raises(WebhookBadReply, match="line is longer than"):
+        parser.raise_held()
+
+
+def test_a_reply_that_is_done_ignores_what_trails_it() -> None:
+    parser = ReplyStreamParser(BodyFormat.NDJSON)
+    pieces = parser.feed(b'{"text": "Bye.", "done": true}\n' + b"x" * 70_000)
+    assert [p.text for p in pieces] == ["Bye."]
+    assert parser.done
+    parser.raise_held()  # nothing held: the trailing bytes are not part of the reply
