@@ -152,7 +152,9 @@ class SpeechModels:
         }
 
     def close(self) -> None:
-        self.scheduler.shutdown()
+        # Joined, not left running: an inference still in a worker while the interpreter
+        # exits can crash it in native code (seen as SIGSEGV on SIGTERM under load).
+        self.scheduler.shutdown(wait=True)
         self._turn_pool.shutdown(wait=False, cancel_futures=True)
 
 
