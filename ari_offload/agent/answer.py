@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 
-from ari_offload.agent.client import WebhookClient, error_kind, safe_url
+from ari_offload.agent.client import WebhookClient, error_kind
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.errors import WebhookError
 from ari_offload.turn_fields import WebhookFailure
@@ -40,7 +40,6 @@ class StreamedAnswer:
         self.hangup = False  # the agent asked to hang up once it is said
         self.answered_at: float | None = None  # monotonic: the first text (or the fallback)
         self.error: WebhookError | None = None
-        self.streamed = False  # more than one piece of text came
 
     @property
     def failure(self) -> WebhookFailure | None:
@@ -73,11 +72,5 @@ class StreamedAnswer:
     def _took(self, text: str) -> str:
         if self.answered_at is None and text.strip():  # whitespace is no answer yet
             self.answered_at = time.monotonic()
-        elif self.answered_at is not None:
-            self.streamed = True
         self.text += text
         return text
-
-    @property
-    def _where(self) -> str:
-        return safe_url(self._url)
