@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator
 
 from ari_offload.agent.client import WebhookClient, error_kind
 from ari_offload.agent.contract import WebhookRequest
+from ari_offload.agent.reply_actions import ReplyAction, split_hangup
 from ari_offload.errors import WebhookError
 from ari_offload.turn_fields import WebhookFailure
 
@@ -38,6 +39,7 @@ class StreamedAnswer:
         self._fallback = fallback_text
         self.text = ""  # received so far (the fallback line, if it answered)
         self.hangup = False  # the agent asked to hang up once it is said
+        self.actions: tuple[ReplyAction, ...] = ()  # to run once it is said (not hangup)
         self.answered_at: float | None = None  # monotonic: the first text (or the fallback)
         self.error: WebhookError | None = None
 
@@ -51,10 +53,12 @@ class StreamedAnswer:
         try:
             async for piece in self._client.stream(self._url, self._request, self._secret):
                 self.hangup = self.hangup or piece.hangup
+                self.actions += piece.actions
                 if piece.text:
                     yield self._took(piece.text)
-        except WebhookError as exc:
-            self.error, self.hangup = exc, False
+            self.actions, self.hangup = split_hangup(self.actions, self.hangup)
+        except WebhookError as exc:  # a broken reply's actions are not run: it is not whole
+            self.error, self.hangup, self.actions = exc, False, ()
             took = time.monotonic() - start
             if self.text.strip():
                 logger.warning(

@@ -34,6 +34,7 @@ from ari_offload.agent.contract import (
     parse_reply,
     sign,
 )
+from ari_offload.agent.reply_actions import ReplyAction, checked_actions, split_hangup
 from ari_offload.agent.reply_stream import BodyFormat, ReplyPiece, ReplyStreamParser, body_format
 from ari_offload.config import DEFAULT_WEBHOOK_STREAM_TIMEOUT_S
 from ari_offload.errors import (
@@ -140,11 +141,12 @@ class WebhookClient:
 
         ``secret`` (None or empty: unsigned) signs the body, see ``contract.sign``.
         """
-        text, hangup = "", False
+        text, hangup, actions = "", False, list[ReplyAction]()
         async for piece in self.stream(url, request, secret):
             text, hangup = text + piece.text, hangup or piece.hangup
+            actions += piece.actions
         try:
-            return check_reply(text, hangup)
+            return check_reply(text, hangup, checked_actions(actions))
         except WebhookBadReply as exc:
             raise WebhookBadReply(f"webhook {safe_url(url)} sent a bad reply: {exc}") from None
 
@@ -184,17 +186,22 @@ class WebhookClient:
         deadlines = _Deadlines(self._timeout_s, self._stream_timeout_s, where)
         try:
             _refuse_credentials(url, where, self._noun)
-            hangup = False
+            hangup, actions = False, list[ReplyAction]()
             async for piece in self._pieces(url, where, body, headers, deadlines):
                 # whitespace is no answer: it buys no time past the first-text timeout
                 deadlines.text_seen = deadlines.text_seen or bool(piece.text.strip())
                 hangup = hangup or piece.hangup
+                actions += piece.actions
                 yield piece
-            if not deadlines.text_seen and not hangup:
+            if not deadlines.text_seen and not hangup and not actions:
                 raise WebhookBadReply(
                     f"webhook {where} sent a bad reply: no text (an empty reply is allowed"
-                    ' only with "hangup": true)'
+                    ' only with "hangup": true or actions)'
                 )
+            try:
+                split_hangup(checked_actions(actions), hangup)
+            except WebhookBadReply as exc:
+                raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
         except WebhookError as exc:  # a cancelled or closed stream is no outcome: not counted
             self.stats.record(exc)
             raise

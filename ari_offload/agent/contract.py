@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ari_offload.agent.reply_actions import ReplyAction, parse_reply_actions, split_hangup
 from ari_offload.errors import WebhookBadReply
 
 SIGNATURE_HEADER = "X-Ari-Offload-Signature"
@@ -42,32 +43,45 @@ _SNIPPET_CHARS = 60
 _MAX_TIMESTAMP_DIGITS = 12  # bounds int() on hostile input; unix seconds need 10 until 2286
 
 
+# What a request reports: words the caller said, or keys the caller pressed.
+REQUEST_TYPES = ("speech", "dtmf")
+# How a ``collect`` ended (a request of type "dtmf" answering one); None: a key pressed
+# unasked (not collecting), sent on its own.
+COLLECT_ENDINGS = ("max_digits", "terminator", "timeout")
+
+
 @dataclass(frozen=True)
 class WebhookRequest:
-    """One caller utterance, as sent to the agent."""
+    """One caller turn, as sent to the agent: an utterance, or keys pressed."""
 
     call_id: str
     agent_id: str
-    text: str  # what the caller said (transcribed)
-    turn: int  # 1 for the first utterance of the call, then 2, 3, ...
+    text: str  # what the caller said (transcribed); "" for keys
+    turn: int  # 1 for the first turn of the call, then 2, 3, ...
     # What the caller heard of the previous reply before interrupting it; None if all of it.
     heard: str | None
     # Unique per POST (a uuid4), set by the client as it sends; None: not sent yet, left out.
     delivery_id: str | None = None
+    type: str = "speech"  # REQUEST_TYPES
+    digits: str | None = None  # the keys pressed (type "dtmf"), terminator left out
+    ended_by: str | None = None  # COLLECT_ENDINGS when the keys answer a collect
 
     def to_json(self) -> bytes:
         data = asdict(self)
-        if self.delivery_id is None:
-            del data["delivery_id"]
+        for name in ("delivery_id", "digits", "ended_by"):
+            if data[name] is None:
+                del data[name]
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
 class WebhookReply:
-    """The agent's answer: text to speak, and whether to hang up after speaking it."""
+    """The agent's answer: text to speak, what to do after (``actions``: transfer,
+    send_dtmf, collect; agent.reply_actions) and whether to hang up then."""
 
     text: str
     hangup: bool = False
+    actions: tuple[ReplyAction, ...] = ()
 
 
 def parse_request(body: bytes) -> WebhookRequest:
@@ -82,10 +96,17 @@ def parse_request(body: bytes) -> WebhookRequest:
     heard = data.get("heard")
     if heard is not None and not isinstance(heard, str):
         raise ValueError(f'request "heard" must be a string or null, got {_kind(heard)}')
-    delivery_id = data.get("delivery_id")
-    if delivery_id is not None and not isinstance(delivery_id, str):
-        raise ValueError(f'request "delivery_id" must be a string, got {_kind(delivery_id)}')
-    return WebhookRequest(data["call_id"], data["agent_id"], data["text"], turn, heard, delivery_id)
+    for name in ("delivery_id", "digits", "ended_by"):
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f'request "{name}" must be a string, got {_kind(value)}')
+    kind = data.get("type", "speech")
+    if kind not in REQUEST_TYPES:
+        raise ValueError(f'request "type" must be one of {", ".join(REQUEST_TYPES)}')
+    return WebhookRequest(
+        data["call_id"], data["agent_id"], data["text"], turn, heard, data.get("delivery_id"),
+        kind, data.get("digits"), data.get("ended_by"),
+    )  # fmt: skip
 
 
 def parse_reply(body: bytes) -> WebhookReply:
@@ -102,21 +123,29 @@ def parse_reply(body: bytes) -> WebhookReply:
         raise WebhookBadReply(f'reply "text" must be a string, got {_kind(text)}')
     if not isinstance(hangup, bool):
         raise WebhookBadReply(f'reply "hangup" must be true or false, got {_kind(hangup)}')
-    return check_reply(text, hangup)
+    return check_reply(text, hangup, reply_actions(data))
 
 
-def check_reply(text: str, hangup: bool) -> WebhookReply:
+def reply_actions(data: Mapping[str, Any]) -> tuple[ReplyAction, ...]:
+    """The checked ``actions`` of a reply object (or a stream's line); () if it has none."""
+    if data.get("actions") is None:
+        return ()
+    return parse_reply_actions(data["actions"])
+
+
+def check_reply(text: str, hangup: bool, actions: tuple[ReplyAction, ...] = ()) -> WebhookReply:
     """A whole reply (parsed, or a stream's pieces joined), or ``WebhookBadReply``."""
-    if not text.strip() and not hangup:
+    actions, hangup = split_hangup(actions, hangup)
+    if not text.strip() and not hangup and not actions:
         raise WebhookBadReply(
-            'reply "text" is empty; an empty text is allowed only with "hangup": true'
+            'reply "text" is empty; an empty text is allowed only with "hangup": true or actions'
         )
     if len(text) > MAX_REPLY_TEXT_CHARS:
         raise WebhookBadReply(
             f'reply "text" is {len(text)} characters; the limit is '
             f"{MAX_REPLY_TEXT_CHARS} (split long answers over several turns)"
         )
-    return WebhookReply(text, hangup)
+    return WebhookReply(text, hangup, actions)
 
 
 def _load_object(body: bytes, what: str) -> dict[str, Any]:

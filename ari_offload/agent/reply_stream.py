@@ -5,8 +5,9 @@ A webhook may answer a turn three ways, told apart by its Content-Type:
 - ``application/json``: the whole reply at once, ``{"text": "...", "hangup": false}``
   (``contract.parse_reply``).
 - ``application/x-ndjson`` (or ``application/jsonl``): one JSON object per line, each
-  ``{"text": "<more of the reply>"}``; the last may say ``"hangup": true`` (with or without
-  text), and ``{"done": true}`` ends the reply before the body does.
+  ``{"text": "<more of the reply>"}``; the last may say ``"hangup": true`` or carry
+  ``"actions"`` (agent.reply_actions), with or without text, and ``{"done": true}`` ends the
+  reply before the body does.
 - ``text/event-stream`` (SSE, what LLM servers send): each event's ``data:`` is either one
   of the NDJSON objects above or an OpenAI-style chat-completion chunk
   (``{"choices": [{"delta": {"content": "..."}}]}``); ``data: [DONE]`` ends the reply.
@@ -28,7 +29,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ari_offload.agent.contract import MAX_REPLY_TEXT_CHARS
+from ari_offload.agent.contract import MAX_REPLY_TEXT_CHARS, reply_actions
+from ari_offload.agent.reply_actions import ReplyAction
 from ari_offload.errors import WebhookBadReply
 
 # One line (NDJSON) or one event (SSE) at most: a reply is at most MAX_REPLY_TEXT_CHARS.
@@ -54,11 +56,13 @@ def body_format(content_type: str) -> BodyFormat:
 
 @dataclass(frozen=True)
 class ReplyPiece:
-    """More of the reply's text, and whether the agent asked to hang up after it."""
+    """More of the reply's text, and whether the agent asked to hang up after it (or for
+    other actions: a line may carry them, usually the last one)."""
 
     text: str = ""
     hangup: bool = False
     done: bool = False  # the reply is complete (the body may still be open)
+    actions: tuple[ReplyAction, ...] = ()
 
 
 class ReplyStreamParser:
@@ -163,7 +167,7 @@ def _our_piece(data: dict[str, Any]) -> ReplyPiece:
         raise WebhookBadReply(f'reply line "text" must be a string, got {type(text).__name__}')
     if not isinstance(hangup, bool) or not isinstance(done, bool):
         raise WebhookBadReply('reply line "hangup" and "done" must be true or false')
-    return ReplyPiece(text, hangup, done)
+    return ReplyPiece(text, hangup, done, reply_actions(data))
 
 
 def _openai_chunk(data: dict[str, Any]) -> ReplyPiece:

@@ -48,6 +48,10 @@ class LiveConversation(Protocol):
         """Speak ``text`` after the current reply; raises TalkQueueFull past the bound."""
         ...
 
+    def digit(self, digit: str) -> None:
+        """The caller pressed a key (Asterisk's ChannelDtmfReceived)."""
+        ...
+
 
 @dataclass
 class ActiveCall:
@@ -137,6 +141,14 @@ class ActiveCall:
         # AriNotFound: already gone, the caller hung up at the same moment
         with contextlib.suppress(AriNotFound):
             await self.rest.hangup(self.channel_id, reason)
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Play DTMF ``digits`` to the caller's side of the call (an IVR, on outbound calls)."""
+        if self.ended.is_set():
+            return
+        log.info("call %s: sending DTMF %s", self.call_id, digits)
+        with contextlib.suppress(AriNotFound):  # hung up meanwhile
+            await self.rest.send_dtmf(self.channel_id, digits)
 
     @property
     def transferred(self) -> bool:

@@ -30,9 +30,11 @@ from ari_offload.ari.call import (
     tear_down_call,
 )
 from ari_offload.ari.events import (
+    DTMF_KEYS,
     AriEvent,
     Channel,
     ChannelDestroyed,
+    ChannelDtmfReceived,
     StasisEnd,
     StasisStart,
     parse_stasis_args,
@@ -121,12 +123,26 @@ class CallController:
             owner = self._transfer_owner(event.channel.id)
             if owner is not None and owner.transfer_leg is not None:
                 owner.transfer_leg.failed.set()  # no-op once answered
+        elif isinstance(event, ChannelDtmfReceived):
+            self._digit(event)
         elif isinstance(event, ChannelDestroyed) and event.channel.id in self._pending_outbound:
             # An originated call that was never answered (busy, no answer, unreachable).
             self._pending_outbound.pop(event.channel.id)
             reason = event.cause_txt or f"cause {event.cause}"
             log.info("call %s: outbound call not answered (%s)", event.channel.id, reason)
             self._spawn(self._observer.outbound_failed(event.channel.id, reason))
+
+    def _digit(self, event: ChannelDtmfReceived) -> None:
+        """A key the caller pressed goes to the call's conversation; with none (a fixed
+        message playing, a transfer) it is noted and dropped: nothing there asks for keys."""
+        call = self._by_channel.get(event.channel.id)
+        if call is None or event.digit not in DTMF_KEYS:
+            return
+        if call.conversation is None:
+            log.debug("call %s: DTMF %s with no conversation; ignored", call.call_id, event.digit)
+            return
+        log.info("call %s: caller pressed %s", call.call_id, event.digit)
+        call.conversation.digit(event.digit)
 
     async def on_connected(self) -> None:
         """After every (re)connect: make our view and Asterisk's agree again."""

@@ -98,6 +98,10 @@ class ChannelStateChange(ChannelEvent):
     pass
 
 
+# The keys a caller can press (ARI reports each as one "digit").
+DTMF_KEYS = frozenset("0123456789*#ABCD")
+
+
 @dataclass(frozen=True)
 class ChannelDtmfReceived(ChannelEvent):
     digit: str

@@ -94,6 +94,10 @@ class AriRest:
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         await self.request("DELETE", f"/channels/{segment(channel_id)}", {"reason": reason})
 
+    async def send_dtmf(self, channel_id: str, digits: str) -> None:
+        """Queue ``digits`` on the channel (Asterisk plays them 100 ms each, 100 ms apart)."""
+        await self.request("POST", f"/channels/{segment(channel_id)}/dtmf", {"dtmf": digits})
+
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         params = {"variable": name, "value": value}
         await self.request("POST", f"/channels/{segment(channel_id)}/variable", params)

@@ -9,10 +9,15 @@ timings, and the observer (the recorder that writes them to the store) told at o
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 from typing import Protocol
 
 from ari_offload.ari.call import ActiveCall
+from ari_offload.audio import samples_to_ms
 from ari_offload.voice.turns import TranscriptEntry, TurnTiming
+
+log = logging.getLogger("ari_offload.conversation")
 
 
 class ConversationObserver(Protocol):
@@ -80,3 +85,33 @@ class CallBook:
     async def caught_up(self) -> None:
         if self._observer is not None:
             await self._observer.caught_up(self._call)
+
+    # --- a reply's two moments: its first audio, and its end ----------------------------
+
+    def first_audio(
+        self, text: str, timing: TurnTiming | None, replied_at: float, since: float, ahead: int
+    ) -> TranscriptEntry:
+        """The reply's first audio is queued (``ahead`` samples play before it): the turn's
+        total is measured, and the agent line goes on record."""
+        if timing is not None:
+            # The first frame goes on the wire at once, unless audio is still queued ahead.
+            on_wire = time.monotonic() + samples_to_ms(ahead) / 1000
+            timing.tts_first_audio_ms = (on_wire - replied_at) * 1000
+            timing.total_ms = (on_wire - since) * 1000 + timing.endpoint_ms
+            self.measured(timing)
+        return self.record(TranscriptEntry("agent", text))
+
+    def reply_ended(
+        self, text: str, line: TranscriptEntry | None, heard: str | None, timing: TurnTiming | None
+    ) -> None:
+        """The reply is over: its line says all it said and what was heard of it."""
+        if line is None:  # no audio was queued: the text is on record, with what was heard
+            if text:
+                self.record(TranscriptEntry("agent", text, heard=heard))
+        elif heard != line.heard or text != line.text:  # cut short, (resumed) no longer, or
+            self.correct(line, heard, text)  # more of a streamed reply came after its start
+        self._call.set_state("listening")
+        if timing is not None:
+            timing.interrupted = heard is not None
+            log.info("call %s: %s", self._call.call_id, timing.summary())
+            self.turn_finished(timing)

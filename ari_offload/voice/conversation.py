@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from ari_offload.agent.answer import StreamedAnswer
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
+from ari_offload.agent.reply_actions import Transfer
 from ari_offload.ari.call import ActiveCall
-from ari_offload.audio import Pcm, samples_to_ms
+from ari_offload.audio import Pcm
 from ari_offload.config import AgentSettings, SpeechSettings
 from ari_offload.media.port import FrameTap, MediaPort
 from ari_offload.speech.models import SpeechModels
@@ -30,7 +31,9 @@ from ari_offload.speech.streaming import UtteranceStt, utterance_stt
 from ari_offload.speech.stt import Transcript
 from ari_offload.speech.vad import UtteranceEnded, VadEvent
 from ari_offload.tasks import cancel_and_wait, first_of
+from ari_offload.voice.agent_actions import AgentActions, KeysTimer, keys_line
 from ari_offload.voice.call_book import CallBook, ConversationObserver
+from ari_offload.voice.keypad import Keys
 from ari_offload.voice.turn_end_watch import TurnEndWatch
 from ari_offload.voice.turn_taker import (
     Action,
@@ -90,7 +93,7 @@ class Conversation:
             gate, self._segmenter, self._stt, models, call.call_id, self._vad_event
         )  # fmt: skip
         # one at a time; None: the listener stopped (the port closed, or it failed)
-        self._turns: asyncio.Queue[EndTurn | Speak | None] = asyncio.Queue()
+        self._turns: asyncio.Queue[EndTurn | Speak | Keys | None] = asyncio.Queue()
         self._transcripts: deque[asyncio.Task[Transcript]] = deque()  # per utterance, in order
         self._cut = asyncio.Event()  # the caller barged in on what is playing
         # the transcription of the utterance that cut it, once that utterance has ended
@@ -98,7 +101,14 @@ class Conversation:
         self.turn = 0
         self.book = CallBook(call, observer)
         self.transcript, self.timings = self.book.transcript, self.book.timings
-        self.finished = False  # the agent asked to hang up
+        self.finished = False  # the agent asked to hang up (or to transfer: ``handoff``)
+        self._actions = AgentActions(call, self.book, self._taker, self._perform)
+        self._keys_timer = KeysTimer(self._taker, self._perform)  # a collect's timeout
+
+    @property
+    def handoff(self) -> Transfer | None:
+        """The transfer the agent asked for; the flow runs it once the conversation ends."""
+        return self._actions.handoff
 
     async def run(self, welcome: str | None = None) -> None:
         """Talk until the agent hangs up (returns) or the call ends (cancelled)."""
@@ -114,10 +124,13 @@ class Conversation:
                     return
                 if isinstance(action, Speak):
                     await self._say(action.text, timing=None)
+                elif isinstance(action, Keys):
+                    await self._take_keys(action)
                 else:
                     await self._take_turn(action.utterance)
                 self._perform(self._taker.turn_done())
         finally:
+            self._keys_timer.cancel()
             tap.close()
             self._stt.close()  # first: a second cancel may interrupt the wait below
             cpu = self._models.release_call(self.call.call_id)
@@ -142,6 +155,10 @@ class Conversation:
         Raises ``TalkQueueFull`` when MAX_QUEUED_TALKS texts are already waiting.
         """
         self._perform(self._taker.inject(text, self.call.call_id))
+
+    def digit(self, key: str) -> None:
+        """The caller pressed ``key``: it stops the reply, and goes to the agent."""
+        self._perform(self._taker.digit(key, time.monotonic()))
 
     # --- listening ------------------------------------------------------------------------
 
@@ -175,8 +192,9 @@ class Conversation:
                 self._stt.cancel_speculation()
             elif isinstance(action, BargeIn):
                 # flush() stops the audio within one frame
-                self._taker.barged_in(self.media.flush(), time.monotonic())
-                self._barged = asyncio.get_running_loop().create_future()
+                self._taker.barged_in(self.media.flush(), time.monotonic(), action.final)
+                if not action.final:  # a key needs no verdict: the reply stays cut
+                    self._barged = asyncio.get_running_loop().create_future()
                 self._cut.set()
                 log.info("call %s: barge-in, playback stopped", self.call.call_id)
             elif isinstance(action, BargeInEnded):
@@ -186,6 +204,7 @@ class Conversation:
                     self._barged.set_result(self._transcripts[-1])
             else:
                 self._turns.put_nowait(action)
+        self._keys_timer.check()
 
     # --- talking --------------------------------------------------------------------------
 
@@ -205,24 +224,39 @@ class Conversation:
         self.book.record(TranscriptEntry("caller", text))
         log.info("call %s: caller said %r", self.call.call_id, text)
         timing = TurnTiming(turn, endpoint_ms=utterance.endpoint_ms)
+        request = WebhookRequest(
+            call_id=self.call.call_id, agent_id=self._agent.agent_id, text=text,
+            turn=self.turn, heard=self._taker.heard,
+        )  # fmt: skip
+        await self._ask(request, timing, since=utterance.ended_at)
+
+    async def _take_keys(self, keys: Keys) -> None:
+        """Keys the caller pressed (or a collect's end) go to the agent as a turn."""
+        turn = self.turn = self.call.turns = self._taker.keys_taken()
+        self.book.record(TranscriptEntry("caller", keys_line(keys)))
+        log.info("call %s: caller keys %r (%s)", self.call.call_id, keys.digits,
+                 keys.ended_by or "pressed")  # fmt: skip
+        request = WebhookRequest(
+            call_id=self.call.call_id, agent_id=self._agent.agent_id, text="", turn=turn,
+            heard=self._taker.heard, type="dtmf", digits=keys.digits, ended_by=keys.ended_by,
+        )  # fmt: skip
+        await self._ask(request, TurnTiming(turn), since=keys.at)
+
+    async def _ask(self, request: WebhookRequest, timing: TurnTiming, since: float) -> None:
+        """Ask the agent, say its answer, then do what it asked for."""
         self.timings.append(timing)
         self.book.measured(timing)
         await self.book.caught_up()  # on record before the agent is asked
         asked_at = time.monotonic()
         # The parts add up to the total by construction: each is the time between two of
         # the turn's moments (ended -> asked -> answered -> first audio).
-        timing.stt_ms = (asked_at - utterance.ended_at) * 1000
-        request = WebhookRequest(
-            call_id=self.call.call_id, agent_id=self._agent.agent_id, text=text,
-            turn=self.turn, heard=self._taker.heard,
-        )  # fmt: skip
+        timing.stt_ms = (asked_at - since) * 1000
         self.call.set_state("thinking")
         answer = StreamedAnswer(
             self._webhook, self._agent.webhook, request, self._agent.secret, self._fallback
         )
-        await self._say(answer, timing, since=utterance.ended_at, asked_at=asked_at)
-        if answer.error is None and answer.hangup:
-            self.finished = True
+        await self._say(answer, timing, since=since, asked_at=asked_at)
+        self.finished = await self._actions.after(answer)
 
     async def _say(
         self,
@@ -284,7 +318,7 @@ class Conversation:
                                 reply.text.strip(),
                                 self._answered(reply, timing, asked_at),
                             )
-                        line = self._first_audio(text, timing, replied_at, since, ahead)
+                        line = self.book.first_audio(text, timing, replied_at, since, ahead)
             except Exception:  # a sentence piper cannot say must not end the call
                 log.exception("call %s: speech synthesis failed", self.call.call_id)
             while not cut:
@@ -308,7 +342,7 @@ class Conversation:
                     timing.webhook_error = reply.failure
                     if timing.webhook_ms is None and reply.answered_at is not None:
                         self._answered(reply, timing, asked_at)  # no audio, but it answered
-            self._reply_ended(text, line, heard, timing)
+            self.book.reply_ended(text, line, heard, timing)
             if pending is not None:
                 await cancel_and_wait(pending)  # it runs the stream: closed only once stopped
             await stream.aclose()
@@ -357,17 +391,6 @@ class Conversation:
             return None
         return transcribing, transcribing.result().text
 
-    def _first_audio(
-        self, text: str, timing: TurnTiming | None, replied_at: float, since: float, ahead: int
-    ) -> TranscriptEntry:
-        if timing is not None:
-            # The first frame goes on the wire at once, unless audio is still queued ahead.
-            on_wire = time.monotonic() + samples_to_ms(ahead) / 1000
-            timing.tts_first_audio_ms = (on_wire - replied_at) * 1000
-            timing.total_ms = (on_wire - since) * 1000 + timing.endpoint_ms
-            self.book.measured(timing)
-        return self.book.record(TranscriptEntry("agent", text))
-
     def _answered(
         self, answer: StreamedAnswer, timing: TurnTiming | None, asked_at: float
     ) -> float:
@@ -376,17 +399,3 @@ class Conversation:
         if timing is not None:
             timing.webhook_ms = (answered_at - asked_at) * 1000
         return answered_at
-
-    def _reply_ended(
-        self, text: str, line: TranscriptEntry | None, heard: str | None, timing: TurnTiming | None
-    ) -> None:
-        if line is None:  # no audio was queued: the text is on record, with what was heard
-            if text:
-                self.book.record(TranscriptEntry("agent", text, heard=heard))
-        elif heard != line.heard or text != line.text:  # cut short, (resumed) no longer, or
-            self.book.correct(line, heard, text)  # more of a streamed reply came after its start
-        self.call.set_state("listening")
-        if timing is not None:
-            timing.interrupted = heard is not None
-            log.info("call %s: %s", self.call.call_id, timing.summary())
-            self.book.turn_finished(timing)

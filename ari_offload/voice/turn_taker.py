@@ -10,6 +10,8 @@ what it returns::
                                                     ``transcribed(text)`` numbers the turn, or
                                                     drops it when STT heard no words
     caller talks over us   -> BargeIn               stop playback now (past the minimum speech)
+    caller presses a key   -> BargeIn(final)        stop it for good; the keys are a turn
+                                                    (``Keys``, keypad.py) once it is done
     ... and stops          -> BargeInEnded          its transcript decides: ``barge_in_heard``
                                                     resumes the reply if it held no words
     welcome / API text     -> Speak(text)           say it; queued behind a reply otherwise
@@ -31,6 +33,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ari_offload.agent.reply_actions import Collect
 from ari_offload.audio import SAMPLE_RATE, Pcm, samples_to_ms
 from ari_offload.errors import TalkQueueFull
 from ari_offload.speech.vad import (
@@ -48,6 +51,7 @@ from ari_offload.voice.interruption import (
     is_false_interruption,
     resume_point,
 )
+from ari_offload.voice.keypad import Keypad, Keys
 from ari_offload.voice.turns import Segment, heard_text
 
 # API `talk` texts one call holds waiting to be spoken, besides the one being spoken: past it
@@ -81,7 +85,7 @@ class EndTurn:
 
 @dataclass(frozen=True)
 class BargeIn:
-    pass
+    final: bool = False  # a key, not a voice: no verdict, the reply does not resume
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class Speak:
     from_api: bool = True  # counted against MAX_QUEUED_TALKS while it waits
 
 
-Action = Speculate | CancelSpeculation | EndTurn | BargeIn | BargeInEnded | Speak
+Action = Speculate | CancelSpeculation | EndTurn | BargeIn | BargeInEnded | Speak | Keys
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,6 +131,7 @@ class _Queued:
 class _Reply:
     queued: list[_Queued] = field(default_factory=list)
     cut_at: int | None = None  # playout position where barge-in stopped it
+    keyed: bool = False  # a key stopped it, not the caller's voice
     cut_time: float = 0.0  # the shell's clock then
     verdict_due: bool = False  # cut, and what the caller said not judged yet
     barged: Utterance | None = None  # the utterance that cut it, once ended (queued)
@@ -158,12 +163,14 @@ class TurnTaker:
         self._barge_in_samples = barge_in_min_speech_ms * sample_rate // 1000
         self._max_queued_talks = max_queued_talks
         self.floor = Floor.CALLER
-        self._waiting: deque[Utterance | Speak] = deque()
+        self._waiting: deque[Utterance | Speak | Keys] = deque()
         self._queued_talks = 0  # the texts in _waiting
         self._speech_start: int | None = None
         self._pause_at: int | None = None
         self._reply: _Reply | None = None  # being played
         self.heard: str | None = None  # of the last reply, if the caller cut it short
+        self.cut_by_words = False  # the caller's voice (not a key) cut the last reply
+        self.keypad = Keypad()
         # caller turns with words so far (of an earlier run too: numbering goes on)
         self.turn = turns_before
 
@@ -203,6 +210,39 @@ class TurnTaker:
             return []
         return [BargeIn()]
 
+    def digit(self, key: str, now: float) -> list[Action]:
+        """A key the caller pressed: it stops the reply playing, and goes to the agent as
+        a turn: now if the caller has the floor, else once the turn is done (``turn_done``)
+        or into the collection the reply asked for (``collect``)."""
+        actions: list[Action] = []
+        reply = self._reply
+        if reply is not None and reply.cut_at is None:
+            actions.append(BargeIn(final=True))
+        elif reply is not None:
+            reply.verdict_due, reply.keyed = False, True  # cut by a voice, then a key
+        if self.keypad.collecting:
+            keys = self.keypad.press(key, now)
+            return actions + (self._offer(keys) if keys is not None else [])
+        if self.floor is Floor.AGENT:
+            self.keypad.hold(key, now)
+            return actions
+        return actions + self._offer(Keys(key, None, now))
+
+    def collect(self, collect: Collect, now: float) -> list[Action]:
+        """The reply asked for keys (it has been said): collect them, held ones first."""
+        keys = self.keypad.start(collect, now)
+        return self._offer(keys) if keys is not None else []
+
+    def keys_expired(self, now: float) -> list[Action]:
+        """The shell's timer for ``keypad.deadline`` fired."""
+        keys = self.keypad.expired(now)
+        return self._offer(keys) if keys is not None else []
+
+    def keys_taken(self) -> int:
+        """The outstanding ``Keys`` go to the agent: their turn number."""
+        self.turn += 1
+        return self.turn
+
     # --- texts that are not replies ---------------------------------------------------------
 
     def greet(self, welcome: str | None) -> list[Action]:
@@ -227,6 +267,7 @@ class TurnTaker:
         (a cough, a click, "(coughing)": no turn, nothing sent to the agent)."""
         if holds_no_words(text):
             return None
+        self.keypad.cancel()  # words instead of the keys asked for: the words are the turn
         self.turn += 1
         return self.turn
 
@@ -242,12 +283,12 @@ class TurnTaker:
         if self._reply is not None:
             self._reply.queued.append(_Queued(Segment(text, end - len(pcm), end), pcm))
 
-    def barged_in(self, cut_at: int, now: float) -> None:
-        """The shell stopped playback at playout position ``cut_at``."""
+    def barged_in(self, cut_at: int, now: float, final: bool = False) -> None:
+        """The shell stopped playback at playout position ``cut_at`` (``final``: for a key)."""
         reply = self._reply
         if reply is not None and reply.cut_at is None:
             reply.cut_at, reply.cut_time = cut_at, now
-            reply.verdict_due, reply.barged = True, None
+            reply.verdict_due, reply.barged, reply.keyed = not final, None, final
 
     @property
     def interrupted(self) -> bool:
@@ -326,8 +367,10 @@ class TurnTaker:
         not, the sentences never synthesized were not heard even when all queued ones were.
         """
         reply, self._reply = self._reply, None
+        self.cut_by_words = False
         if reply is None:
             return None
+        self.cut_by_words = reply.cut_at is not None and not reply.keyed
         cut_at = reply.cut_at
         segments = reply.segments
         unplayed = not complete or not segments or (abandoned_at or 0) < segments[-1].end
@@ -341,18 +384,23 @@ class TurnTaker:
     def turn_done(self) -> list[Action]:
         """The outstanding turn action is finished: the next waiting one, if any, goes out."""
         self.floor = Floor.CALLER
+        held = None if self.keypad.collecting else self.keypad.held()
+        if held is not None:
+            return self._offer(held)  # pressed during the turn: they come first
         if not self._waiting:
             return []
         return self._offer(self._waiting.popleft())
 
     # ---------------------------------------------------------------------------------------
 
-    def _offer(self, item: Utterance | Speak) -> list[Action]:
+    def _offer(self, item: Utterance | Speak | Keys) -> list[Action]:
         if self.floor is Floor.AGENT:
             self._waiting.append(item)
             return []
         self.floor = Floor.AGENT
         if isinstance(item, Speak):
             self._queued_talks -= item.from_api
+            return [item]
+        if isinstance(item, Keys):
             return [item]
         return [EndTurn(item)]

@@ -41,6 +41,7 @@ def test_request_json_has_every_field_and_keeps_unicode() -> None:
         "text": "Ça va? 你好",
         "turn": 3,
         "heard": "We are open from",
+        "type": "speech",
     }
     assert "你好".encode() in request.to_json()
 

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ari_offload"
 # Lower ranks never import higher ones. Same rank: no arrows between different rooms.
 RANKS: dict[str, int] = {
     "errors": 0, "__init__": 0, "tasks": 0,
-    "audio": 1, "dialpattern": 1, "schema": 1, "turn_fields": 1,
+    "audio": 1, "dialpattern": 1, "schema": 1, "turn_fields": 1, "action_fields": 2,
     "config": 2, "policy": 2, "policy_file": 3,
     "media": 4, "speech": 4, "agent": 4,
     "ari": 5,
@@ -39,6 +39,7 @@ SDK_CLIENT_MAY_REACH = (
     "__init__",
     "errors",
     "schema",
+    "action_fields",
     "turn_fields",
     "flows.__init__",
     "flows.model",

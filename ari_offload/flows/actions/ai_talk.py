@@ -1,4 +1,5 @@
-"""ai_talk: speak the welcome message, then converse with the agent's webhook until hangup."""
+"""ai_talk: speak the welcome message, then converse with the agent's webhook until it hangs up
+or asks for a transfer (run here, as the flow's transfer action would)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from ari_offload.flows.actions.base import MAX_ID_LENGTH, MAX_TEXT_LENGTH, Action, ActionKind
+from ari_offload.flows.actions.transfer import Transfer, run_transfer
 from ari_offload.schema import Str
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ async def run_ai_talk(call: ActiveCall, action: AiTalk, ctx: FlowContext) -> boo
         await conversation.run(action.welcome_message)
     finally:
         call.conversation = None
+    if conversation.handoff is not None:  # the agent asked for a transfer: policy decides
+        return await run_transfer(call, Transfer(conversation.handoff.target), ctx)
     return not conversation.finished
 
 

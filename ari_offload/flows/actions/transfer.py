@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from ari_offload.action_fields import TRANSFER_TARGET
 from ari_offload.errors import PolicyRefused, ValidationError
 from ari_offload.flows.actions.base import Action, ActionKind
-from ari_offload.schema import Str
 
 if TYPE_CHECKING:
     from ari_offload.ari.call import ActiveCall
@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ari_offload.flows")
 
 TRANSFER_FAILED_TEXT = "Sorry, nobody is available to take your call. Goodbye."
-# The names of transfer targets in the policy file (policy.NAME_PATTERN).
-TARGET_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
 # The transfer forms before the operator policy: dial strings a tenant could choose.
 _RETIRED_KEYS = frozenset({"context", "extension", "priority", "endpoint"})
 
@@ -80,14 +78,7 @@ KIND = ActionKind(
     Transfer,
     "Hand the caller to a transfer target of the operator's policy.",
     run_transfer,
-    {
-        "target": Str(
-            63,
-            1,
-            TARGET_PATTERN,
-            description="a transfer target the operator named (ask them for the list)",
-        )
-    },
+    {"target": TRANSFER_TARGET},
     required=("target",),
     precheck=_refuse_retired_form,
     policy_checks={"target": _check_target},
