@@ -1,4 +1,30 @@
-"""The agent webhook: contract (sans-IO types, parsing, signing) and the HTTP client.
+"""The agent webhook: contract (sans-IO types, parsing, signing), the HTTP client, and the
+helper for writing a webhook (``server``: check a request, build a reply; ``adapters``: the
+same as an aiohttp handler or a Flask view, each importing its framework only when used).
 
 The sample agent lives in ``ari_offload.agent.sample`` and is imported on its own.
 """
+
+from ari_offload.agent.adapters import aiohttp_handler, flask_view
+from ari_offload.agent.contract import WebhookReply, WebhookRequest
+from ari_offload.agent.server import (
+    NDJSON_CONTENT_TYPE,
+    NdjsonStream,
+    Refusal,
+    handle,
+    reply,
+    stream_ndjson,
+)
+
+__all__ = [
+    "NDJSON_CONTENT_TYPE",
+    "NdjsonStream",
+    "Refusal",
+    "WebhookReply",
+    "WebhookRequest",
+    "aiohttp_handler",
+    "flask_view",
+    "handle",
+    "reply",
+    "stream_ndjson",
+]

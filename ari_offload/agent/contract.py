@@ -84,25 +84,43 @@ class WebhookReply:
     actions: tuple[ReplyAction, ...] = ()
 
 
+class RequestFieldError(ValueError):
+    """A request body field is missing or of the wrong type; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def parse_request(body: bytes) -> WebhookRequest:
-    """Parse a request body on the agent's side; ``ValueError`` with an exact message."""
+    """Parse a request body on the agent's side; ``ValueError`` with an exact message
+    (``RequestFieldError``, naming the field, when the body is an object).
+
+    Fields this version does not know are ignored: newer ari-offloads may send more.
+    """
     data = _load_object(body, "request")
     for name in ("call_id", "agent_id", "text"):
         if not isinstance(data.get(name), str):
-            raise ValueError(f'request "{name}" must be a string, got {_kind(data.get(name))}')
+            raise RequestFieldError(
+                name, f'request "{name}" must be a string, got {_kind(data.get(name))}'
+            )
     turn = data.get("turn")
     if not isinstance(turn, int) or isinstance(turn, bool):
-        raise ValueError(f'request "turn" must be an integer, got {_kind(turn)}')
+        raise RequestFieldError("turn", f'request "turn" must be an integer, got {_kind(turn)}')
     heard = data.get("heard")
     if heard is not None and not isinstance(heard, str):
-        raise ValueError(f'request "heard" must be a string or null, got {_kind(heard)}')
+        raise RequestFieldError(
+            "heard", f'request "heard" must be a string or null, got {_kind(heard)}'
+        )
     for name in ("delivery_id", "digits", "ended_by"):
         value = data.get(name)
         if value is not None and not isinstance(value, str):
-            raise ValueError(f'request "{name}" must be a string, got {_kind(value)}')
+            raise RequestFieldError(name, f'request "{name}" must be a string, got {_kind(value)}')
     kind = data.get("type", "speech")
     if kind not in REQUEST_TYPES:
-        raise ValueError(f'request "type" must be one of {", ".join(REQUEST_TYPES)}')
+        raise RequestFieldError(
+            "type", f'request "type" must be one of {", ".join(REQUEST_TYPES)}, got {kind!r}'
+        )
     return WebhookRequest(
         data["call_id"], data["agent_id"], data["text"], turn, heard, data.get("delivery_id"),
         kind, data.get("digits"), data.get("ended_by"),
@@ -197,6 +215,57 @@ def sign(body: bytes, secret: str, timestamp: int) -> dict[str, str]:
     return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: signature}
 
 
+@dataclass(frozen=True)
+class SignatureFailure:
+    """Why a received request's signature is not valid: a stable ``code``, the ``header`` at
+    fault and a sentence. Codes: ``missing_signature``, ``bad_timestamp``,
+    ``stale_timestamp``, ``bad_signature``."""
+
+    code: str
+    header: str
+    message: str
+
+
+def signature_failure(
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str,
+    now: float,
+    tolerance_s: float = DEFAULT_SIGNATURE_TOLERANCE_S,
+) -> SignatureFailure | None:
+    """What is wrong with the signature of a received request, or None if it is valid.
+
+    ``headers`` may be any mapping (aiohttp, Flask, a plain dict); names match in any case.
+    """
+    raw_ts, signature = _header(headers, TIMESTAMP_HEADER), _header(headers, SIGNATURE_HEADER)
+    if raw_ts is None or signature is None:
+        missing = TIMESTAMP_HEADER if raw_ts is None else SIGNATURE_HEADER
+        return SignatureFailure(
+            "missing_signature",
+            missing,
+            f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header",
+        )
+    if not raw_ts.isascii() or not raw_ts.isdigit() or len(raw_ts) > _MAX_TIMESTAMP_DIGITS:
+        return SignatureFailure(
+            "bad_timestamp", TIMESTAMP_HEADER, f"{TIMESTAMP_HEADER} must be integer unix seconds"
+        )
+    if abs(now - int(raw_ts)) > tolerance_s:
+        return SignatureFailure(
+            "stale_timestamp",
+            TIMESTAMP_HEADER,
+            f"{TIMESTAMP_HEADER} is more than {tolerance_s:g} s away from now",
+        )
+    expected = sign(body, secret, int(raw_ts))[SIGNATURE_HEADER]
+    # Constant-time compare so the signature cannot be guessed byte by byte from timings.
+    if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+        return SignatureFailure(
+            "bad_signature",
+            SIGNATURE_HEADER,
+            f"{SIGNATURE_HEADER} does not match the body (wrong secret, or body altered)",
+        )
+    return None
+
+
 def signature_problem(
     body: bytes,
     headers: Mapping[str, str],
@@ -204,22 +273,9 @@ def signature_problem(
     now: float,
     tolerance_s: float = DEFAULT_SIGNATURE_TOLERANCE_S,
 ) -> str | None:
-    """Why the signature of a received request is not valid, or None if it is.
-
-    ``headers`` may be any mapping (aiohttp, Flask, a plain dict); names match in any case.
-    """
-    raw_ts, signature = _header(headers, TIMESTAMP_HEADER), _header(headers, SIGNATURE_HEADER)
-    if raw_ts is None or signature is None:
-        return f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header"
-    if not raw_ts.isascii() or not raw_ts.isdigit() or len(raw_ts) > _MAX_TIMESTAMP_DIGITS:
-        return f"{TIMESTAMP_HEADER} must be integer unix seconds"
-    if abs(now - int(raw_ts)) > tolerance_s:
-        return f"{TIMESTAMP_HEADER} is more than {tolerance_s:g} s away from now"
-    expected = sign(body, secret, int(raw_ts))[SIGNATURE_HEADER]
-    # Constant-time compare so the signature cannot be guessed byte by byte from timings.
-    if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
-        return f"{SIGNATURE_HEADER} does not match the body (wrong secret, or body altered)"
-    return None
+    """Why the signature of a received request is not valid, or None if it is."""
+    failure = signature_failure(body, headers, secret, now, tolerance_s)
+    return None if failure is None else failure.message
 
 
 def verify(

@@ -1,7 +1,8 @@
 """The built-in sample agent: a few keyword rules behind the webhook contract.
 
 The demo and the seed flow talk to it, and it doubles as a working example for agent
-authors: read the body, check the signature, parse the request, answer ``{"text": ...}``.
+authors: the webhook helper (agent.adapters) checks the signature and parses the request,
+``sample_reply`` answers it.
 """
 
 from __future__ import annotations
@@ -9,17 +10,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from collections.abc import Callable
 
 from aiohttp import web
 
-from ari_offload.agent.contract import (
-    WebhookReply,
-    WebhookRequest,
-    parse_request,
-    signature_problem,
-)
+from ari_offload.agent.adapters import aiohttp_handler
+from ari_offload.agent.contract import WebhookReply, WebhookRequest
 
 logger = logging.getLogger("ari_offload.agent")
 
@@ -42,8 +38,6 @@ _RULES: tuple[tuple[re.Pattern[str], WebhookReply], ...] = (
     (re.compile(r"\b(good)?bye\b", re.IGNORECASE), WebhookReply(GOODBYE_REPLY, hangup=True)),
 )
 
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def sample_reply(text: str) -> WebhookReply:
     """The sample agent's answer to what the caller said."""
@@ -61,8 +55,15 @@ def make_sample_agent_app(
     Every accepted request is appended to ``app[RECEIVED_KEY]``, for tests and the demo.
     """
     app = web.Application()
-    app[RECEIVED_KEY] = []
-    app.router.add_post(SAMPLE_WEBHOOK_PATH, _webhook_handler(secret, clock))
+    received: list[WebhookRequest] = []
+    app[RECEIVED_KEY] = received
+
+    def answer(hook: WebhookRequest) -> WebhookReply:
+        received.append(hook)  # only accepted requests: the helper refuses the others
+        return sample_reply(hook.text)
+
+    handler = aiohttp_handler(answer, secret=secret or None, clock=clock)
+    app.router.add_post(SAMPLE_WEBHOOK_PATH, handler)
     app.router.add_get(HEALTH_PATH, _healthz)
     return app
 
@@ -77,24 +78,6 @@ async def run_sample_agent(host: str, port: int, *, secret: str | None = None) -
     await web.TCPSite(runner, host, port).start()
     logger.info("sample agent listening on %s", runner.addresses)
     return runner
-
-
-def _webhook_handler(secret: str | None, clock: Callable[[], float]) -> _Handler:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        if secret:
-            problem = signature_problem(body, request.headers, secret, clock())
-            if problem is not None:
-                logger.info("sample agent rejected a request: %s", problem)
-                return web.json_response({"error": problem}, status=401)
-        try:
-            hook = parse_request(body)
-        except ValueError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        request.app[RECEIVED_KEY].append(hook)
-        return web.json_response(asdict(sample_reply(hook.text)))
-
-    return handle
 
 
 async def _healthz(request: web.Request) -> web.StreamResponse:
