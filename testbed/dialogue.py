@@ -9,7 +9,7 @@ of an utterance (20 ms packets at >= -45 dBFS count as speech).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,13 +95,19 @@ async def run_dialogue(
     codec: str = "ulaw",
     tail_s: float = 1.0,
     voice: Voice | None = None,
+    dtmf: Sequence[tuple[float, str]] = (),
+    telephone_event: bool = False,
 ) -> DialogueResult:
-    """Call `service`, play the script, hang up `tail_s` after it; return the wire view."""
+    """Call `service`, play the script, hang up `tail_s` after it; return the wire view.
+    `dtmf`: keys pressed (seconds into the script, keys), see SippCall."""
     audio = script_audio(steps, codec, voice)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     path = CACHE_DIR / f"dialogue-{hashlib.sha256(audio).hexdigest()[:16]}.{codec}"
     path.write_bytes(audio)
-    call = SippCall(service, path, hangup_after_s=len(audio) / SAMPLE_RATE + tail_s, codec=codec)
+    call = SippCall(
+        service, path, hangup_after_s=len(audio) / SAMPLE_RATE + tail_s, codec=codec, dtmf=dtmf,
+        telephone_event=telephone_event,
+    )  # fmt: skip
     capture = RtpCapture(call.media_port)
     await capture.start()
     try:

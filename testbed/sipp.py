@@ -12,8 +12,11 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from testbed.dtmf import EVENT_PT, dtmf_pcap
 
 SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac.xml"
 AUTH_SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac_auth.xml"
@@ -63,7 +66,9 @@ class SippResult:
 
 class SippCall:
     """One caller: dial `service`, stream `audio` (raw 8 kHz G.711), hang up after `hangup_after_s`
-    unless the far end hangs up first."""
+    unless the far end hangs up first. `dtmf`: (seconds after the audio starts, keys) pressed
+    as RFC 4733 events (testbed.dtmf); the far end must not hang up before the last.
+    `telephone_event`: offer RFC 4733 events (implied by `dtmf`) so keys sent to us arrive."""
 
     def __init__(
         self,
@@ -72,6 +77,8 @@ class SippCall:
         hangup_after_s: float,
         codec: str = "ulaw",
         auth: tuple[str, str] | None = None,
+        dtmf: Sequence[tuple[float, str]] = (),
+        telephone_event: bool = False,
     ) -> None:
         if shutil.which("sipp") is None:
             raise RuntimeError("sipp not found: run scripts/install-testbed (Debian sip-tester)")
@@ -80,6 +87,8 @@ class SippCall:
         self.audio = audio.resolve()
         self.hangup_after_s = hangup_after_s
         self.codec = codec
+        self.dtmf = sorted(dtmf)
+        self.telephone_event = telephone_event or bool(dtmf)  # offer RFC 4733 events
         self.sip_port = free_port_block(1, 15000, 19000)
         self.media_port = free_port_block(4)
         self._dir = Path(tempfile.mkdtemp(prefix="aoff-sipp-"))
@@ -90,10 +99,31 @@ class SippCall:
         text = template.read_text()
         text = text.replace("@AUDIO@", str(self.audio))
         text = text.replace("@PT@", str(PAYLOAD_TYPES[self.codec]))
-        text = text.replace("@WAIT_MS@", str(int(self.hangup_after_s * 1000)))
+        pressed_until = self.dtmf[-1][0] if self.dtmf else 0.0
+        text = text.replace("@WAIT_MS@", str(int((self.hangup_after_s - pressed_until) * 1000)))
+        if self.telephone_event:
+            text = self._with_keys(text)
         path = self._dir / "uac.xml"
         path.write_text(text)
         return path
+
+    def _with_keys(self, text: str) -> str:
+        """Offer telephone-event, and press the keys on time after the audio starts."""
+        offer = "m=audio [media_port] RTP/AVP 0 8"
+        assert offer in text
+        assert "a=ptime:20" in text
+        text = text.replace(offer, f"{offer} {EVENT_PT}").replace(
+            "a=ptime:20", f"a=rtpmap:{EVENT_PT} telephone-event/8000\n      a=ptime:20"
+        )
+        steps, before = [], 0.0
+        for n, (at, keys) in enumerate(self.dtmf):
+            pcap = dtmf_pcap(keys, self._dir / f"keys-{n}.pcap")
+            steps.append(f'  <pause milliseconds="{int((at - before) * 1000)}"/>')
+            steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+            before = at
+        anchor = "  <!-- Either we hang up after -d ms"
+        assert anchor in text
+        return text.replace(anchor, "\n".join(steps) + "\n" + anchor)
 
     async def start(self) -> None:
         args = [
