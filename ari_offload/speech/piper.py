@@ -3,7 +3,8 @@
 The default voice is ``piper_voice`` (the bundled "joe" when unset). ``tts_voices`` adds
 more, comma-separated: ``name=/path/voice.onnx`` loads another model (its ``.onnx.json``
 beside it), ``name=other;length_scale=1.4`` is a variant of a voice named before: the same
-loaded weights, spoken with other synthesis settings (piper's SynthesisConfig).
+loaded weights, spoken with other synthesis settings (piper's SynthesisConfig). An agent's
+speaking rate is such a variant too, made when first asked for (``at_rate``).
 """
 
 from __future__ import annotations
