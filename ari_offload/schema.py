@@ -21,6 +21,9 @@ ONE_LINE = r"^[^\u0000-\u001f\u007f]*$"
 NO_NUL = r"^[^\u0000]*$"
 # A TTS voice's name: the API accepts only these, so the server offers no voice beyond them.
 VOICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+# An agent's speaking rate, times its voice's normal pace (1.0): the API's bounds, which the
+# speech side also holds a stored rate to. Past them piper's speech stops being intelligible.
+MIN_SPEAKING_RATE, MAX_SPEAKING_RATE = 0.5, 2.0
 
 
 def primary_language(tag: str) -> str:
@@ -143,6 +146,7 @@ class Num(Spec):
     description: str = ""
     exclusive_minimum: float | None = None
     maximum: float | None = None
+    minimum: float | None = None
 
     def check(self, value: object, path: str) -> float:
         # bool is an int in Python but not a number in JSON.
@@ -152,6 +156,8 @@ class Num(Spec):
             raise ValidationError(path, "must be finite")
         if self.exclusive_minimum is not None and value <= self.exclusive_minimum:
             raise ValidationError(path, f"must be greater than {self.exclusive_minimum:g}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValidationError(path, f"must be at least {self.minimum:g}")
         if self.maximum is not None and value > self.maximum:
             raise ValidationError(path, f"must be at most {self.maximum:g}")
         return float(value)
@@ -160,6 +166,8 @@ class Num(Spec):
         out: Schema = {"type": "number"}
         if self.exclusive_minimum is not None:
             out["exclusiveMinimum"] = self.exclusive_minimum
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
         if self.maximum is not None:
             out["maximum"] = self.maximum
         return out

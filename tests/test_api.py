@@ -337,6 +337,40 @@ async def test_an_agent_voice_or_language_the_server_lacks_is_refused_with_the_c
     assert (status, agent["voice"], agent["language"]) == (200, None, None)
 
 
+async def test_an_agent_speaking_rate_is_kept_changed_cleared_and_bounded(
+    env: ApiEnv, http: aiohttp.ClientSession
+) -> None:
+    token = await env.signup("alice", "password1")
+    agents = env.url("/v1.0/agents")
+    body = {"name": "a1", "webhook": "http://127.0.0.1:9/x", "voice": "slow"}
+
+    status, agent = await call(http, "POST", agents, token, body, s.AGENT)
+    assert (status, agent["speaking_rate"]) == (201, None)  # the voice's own pace
+    one = env.url(f"/v1.0/agents/{agent['id']}")
+    status, agent = await call(http, "PATCH", one, token, {"speaking_rate": 1.25}, s.AGENT)
+    assert (status, agent["speaking_rate"], agent["voice"]) == (200, 1.25, "slow")
+    assert (await call(http, "GET", one, token, spec=s.AGENT))[1]["speaking_rate"] == 1.25
+    for rate, message in [
+        (2.5, "speaking_rate: must be at most 2"),
+        (0.25, "speaking_rate: must be at least 0.5"),
+        ("fast", "speaking_rate: expected a number"),
+    ]:
+        status, err = await call(http, "PATCH", one, token, {"speaking_rate": rate})
+        assert (status, err["error"]["field"], err["error"]["message"]) == (
+            422, "speaking_rate", message
+        )  # fmt: skip
+        status, err = await call(http, "POST", agents, token, {**body, "speaking_rate": rate})
+        assert (status, err["error"]["field"]) == (422, "speaking_rate")
+    status, agent = await call(http, "PATCH", one, token, {"speaking_rate": None}, s.AGENT)
+    assert (status, agent["speaking_rate"]) == (200, None)
+    status, agent = await call(
+        http, "POST", agents, token, {**body, "name": "a2", "speaking_rate": 0.5}, s.AGENT
+    )
+    assert (status, agent["speaking_rate"]) == (201, 0.5)
+    listed = (await call(http, "GET", agents, token, spec=s.AGENT_LIST))[1]["agents"]
+    assert [(a["name"], a["speaking_rate"]) for a in listed] == [("a1", None), ("a2", 0.5)]
+
+
 async def test_voices_lists_what_an_agent_may_choose(
     env: ApiEnv, http: aiohttp.ClientSession
 ) -> None:
@@ -345,6 +379,7 @@ async def test_voices_lists_what_an_agent_may_choose(
     assert status == 200
     assert offer == {
         "voices": [{"name": "joe", "default": True}, {"name": "slow", "default": False}],
+        "speaking_rate": {"min": 0.5, "max": 2.0, "default": 1.0},
         "languages": ["en"],
     }
     status, err = await call(http, "GET", env.url("/v1.0/voices"), None)

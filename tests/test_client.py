@@ -78,6 +78,13 @@ async def test_agents_and_flows_crud(env: ApiEnv) -> None:
         assert (await client.agents.update(agent.id, events_url=events)).events_url == events
         assert (await client.agents.update(agent.id, detail="x")).events_url == events
         assert (await client.agents.update(agent.id, events_url=None)).events_url is None
+        assert agent.speaking_rate is None
+        assert (await client.agents.update(agent.id, speaking_rate=1.5)).speaking_rate == 1.5
+        assert (await client.agents.update(agent.id, detail="y")).speaking_rate == 1.5
+        assert (await client.agents.update(agent.id, speaking_rate=None)).speaking_rate is None
+        with pytest.raises(ApiError) as err:
+            await client.agents.create("a2", webhook="http://127.0.0.1:9/x", speaking_rate=3.0)
+        assert (err.value.status, err.value.field) == (422, "speaking_rate")
         with pytest.raises(ApiError) as err:
             await client.agents.create("a2", webhook="http://127.0.0.1:9/x", events_url="ftp://x")
         assert (err.value.status, err.value.field) == (422, "events_url")

@@ -35,6 +35,8 @@ async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
                         "webhook": "http://127.0.0.1:9000/ai-webhook",
                         "detail": "AI-powered customer support agent",
                         "events_url": "http://127.0.0.1:9000/events",
+                        "voice": "slow",
+                        "speaking_rate": 1.5,
                     },
                 )
             )
@@ -43,6 +45,11 @@ async def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
             assert stored is not None
             assert stored.webhook == "http://127.0.0.1:9000/ai-webhook"
             assert stored.events_url == "http://127.0.0.1:9000/events"
+            assert (stored.voice, stored.speaking_rate, agent["speaking_rate"]) == (
+                "slow",
+                1.5,
+                1.5,
+            )
             listed = tool_result(await session.call_tool("list_agents", {}))
             assert [a["id"] for a in listed["agents"]] == [agent["id"]]
 

@@ -192,6 +192,33 @@ def test_a_variant_voice_shares_the_loaded_model_and_speaks_slower(
 
 
 @pytest.mark.models
+def test_a_speaking_rate_scales_the_voice_over_the_same_loaded_model(
+    speech_models: SpeechModels,
+) -> None:
+    joe, slow = speech_models.voices["joe"], speech_models.voices["slow"]
+    assert isinstance(joe, PiperSynthesizer)
+    assert isinstance(slow, PiperSynthesizer)
+    fast_joe = speech_models.tts_for("joe", 1.5).synthesizer
+    slow_at_2 = speech_models.tts_for("slow", 2.0).synthesizer
+    assert isinstance(fast_joe, PiperSynthesizer)
+    assert isinstance(slow_at_2, PiperSynthesizer)
+    assert fast_joe.weights is slow_at_2.weights is joe.weights  # nothing loaded again
+    # joe's own length_scale (its .onnx.json) is 1; slow's variant set 2.0.
+    assert fast_joe.options == {"length_scale": 0.667}
+    assert slow_at_2.options == {"length_scale": 1.0}
+    assert fast_joe.describe()["summary"] == "voice joe: joe's weights, length_scale 0.667"
+
+    text = "Can you confirm your email address?"
+    normal = joe.synthesize_sentence(text)
+    faster = fast_joe.synthesize_sentence(text)
+    # Piper's pace is not the duration: 1.5 times as fast is about 0.75 of the length here.
+    assert 0.6 < faster.size / normal.size < 0.87
+    assert "email address" in speech_models.transcriber.transcribe(telephone(faster)).lower()
+    # "slow" at twice its pace is joe's own pace (piper varies by a few percent).
+    assert 0.85 < slow_at_2.synthesize_sentence(text).size / normal.size < 1.15
+
+
+@pytest.mark.models
 def test_an_agent_voice_picks_its_runner_and_an_unknown_one_speaks_the_default(
     speech_models: SpeechModels, caplog: pytest.LogCaptureFixture
 ) -> None:

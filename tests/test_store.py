@@ -464,6 +464,39 @@ async def test_a_v2_database_gains_the_events_url_and_keeps_its_agents(
         assert versions == SCHEMA_VERSION
 
 
+async def test_a_database_before_speaking_rates_gains_the_column_and_keeps_its_agents(
+    settings: StoreSettings,
+) -> None:
+    # As a release before speaking rates left it: its migrations ran, agents without the column.
+    engine = create_async_engine(database_url(settings))
+    before = schema.MIGRATIONS.index(schema._v5_agent_rate)
+
+    def without_rate(conn: Connection) -> None:
+        schema_version_table(conn, before)
+        conn.exec_driver_sql("ALTER TABLE agents DROP COLUMN speaking_rate")
+        conn.exec_driver_sql(
+            "INSERT INTO customers (id, name, password_hash, created_at) "
+            "VALUES ('c1', 'old', 'x', '2026-01-01 00:00:00+00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO agents (id, customer_id, name, detail, webhook, voice, created_at,"
+            " updated_at) VALUES ('a1', 'c1', 'old-agent', '', 'http://127.0.0.1:9/x', 'joe',"
+            " '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+        )
+
+    async with engine.begin() as conn:
+        await conn.run_sync(without_rate)
+    await engine.dispose()
+    async with await Store.open(settings, password_hasher=FAST_HASHER) as store:
+        old = await store.agents.get("a1", customer_id="c1")
+        assert old is not None
+        assert (old.voice, old.speaking_rate) == ("joe", None)
+        updated = await store.agents.update("a1", customer_id="c1", speaking_rate=0.75)
+        assert updated is not None
+        assert updated.speaking_rate == 0.75
+        assert await _scalar(store, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
+
+
 def schema_version_table(conn: Connection, version: int) -> None:
     """Run the first ``version`` migrations only, recording them as migrate() does."""
     schema._version_metadata.create_all(conn)

@@ -14,6 +14,8 @@ from ari_offload.flows import model
 from ari_offload.flows.actions.base import MAX_TEXT_LENGTH
 from ari_offload.schema import (
     ID,
+    MAX_SPEAKING_RATE,
+    MIN_SPEAKING_RATE,
     ONE_LINE,
     VOICE_NAME,
     Arr,
@@ -106,6 +108,13 @@ VOICE = Str(
     nullable=True,
     description="a TTS voice of this server (a 422 lists them); null for the server default",
 )
+SPEAKING_RATE = Num(
+    nullable=True,
+    minimum=MIN_SPEAKING_RATE,
+    maximum=MAX_SPEAKING_RATE,
+    description=f"how fast the agent's voice speaks, times its normal pace ({MIN_SPEAKING_RATE:g}"
+    f" to {MAX_SPEAKING_RATE:g}: 1.5 is half again as fast); null for the voice's own pace",
+)
 LANGUAGE = Str(
     16,
     2,
@@ -160,6 +169,7 @@ _AGENT_FIELDS: dict[str, Spec] = {
     "webhook": WEBHOOK,
     "secret": SECRET,
     "voice": VOICE,
+    "speaking_rate": SPEAKING_RATE,
     "language": LANGUAGE,
     "events_url": EVENTS_URL,
 }
@@ -233,6 +243,7 @@ AGENT = Obj(
         "webhook": _STR,
         "has_secret": Bool(),
         "voice": _STR_OR_NULL,
+        "speaking_rate": Num(nullable=True),
         "language": _STR_OR_NULL,
         "events_url": _STR_OR_NULL,
         "created_at": TIME,
@@ -245,6 +256,7 @@ AGENT = Obj(
         "webhook",
         "has_secret",
         "voice",
+        "speaking_rate",
         "language",
         "events_url",
         "created_at",
@@ -348,6 +360,7 @@ def agent_json(a: Agent) -> dict[str, Any]:
         "webhook": a.webhook,
         "has_secret": a.secret is not None,
         "voice": a.voice,
+        "speaking_rate": a.speaking_rate,
         "language": a.language,
         "events_url": a.events_url,
         "created_at": _time(a.created_at),

@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ari_offload.api.errors import ApiError
-from ari_offload.schema import Arr, Bool, Obj, Str, primary_language
+from ari_offload.schema import (
+    MAX_SPEAKING_RATE,
+    MIN_SPEAKING_RATE,
+    Arr,
+    Bool,
+    Num,
+    Obj,
+    Str,
+    primary_language,
+)
 
 
 class SpeechOffer(Protocol):
@@ -66,19 +75,31 @@ VOICE_ENTRY = Obj(
     required=("name", "default"),
     description="a TTS voice an agent may name in its voice field",
 )
+RATE_RANGE = Obj(
+    "SpeakingRates",
+    {"min": Num(), "max": Num(), "default": Num()},
+    required=("min", "max", "default"),
+    description="the speaking_rate an agent may set, times its voice's normal pace",
+)
 SPEECH_OFFER = Obj(
     "Voices",
-    {"voices": Arr(VOICE_ENTRY, 1000), "languages": Arr(Str(16), 1000)},
-    required=("voices", "languages"),
-    description="what an agent may choose: its voice (null: the default one) and the"
-    " language its callers speak (null: the server's; only these are transcribed)",
+    {
+        "voices": Arr(VOICE_ENTRY, 1000),
+        "speaking_rate": RATE_RANGE,
+        "languages": Arr(Str(16), 1000),
+    },
+    required=("voices", "speaking_rate", "languages"),
+    description="what an agent may choose: its voice (null: the default one), how fast it"
+    " speaks, and the language its callers speak (null: the server's; only these are"
+    " transcribed)",
 )
 
 
 def offer_json(offer: SpeechOffer) -> dict[str, Any]:
-    """GET /v1.0/voices: the voices (the default first) and the STT languages."""
+    """GET /v1.0/voices: the voices (the default first), the rates, and the STT languages."""
     names = list(offer.voice_names())
     return {
         "voices": [{"name": name, "default": index == 0} for index, name in enumerate(names)],
+        "speaking_rate": {"min": MIN_SPEAKING_RATE, "max": MAX_SPEAKING_RATE, "default": 1.0},
         "languages": list(offer.languages()),
     }

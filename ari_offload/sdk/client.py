@@ -85,6 +85,7 @@ class Agent:
     created_at: datetime | None
     updated_at: datetime | None
     events_url: str | None = None  # last: older servers do not send it
+    speaking_rate: float | None = None  # times the voice's pace; older servers do not send it
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Agent:
@@ -99,6 +100,7 @@ class Agent:
             _time(d["created_at"]),
             _time(d["updated_at"]),
             d.get("events_url"),
+            d.get("speaking_rate"),
         )
 
 
@@ -288,9 +290,11 @@ class Agents(_Resource):
         voice: str | None = None,
         language: str | None = None,
         events_url: str | None = None,
+        speaking_rate: float | None = None,
     ) -> Agent:
-        """``events_url``: where call events are POSTed (the README's agent contract)."""
-        body = {
+        """``events_url``: where call events are POSTed (the README's agent contract);
+        ``speaking_rate``: times the voice's normal pace (``voices()`` gives the range)."""
+        body: dict[str, Any] = {
             "name": name,
             "detail": detail,
             "webhook": webhook,
@@ -299,6 +303,8 @@ class Agents(_Resource):
             "language": language,
             "events_url": events_url,
         }
+        if speaking_rate is not None:  # sent only when set: a server before it refuses it
+            body["speaking_rate"] = speaking_rate
         return Agent.from_json(await self._client.request("POST", "/agents", body))
 
     async def list(self) -> list[Agent]:
@@ -324,11 +330,13 @@ class Agents(_Resource):
         voice: str | None = UNSET,
         language: str | None = UNSET,
         events_url: str | None = UNSET,
+        speaking_rate: float | None = UNSET,
     ) -> Agent:
-        """Change only the fields given; None clears secret, voice, language or events_url."""
+        """Change only the fields given; None clears secret, voice, speaking_rate, language or
+        events_url."""
         body = _given(
             name=name, detail=detail, webhook=webhook, secret=secret, voice=voice,
-            language=language, events_url=events_url,
+            language=language, events_url=events_url, speaking_rate=speaking_rate,
         )  # fmt: skip
         path = f"/agents/{_seg(agent_id)}"
         return Agent.from_json(await self._client.request("PATCH", path, body))

@@ -100,13 +100,15 @@ async def create_agent(
     voice: str | None = None,
     language: str | None = None,
     events_url: str | None = None,
+    speaking_rate: float | None = None,
 ) -> dict[str, Any]:
     """Create an agent: the webhook receives {"call_id", "text", ...} and replies {"text"};
-    events_url (optional) receives call.started, call.answered, turn.finished, call.ended."""
+    events_url (optional) receives call.started, call.answered, turn.finished, call.ended;
+    speaking_rate (optional, 0.5 to 2.0) is how fast its voice speaks, 1.0 its normal pace."""
     async with _client() as c:
         agent = await c.agents.create(
             name, webhook=webhook, detail=detail, voice=voice, language=language,
-            events_url=events_url,
+            events_url=events_url, speaking_rate=speaking_rate,
         )  # fmt: skip
     return dict(_plain(agent))
 

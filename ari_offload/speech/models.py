@@ -13,6 +13,7 @@ from typing import Any
 from ari_offload.audio import Pcm
 from ari_offload.config import DEFAULT_TURN_END_SILENCE_MS, DEFAULT_TURN_THRESHOLD, SpeechSettings
 from ari_offload.errors import ConfigError
+from ari_offload.schema import MAX_SPEAKING_RATE, MIN_SPEAKING_RATE
 from ari_offload.speech.engines import STT_ENGINES, TTS_ENGINES, TURN_ENGINES, VAD_ENGINES
 from ari_offload.speech.scheduler import DEFAULT_WORKERS, CpuSeconds, Scheduler
 from ari_offload.speech.stt import SttEngine, SttRunner
@@ -21,6 +22,8 @@ from ari_offload.speech.turn_end import TurnEndGate, TurnEndModel
 from ari_offload.speech.vad import VadEngine, VadParams, VadSegmenter
 
 logger = logging.getLogger("ari_offload.speech")
+
+MAX_PACED_RUNNERS = 64  # tts_for's kept (voice, rate) runners
 
 
 class SpeechModels:
@@ -61,6 +64,7 @@ class SpeechModels:
             name: TtsRunner(voice, scheduler=self.scheduler) for name, voice in self.voices.items()
         }
         self._unknown_voices: set[str] = set()
+        self._paced: dict[tuple[str, float], TtsRunner] = {}  # tts_for's (voice, rate) runners
         self.turn_end = turn_end
         self._turn_end_silence_ms = turn_end_silence_ms
         self._turn_threshold = turn_threshold
@@ -77,18 +81,34 @@ class SpeechModels:
         """The default voice's runner (fixed texts outside a conversation, apologies)."""
         return self._runners[self.default_voice]
 
-    def tts_for(self, voice: str | None) -> TtsRunner:
-        """An agent's voice (None: the default). One the server lost since the API accepted it
-        (a voice removed from the settings) speaks with the default, noted once."""
-        if voice is None:
-            return self.tts
-        runner = self._runners.get(voice)
+    def tts_for(self, voice: str | None, rate: float | None = None) -> TtsRunner:
+        """An agent's voice (None: the default) at its speaking rate (None: the voice's own
+        pace). One the server lost since the API accepted it (a voice removed from the
+        settings) speaks with the default, noted once.
+
+        A rate is the voice's ``at_rate`` view over the same loaded model, made once per
+        (voice, rate) and kept; past ``MAX_PACED_RUNNERS`` of them the kept ones are dropped
+        (each is small: stored agents name few rates, a flood of distinct ones costs no memory).
+        """
+        name = self._known_voice(voice)
+        if rate is None or rate == 1.0:
+            return self._runners[name]
+        rate = min(max(rate, MIN_SPEAKING_RATE), MAX_SPEAKING_RATE)  # the API's bounds
+        runner = self._paced.get((name, rate))
         if runner is None:
-            if voice not in self._unknown_voices:
-                self._unknown_voices.add(voice)
-                logger.warning("no voice %r here; using %r", voice, self.default_voice)
-            return self.tts
+            if len(self._paced) >= MAX_PACED_RUNNERS:
+                self._paced.clear()
+            runner = TtsRunner(self.voices[name].at_rate(rate), scheduler=self.scheduler)
+            self._paced[name, rate] = runner
         return runner
+
+    def _known_voice(self, voice: str | None) -> str:
+        if voice is None or voice in self._runners:
+            return voice or self.default_voice
+        if voice not in self._unknown_voices:
+            self._unknown_voices.add(voice)
+            logger.warning("no voice %r here; using %r", voice, self.default_voice)
+        return self.default_voice
 
     def cpu_seconds(self, call_id: str) -> CpuSeconds:
         """CPU seconds a call's speech jobs took so far (``stt``, ``tts``; scheduler.py)."""

@@ -53,6 +53,11 @@ class TtsVoice(Synthesizer, Protocol):
 
     def warmup(self) -> None: ...
 
+    def at_rate(self, rate: float) -> TtsVoice:
+        """This voice speaking ``rate`` times as fast (an agent's ``speaking_rate``), over
+        the same loaded model: nothing loads twice."""
+        ...
+
     def describe(self) -> dict[str, Any]:
         """``engine`` (its registry name), ``summary`` (one line for doctor), and details."""
         ...

@@ -73,6 +73,7 @@ class Agent:
     webhook: str
     secret: str | None = field(repr=False)
     voice: str | None
+    speaking_rate: float | None  # times the voice's normal pace; None: its own
     language: str | None
     events_url: str | None  # call events go there (agent/events.py); None: none
     created_at: datetime

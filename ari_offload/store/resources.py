@@ -23,7 +23,9 @@ from ari_offload.store.records import Agent, Flow
 log = logging.getLogger("ari_offload.store")
 
 # Agent fields that ``Agents.update`` may change.
-AGENT_FIELDS = frozenset({"name", "detail", "webhook", "secret", "voice", "language", "events_url"})
+AGENT_FIELDS = frozenset(
+    {"name", "detail", "webhook", "secret", "voice", "speaking_rate", "language", "events_url"}
+)
 
 
 class Agents(Repo):
@@ -36,6 +38,7 @@ class Agents(Repo):
         detail: str = "",
         secret: str | None = None,
         voice: str | None = None,
+        speaking_rate: float | None = None,
         language: str | None = None,
         events_url: str | None = None,
     ) -> Agent:
@@ -49,6 +52,7 @@ class Agents(Repo):
             webhook=webhook,
             secret=secret,
             voice=voice,
+            speaking_rate=speaking_rate,
             language=language,
             events_url=events_url,
             created_at=now,
@@ -253,6 +257,7 @@ def _agent(row: Any) -> Agent:
                 "webhook",
                 "secret",
                 "voice",
+                "speaking_rate",
                 "language",
                 "events_url",
                 "created_at",

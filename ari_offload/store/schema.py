@@ -113,6 +113,7 @@ agents = Table(
     Column("voice", varchar(100)),
     Column("language", varchar(16)),
     Column("events_url", varchar(2048)),  # added by migration 3
+    Column("speaking_rate", Float),  # added by migration _v5_agent_rate
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("customer_id", "name", name="uq_agents_customer_name"),
@@ -259,6 +260,10 @@ def _v3_agent_events(conn: Connection) -> None:
     _add_missing_column(conn, agents, "events_url")
 
 
+def _v5_agent_rate(conn: Connection) -> None:
+    _add_missing_column(conn, agents, "speaking_rate")
+
+
 # Kept outside ``metadata`` so that migration 1 can create exactly the tables above.
 _version_metadata = MetaData()
 schema_version = Table(
@@ -275,7 +280,12 @@ def _v1_initial(conn: Connection) -> None:
 
 
 # Append, never edit: a database at version N runs MIGRATIONS[N:].
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_operator, _v3_agent_events]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_initial,
+    _v2_operator,
+    _v3_agent_events,
+    _v5_agent_rate,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -59,6 +59,7 @@ class AgentBinding:
     voice: str | None = None  # a TTS voice name; None: the server's default
     language: str | None = None  # the caller's language for STT; None: the server's default
     events_url: str | None = None  # where call events go (observe.call_events); None: nowhere
+    speaking_rate: float | None = None  # times the voice's normal pace; None: its own
 
 
 class _Cut:
@@ -276,7 +277,8 @@ class Conversation:
         """
         self._taker.reply_started()
         self._cut.clear()
-        tts, owner = self._models.tts_for(self._agent.voice), self.call.call_id
+        tts = self._models.tts_for(self._agent.voice, self._agent.speaking_rate)
+        owner = self.call.call_id
         if isinstance(reply, str):
             text, replied_at = reply, time.monotonic()
             stream = tts.stream(reply, owner=owner)

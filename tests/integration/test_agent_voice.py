@@ -1,4 +1,5 @@
-"""An agent's own voice and language, set through the API, on a real call through the App.
+"""An agent's own voice, speaking rate and language, set through the API, on real calls
+through the App.
 
 The session's models have the default voice "joe" and "slow" (joe's weights at length_scale
 2.0, tests/conftest.py). What the caller heard is taken from the RTP capture.
@@ -6,6 +7,7 @@ The session's models have the default voice "joe" and "slow" (joe's weights at l
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 
 from ari_offload.agent.contract import WebhookRequest
-from ari_offload.agent.sample import RESET_REPLY
+from ari_offload.agent.sample import HOURS_REPLY, RESET_REPLY
 from ari_offload.app import App
 from ari_offload.audio import SAMPLE_RATE
 from ari_offload.speech.models import SpeechModels
@@ -31,7 +33,14 @@ WELCOME = "How can I help you today?"
 
 async def default_voice_seconds(models: SpeechModels, text: str) -> float:
     """How long the server's default voice takes to say ``text`` (pauses included)."""
-    pcm = [pcm async for _sentence, pcm in models.tts_for(None).stream(text)]
+    return await voice_seconds(models, text, None, None)
+
+
+async def voice_seconds(
+    models: SpeechModels, text: str, voice: str | None, rate: float | None
+) -> float:
+    """How long ``voice`` at ``rate`` takes to say ``text`` (pauses included)."""
+    pcm = [pcm async for _sentence, pcm in models.tts_for(voice, rate).stream(text)]
     return float(np.concatenate(pcm).size) / SAMPLE_RATE
 
 
@@ -77,3 +86,77 @@ async def test_an_agent_made_with_the_slow_voice_is_heard_speaking_slowly(
     assert reply.seconds > 1.3 * await default_voice_seconds(speech_models, RESET_REPLY)
     assert "help you" in await heard(speech_models, welcome)
     assert "email address" in await heard(speech_models, reply)
+
+
+# Two agents far apart in pace: joe sped up, and "slow" (length_scale 2.0) a little faster
+# than its own pace (length_scale 1.6). Piper's pace is not exactly the duration (piper.py).
+# (agent name, voice, speaking rate, what its caller asks, what the sample agent replies)
+PACED = [
+    ("fast-agent", "joe", 1.5, "What are your opening hours?", HOURS_REPLY),
+    ("slow-agent", "slow", 1.25, "I need to reset my password", RESET_REPLY),
+]
+
+
+async def test_two_agents_with_their_own_voice_and_rate_on_concurrent_calls(
+    app: App, sample_agent: tuple[str, list[WebhookRequest]], speech_models: SpeechModels
+) -> None:
+    url, received = sample_agent
+    base = app.api_url + "/v1.0"
+    async with aiohttp.ClientSession() as http:
+        _, signup = await post(http, f"{base}/auth/signup", {"name": "r", "password": "password1"})
+        key = f"?accesskey={signup['accesskey']['token']}"
+        async with http.get(f"{base}/voices{key}") as resp:
+            offer = await resp.json()
+        assert offer["speaking_rate"] == {"min": 0.5, "max": 2.0, "default": 1.0}
+        body: dict[str, object] = {"name": "a", "webhook": url, "voice": "joe"}
+        # The server's whisper (tiny.en) is English only: another language is refused.
+        status, err = await post(http, f"{base}/agents{key}", {**body, "language": "de"})
+        assert (status, err["error"]["field"]) == (422, "language")
+        assert err["error"]["message"].endswith("languages: en")
+        status, err = await post(http, f"{base}/agents{key}", {**body, "speaking_rate": 3})
+        assert (status, err["error"]["field"]) == (422, "speaking_rate")
+        flows = []
+        for name, voice, rate, _ask, _reply in PACED:
+            body = {"name": name, "webhook": url, "voice": voice, "speaking_rate": rate}
+            status, agent = await post(http, f"{base}/agents{key}", body)
+            assert (status, agent["speaking_rate"]) == (201, rate), agent
+            actions = [{"type": "ai_talk", "agent_id": agent["id"], "welcome_message": WELCOME}]
+            status, flow = await post(
+                http, f"{base}/flows{key}", {"name": name, "actions": actions}
+            )
+            assert status == 201, flow
+            flows.append(flow["id"])
+    # Each agent's pace as the server's models say it (computed before the calls).
+    welcomes = [await voice_seconds(speech_models, WELCOME, v, r) for _, v, r, _, _ in PACED]
+    replies = [await voice_seconds(speech_models, text, v, r) for _, v, r, _, text in PACED]
+
+    results = await asyncio.gather(
+        *(
+            run_dialogue(f"8{flow}", [Silence(4.0), Say(ask), Silence(9.0)])
+            for flow, (_, _, _, ask, _) in zip(flows, PACED, strict=True)
+        )
+    )
+
+    assert len({r.call_id for r in received}) == 2
+    heard_welcomes = []
+    for result, (name, *_), welcome_s, reply_s in zip(
+        results, PACED, welcomes, replies, strict=True
+    ):
+        assert result.sipp.ok, result.sipp.output + result.sipp.errors
+        welcome = result.agent[0]
+        reply = next(b for b in result.agent if b.start >= result.caller[0].end)
+        # Each caller heard its own agent's pace: piper varies by a few percent per take, and
+        # the wire's bursts lose a few quiet tens of ms at their edges.
+        assert welcome.seconds == pytest.approx(welcome_s, rel=0.1, abs=0.15), name
+        assert reply.seconds == pytest.approx(reply_s, rel=0.1, abs=0.15), name
+        assert "help you" in await heard(speech_models, welcome)
+        heard_welcomes.append(welcome.seconds)
+        said = await heard(speech_models, reply)
+        mine, other = ("friday", "email") if name == "fast-agent" else ("email address", "friday")
+        assert mine in said, said
+        assert other not in said, said
+    # The same welcome at the two paces: the slower agent's takes far longer.
+    assert welcomes[1] / welcomes[0] > 1.5
+    assert heard_welcomes[1] / heard_welcomes[0] == pytest.approx(
+        welcomes[1] / welcomes[0], rel=0.2
+    )

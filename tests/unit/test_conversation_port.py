@@ -155,20 +155,25 @@ class Rig:
         )
         self.states: list[str] = []
         self.voices: list[str | None] = []  # asked of tts_for, per reply
+        self.rates: list[float | None] = []
         self.call = SimpleNamespace(
             call_id="call-1", media=self.port, set_state=self.states.append, turns=turns_before
         )
         self.record = StoreLike()
         self.conversation = Conversation(
             cast(Any, self.call), cast(Any, models), cast(Any, agent or self.agent),
-            AgentBinding("agent-1", "http://agent.invalid/", voice="slow", language="en-GB"),
+            AgentBinding(
+                "agent-1", "http://agent.invalid/", voice="slow", language="en-GB",
+                speaking_rate=1.5,
+            ),
             cast(Any, SimpleNamespace(barge_in_min_speech_ms=300)),
             cast(Any, SimpleNamespace(fallback_text="Sorry.")),
             self.record,
         )  # fmt: skip
 
-    def _voice(self, voice: str | None) -> TtsRunner:
+    def _voice(self, voice: str | None, rate: float | None = None) -> TtsRunner:
         self.voices.append(voice)
+        self.rates.append(rate)
         return self.tts
 
     def lines(self) -> list[tuple[str, str, str | None]]:
@@ -192,6 +197,7 @@ async def test_welcome_then_a_turn_over_the_port() -> None:
         await asyncio.gather(task, return_exceptions=True)
         rig.close()
     assert rig.voices == ["slow", "slow"], "the agent's voice speaks the welcome and the reply"
+    assert rig.rates == [1.5, 1.5], "at the agent's rate"
     assert asyncio.all_tasks() == {asyncio.current_task()}, "the conversation left no task"
     assert rig.lines() == [
         ("agent", "Welcome to the shop.", None),

@@ -65,11 +65,16 @@ class BeepVoice:
     def __init__(self, name: str, samples: int) -> None:
         self.name = name
         self.samples = samples
+        self.paced: list[float] = []  # the rates asked of at_rate
 
     def synthesize_sentence(self, text: str) -> Pcm:
         return np.full(self.samples, 1000, dtype=np.int16)
 
     def warmup(self) -> None: ...
+
+    def at_rate(self, rate: float) -> BeepVoice:
+        self.paced.append(rate)
+        return BeepVoice(self.name, round(self.samples / rate))
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "beep", "summary": f"voice {self.name}: {self.samples} samples"}
@@ -181,6 +186,34 @@ async def test_registered_engines_are_chosen_by_name(throwaway_engines: SpeechSe
         assert lines[4].startswith("vad  loud: threshold 500, min speech 120 ms")
         assert lines[5] == "turn silence: the VAD endpoint alone"
         assert models.new_turn_gate() is None
+    finally:
+        models.close()
+
+
+async def test_an_agent_rate_speaks_its_voice_faster_or_slower_made_once_per_rate(
+    throwaway_engines: SpeechSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    models = load_speech_models(throwaway_engines)
+    long = models.voices["long"]
+    assert isinstance(long, BeepVoice)
+
+    async def samples(voice: str | None, rate: float | None) -> list[int]:
+        return [pcm.size async for _s, pcm in models.tts_for(voice, rate).stream("Hi.")]
+
+    try:
+        assert models.tts_for("long", None) is models.tts_for("long", 1.0) is models.tts_for("long")
+        assert await samples("long", 2.0) == [800]  # twice as fast: half as long
+        assert await samples("long", 0.5) == [3200]
+        assert await samples(None, 2.0) == [400]  # the default voice at that rate
+        assert models.tts_for("long", 2.0) is models.tts_for("long", 2.0)  # made once, kept
+        assert models.tts_for("long", 2.0) is not models.tts_for("short", 2.0)
+        assert long.paced == [2.0, 0.5]  # one view per (voice, rate), not one per reply
+        # Outside the API's bounds (a database edited by hand): held to them.
+        assert models.tts_for("long", 9.0) is models.tts_for("long", 2.0)
+        assert models.tts_for("long", 0.1) is models.tts_for("long", 0.5)
+        # A voice lost since the agent was stored: the default voice, at the agent's rate.
+        assert await samples("gone", 2.0) == [400]
+        assert "no voice 'gone' here; using 'short'" in caplog.text
     finally:
         models.close()
 
