@@ -30,6 +30,7 @@ from ari_offload.agent.contract import (
     verify,
 )
 from ari_offload.agent.egress import webhook_session
+from ari_offload.agent.reply_actions import Collect, SendDtmf
 from ari_offload.agent.sample import (
     DEFAULT_REPLY,
     GOODBYE_REPLY,
@@ -446,3 +447,23 @@ async def test_run_sample_agent_serves_healthz(session: aiohttp.ClientSession) -
             assert await resp.json() == {"status": "ok"}
     finally:
         await runner.cleanup()
+
+
+async def test_a_whole_json_reply_carries_its_actions(client: WebhookClient, serve: Serve) -> None:
+    collect = {"type": "collect", "max_digits": 4, "terminator": "#"}
+    replies = iter([
+        {"text": "Your PIN, then hash.", "actions": [collect]},
+        {"text": "", "actions": [{"type": "send_dtmf", "digits": "1w2"}]},  # actions only
+    ])  # fmt: skip
+
+    async def hook(request: web.Request) -> web.StreamResponse:
+        return web.json_response(next(replies))
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    base = await serve(app)
+
+    pieces = [p async for p in client.stream(f"{base}/hook", REQUEST, None)]
+    assert [p.actions for p in pieces] == [(Collect(4, "#"),)]
+    reply = await client.ask(f"{base}/hook", REQUEST, None)
+    assert reply == WebhookReply("", actions=(SendDtmf("1w2"),))

@@ -228,7 +228,7 @@ class WebhookClient:
                     reply = parse_reply(raw)
                 except WebhookBadReply as exc:
                     raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
-                yield ReplyPiece(reply.text, reply.hangup, done=True)
+                yield ReplyPiece(reply.text, reply.hangup, done=True, actions=reply.actions)
                 return
             parser = ReplyStreamParser(fmt)
             try:
