@@ -31,6 +31,7 @@ from ari_offload.flows.speak import speak
 from ari_offload.observe.call_events import CallEvents, CallObservers, ConversationObservers
 from ari_offload.observe.metrics import Metrics
 from ari_offload.observe.recorder import CallRecorder
+from ari_offload.observe.recording import Recordings, recordings_dir
 from ari_offload.policy import Policy
 from ari_offload.policy_file import load_policy
 from ari_offload.quotas import check_quotas, max_duration_s, tenant_rules
@@ -66,6 +67,7 @@ class App:
     recorder: CallRecorder
     telephony: AriTelephony
     events: EventSender
+    recordings: Recordings
     _lost_task: asyncio.Task[None] | None = None
     _lost_timer: asyncio.TimerHandle | None = None
     _retention_task: asyncio.Task[None] | None = None
@@ -102,9 +104,14 @@ class App:
         poster = WebhookClient(http, settings.events.timeout_s, noun="events URL")
         events = EventSender(poster.post_event, settings.events, metrics.event_delivery)
         call_events = CallEvents(events)
+        recordings = Recordings(
+            settings.recording, recordings_dir(settings.recording, settings.store.data_dir),
+            store.calls,
+        )  # fmt: skip
         flow_ctx = FlowContext(
             settings, models, webhook, _agents(store),
             ConversationObservers(recorder, call_events), policy, call_events.agent_joined,
+            recordings.start,
         )  # fmt: skip
         flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
@@ -121,7 +128,7 @@ class App:
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(
             settings, store, models, metrics, service, runner, http, own_models, policy, recorder,
-            telephony, events,
+            telephony, events, recordings,
         )  # fmt: skip
         events.start()  # events of calls that came in meanwhile were queued
         app._retention_task = asyncio.create_task(
@@ -161,6 +168,7 @@ class App:
         await self.api_runner.cleanup()
         await self.telephony.close()  # API texts still being spoken
         await self.service.stop()
+        await self.recordings.close()  # the calls' media closed: their recordings end
         await self.recorder.close()  # after the calls' ends: only writers of unfinished ones
         await self.events.close()  # the calls' ends told (a short grace), before the session
         await self.http.close()

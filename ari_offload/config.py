@@ -82,6 +82,12 @@ DEFAULT_SIGNUP_WINDOW_S = 3600.0
 DEFAULT_LOGIN_KEY_LIFETIME_S = 7 * 24 * 3600  # keys from signup and login
 DEFAULT_MAX_LIVE_KEYS = 50  # per customer: not revoked and not expired
 DEFAULT_RETENTION_DAYS = 90  # ended calls (with transcripts and turns); 0 keeps them forever
+# Call recordings (observe/recording.py): a stereo 8 kHz WAV takes 1.92 MB a minute. Below this
+# much free space on the recordings' disk no recording starts, and a running one stops.
+DEFAULT_RECORDING_MIN_FREE_MB = 1024
+# How often a recording's audio is written and its header updated: a crash loses at most
+# about this much, plus the 1 s the timeline holds back to line the two sides up.
+DEFAULT_RECORDING_FLUSH_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,15 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class RecordingSettings:
+    """Call recordings: a flow's `record` action turns one on (observe/recording.py)."""
+
+    dir: Path | None = None  # None: "recordings" in the store's data_dir
+    min_free_mb: int = DEFAULT_RECORDING_MIN_FREE_MB
+    flush_s: float = DEFAULT_RECORDING_FLUSH_S
+
+
+@dataclass(frozen=True)
 class PolicySettings:
     # The operator's policy file (TOML, see ari_offload/policy.py and deploy/policy.toml);
     # None: the strict built-in default (no outbound routes, webhooks to public hosts only).
@@ -197,6 +212,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -211,6 +227,7 @@ class Settings:
             api=_section(ApiSettings(), "API", env),
             store=_section(StoreSettings(), "STORE", env),
             policy=_section(PolicySettings(), "POLICY", env),
+            recording=_section(RecordingSettings(), "RECORDING", env),
         )
 
 

@@ -179,6 +179,10 @@ FLOW_CREATE = Obj(
     "FlowCreate", {"name": FLOW_NAME, "actions": ACTIONS}, required=("name", "actions")
 )
 FLOW_UPDATE = Obj("FlowUpdate", {"name": FLOW_NAME, "actions": ACTIONS})
+RECORDING_STARTED = Str(
+    40, format="date-time", nullable=True,
+    description="when its recording began (GET /calls/{id}/recording); null: not recorded",
+)  # fmt: skip
 CALL_CREATE = Obj(
     "CallCreate",
     {"destination": DESTINATION, "flow_id": ID, "caller_id": CALLER_ID, "route": ROUTE},
@@ -287,6 +291,7 @@ _CALL_FIELDS: dict[str, Spec] = {
     "answered_at": TIME_OR_NULL,
     "ended_at": TIME_OR_NULL,
     "hangup_reason": _STR_OR_NULL,
+    "recording_started_at": RECORDING_STARTED,
 }
 CALL = Obj("Call", _CALL_FIELDS, required=tuple(_CALL_FIELDS))
 CALL_LIST = Obj("CallList", {"calls": Arr(CALL, 10_000)}, required=("calls",))
@@ -390,6 +395,7 @@ def call_json(c: Call) -> dict[str, Any]:
         "answered_at": _time(c.answered_at),
         "ended_at": _time(c.ended_at),
         "hangup_reason": c.hangup_reason,
+        "recording_started_at": _time(c.recording_started_at),
     }
 
 

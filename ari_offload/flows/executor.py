@@ -21,6 +21,8 @@ log = logging.getLogger("ari_offload.flows")
 AgentLookup = Callable[[str], Awaitable[AgentBinding | None]]
 # Told when a call starts talking to an agent (observe.call_events: the agent's events).
 AgentJoined = Callable[[ActiveCall, AgentBinding], None]
+# Starts recording a call (observe.recording); returns once it records or has said why not.
+StartRecording = Callable[[ActiveCall], Awaitable[None]]
 
 
 @dataclass
@@ -38,6 +40,7 @@ class FlowContext:
     observer: ConversationObserver | None = None
     policy: Policy = field(default_factory=Policy)  # where transfers may lead
     agent_joined: AgentJoined | None = None
+    start_recording: StartRecording | None = None  # None: this server records no calls
 
     async def speak(self, call: ActiveCall, text: str) -> None:
         """Say a fixed text into the call; return when all of it was sent."""

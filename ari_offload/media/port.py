@@ -5,6 +5,7 @@ A transport (RTP over UDP today, chan_websocket next) implements ``MediaPort``::
     inbound   port.tap() -> FrameTap: an async iterator of MediaFrame; each tap is its own
               bounded queue, so the conversation, a recorder and a detector can all read
     outbound  port.play(pcm) -> position; flush() -> position cut at; drained(); played
+              port.tap_played() -> FrameTap of the outbound frames as they are played
 
 Setting a call up, a transport's opener (``transports.py``) returns a ``MediaLink``: the port,
 and the externalMedia request that points Asterisk at it.
@@ -13,6 +14,11 @@ Positions count samples of the outbound stream at ``SAMPLE_RATE``: audio queued 
 position P has been played once ``played >= P``. Frames that arrive while no tap is open are
 dropped silently: nobody was listening (a `talk` action does not hear the caller), so there
 is no stale audio for the next listener and no loss to count.
+
+Both directions number their frames on their own sample clock (``MediaFrame.timestamp``):
+inbound the sender's (RTP: Asterisk's timestamps), outbound the port's (RTP: the timestamps it
+sends, silent gaps between talkspurts included). A reader that lines the two up (a recording)
+follows the timestamps and needs the wall clock only to relate the two clocks' origins.
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ class MediaFrame:
 
     ``sequence_number`` and ``timestamp`` are the transport's numbering (RTP: the packet's);
     ``received_at`` is the monotonic clock when it came off the wire, so a reader that falls
-    behind still times what it hears from the moment the caller said it.
+    behind still times what it hears from the moment the caller said it. An outbound frame
+    (``tap_played``) is the same shape: ``received_at`` is when it was played.
     """
 
     pcm: Pcm
@@ -131,6 +138,11 @@ class TapSet:
         """Frames received and not read yet, over the open taps."""
         return sum(tap.pending for tap in self._taps if not tap.closed)
 
+    @property
+    def listening(self) -> bool:
+        """A tap is open: a transport builds frames nobody asked for (played audio) only then."""
+        return any(not tap.closed for tap in self._taps)
+
     def publish(self, frame: MediaFrame) -> None:
         if any(tap.closed for tap in self._taps):
             self._forget_closed()
@@ -164,6 +176,11 @@ class MediaPort(Protocol):
 
     def tap(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
         """A new reader of the inbound frames from now on (none of the past)."""
+        ...
+
+    def tap_played(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        """A new reader of the outbound frames as they are played (what the caller hears),
+        from now on; ``timestamp`` counts samples on the outbound clock, gaps included."""
         ...
 
     def play(self, pcm: Pcm) -> int:

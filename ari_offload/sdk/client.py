@@ -156,6 +156,7 @@ class Call:
     answered_at: datetime | None
     ended_at: datetime | None
     hangup_reason: str | None
+    recording_started_at: datetime | None = None  # None: not recorded
     # Filled by ``calls.get`` only.
     transcript: tuple[TranscriptLine, ...] = ()
     turns: tuple[TurnLatency, ...] = ()
@@ -173,6 +174,7 @@ class Call:
             _time(d["answered_at"]),
             _time(d["ended_at"]),
             d["hangup_reason"],
+            _time(d.get("recording_started_at")),
             tuple(
                 TranscriptLine(e["role"], e["text"], _time(e["at"]))
                 for e in d.get("transcript", ())
@@ -263,6 +265,23 @@ class Client:
                 if resp.status >= 400:
                     raise _error(resp.status, data)
                 return data
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise ApiError(0, "unreachable", f"cannot reach {self.base_url}: {exc!r}") from exc
+
+    async def download(self, path: str) -> bytes:
+        """GET ``/v1.0{path}``, a file (a recording): its bytes as they are."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        headers = {"Authorization": f"Bearer {self.accesskey}"}
+        try:
+            async with self._session.get(f"{self.base_url}/v1.0{path}", headers=headers) as resp:
+                if resp.status >= 400:
+                    try:
+                        data = await resp.json(content_type=None)
+                    except ValueError:
+                        data = None
+                    raise _error(resp.status, data)
+                return await resp.read()
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise ApiError(0, "unreachable", f"cannot reach {self.base_url}: {exc!r}") from exc
 
@@ -415,6 +434,11 @@ class Calls(_Resource):
     async def delete(self, call_id: str) -> None:
         """Delete an ended call with its transcript and turns (409 while it is live)."""
         await self._client.request("DELETE", f"/calls/{_seg(call_id)}")
+
+    async def recording(self, call_id: str) -> bytes:
+        """The call's recording, a stereo WAV (the caller left, the agent right); ApiError 404
+        if the call was not recorded (its flow has no record action)."""
+        return await self._client.download(f"/calls/{_seg(call_id)}/recording")
 
     async def hangup(self, call_id: str) -> Call:
         path = f"/calls/{_seg(call_id)}/hangup"

@@ -104,6 +104,9 @@ class Call:
     answered_at: datetime | None
     ended_at: datetime | None
     hangup_reason: str | None
+    # Where its recording is, on the node that recorded it; None: not recorded.
+    recording_path: str | None = None
+    recording_started_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,10 @@ calls = Table(
     Column("answered_at", UtcDateTime),
     Column("ended_at", UtcDateTime),
     Column("hangup_reason", varchar(200)),
+    # The call's recording on the disk of the node that recorded it (added by migration
+    # _v6_call_recording); NULL: not recorded.
+    Column("recording_path", varchar(1024)),
+    Column("recording_started_at", UtcDateTime),
     CheckConstraint("direction IN ('in', 'out')", name="ck_calls_direction"),
     CheckConstraint("status IN ('ringing', 'active', 'ended', 'failed')", name="ck_calls_status"),
     Index("ix_calls_customer_started", "customer_id", "started_at"),
@@ -264,6 +268,11 @@ def _v5_agent_rate(conn: Connection) -> None:
     _add_missing_column(conn, agents, "speaking_rate")
 
 
+def _v6_call_recording(conn: Connection) -> None:
+    _add_missing_column(conn, calls, "recording_path")
+    _add_missing_column(conn, calls, "recording_started_at")
+
+
 # Kept outside ``metadata`` so that migration 1 can create exactly the tables above.
 _version_metadata = MetaData()
 schema_version = Table(
@@ -285,6 +294,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v2_operator,
     _v3_agent_events,
     _v5_agent_rate,
+    _v6_call_recording,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -21,6 +21,7 @@ class FakeMediaPort:
     def __init__(self, hold: bool = False) -> None:
         self.hold = hold
         self._taps = TapSet()
+        self._played_taps = TapSet()
         self._queued: list[Pcm] = []  # not played yet
         self.heard: list[Pcm] = []  # what the caller has heard, in order
         self._played = 0
@@ -38,6 +39,9 @@ class FakeMediaPort:
     def tap(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
         self.tap_count += 1
         return self._taps.open(max_frames)
+
+    def tap_played(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        return self._played_taps.open(max_frames)
 
     # the caller's side
 
@@ -59,6 +63,8 @@ class FakeMediaPort:
             head = self._queued[0]
             take = min(left, len(head))
             self.heard.append(head[:take])
+            # numbered by samples played: the outbound clock of a port that never pauses
+            self._played_taps.publish(MediaFrame(head[:take], b"", 0, self._played))
             self._played += take
             left -= take
             if take == len(head):
@@ -108,6 +114,7 @@ class FakeMediaPort:
         self.closed = True
         self.flush()
         self._taps.close()
+        self._played_taps.close()
 
     def heard_samples(self) -> int:
         return int(np.sum([len(p) for p in self.heard]))
