@@ -48,7 +48,8 @@ class FakeMediaPort:
     def say(self, frames: Iterable[Pcm]) -> None:
         for pcm in frames:
             assert pcm.shape == (FRAME_SAMPLES,)
-            self._taps.publish(MediaFrame(pcm, ULAW.encode(pcm), self.frames_in, 0))
+            stamp = self.frames_in * FRAME_SAMPLES  # a stream with no gaps
+            self._taps.publish(MediaFrame(pcm, ULAW.encode(pcm), self.frames_in, stamp))
             self.frames_in += 1
 
     @property
