@@ -165,7 +165,8 @@ class Recordings:
             agent.close()
             await cancel_and_wait(*readers)
             try:
-                await asyncio.to_thread(writer.finish, timeline.finish())
+                ended = time.monotonic() - began
+                await asyncio.to_thread(writer.finish, timeline.finish(ended))
             except OSError as exc:
                 log.warning("call %s: the recording's end was not written: %s", call_id, exc)
         log.info(

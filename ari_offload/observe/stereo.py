@@ -83,9 +83,11 @@ class StereoTimeline:
         """The stereo PCM settled by ``now`` (seconds since the recording began)."""
         return self._release(round(now * self.rate) - self._hold)
 
-    def finish(self) -> bytes:
-        """Everything not released yet, up to the end of the later side."""
-        return self._release(max(side.end for side in self._sides))
+    def finish(self, now: float = 0.0) -> bytes:
+        """Everything not released yet: up to ``now`` (the recording's end, seconds since it
+        began; a call's last seconds may be silent on both sides), or to the end of the later
+        side if that is later."""
+        return self._release(max(round(now * self.rate), *(side.end for side in self._sides)))
 
     def _release(self, until: int) -> bytes:
         count = until - self.released

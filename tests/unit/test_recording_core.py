@@ -189,6 +189,14 @@ def test_take_holds_back_the_last_second_and_a_late_frame_goes_after_what_was_re
     assert np.array_equal(left, np.concatenate(frames(150)))
 
 
+def test_the_recording_lasts_to_its_end_even_when_both_sides_were_quiet() -> None:
+    timeline = StereoTimeline(RATE)
+    timeline.add(CALLER, frames(1)[0], 0, 0.0)
+    left, right = channels(timeline.finish(now=2.5))
+    assert len(left) == len(right) == int(2.5 * RATE)
+    assert not left[160:].any()
+
+
 def test_released_audio_never_comes_back_and_nothing_is_lost_across_takes() -> None:
     timeline = StereoTimeline(RATE, hold_s=0.1)
     sent = frames(100)
