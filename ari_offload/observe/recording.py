@@ -141,7 +141,7 @@ class Recordings:
     ) -> None:
         timeline = StereoTimeline(FORMAT.rate)
         readers = [
-            asyncio.create_task(_read(tap, side, timeline, began))
+            asyncio.create_task(feed_timeline(tap, side, timeline, began))
             for tap, side in ((caller, CALLER), (agent, AGENT))
         ]
         why = "the call ended"
@@ -175,7 +175,8 @@ class Recordings:
         )  # fmt: skip
 
 
-async def _read(tap: FrameTap, side: int, timeline: StereoTimeline, began: float) -> None:
+async def feed_timeline(tap: FrameTap, side: int, timeline: StereoTimeline, began: float) -> None:
+    """One side's frames onto the timeline until its tap ends (``began``: time.monotonic())."""
     async for frame in tap:
         timeline.add(side, frame.pcm, frame.timestamp, frame.received_at - began)
 
