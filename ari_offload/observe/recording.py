@@ -104,7 +104,12 @@ class Recordings:
             name=f"recording-{call.call_id}",
         )
         self._running[call.call_id] = task
-        task.add_done_callback(lambda _: self._running.pop(call.call_id, None))
+        task.add_done_callback(lambda done: self._ended(call.call_id, done))
+
+    def _ended(self, call_id: str, task: asyncio.Task[None]) -> None:
+        self._running.pop(call_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call %s: recording failed", call_id, exc_info=task.exception())
 
     async def close(self) -> None:
         """Shutdown (after the calls ended): let recordings write their ends, then stop."""
