@@ -162,8 +162,8 @@ class Recordings:
                     )
                     log.warning("call %s: recording stopped: %s", call_id, why)
                     break
-        except OSError as exc:
-            why = f"the disk refused: {exc}"
+        except (OSError, ValueError) as exc:  # a disk error; a WAV past its 4 GiB (37 h)
+            why = f"it cannot be written: {exc}"
             log.warning("call %s: recording stopped: %s", call_id, why)
         finally:
             caller.close()
@@ -172,7 +172,7 @@ class Recordings:
             try:
                 ended = time.monotonic() - began
                 await asyncio.to_thread(writer.finish, timeline.finish(ended))
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 log.warning("call %s: the recording's end was not written: %s", call_id, exc)
         log.info(
             "call %s: recording closed (%s): %.1f s in %s", call_id, why,
