@@ -31,6 +31,7 @@ WEBHOOK_ONLY = ("webhook",)
 LLM_ONLY = ("base_url", "model", "system_prompt", "api_key", "temperature", "max_tokens")
 _REQUIRED = {"webhook": ("webhook",), "llm": ("base_url", "model")}
 _ONLY = {"webhook": WEBHOOK_ONLY, "llm": LLM_ONLY}
+_AN = {"webhook": "a webhook agent", "llm": "an llm agent"}
 
 
 def url_problem(credentials: str) -> Callable[[str], str | None]:
@@ -142,8 +143,8 @@ def check_kind_fields(body: Mapping[str, object], kind: str, *, creating: bool) 
     for name in body:
         if name in _ONLY["llm" if kind == "webhook" else "webhook"]:
             raise ValidationError(
-                name, f"a {kind} agent has no {name} (set kind at creation: it cannot change)"
+                name, f"{_AN[kind]} has no {name} (kind is set at creation and cannot change)"
             )
     for name in _REQUIRED[kind] if creating else ():
         if name not in body:
-            raise ValidationError(name, f"required for a {kind} agent")
+            raise ValidationError(name, f"required for {_AN[kind]}")

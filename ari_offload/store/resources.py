@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ari_offload.agent.lines import AGENT_KINDS
 from ari_offload.errors import AgentInUse, NameTaken, ValidationError
 from ari_offload.flows.actions import Action, agent_refs
 from ari_offload.flows.model import actions_to_json, parse_actions
@@ -51,11 +52,14 @@ class Agents(Repo):
     ) -> Agent:
         """A webhook agent (``webhook``) or an llm one (``kind="llm"``, ``base_url``,
         ``model``...). Raises ``NameTaken`` if the customer already has an agent of that name."""
-        if (kind == "llm") != (webhook is None) or (kind == "llm") != (
-            None not in (base_url, model)
+        llm = kind == "llm"
+        if (
+            kind not in AGENT_KINDS
+            or llm == (webhook is not None)
+            or (llm and None in (base_url, model))
         ):
             raise ValueError(f"an agent of kind {kind!r} has a webhook, or a base_url and a model")
-        if kind == "llm":
+        if llm:
             system_prompt = system_prompt or ""
         now = utcnow()
         agent = Agent(
