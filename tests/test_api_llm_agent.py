@@ -3,6 +3,8 @@ bad value refused naming its field (the egress policy's refusals naming the rule
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -198,3 +200,21 @@ async def test_the_openapi_document_shows_the_kind_and_hides_the_key(
     agent = schemas["Agent"]["properties"]
     assert "has_api_key" in agent
     assert "api_key" not in agent
+
+
+def _curl_body(doc: str) -> str:
+    """The JSON of the documented curl that creates an llm agent."""
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    found: list[str] = re.findall(r"-d '(\{[^']*\"kind\": \"llm\"[^']*\})'", text)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/llm-agent.md"])
+async def test_the_documented_curl_creates_an_llm_agent(
+    env: ApiEnv, http: aiohttp.ClientSession, token: str, doc: str
+) -> None:
+    body = _curl_body(doc)
+    status, agent = await call(http, "POST", env.url(AGENTS), token, json.loads(body), s.AGENT)
+    assert status == 201, agent
+    assert (agent["kind"], agent["model"], agent["has_api_key"]) == ("llm", "gpt-4o-mini", True)
