@@ -146,6 +146,18 @@ def bursts(
     return out
 
 
+def speech_seconds(pcm: np.ndarray) -> float:
+    """How long ``pcm`` (8 kHz) is speech by the wire's rule, as a Burst would measure it:
+    from its first 20 ms frame at >= SPEECH_DBFS to the end of its last."""
+    frame = SAMPLE_RATE // 50
+    loud = [
+        i
+        for i in range(len(pcm) // frame)
+        if _dbfs(pcm[i * frame : (i + 1) * frame]) >= SPEECH_DBFS
+    ]
+    return (loud[-1] - loud[0] + 1) * frame / SAMPLE_RATE if loud else 0.0
+
+
 def _dbfs(pcm: np.ndarray) -> float:
     rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
     return 20 * float(np.log10(max(rms, 1e-6) / 32768))
