@@ -117,7 +117,7 @@ PACED = [
 ]
 # A wire burst vs the same text synthesized again: piper varies a few percent per take, and
 # the wire's 20 ms packets and jitter add a few tens of ms at each edge.
-PACE_TOLERANCE = {"rel": 0.12, "abs": 0.1}
+PACE_REL, PACE_ABS = 0.12, 0.1
 
 
 async def test_two_agents_with_their_own_voice_and_rate_on_concurrent_calls(
@@ -169,8 +169,8 @@ async def test_two_agents_with_their_own_voice_and_rate_on_concurrent_calls(
         welcome = result.agent[0]
         reply = next(b for b in result.agent if b.start >= result.caller[0].end)
         # Each caller heard its own agent's pace (the other agent's is ~1.8 times off).
-        assert welcome.seconds == pytest.approx(welcome_s, **PACE_TOLERANCE), name
-        assert reply.seconds == pytest.approx(reply_s, **PACE_TOLERANCE), name
+        assert welcome.seconds == pytest.approx(welcome_s, rel=PACE_REL, abs=PACE_ABS), name
+        assert reply.seconds == pytest.approx(reply_s, rel=PACE_REL, abs=PACE_ABS), name
         # Intelligible at its pace: most of the welcome's words come through whisper tiny
         # on the phone line (one word misheard is tiny's, not the pace's).
         said_welcome = await heard(speech_models, welcome)
