@@ -62,10 +62,10 @@ class LlmLine:
     def __init__(self, client: WebhookClient, config: LlmConfig) -> None:
         self._client, self._config = client, config
         self._peer = Peer(config.url, LLM_NOUN)
-        self.history = ChatHistory(config.system_prompt)
+        self._history = ChatHistory(config.system_prompt)
 
     async def stream(self, request: WebhookRequest) -> AsyncGenerator[ReplyPiece, None]:
-        messages = self.history.asked(request)
+        messages = self._history.asked(request)
         body = completion_body(self._config, messages)
         headers = {
             "Content-Type": "application/json",
@@ -88,7 +88,7 @@ class LlmLine:
             raise
 
     def said(self, text: str) -> None:
-        self.history.said(text)
+        self._history.said(text)
 
 
 def open_line(
