@@ -106,3 +106,34 @@ async def test_a_base_url_the_egress_policy_refuses_is_refused_naming_the_field(
     assert (error.status, error.code, error.field) == (403, "policy_refused", "base_url")
     assert "egress.allow" in error.message
     assert standin.received == []
+
+
+async def test_a_key_the_caller_presses_reaches_the_model_as_words(
+    app: App, speech_models: SpeechModels
+) -> None:
+    def answer(messages: list[dict[str, str]]) -> str:
+        pressed = "keypad" in messages[-1]["content"]
+        return "You pressed five." if pressed else "Hello. Press a key, please."
+
+    async with (
+        serving(LlmStandIn(answer)) as keys,
+        await Client.signup(app.api_url + "/v1.0", "llm-keys", "password1") as client,
+    ):
+        agent = await client.agents.create("keys", kind="llm", base_url=keys.url, model="standin-1")
+        flow = await client.flows.create("keys", [{"type": "ai_talk", "agent_id": agent.id}])
+        result = await run_dialogue(
+            # The key once the first reply is over (a key during it would cut it short).
+            f"8{flow.id}",
+            [Silence(1.0), Say("Hello there"), Silence(11.0)],
+            dtmf=[(8.5, "5")],
+        )
+
+    assert result.sipp.ok, result.sipp.output + result.sipp.errors
+    assert len(keys.received) == 2
+    assert keys.received[1].messages[-1] == {
+        "role": "user", "content": "(The caller pressed 5 on the phone's keypad.)"
+    }  # fmt: skip
+    assert keys.received[1].messages[-2] == {
+        "role": "assistant", "content": "Hello. Press a key, please."
+    }  # fmt: skip
+    assert "five" in await heard(speech_models, result.agent[-1])
