@@ -190,4 +190,20 @@ GREETINGS: tuple[Greeting, ...] = (
         ("Good morning, Acme Dental, Sarah speaking, how can I help you?",),
         voice="en-us+f3",
     ),
+    # Added after the detector's phrases and thresholds were set, and not tuned for since.
+    Greeting(
+        "jordan-missed",
+        True,
+        ("Hey, this is Jordan.", "Sorry I missed you.", "I'll get back to you soon."),
+        voice="piper@1.1",
+        pause_s=0.4,
+    ),
+    Greeting("tone-only", True, ("Please leave a message after the tone.",), voice="en-us"),
+    Greeting("jordan-speaking", False, ("Hello, Jordan speaking.",), voice="en-gb"),
+    Greeting("yeah", False, ("Yeah?",)),
+    Greeting(
+        "front-desk",
+        False,
+        ("Hello, this is Maria from the front desk, what can I do for you today?",),
+    ),
 )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ari_offload.agent.client import WebhookClient
 from ari_offload.ari.call import ActiveCall
+from ari_offload.audio import Pcm
 from ari_offload.config import Settings
 from ari_offload.flows.actions import KINDS, Action
 from ari_offload.flows.speak import Prepared, speak
@@ -60,7 +61,13 @@ class FlowContext:
 
     def machine_listener(self, call: ActiveCall) -> MachineListener:
         """Answering-machine detection on the call's audio from now on."""
-        return MachineListener(call.media, MachineDetector(self.models.vad.new_classifier()))
+        stt = self.models.stt
+
+        async def transcribe(pcm: Pcm) -> str:
+            return (await stt.transcribe(pcm, owner=call.call_id)).text
+
+        detector = MachineDetector(self.models.vad.new_classifier())
+        return MachineListener(call.media, detector, transcribe=transcribe)
 
     def answered_by(self, call: ActiveCall, who: str) -> None:
         if self.on_answered_by is not None:

@@ -26,8 +26,11 @@ and a very short greeting followed by a pause as a person.
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+import numpy as np
 
 from ari_offload.audio import FRAME_SAMPLES, SAMPLE_RATE, Pcm
 from ari_offload.speech.vad import DEFAULT_SPEECH_LEVEL_DBFS, FrameClassifier, frame_level_dbfs
@@ -46,6 +49,9 @@ DEFAULT_MIN_WORD_MS = 100  # a click or a breath is not a greeting
 DEFAULT_MESSAGE_SILENCE_MS = 2000
 # ... and whatever it does, the message is left this long after we started listening.
 DEFAULT_MAX_WAIT_MS = 30_000
+# The greeting's audio as a transcriber gets it: from a little before its first word (the
+# onset is below the VAD) to a little after the last one heard.
+GREETING_PRE_ROLL_MS, GREETING_POST_ROLL_MS = 200, 100
 
 
 class AnsweredBy(StrEnum):
@@ -102,6 +108,9 @@ class MachineDetector:
         self._word_start: int | None = None  # a voiced run not yet long enough to be a word
         self._greeting_start: int | None = None
         self._last_voice = 0  # sample where the last voiced frame ended
+        # (start sample, frame): enough to hand a transcriber the greeting at the verdict
+        keep = (self.params.max_greeting_ms + 3000) // FRAME_MS
+        self._recent: collections.deque[tuple[int, Pcm]] = collections.deque(maxlen=keep)
         self.verdict: Verdict | None = None
         self.cue: MessageCue | None = None
 
@@ -109,12 +118,30 @@ class MachineDetector:
     def heard_ms(self) -> int:
         return self._ms(self._samples)
 
+    @property
+    def greeting_ms(self) -> int:
+        """From the greeting's first word to its last heard so far (0: nobody spoke)."""
+        return self._greeting_ms()
+
+    @property
+    def greeting_end(self) -> int:
+        """The sample where the greeting heard so far ends (grows while it goes on)."""
+        return self._last_voice
+
+    @property
+    def quiet_ms(self) -> int:
+        """Silence since the last voiced frame (all of it, if nobody spoke)."""
+        return self._ms(self._samples - self._last_voice)
+
     def feed(self, frame: Pcm) -> list[AmdEvent]:
-        """One 20 ms frame (silence for a gap in the stream); the events it completes."""
-        if self.cue is not None or (self.verdict and self.verdict.answered_by == "human"):
-            return []  # decided: nothing more to say
+        """One 20 ms frame (silence for a gap in the stream); the events it completes.
+
+        After a person's verdict it still follows their voice (``quiet_ms``), silently."""
+        if self.cue is not None:
+            return []  # the machine records: nothing more to say
         start = self._samples
         self._samples += len(frame)
+        self._recent.append((start, frame))
         beep = self._tones.feed(frame)
         voiced = (
             not self._tones.tonal
@@ -125,6 +152,8 @@ class MachineDetector:
             self._voice(start)
         else:
             self._word_start = None
+        if self.verdict is not None and self.verdict.answered_by == AnsweredBy.HUMAN:
+            return []
         if beep is not None:
             return self._beep(beep)
         if self.verdict is None:
@@ -173,6 +202,22 @@ class MachineDetector:
         if self._ms(self._samples - self._last_voice) >= p.message_silence_ms:
             return [self._set_cue("silence")]
         return []
+
+    def greeting_audio(self) -> Pcm:
+        """The greeting heard so far (empty if nobody spoke), for a transcriber."""
+        if self._greeting_start is None:
+            return np.zeros(0, dtype=np.int16)
+        first = self._greeting_start - GREETING_PRE_ROLL_MS * SAMPLE_RATE // 1000
+        last = self._last_voice + GREETING_POST_ROLL_MS * SAMPLE_RATE // 1000
+        frames = [frame for start, frame in self._recent if first <= start < last]
+        return np.concatenate(frames) if frames else np.zeros(0, dtype=np.int16)
+
+    def overrule(self, answered_by: AnsweredBy, cause: str) -> Verdict:
+        """Replace the verdict (the greeting's words said otherwise), as of now; a machine
+        verdict then waits for the machine to record as usual."""
+        if self.verdict is None or self.cue is not None:
+            raise RuntimeError("overrule a verdict before the cue, not before the verdict")
+        return self._set_verdict(answered_by, cause)
 
     def _greeting_ms(self) -> int:
         if self._greeting_start is None:
