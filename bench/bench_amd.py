@@ -36,6 +36,7 @@ from pathlib import Path
 
 import aiohttp
 
+from ari_offload.ari.rest import basic_auth_headers
 from ari_offload.audio import FRAME_SAMPLES
 from ari_offload.speech.piper import PiperSynthesizer
 from ari_offload.speech.stt import Transcriber
@@ -112,9 +113,8 @@ async def asterisk_amd(renders: list[Rendered], workdir: Path) -> list[Outcome]:
     """Each greeting through the test-bed Asterisk's AMD(), one call at a time."""
     await Testbed().start()
     ari = TESTBED_ARI
-    auth = aiohttp.BasicAuth(ari.username, ari.password)
     out = []
-    async with aiohttp.ClientSession(auth=auth) as http:
+    async with aiohttp.ClientSession(headers=basic_auth_headers(ari)) as http:
         events_url = f"{ari.url.replace('http', 'ws')}/ari/events?app={AMD_APP}"
         async with http.ws_connect(events_url) as events:
             for rendered in renders:
