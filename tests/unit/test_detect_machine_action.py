@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
 import pytest
 
+from ari_offload.agent.client import WebhookClient
+from ari_offload.ari.call import ActiveCall
+from ari_offload.ari.events import Channel
+from ari_offload.ari.rest import AriRest
+from ari_offload.config import Settings
 from ari_offload.errors import ValidationError
 from ari_offload.flows.actions import AiTalk, DetectMachine
+from ari_offload.flows.actions.detect_machine import ADOPTED_NOTE, run_detect_machine
+from ari_offload.flows.executor import FlowContext
 from ari_offload.flows.model import action_json_schema, actions_to_json, parse_actions
+from ari_offload.speech.models import SpeechModels
+from ari_offload.voice.call_book import ConversationObserver
+from ari_offload.voice.turns import TranscriptEntry
+from tests.unit.fake_media import FakeMediaPort
 
 MESSAGE = "Hi, this is Acme. Please call us back."
 
@@ -74,3 +85,41 @@ def test_errors_name_the_field(raw: object, field: str, message: str) -> None:
         parse_actions(raw)
     assert caught.value.field == field
     assert message in str(caught.value)
+
+
+def call_of(direction: str, adopted: bool = False) -> ActiveCall:
+    channel = Channel(id="1795476849.0", name="PJSIP/sipp-uas-00000000", state="Up")
+    call = ActiveCall("call-1", channel, {}, direction, cast(AriRest, None), FakeMediaPort())
+    call.adopted = adopted
+    return call
+
+
+def context(notes: list[TranscriptEntry]) -> FlowContext:
+    class Notes:
+        def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None:
+            notes.append(entry)
+
+    async def no_agent(agent_id: str) -> None:
+        return None
+
+    # Nothing but the transcript is reached on these paths: no models, no webhook.
+    return FlowContext(
+        cast(Settings, None), cast(SpeechModels, None), cast(WebhookClient, None), no_agent,
+        cast(ConversationObserver, Notes()),
+    )  # fmt: skip
+
+
+async def test_an_inbound_call_goes_on_with_the_flow_unscreened() -> None:
+    notes: list[TranscriptEntry] = []
+    assert await run_detect_machine(call_of("in"), DetectMachine(MESSAGE), context(notes))
+    assert notes == []
+
+
+async def test_an_adopted_outbound_call_is_not_screened_mid_conversation() -> None:
+    # The app restarted mid-call: the flow begins again while the person talks; hearing that
+    # as a long greeting would leave them a voicemail message.
+    notes: list[TranscriptEntry] = []
+    call = call_of("out", adopted=True)
+    assert await run_detect_machine(call, DetectMachine(MESSAGE), context(notes))
+    assert [(n.role, n.text) for n in notes] == [("system", ADOPTED_NOTE)]
+    assert call.hangup_reason == ""

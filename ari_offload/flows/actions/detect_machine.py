@@ -4,7 +4,9 @@ The flow's first action (it listens from the answer on). A person: the flow goes
 next action (``ai_talk`` and so on). A machine: wait for its beep (or its silence after the
 greeting), leave ``voicemail_message``, hang up. Either way the call record's ``answered_by``
 says which, and a system line in the transcript says why. On an inbound call it does
-nothing: whoever called us is no answering machine. How it decides: voice/machine_detect.py.
+nothing: whoever called us is no answering machine; nor on a call the app adopted after a
+restart (its flow begins again mid-call). The message is spoken in the server's default
+voice. How it decides: voice/machine_detect.py.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ari_offload.flows")
 
 VOICEMAIL_HANGUP_REASON = "voicemail"
+ADOPTED_NOTE = (
+    "no answering-machine detection: the call was already under way when the flow began again"
+)
 _CUES = {
     "beep": "after its beep",
     "silence": "after its greeting (no beep came)",
@@ -43,6 +48,9 @@ async def run_detect_machine(call: ActiveCall, action: DetectMachine, ctx: FlowC
     """True (go on) for a person or an inbound call; False once the message is left."""
     if call.direction != "out":
         log.debug("call %s: inbound, no answering-machine detection", call.call_id)
+        return True
+    if call.adopted:  # answered long ago: what we would hear now is the conversation
+        ctx.note(call, ADOPTED_NOTE)
         return True
     call.set_state("detecting-machine")
     answered = call.answered_at or time.time()
