@@ -152,7 +152,9 @@ class MachineListener:
 
     async def close(self) -> None:
         self._tap.close()
-        pending = [t for t in (self._next, self._words[1] if self._words else None) if t]
+        pending: list[asyncio.Future[Any]] = [] if self._next is None else [self._next]
+        if self._words is not None:
+            pending.append(self._words[1])
         self._next = self._words = None
         await cancel_and_wait(*pending)
 
