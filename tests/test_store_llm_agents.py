@@ -64,7 +64,7 @@ async def test_a_database_before_llm_agents_gains_the_columns_and_keeps_its_agen
 ) -> None:
     # As a release before the llm kind left it: its migrations ran, agents without the columns.
     engine = create_async_engine(database_url(settings))
-    before = schema.MIGRATIONS.index(schema._v6_llm_agents)
+    before = schema.MIGRATIONS.index(schema._v7_llm_agents)
 
     def without_llm(conn: Connection) -> None:
         schema_version_table(conn, before)

@@ -173,6 +173,7 @@ class Call:
     # Filled by ``calls.get`` only.
     transcript: tuple[TranscriptLine, ...] = ()
     turns: tuple[TurnLatency, ...] = ()
+    answered_by: Literal["human", "machine"] | None = None  # a flow's detect_machine verdict
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Call:
@@ -199,6 +200,7 @@ class Call:
                 )
                 for t in d.get("turns", ())
             ),
+            d.get("answered_by"),
         )
 
 

@@ -114,7 +114,7 @@ agents = Table(
     Column("language", varchar(16)),
     Column("events_url", varchar(2048)),  # added by migration 3
     Column("speaking_rate", Float),  # added by migration _v5_agent_rate
-    # Added by migration _v6_llm_agents. kind: "webhook" or "llm"; NULL: "webhook" (a row a
+    # Added by migration _v7_llm_agents. kind: "webhook" or "llm"; NULL: "webhook" (a row a
     # node of an older version wrote during a rolling upgrade). An llm agent's webhook is "".
     Column("kind", varchar(16)),
     Column("base_url", varchar(2048)),
@@ -158,6 +158,9 @@ calls = Table(
     Column("answered_at", UtcDateTime),
     Column("ended_at", UtcDateTime),
     Column("hangup_reason", varchar(200)),
+    # "human" or "machine": answering-machine detection's verdict (flows' detect_machine);
+    # added by migration _v6_answered_by
+    Column("answered_by", varchar(8)),
     CheckConstraint("direction IN ('in', 'out')", name="ck_calls_direction"),
     CheckConstraint("status IN ('ringing', 'active', 'ended', 'failed')", name="ck_calls_status"),
     Index("ix_calls_customer_started", "customer_id", "started_at"),
@@ -273,12 +276,16 @@ def _v5_agent_rate(conn: Connection) -> None:
     _add_missing_column(conn, agents, "speaking_rate")
 
 
+def _v6_answered_by(conn: Connection) -> None:
+    _add_missing_column(conn, calls, "answered_by")
+
+
 LLM_AGENT_COLUMNS = (
     "kind", "base_url", "model", "system_prompt", "api_key", "temperature", "max_tokens"
 )  # fmt: skip
 
 
-def _v6_llm_agents(conn: Connection) -> None:
+def _v7_llm_agents(conn: Connection) -> None:
     for name in LLM_AGENT_COLUMNS:
         _add_missing_column(conn, agents, name)
 
@@ -304,7 +311,8 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v2_operator,
     _v3_agent_events,
     _v5_agent_rate,
-    _v6_llm_agents,
+    _v6_answered_by,
+    _v7_llm_agents,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
