@@ -193,7 +193,8 @@ async def test_welcome_then_a_turn_over_the_port() -> None:
         await until(lambda: len(rig.conversation.transcript) == 1)
         assert rig.port.heard_samples() == 4 * WORD_SAMPLES, "the welcome was played whole"
         rig.port.say(utterance(1000))
-        await until(lambda: len(rig.conversation.transcript) == 3)
+        # The reply is on record at its first audio; its end (played whole) comes later.
+        await until(lambda: len(rig.conversation.transcript) == 3 and rig.states[-1] == "listening")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
