@@ -111,7 +111,8 @@ class App:
         flow_ctx = FlowContext(
             settings, models, webhook, _agents(store),
             ConversationObservers(recorder, call_events), policy, call_events.agent_joined,
-            recordings.start,
+            recorder.answered_by,
+            start_recording=recordings.start,
         )  # fmt: skip
         flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
@@ -235,7 +236,7 @@ def _agents(store: Store) -> AgentLookup:
             return None
         return AgentBinding(
             agent.id, agent.webhook, agent.secret or None, agent.voice, agent.language,
-            agent.events_url, agent.speaking_rate,
+            agent.events_url, agent.speaking_rate, agent.llm,
         )  # fmt: skip
 
     return find
