@@ -41,7 +41,8 @@ class FlowContext:
 
     async def speak(self, call: ActiveCall, text: str) -> None:
         """Say a fixed text into the call; return when all of it was sent."""
-        await speak(call.media, self.models.tts, text)
+        tts = self.models.tts_for(None, None, call.media.codec.sample_rate)
+        await speak(call.media, tts, text)
 
     def conversation(self, call: ActiveCall, agent: AgentBinding) -> Conversation:
         """A conversation between the caller and the agent's webhook (not yet running)."""

@@ -8,7 +8,7 @@ over a reply that is still "playing".
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class FakeMediaPort:
         self.frames_in = 0
         self.closed = False
         self.tap_count = 0  # taps opened
+        self.on_key: Callable[[str], None] | None = None
 
     @property
     def codec(self) -> Codec:

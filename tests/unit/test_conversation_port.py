@@ -19,7 +19,7 @@ import pytest
 
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.reply_stream import ReplyPiece
-from ari_offload.audio import FRAME_SAMPLES, Pcm
+from ari_offload.audio import FRAME_SAMPLES, SAMPLE_RATE, Pcm
 from ari_offload.speech.stt import SttRunner, Transcript
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.speech.vad import VadParams, VadSegmenter
@@ -32,12 +32,14 @@ WORD_SAMPLES = 800  # 100 ms per spoken word
 
 
 class LoudnessWhisper:
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
+    def transcribe(
+        self, pcm8k: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
         return WORDS.get(int(np.abs(pcm8k).max()) if len(pcm8k) else 0, "")
 
 
 class CountingVoice:
-    def synthesize_sentence(self, text: str) -> Pcm:
+    def synthesize_sentence(self, text: str, sample_rate: int = SAMPLE_RATE) -> Pcm:
         return np.full(WORD_SAMPLES * len(text.split()), 500, dtype=np.int16)
 
 
@@ -99,10 +101,14 @@ class StreamingEngine:
     def __init__(self) -> None:
         self.streams: list[tuple[FrameCountingStream, str | None]] = []
 
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
+    def transcribe(
+        self, pcm8k: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
         raise AssertionError("a streaming engine is never asked for a batch transcription")
 
-    def open_stream(self, runner: SttRunner, language: str | None) -> FrameCountingStream:
+    def open_stream(
+        self, runner: SttRunner, language: str | None, sample_rate: int
+    ) -> FrameCountingStream:
         stream = FrameCountingStream()
         self.streams.append((stream, language))
         return stream
@@ -150,7 +156,9 @@ class Rig:
             stt=self.stt,
             release_call=self.stt.scheduler.forget,
             tts_for=self._voice,
-            new_segmenter=lambda: VadSegmenter(VadParams(), classifier=lambda f: bool(f.any())),
+            new_segmenter=lambda rate: VadSegmenter(
+                VadParams(sample_rate=rate), classifier=lambda f: bool(f.any())
+            ),
             new_turn_gate=lambda: None,
         )
         self.states: list[str] = []
@@ -171,7 +179,8 @@ class Rig:
             self.record,
         )  # fmt: skip
 
-    def _voice(self, voice: str | None, rate: float | None = None) -> TtsRunner:
+    def _voice(self, voice: str | None, rate: float | None, sample_rate: int) -> TtsRunner:
+        assert sample_rate == self.port.codec.sample_rate
         self.voices.append(voice)
         self.rates.append(rate)
         return self.tts
@@ -383,7 +392,9 @@ class BrokenStream(FrameCountingStream):
 
 
 class BrokenEngine(StreamingEngine):
-    def open_stream(self, runner: SttRunner, language: str | None) -> FrameCountingStream:
+    def open_stream(
+        self, runner: SttRunner, language: str | None, sample_rate: int
+    ) -> FrameCountingStream:
         return BrokenStream()
 
 

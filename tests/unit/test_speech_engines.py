@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.config import Settings, SpeechSettings
 from ari_offload.errors import ConfigError
 from ari_offload.speech.engines import STT_ENGINES, TTS_ENGINES, VAD_ENGINES, Registry
@@ -33,10 +33,14 @@ class EchoStt:
     def __init__(self) -> None:
         self.warmed = False
 
-    def open_stream(self, runner: SttRunner, language: str | None) -> UtteranceStt:
+    def open_stream(
+        self, runner: SttRunner, language: str | None, sample_rate: int
+    ) -> UtteranceStt:
         return SegmentedStt(runner, language)  # streaming in name only: enough here
 
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
+    def transcribe(
+        self, pcm8k: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
         return f"{pcm8k.size} samples in {language}"
 
     def warmup(self) -> None:
@@ -52,7 +56,9 @@ class SaysItStreams:
     streaming = True
     languages = ("en",)
 
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
+    def transcribe(
+        self, pcm8k: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
         return ""
 
     def warmup(self) -> None: ...
@@ -67,7 +73,7 @@ class BeepVoice:
         self.samples = samples
         self.paced: list[float] = []  # the rates asked of at_rate
 
-    def synthesize_sentence(self, text: str) -> Pcm:
+    def synthesize_sentence(self, text: str, sample_rate: int = SAMPLE_RATE) -> Pcm:
         return np.full(self.samples, 1000, dtype=np.int16)
 
     def warmup(self) -> None: ...
@@ -230,7 +236,7 @@ def test_a_streaming_engine_without_open_stream_is_refused_at_load(
         STT_ENGINES.unregister("half")
     assert str(err.value) == (
         "ARI_OFFLOAD_SPEECH_STT_ENGINE='half': the engine says it is streaming but has no"
-        " open_stream(runner, language)"
+        " open_stream(runner, language, sample_rate)"
     )
 
 
