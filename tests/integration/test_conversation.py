@@ -17,7 +17,7 @@ from ari_offload.config import DEFAULT_FALLBACK_TEXT
 from ari_offload.speech.models import SpeechModels
 from testbed.asterisk import Testbed
 from testbed.dialogue import Burst, DialogueResult, Say, Silence, run_dialogue
-from tests.integration.conftest import AgentServiceFactory
+from tests.integration.conftest import TRANSPORTS, AgentServiceFactory
 from tests.integration.helpers import heard, words
 
 pytestmark = [
@@ -45,6 +45,7 @@ def replies_after_each_utterance(result: DialogueResult) -> list[Burst]:
     return out
 
 
+@pytest.mark.parametrize("media_transport", TRANSPORTS)
 async def test_welcome_then_the_agent_reply(
     start_agent_service: AgentServiceFactory,
     sample_agent: tuple[str, list[WebhookRequest]],
@@ -173,6 +174,7 @@ LONG_REPLY = (
 )
 
 
+@pytest.mark.parametrize("media_transport", TRANSPORTS)
 async def test_barge_in_stops_playback_and_reports_what_was_heard(
     start_agent_service: AgentServiceFactory,
 ) -> None:
@@ -264,6 +266,7 @@ def _free_tcp_port() -> int:
         return port
 
 
+@pytest.mark.parametrize("media_transport", ["rtp", "websocket"])
 async def test_caller_hangs_up_while_the_webhook_thinks(
     start_agent_service: AgentServiceFactory, testbed: Testbed
 ) -> None:
