@@ -60,6 +60,11 @@ SUBPROTOCOL = "media"
 MEDIA_START_TIMEOUT_S = 5.0  # Asterisk sends it as soon as the connection is up
 CLOSE_TIMEOUT_S = 2.0
 _OPTIONS = (("connection_type", "server"), ("transport_data", "f(json)"))
+# What an Asterisk without JSON control messages (f(json)) and MARK_MEDIA answers with.
+OLD_ASTERISK = (
+    "Asterisk sent MEDIA_START as plain text: the websocket transport needs chan_websocket's"
+    " JSON control messages and MARK_MEDIA (Asterisk 20.18, 22.8, 23.2 or later)"
+)
 
 
 @dataclass
@@ -165,6 +170,8 @@ class WebSocketPort:
         except ValueError as exc:
             self._counters.malformed += 1
             log.debug("media websocket: dropped a malformed message: %s", exc)
+            if text.startswith("MEDIA_START") and self._started and not self._started.done():
+                self._started.set_exception(ValueError(OLD_ASTERISK))
             return
         if isinstance(event, MarkProcessed):
             if self._out.mark_processed(event.correlation_id):

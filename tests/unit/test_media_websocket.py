@@ -30,6 +30,7 @@ class FakeAsterisk:
         self.start = start or {
             "format": codec.name, "optimal_frame_size": codec.frame_bytes, "ptime": 20,
         }  # fmt: skip
+        self.start_text: str | None = None  # sent instead of the JSON MEDIA_START
         self.auto_marks = True
         self.received: list[bytes | str] = []
         self.headers: dict[str, str] = {}
@@ -43,7 +44,7 @@ class FakeAsterisk:
         ws = web.WebSocketResponse(protocols=("media",))
         await ws.prepare(request)
         self.ws, self.path, self.headers = ws, request.path, dict(request.headers)
-        await ws.send_str(json.dumps({"event": "MEDIA_START", **self.start}))
+        await ws.send_str(self.start_text or json.dumps({"event": "MEDIA_START", **self.start}))
         self.connected.set()
         async for message in ws:
             data = message.data  # str for TEXT, bytes for BINARY
@@ -174,6 +175,15 @@ async def test_a_media_start_of_another_format_fails_the_connect(connect: Connec
     wrong = FakeAsterisk(start={"format": "ulaw", "optimal_frame_size": 160, "ptime": 20})
     with pytest.raises(ValueError, match=r"MEDIA_START .* is not the .*slin16"):
         await connect("slin16", wrong)
+
+
+async def test_an_asterisk_without_json_control_messages_is_named_as_too_old(
+    connect: Connect,
+) -> None:
+    old = FakeAsterisk()  # chan_websocket before 22.8 ignores f(json): plain-text events
+    old.start_text = "MEDIA_START connection_id:x format:ulaw optimal_frame_size:160 ptime:20"
+    with pytest.raises(ValueError, match=r"plain text: .*\(Asterisk 20\.18, 22\.8, 23\.2 or"):
+        await connect("ulaw", old)
 
 
 async def test_channel_variables_without_a_connection_id_fail_the_connect() -> None:
