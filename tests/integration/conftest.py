@@ -328,10 +328,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def app(testbed: Testbed, speech_models: SpeechModels, tmp_path: Path) -> AsyncIterator[App]:
+async def app(
+    testbed: Testbed, speech_models: SpeechModels, tmp_path: Path, media: MediaSettings
+) -> AsyncIterator[App]:
     """The whole product on the test bed, with the test bed's operator policy."""
     settings = Settings(
         ari=TESTBED_ARI,
+        media=media,
         api=ApiSettings(port=free_port()),
         store=StoreSettings(data_dir=tmp_path),
         policy=PolicySettings(file=TESTBED_POLICY_FILE),
