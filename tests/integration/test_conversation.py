@@ -45,7 +45,8 @@ def replies_after_each_utterance(result: DialogueResult) -> list[Burst]:
     return out
 
 
-@pytest.mark.parametrize("media_transport", TRANSPORTS)
+# websocket/ulaw is in the barge-in test: enough to cover it without one more whole call here
+@pytest.mark.parametrize("media_transport", ["rtp", "websocket/slin16"])
 async def test_welcome_then_the_agent_reply(
     start_agent_service: AgentServiceFactory,
     sample_agent: tuple[str, list[WebhookRequest]],
