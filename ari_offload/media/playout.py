@@ -94,11 +94,6 @@ class Playout:
             self._add(len(data) // width)
         return self.position
 
-    @property
-    def whole_frames(self) -> int:
-        """Frames ready without padding (a partial PCM tail not counted)."""
-        return len(self._frames)
-
     def take_frame(self, pad: bool = True) -> OutFrame | None:
         """The next frame to send, or None when nothing is queued; it is then in flight.
 

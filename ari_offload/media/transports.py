@@ -25,7 +25,7 @@ TransportOpener = Callable[[MediaSettings, AriSettings], Awaitable[MediaLink]]
 
 TRANSPORTS: dict[str, TransportOpener] = {
     "rtp": open_rtp,
-    "websocket": open_websocket,  # chan_websocket (Asterisk 22.5+): the app dials Asterisk
+    "websocket": open_websocket,  # chan_websocket (Asterisk 22.8+): the app dials Asterisk
 }
 
 # The formats each transport carries both ways. chan_rtp sends slin16 with a dynamic payload
