@@ -83,7 +83,7 @@ async def main() -> None:
         shown = ", ".join(f"{v:.1f}" for v in values)
         print(
             f"  {name:17s} {statistics.median(values):5.1f} ms CPU per call-second"
-            f" ({shown}; {statistics.median(values) / 50 * 1000:.0f} us per frame each way)"
+            f" ({shown}; {statistics.median(values) / 50 * 1000:.0f} us per 20 ms, in and out)"
         )
 
 
