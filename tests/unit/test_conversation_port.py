@@ -214,7 +214,11 @@ async def test_welcome_then_a_turn_over_the_port() -> None:
         await until(lambda: len(rig.conversation.transcript) == 1)
         assert rig.port.heard_samples() == 4 * WORD_SAMPLES, "the welcome was played whole"
         rig.port.say(utterance(1000))
-        await until(lambda: len(rig.conversation.transcript) == 3)
+        # The reply's line is written at its first audio: wait for its end too, or the
+        # hangup below can land before it (the line then says what was heard: all of it).
+        await until(
+            lambda: len(rig.conversation.transcript) == 3 and rig.states[-1:] == ["listening"]
+        )
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
