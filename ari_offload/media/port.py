@@ -1,6 +1,6 @@
 """The media port: what the rest of the app sees of a call's audio, whatever carries it.
 
-A transport (RTP over UDP today, chan_websocket next) implements ``MediaPort``::
+A transport (RTP over UDP, chan_websocket) implements ``MediaPort``::
 
     inbound   port.tap() -> FrameTap: an async iterator of MediaFrame; each tap is its own
               bounded queue, so the conversation, a recorder and a detector can all read
@@ -10,10 +10,15 @@ A transport (RTP over UDP today, chan_websocket next) implements ``MediaPort``::
 Setting a call up, a transport's opener (``transports.py``) returns a ``MediaLink``: the port,
 and the externalMedia request that points Asterisk at it.
 
-Positions count samples of the outbound stream at ``SAMPLE_RATE``: audio queued up to
-position P has been played once ``played >= P``. Frames that arrive while no tap is open are
-dropped silently: nobody was listening (a `talk` action does not hear the caller), so there
-is no stale audio for the next listener and no loss to count.
+A port works at its codec's rate (``port.codec.sample_rate``: 8 kHz, or 16 kHz for slin16):
+its frames carry that rate, ``play`` takes PCM at it, and positions count samples of the
+outbound stream at it: audio queued up to position P has been played once ``played >= P``.
+A transport that hears the caller's keys itself (chan_websocket's DTMF_END) hands them to
+``port.on_key``; the controller merges them with ARI's (ari/keys.py), so none counts twice.
+
+Frames that arrive while no tap is open are dropped silently: nobody was listening (a `talk`
+action does not hear the caller), so there is no stale audio for the next listener and no loss
+to count.
 
 Both directions number their frames on their own sample clock (``MediaFrame.timestamp``):
 inbound the sender's (RTP: Asterisk's timestamps), outbound the port's (RTP: the timestamps it
@@ -26,11 +31,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.media.g711 import Codec
 
 DEFAULT_TAP_FRAMES = 250  # 5 s: a reader that far behind is broken, not slow
@@ -42,8 +47,9 @@ class MediaFrame:
 
     ``sequence_number`` and ``timestamp`` are the transport's numbering (RTP: the packet's);
     ``received_at`` is the monotonic clock when it came off the wire, so a reader that falls
-    behind still times what it hears from the moment the caller said it. An outbound frame
-    (``tap_played``) is the same shape: ``received_at`` is when it was played.
+    behind still times what it hears from the moment the caller said it. ``sample_rate`` is
+    the rate of ``pcm`` (the port's). An outbound frame (``tap_played``) is the same shape:
+    ``received_at`` is when it was played.
     """
 
     pcm: Pcm
@@ -51,6 +57,7 @@ class MediaFrame:
     sequence_number: int
     timestamp: int
     received_at: float = field(default_factory=time.monotonic)
+    sample_rate: int = SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -166,12 +173,46 @@ class TapSet:
         self._taps = [tap for tap in self._taps if not tap.closed]
 
 
+KeyHandler = Callable[[str], None]
+
+
+class PlayedClock:
+    """Numbers played frames on the outbound sample clock (``MediaFrame.timestamp``), for a
+    transport that learns only after the fact what was played (chan_websocket's marks).
+
+    A frame follows on from the one before; when the stream was idle (nothing to play) for
+    more than ``gap_s``, the idle time is counted in, as RTP's timestamps count it. Shorter
+    lulls (a late report, a stalled loop) are not gaps: the reports lag the audio, not lead it.
+    """
+
+    def __init__(self, rate: int, gap_s: float = 0.2) -> None:
+        self.rate = rate
+        self.gap_s = gap_s
+        self._next = 0
+        self._last: float | None = None  # when the frame before was reported played
+
+    def stamp(self, samples: int, now: float) -> int:
+        """The timestamp of a frame of ``samples`` reported played at ``now`` (monotonic)."""
+        if self._last is not None:
+            idle = now - self._last - samples / self.rate
+            if idle > self.gap_s:
+                self._next += round(idle * self.rate)
+        self._last = now
+        stamp = self._next & 0xFFFFFFFF
+        self._next += samples
+        return stamp
+
+
 class MediaPort(Protocol):
     """One call's audio, both directions. Implemented by each transport under ``media/``."""
 
+    # Called with each key the transport itself hears the caller press (None: nobody asks).
+    on_key: KeyHandler | None
+
     @property
     def codec(self) -> Codec:
-        """The wire codec (echo passes payloads through untouched)."""
+        """The wire codec (echo passes payloads through untouched); its ``sample_rate`` is
+        the port's."""
         ...
 
     def tap(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
@@ -184,7 +225,7 @@ class MediaPort(Protocol):
         ...
 
     def play(self, pcm: Pcm) -> int:
-        """Queue 8 kHz PCM of any length; return the stream position at its end."""
+        """Queue PCM at the port's rate, of any length; return the stream position at its end."""
         ...
 
     def play_payload(self, payload: bytes) -> int:

@@ -4,10 +4,11 @@ Per flow, off by default: a flow records its calls by holding a `record` action.
 call's script, so the recording covers the whole call whichever agents it talks to, and the
 action's place says where it starts (after a `talk` that tells the caller, or first).
 
-What is written: a stereo WAV (8 kHz, 16-bit), the caller on the left channel and the agent on
-the right (``stereo.py`` says why stereo and how the sides line up): the caller as the media
-port hears them (``tap()``), the agent as the port plays (``tap_played()``), so a reply cut
-by barge-in is recorded up to the cut, as the caller heard it. 32 KB per second of call.
+What is written: a stereo 16-bit WAV at the port's rate (8 kHz; 16 kHz on a slin16 call), the
+caller on the left channel and the agent on the right (``stereo.py`` says why stereo and how
+the sides line up): the caller as the media port hears them (``tap()``), the agent as the port
+plays (``tap_played()``), so a reply cut by barge-in is recorded up to the cut, as the caller
+heard it. 32 KB per second of an 8 kHz call, 64 KB of a 16 kHz one.
 
 Written while the call runs: every ``flush_s`` the settled audio is appended and the header's
 sizes rewritten (``wav.py``); a SIGKILL loses at most the last ``flush_s`` plus the timeline's
@@ -44,7 +45,7 @@ from ari_offload.tasks import cancel_and_wait
 
 log = logging.getLogger("ari_offload.recording")
 
-FORMAT = WavFormat(CHANNELS, SAMPLE_RATE)
+FORMAT = WavFormat(CHANNELS, SAMPLE_RATE)  # a narrowband call's
 RECORDINGS_SUBDIR = "recordings"  # in the store's data dir when no directory is set
 STOP_TIMEOUT_S = 5.0  # at shutdown, the time running recordings get to write their end
 _MB = 1024 * 1024
@@ -132,7 +133,8 @@ class Recordings:
         if stored is None:
             log.warning("call %s: not recorded: it has no call record", call.call_id)
             return None
-        writer = await asyncio.to_thread(WavWriter.open, Path(stored), FORMAT)
+        fmt = WavFormat(CHANNELS, call.media.codec.sample_rate)
+        writer = await asyncio.to_thread(WavWriter.open, Path(stored), fmt)
         how = "going on in" if writer.resumed else "to"
         log.info("call %s: recording %s %s", call.call_id, how, stored)
         return writer
@@ -144,7 +146,7 @@ class Recordings:
     async def _record(
         self, call_id: str, caller: FrameTap, agent: FrameTap, writer: WavWriter, began: float
     ) -> None:
-        timeline = StereoTimeline(FORMAT.rate)
+        timeline = StereoTimeline(writer.fmt.rate)
         readers = [
             asyncio.create_task(feed_timeline(tap, side, timeline, began))
             for tap, side in ((caller, CALLER), (agent, AGENT))
@@ -176,7 +178,7 @@ class Recordings:
                 log.warning("call %s: the recording's end was not written: %s", call_id, exc)
         log.info(
             "call %s: recording closed (%s): %.1f s in %s", call_id, why,
-            writer.data_bytes / FORMAT.frame_bytes / FORMAT.rate, writer.path,
+            writer.data_bytes / writer.fmt.frame_bytes / writer.fmt.rate, writer.path,
         )  # fmt: skip
 
 

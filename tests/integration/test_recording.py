@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +17,14 @@ import pytest
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RESET_REPLY
 from ari_offload.app import App
-from ari_offload.audio import FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.sdk.client import ApiError, Client
 from ari_offload.speech.models import SpeechModels
 from testbed.asterisk import TESTBED_POLICY_FILE, Testbed
 from testbed.dialogue import Say, Silence, Step, run_dialogue, script_audio
 from testbed.serve import ServeProcess
 from testbed.sipp import SippCall
-from tests.integration.conftest import free_port
+from tests.integration.conftest import TRANSPORTS, free_port
 from tests.integration.helpers import words
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
@@ -33,40 +34,56 @@ SENTENCE = "I need to reset my password."
 SPEECH_DBFS = -45.0  # a 20 ms frame this loud is speech (as testbed/dialogue.py counts it)
 
 
-def stereo(data: bytes) -> tuple[Pcm, Pcm]:
-    """(caller, agent) of a recording, read by the standard library as any player would."""
+@dataclass
+class Sides:
+    """A recording as any player reads it (the standard library's reader): its channels."""
+
+    caller: Pcm
+    agent: Pcm
+    rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.caller) / self.rate
+
+    def spans(self, pcm: Pcm, gap_s: float = 0.7) -> list[tuple[float, float]]:
+        """(start, end) seconds of speech, frames joined across pauses shorter than gap_s."""
+        size = self.rate // 50  # 20 ms
+        frames = pcm[: len(pcm) - len(pcm) % size].reshape(-1, size)
+        rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+        loud = np.nonzero(20 * np.log10(np.maximum(rms, 1e-9) / 32768) >= SPEECH_DBFS)[0]
+        spans: list[tuple[float, float]] = []
+        for i in loud:
+            start, end = i * 0.02, (i + 1) * 0.02
+            if spans and start - spans[-1][1] <= gap_s:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+        return spans
+
+    def cut(self, pcm: Pcm, span: tuple[float, float], pad_s: float = 0.2) -> Pcm:
+        start, end = (round(max(0.0, t) * self.rate) for t in (span[0] - pad_s, span[1] + pad_s))
+        return pcm[start:end]
+
+    async def heard(self, models: SpeechModels, pcm: Pcm) -> str:
+        """Whisper's words for ``pcm`` (in a thread: the loop must not block)."""
+        text = await asyncio.to_thread(models.transcriber.transcribe, pcm, None, self.rate)
+        return words(text)
+
+
+def stereo(data: bytes) -> Sides:
     with wave.open(io.BytesIO(data)) as wav:
-        assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (2, 8000, 2)
+        assert (wav.getnchannels(), wav.getsampwidth()) == (2, 2)
         both = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
-    return both[:, 0].copy(), both[:, 1].copy()
+        return Sides(both[:, 0].copy(), both[:, 1].copy(), wav.getframerate())
 
 
-def speech_spans(pcm: Pcm, gap_s: float = 0.7) -> list[tuple[float, float]]:
-    """(start, end) seconds of speech, frames joined across pauses shorter than ``gap_s``."""
-    frames = pcm[: len(pcm) - len(pcm) % FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)
-    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
-    loud = np.nonzero(20 * np.log10(np.maximum(rms, 1e-9) / 32768) >= SPEECH_DBFS)[0]
-    spans: list[tuple[float, float]] = []
-    for i in loud:
-        start, end = i * 0.02, (i + 1) * 0.02
-        if spans and start - spans[-1][1] <= gap_s:
-            spans[-1] = (spans[-1][0], end)
-        else:
-            spans.append((start, end))
-    return spans
-
-
-def cut(pcm: Pcm, span: tuple[float, float], pad_s: float = 0.2) -> Pcm:
-    start, end = (round(max(0.0, t) * SAMPLE_RATE) for t in (span[0] - pad_s, span[1] + pad_s))
-    return pcm[start:end]
-
-
-async def transcribed(models: SpeechModels, pcm: Pcm) -> str:
-    return words(await asyncio.to_thread(models.transcriber.transcribe, pcm))
-
-
+@pytest.mark.parametrize("media_transport", TRANSPORTS)
 async def test_the_caller_is_on_the_left_the_agent_on_the_right_in_step(
-    app: App, sample_agent: tuple[str, list[WebhookRequest]], speech_models: SpeechModels
+    app: App,
+    sample_agent: tuple[str, list[WebhookRequest]],
+    speech_models: SpeechModels,
+    media_transport: str,
 ) -> None:
     webhook, requests = sample_agent
     async with await Client.signup(app.api_url, "recorded", "recorded-password") as client:
@@ -91,12 +108,13 @@ async def test_the_caller_is_on_the_left_the_agent_on_the_right_in_step(
 
     assert (refused.value.status, refused.value.code) == (404, "not_found")
     assert call.recording_started_at is not None
-    caller, agent_side = stereo(recording)
-    (said,) = speech_spans(caller)
-    welcome, reply = speech_spans(agent_side)
-    heard_caller = await transcribed(speech_models, cut(caller, said))
-    heard_welcome = await transcribed(speech_models, cut(agent_side, welcome))
-    heard_reply = await transcribed(speech_models, cut(agent_side, reply))
+    sides = stereo(recording)
+    assert sides.rate == (16000 if media_transport.endswith("slin16") else 8000)
+    (said,) = sides.spans(sides.caller)
+    welcome, reply = sides.spans(sides.agent)
+    heard_caller = await sides.heard(speech_models, sides.cut(sides.caller, said))
+    heard_welcome = await sides.heard(speech_models, sides.cut(sides.agent, welcome))
+    heard_reply = await sides.heard(speech_models, sides.cut(sides.agent, reply))
     # Whisper tiny often hears espeak's "reset" as another word ("reflect", "repair"), live
     # and from the recording alike: the rest of the sentence must be there.
     assert heard_caller.startswith("i need to "), heard_caller
@@ -105,8 +123,8 @@ async def test_the_caller_is_on_the_left_the_agent_on_the_right_in_step(
     assert words(RESET_REPLY) == heard_reply, heard_reply
     # Each side alone: nothing of the other leaks in (the reply's time on the caller's side
     # is silent, the caller's on the agent's).
-    assert speech_spans(cut(caller, reply)) == []
-    assert speech_spans(cut(agent_side, said)) == []
+    assert sides.spans(sides.cut(sides.caller, reply)) == []
+    assert sides.spans(sides.cut(sides.agent, said)) == []
     assert len(requests) == 1
 
     # In step: the same order and the same reply gap as the caller measured on the wire.
@@ -115,7 +133,7 @@ async def test_the_caller_is_on_the_left_the_agent_on_the_right_in_step(
     recorded_gap = reply[0] - said[1]
     assert abs(recorded_gap - wire_gap) < 0.1, (recorded_gap, wire_gap)
     script_s = len(script_audio(script)) / SAMPLE_RATE + 1.0  # run_dialogue hangs up 1 s after
-    assert script_s - 1.0 < len(caller) / SAMPLE_RATE <= script_s, "the whole call, from its start"
+    assert script_s - 1.0 < sides.seconds <= script_s, "the whole call, from its start"
 
 
 async def test_a_flow_without_record_leaves_no_recording(
@@ -151,7 +169,7 @@ async def sentence_answered(requests: list[WebhookRequest]) -> None:
             await asyncio.sleep(0.1)
 
 
-def playable(path: Path) -> tuple[Pcm, Pcm]:
+def playable(path: Path) -> Sides:
     """The file as a player reads it: its header says how much there is."""
     return stereo(path.read_bytes())
 
@@ -192,14 +210,14 @@ async def test_a_sigkill_mid_call_leaves_a_playable_recording_that_goes_on_after
         await serve.kill()
 
         (path,) = wav_files(recordings)
-        killed_caller, killed_agent = playable(path)
-        killed_s = len(killed_caller) / SAMPLE_RATE
-        killed_said, killed_agent_said = speech_spans(killed_caller), speech_spans(killed_agent)
+        killed = playable(path)
         heard_caller = [
-            await transcribed(speech_models, cut(killed_caller, s)) for s in killed_said
+            await killed.heard(speech_models, killed.cut(killed.caller, span))
+            for span in killed.spans(killed.caller)
         ]
         heard_agent = [
-            await transcribed(speech_models, cut(killed_agent, s)) for s in killed_agent_said
+            await killed.heard(speech_models, killed.cut(killed.agent, span))
+            for span in killed.spans(killed.agent)
         ]
         sox = await asyncio.create_subprocess_exec(
             "sox", str(path), "-n", "stat", stderr=asyncio.subprocess.PIPE
@@ -225,9 +243,9 @@ async def test_a_sigkill_mid_call_leaves_a_playable_recording_that_goes_on_after
     # What was played a few seconds before the kill is there, whole.
     assert heard_agent == [words(WELCOME), words(RESET_REPLY)]
     assert call.id == path.stem
-    resumed_caller, _ = stereo(whole)
-    assert len(resumed_caller) / SAMPLE_RATE > killed_s + 10, "the adopted call recorded on"
-    assert np.array_equal(resumed_caller[: len(killed_caller)], killed_caller)
+    resumed = stereo(whole)
+    assert resumed.seconds > killed.seconds + 10, "the adopted call recorded on"
+    assert np.array_equal(resumed.caller[: len(killed.caller)], killed.caller)
     assert serve.lines_with("recording going on in"), "the restarted app resumed the file"
     assert serve.error_lines() == []
     assert exit_code == 0
