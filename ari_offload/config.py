@@ -82,6 +82,18 @@ DEFAULT_SIGNUP_WINDOW_S = 3600.0
 DEFAULT_LOGIN_KEY_LIFETIME_S = 7 * 24 * 3600  # keys from signup and login
 DEFAULT_MAX_LIVE_KEYS = 50  # per customer: not revoked and not expired
 DEFAULT_RETENTION_DAYS = 90  # ended calls (with transcripts and turns); 0 keeps them forever
+# The event stream, GET /v1.0/events (observe/event_stream.py). A tenant's recent events are
+# kept for resumption (Last-Event-ID): this many at most, none older than this.
+DEFAULT_STREAM_HISTORY = 1000
+DEFAULT_STREAM_HISTORY_S = 300.0
+# Events queued for one subscriber, beyond what its socket holds; past it, it is dropped.
+DEFAULT_STREAM_BUFFER = 256
+DEFAULT_STREAM_SUBSCRIBERS = 8  # open streams per tenant; more are refused (429)
+# A stream's socket send buffer and write buffer (bytes each): Linux lets a reader that never
+# reads pin up to 4 MB of kernel memory per socket; events need little (32 KB at a 100 ms
+# round trip carry 320 KB/s, far above any tenant's event rate).
+DEFAULT_STREAM_SEND_BUFFER = 32 * 1024
+DEFAULT_STREAM_KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from timing out
 
 
 @dataclass(frozen=True)
@@ -170,6 +182,12 @@ class ApiSettings:
     signup_window_s: float = DEFAULT_SIGNUP_WINDOW_S
     login_key_lifetime_s: int = DEFAULT_LOGIN_KEY_LIFETIME_S
     max_live_keys: int = DEFAULT_MAX_LIVE_KEYS
+    stream_history: int = DEFAULT_STREAM_HISTORY
+    stream_history_s: float = DEFAULT_STREAM_HISTORY_S
+    stream_buffer: int = DEFAULT_STREAM_BUFFER
+    stream_subscribers: int = DEFAULT_STREAM_SUBSCRIBERS
+    stream_send_buffer: int = DEFAULT_STREAM_SEND_BUFFER
+    stream_keepalive_s: float = DEFAULT_STREAM_KEEPALIVE_S
 
 
 @dataclass(frozen=True)
