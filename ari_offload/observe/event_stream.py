@@ -192,10 +192,14 @@ class EventHub:
             self._sweep(now)
         return event
 
+    def subscribers(self, customer_id: str) -> int:
+        """The tenant's open subscriptions."""
+        tenant = self._tenants.get(customer_id)
+        return len(tenant.subscribers) if tenant is not None else 0
+
     def full(self, customer_id: str) -> bool:
         """The tenant has as many open subscriptions as allowed."""
-        tenant = self._tenants.get(customer_id)
-        return tenant is not None and len(tenant.subscribers) >= self.max_subscribers
+        return self.subscribers(customer_id) >= self.max_subscribers
 
     def subscribe(self, customer_id: str, last_event_id: str | None = None) -> Subscription:
         """A subscription to the tenant's events from now on, after the replay of those it
