@@ -68,6 +68,7 @@ class App:
     recorder: CallRecorder
     telephony: AriTelephony
     events: EventSender
+    stream: EventHub  # the tenants' live events, GET /v1.0/events
     _lost_task: asyncio.Task[None] | None = None
     _lost_timer: asyncio.TimerHandle | None = None
     _retention_task: asyncio.Task[None] | None = None
@@ -128,7 +129,7 @@ class App:
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(
             settings, store, models, metrics, service, runner, http, own_models, policy, recorder,
-            telephony, events,
+            telephony, events, hub,
         )  # fmt: skip
         events.start()  # events of calls that came in meanwhile were queued
         app._retention_task = asyncio.create_task(

@@ -86,13 +86,12 @@ DEFAULT_RETENTION_DAYS = 90  # ended calls (with transcripts and turns); 0 keeps
 # kept for resumption (Last-Event-ID): this many at most, none older than this.
 DEFAULT_STREAM_HISTORY = 1000
 DEFAULT_STREAM_HISTORY_S = 300.0
-# Events queued for one subscriber, beyond what its socket holds; past it, it is dropped.
+# A reader is dropped once this many events wait for it in the server, or once it is this many
+# bytes behind: queued here, or written to its socket and not acknowledged by its end (a reader
+# that reads keeps that near one round trip's worth: a few KB).
 DEFAULT_STREAM_BUFFER = 256
+DEFAULT_STREAM_BACKLOG_BYTES = 256 * 1024
 DEFAULT_STREAM_SUBSCRIBERS = 8  # open streams per tenant; more are refused (429)
-# A stream's socket send buffer and write buffer (bytes each): Linux lets a reader that never
-# reads pin up to 4 MB of kernel memory per socket; events need little (32 KB at a 100 ms
-# round trip carry 320 KB/s, far above any tenant's event rate).
-DEFAULT_STREAM_SEND_BUFFER = 32 * 1024
 DEFAULT_STREAM_KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from timing out
 
 
@@ -186,7 +185,7 @@ class ApiSettings:
     stream_history_s: float = DEFAULT_STREAM_HISTORY_S
     stream_buffer: int = DEFAULT_STREAM_BUFFER
     stream_subscribers: int = DEFAULT_STREAM_SUBSCRIBERS
-    stream_send_buffer: int = DEFAULT_STREAM_SEND_BUFFER
+    stream_backlog_bytes: int = DEFAULT_STREAM_BACKLOG_BYTES
     stream_keepalive_s: float = DEFAULT_STREAM_KEEPALIVE_S
 
 

@@ -8,9 +8,10 @@ from real calls are tests/integration/test_event_stream.py's).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -52,11 +53,12 @@ def _said(hub: EventHub, customer: str, call: str, *texts: str) -> list[StreamEv
     ]
 
 
-async def _collect(events: AsyncIterator[Event], count: int, into: list[Event]) -> None:
-    async for event in events:
-        into.append(event)
-        if len(into) == count:
-            return
+async def _collect(events: AsyncGenerator[Event, None], count: int, into: list[Event]) -> None:
+    async with contextlib.aclosing(events):  # stopping early closes the connection at once
+        async for event in events:
+            into.append(event)
+            if len(into) == count:
+                return
 
 
 async def _subscribed(hub: EventHub, customer: str, count: int) -> None:

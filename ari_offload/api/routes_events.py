@@ -14,15 +14,18 @@ the header, never in a URL); the SDK reads it with aiohttp (``sdk/events.py``).
 The stream: a ``retry:`` line, then one frame per event (``id: <id>``, ``event: <type>``,
 ``data: <the event as JSON>``; observe/event_stream.py has the shape, observe/live_events.py
 the types) and a ``: keepalive`` comment line whenever nothing was sent for
-``stream_keepalive_s``. A reader that falls behind by more than ``stream_buffer`` events
-(beyond the ``stream_send_buffer`` bytes its socket holds) is cut off; it may reconnect and
-resume from its last id.
+``stream_keepalive_s``. A reader that falls behind by more than ``stream_buffer`` events or
+``stream_backlog_bytes`` bytes (those its socket holds unacknowledged included) is cut off; it
+may reconnect and resume from its last id.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import fcntl
+import struct
+import termios
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -34,6 +37,8 @@ from ari_offload.schema import Param, Str
 
 RETRY_MS = 3000  # how long an EventSource waits before it reconnects
 STREAMS_RETRY_AFTER_S = 10
+# aiohttp does not tell a handler that its client left: the stream looks this often.
+CLOSED_POLL_S = 1.0
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-store",
@@ -68,25 +73,46 @@ async def _serve(ctx: Ctx, subscription: Subscription) -> web.StreamResponse:
         transport = request.transport
         if transport is None:
             return response  # the reader left already
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.stream_send_buffer)
-        transport.set_write_buffer_limits(high=settings.stream_send_buffer)
+        subscription.unacknowledged = _unacknowledged(transport)
         subscription.on_drop = transport.abort  # dropped: the connection ends at once
         await _send(request, response, f"retry: {RETRY_MS}\n\n".encode())
-        while True:
+        quiet_s = 0.0
+        while not transport.is_closing():  # the reader left: its place frees within a second
             try:
-                async with asyncio.timeout(settings.stream_keepalive_s):
+                async with asyncio.timeout(min(CLOSED_POLL_S, settings.stream_keepalive_s)):
                     event = await subscription.next()
             except TimeoutError:
-                await _send(request, response, b": keepalive\n\n")
+                quiet_s += min(CLOSED_POLL_S, settings.stream_keepalive_s)
+                if quiet_s >= settings.stream_keepalive_s:
+                    await _send(request, response, b": keepalive\n\n")
+                    quiet_s = 0.0
                 continue
             if event is None:
                 break  # dropped, or the server stops
             await _send(request, response, event.wire)
+            quiet_s = 0.0
     except ConnectionError:
         pass  # the reader left, or was dropped
     return response
+
+
+def _unacknowledged(transport: asyncio.Transport) -> Callable[[], int]:
+    """Bytes written to the reader and not acknowledged by its end: the transport's buffer,
+    and the socket's send queue (Linux's SIOCOUTQ: sent but not acknowledged, or unsent)."""
+    sock = transport.get_extra_info("socket")
+
+    def behind() -> int:
+        queued = transport.get_write_buffer_size()
+        fd = sock.fileno() if sock is not None else -1
+        if fd < 0:
+            return queued
+        try:
+            raw = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")
+        except OSError:  # not a TCP socket here (or not Linux): the transport's share only
+            return queued
+        return queued + int(struct.unpack("i", raw)[0])
+
+    return behind
 
 
 async def _send(request: web.Request, response: web.StreamResponse, data: bytes) -> None:

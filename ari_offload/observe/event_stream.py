@@ -3,7 +3,8 @@
 ``EventHub.publish`` is told each fact of a tenant's calls (observe/live_events.py tells it)
 and never waits: it numbers the event, keeps it in the tenant's history, and appends it to
 each of the tenant's subscriptions. A subscription's queue is bounded; one that is full is
-dropped there and then (its connection is cut, its queue freed), so a reader that stops
+dropped there and then (its connection is cut, its queue freed), and so is one that is too
+many bytes behind, counting what its socket holds unacknowledged: a reader that stops
 reading costs a bounded amount of memory and never slows the call that made the event.
 
 An event, as JSON (``StreamEvent.json``)::
@@ -92,16 +93,27 @@ def _event(
 class Subscription:
     """One reader's queue. ``next`` waits for its next event; None once closed or dropped."""
 
-    def __init__(self, hub: EventHub, customer_id: str, limit: int, backlog: list[StreamEvent]):
+    def __init__(
+        self,
+        hub: EventHub,
+        customer_id: str,
+        limits: tuple[int, int],
+        backlog: list[StreamEvent],
+    ) -> None:
         self.customer_id = customer_id
         self._hub = hub
         self._queue: deque[StreamEvent] = deque(backlog)
-        self._limit = max(limit, len(backlog))  # a replay may be longer than the live bound
+        self._queued_bytes = sum(len(e.wire) for e in backlog)
+        # (events, bytes): a replay may be longer than the live bounds, never longer than that
+        self._limit = max(limits[0], len(backlog))
+        self._max_bytes = max(limits[1], self._queued_bytes)
         self._wake = asyncio.Event()
         self.dropped = False
         self.closed = False
         # Called once if the subscription is dropped: the server cuts the connection there.
         self.on_drop: Callable[[], None] | None = None
+        # Bytes already written to the reader that it has not acknowledged (its socket's).
+        self.unacknowledged: Callable[[], int] = lambda: 0
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -112,7 +124,9 @@ class Subscription:
                 return None
             self._wake.clear()
             await self._wake.wait()
-        return self._queue.popleft()
+        event = self._queue.popleft()
+        self._queued_bytes -= len(event.wire)
+        return event
 
     def close(self) -> None:
         """The reader is gone (or the server stops): no more events."""
@@ -124,15 +138,18 @@ class Subscription:
     def push(self, event: StreamEvent) -> None:
         if self.closed:
             return
-        if len(self._queue) >= self._limit:
+        behind = self._queued_bytes + len(event.wire) + self.unacknowledged()
+        if len(self._queue) >= self._limit or behind > self._max_bytes:
             self._drop()
             return
         self._queue.append(event)
+        self._queued_bytes += len(event.wire)
         self._wake.set()
 
     def _drop(self) -> None:
         self.dropped = True
         self._queue.clear()
+        self._queued_bytes = 0
         self.close()
         if self.on_drop is not None:
             self.on_drop()
@@ -158,6 +175,7 @@ class EventHub:
         self.history_size = settings.stream_history
         self.history_s = settings.stream_history_s
         self.buffer = settings.stream_buffer
+        self.backlog_bytes = settings.stream_backlog_bytes
         self.max_subscribers = settings.stream_subscribers
         self.stream = secrets.token_hex(4)
         self._metrics = metrics
@@ -209,7 +227,8 @@ class EventHub:
         tenant = self._tenants.setdefault(customer_id, _Tenant())
         self._prune(tenant, self._clock())
         backlog = [] if last_event_id is None else self._replay(tenant, last_event_id)
-        subscription = Subscription(self, customer_id, self.buffer, backlog)
+        limits = (self.buffer, self.backlog_bytes)
+        subscription = Subscription(self, customer_id, limits, backlog)
         tenant.subscribers.add(subscription)
         self._count()
         return subscription
@@ -220,9 +239,10 @@ class EventHub:
             tenant.subscribers.discard(subscription)
             if subscription.dropped:
                 log.warning(
-                    "event stream: a reader of customer %s was dropped: %d events waiting "
-                    "for it (ARI_OFFLOAD_API_STREAM_BUFFER); it may reconnect and resume",
-                    subscription.customer_id, self.buffer,
+                    "event stream: a reader of customer %s was dropped: more than %d events "
+                    "or %d bytes behind (ARI_OFFLOAD_API_STREAM_BUFFER, _BACKLOG_BYTES); it "
+                    "may reconnect and resume", subscription.customer_id, self.buffer,
+                    self.backlog_bytes,
                 )  # fmt: skip
                 if self._metrics is not None:
                     self._metrics.stream_subscriber_dropped()

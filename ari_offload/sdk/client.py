@@ -10,7 +10,7 @@ Every non-2xx answer raises ``ApiError(status, code, message, field)``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -240,7 +240,7 @@ class Client:
             self._session = None
 
     def events(self, last_event_id: str | None = None, *, reconnect: bool = True
-               ) -> AsyncIterator[Event]:  # fmt: skip
+               ) -> AsyncGenerator[Event, None]:  # fmt: skip
         """Your calls' events as they happen, resumed after drops (``sdk/events.py``)."""
         return stream_events(self.base_url, self.accesskey, _error, last_event_id,
                              reconnect=reconnect)  # fmt: skip

@@ -14,15 +14,17 @@ A dropped connection is reopened by itself (1 s, then doubling up to 30 s betwee
 resuming after the last event yielded: nothing the server still holds is lost. A
 ``stream.reset`` event means more was missed than it held (it restarted, or the gap was too
 long): reload what you show with ``client.calls.list()``. ``last_event_id`` resumes from an
-earlier run's last ``event.id``. A refused key (401) or id (422) raises at once; anything else
-(the server away, 429 too many streams, 5xx) is retried unless ``reconnect=False``.
+earlier run's last ``event.id``. To stop early, leave the loop inside
+``contextlib.aclosing(client.events())``: the connection then closes at once. A refused key
+(401) or id (422) raises at once; anything else (the server away, 429 too many streams, 5xx)
+is retried unless ``reconnect=False``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,7 +100,7 @@ async def stream_events(
     *,
     reconnect: bool = True,
     read_timeout_s: float = READ_TIMEOUT_S,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """The events, for ever (see the module docstring); ``Client.events`` calls this."""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=read_timeout_s)
     retry_s = FIRST_RETRY_S

@@ -150,6 +150,21 @@ async def test_a_reader_that_falls_behind_is_dropped_and_costs_nothing_more() ->
     assert metrics.registry.get_sample_value("ari_offload_event_stream_subscribers") == 1
 
 
+async def test_a_reader_too_many_bytes_behind_is_dropped_its_socket_counted() -> None:
+    hub = hub_of(stream_backlog_bytes=2000)
+    reader = hub.subscribe("alice")
+    in_socket = [0]
+    reader.unacknowledged = lambda: in_socket[0]
+    (first,) = said(hub, "alice", 1)
+    assert await reader.next() == first  # written out: only its socket may hold it now
+    size = len(first.wire)  # the events here are all this long
+    in_socket[0] = 2000 - 2 * size + 1  # the reader's end acknowledges nothing more
+    said(hub, "alice", 1)
+    assert not reader.dropped  # its socket's bytes and one queued event: within 2000
+    said(hub, "alice", 1)
+    assert reader.dropped
+
+
 async def test_close_ends_every_reader_and_full_counts_open_ones() -> None:
     hub = hub_of(stream_subscribers=2)
     first, second = hub.subscribe("alice"), hub.subscribe("alice")
