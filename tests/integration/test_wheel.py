@@ -28,6 +28,8 @@ from tests.integration.test_cli import free_port
 from tests.mcp_support import EXPECTED_TOOLS, mcp_session, tool_result
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # the first test builds
+# The modules, the typing marker, and the console's files (served at /console).
+SHIPPED_SUFFIXES = {".py", ".typed", ".html", ".css", ".js", ".svg"}
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,11 @@ def test_the_wheel_and_sdist_hold_the_package_and_nothing_else(installed: Instal
     expected = {
         f"ari_offload/{p.relative_to(source).as_posix()}"
         for p in source.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix in {".py", ".typed"}
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix in SHIPPED_SUFFIXES
     }
 
-    assert shipped == expected  # every module and py.typed; no testbed/, tests/, bench/
+    assert shipped == expected  # every module, py.typed, the console; no testbed/, tests/...
+    assert "ari_offload/api/console/index.html" in shipped
     assert "ari_offload/ari/__init__.py" in shipped
     assert "ari_offload/py.typed" in shipped
 
@@ -161,6 +164,12 @@ async def test_installed_serve_answers_and_stops_on_sigterm(
             await _wait_for_api(http, base)
             async with http.get(f"{base}/v1.0/agents", params={"accesskey": "ak_wrong"}) as resp:
                 status, body = resp.status, await resp.json()
+            async with http.get(f"{base}/console") as resp:  # from the wheel's package data
+                console = (
+                    resp.status,
+                    resp.content_type,
+                    "script-src 'self'" in resp.headers.get("Content-Security-Policy", ""),
+                )
         assert "ari-offload" in await testbed.cli("ari show apps")
     finally:
         server.send_signal(signal.SIGTERM)
@@ -169,6 +178,7 @@ async def test_installed_serve_answers_and_stops_on_sigterm(
 
     assert status == 401
     assert body["error"]["code"] == "unauthorized"
+    assert console == (200, "text/html", True)
     assert server.returncode == 0, log
     assert "REST API on" in log
     assert not [line for line in log.splitlines() if " ERROR " in line], log

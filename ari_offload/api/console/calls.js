@@ -27,7 +27,7 @@ export function transcriptItem(line) {
     el('p', { class: 'said', text: line.text }),
     line.heard !== null && line.heard !== undefined
       ? el('p', { class: 'heard' },
-        el('span', { class: 'tag', text: 'Interrupted. Heard: ' }),
+        el('span', { class: 'tag', text: 'Cut short. Heard: ' }),
         line.heard || '(nothing)')
       : null);
 }
