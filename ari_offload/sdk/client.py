@@ -160,6 +160,7 @@ class Call:
     # Filled by ``calls.get`` only.
     transcript: tuple[TranscriptLine, ...] = ()
     turns: tuple[TurnLatency, ...] = ()
+    answered_by: Literal["human", "machine"] | None = None  # a flow's detect_machine verdict
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Call:
@@ -186,6 +187,7 @@ class Call:
                 )
                 for t in d.get("turns", ())
             ),
+            d.get("answered_by"),
         )
 
 
