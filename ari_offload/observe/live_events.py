@@ -22,12 +22,14 @@ Every hook only publishes (``EventHub.publish`` never waits).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ari_offload.ari.call import ActiveCall
+from ari_offload.errors import AriOffloadError
 from ari_offload.observe.event_stream import (
     CALL_ENDED,
     CALL_FAILED,
@@ -41,6 +43,8 @@ from ari_offload.observe.event_stream import (
 )
 from ari_offload.store.store import Store
 from ari_offload.voice.turns import TranscriptEntry, TurnTiming
+
+log = logging.getLogger("ari_offload.api")
 
 # The tenant of a call: the recorder's answer (None: no record, so no tenant to tell).
 CustomerOf = Callable[[str], str | None]
@@ -104,7 +108,11 @@ class LiveEvents:
         self._calls.pop(call.call_id, None)
 
     async def outbound_failed(self, call_id: str, reason: str) -> None:
-        record = await self._store.calls.get(call_id, customer_id=None)
+        try:
+            record = await self._store.calls.get(call_id, customer_id=None)
+        except AriOffloadError as exc:
+            log.warning("call %s: its failure is not streamed: %s", call_id, exc)
+            return
         if record is not None:  # placed through the API: a tenant's call
             self._hub.publish(record.customer_id, CALL_FAILED, call_id, {"reason": reason})
 

@@ -50,9 +50,13 @@ class Installed:
 
 
 def _run(*args: str | Path, cwd: Path) -> None:
+    # Without PYTHONPATH: a checkout on it (a worktree's, with the egg-info the build leaves
+    # there) reads as ari-offload already installed, and pip would skip the wheel.
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
     result = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=500, check=False
-    )
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=500,
+        check=False,
+    )  # fmt: skip
     assert result.returncode == 0, f"{args}:\n{result.stdout}\n{result.stderr}"
 
 
