@@ -29,6 +29,7 @@ from tests.integration.helpers import heard
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
 log = logging.getLogger(__name__)
+log.setLevel(logging.INFO)  # shown with --log-cli-level=INFO (the autouse fixture sets WARNING)
 
 LONG_REPLY = (
     "Let me tell you about all of our plans. The basic plan costs ten dollars a month. "
