@@ -95,7 +95,8 @@ async def test_a_cough_leaves_the_reply_playing_an_um_stops_it_and_it_resumes(
     question, cough, filler = result.caller
     playing = next(b for b in result.agent if b.start >= question.end)
     assert playing.start < cough.start < playing.end, "the cough came while the reply played"
-    cut = next(b for b in result.agent if b.start < filler.start <= b.end + 0.05)
+    cut = next((b for b in result.agent if b.start < filler.start <= b.end + 0.05), None)
+    assert cut is not None, "the reply was not playing when the caller said um"
     stopped_after = cut.end - filler.start
     assert stopped_after < 0.8, f"playback went on {stopped_after:.2f} s into the um"
     # one barge-in, the um's: the cough stopped nothing
