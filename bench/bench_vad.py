@@ -6,20 +6,20 @@ Method: each sentence is spoken by piper (the bundled joe voice) and by espeak-n
 before it and 16 s after it (past the 15 s cap), on a clean line (digital silence) and with
 white, pink and brown noise under the whole stream at --snr dB below the speech's active
 level (testbed/noise.py; seeds fixed per sentence), then sent through a G.711 mu-law round
-trip. Each stream is fed 20 ms frame by frame to the product's segmenter (default
-settings: 120 ms to start, 400 ms endpoint) with each engine's classifier. Per utterance:
-"endpoint" if the utterance holding the speech's end was ended by the silence rule, "cap"
-if by the 15 s cap, "none" if no speech was found at all; "late" is the time from the
-speech's true end (its last 20 ms frame at >= -45 dBFS before mixing) to the endpoint
-decision, what a caller waits before the turn ends; "false starts" counts SpeechStarted
-outside the speech (from 200 ms before it to its end), "splits" those inside it after the
-first (a pause longer than the endpoint, e.g. between espeak's sentences), "cut" the
-sentences whose utterances miss more than 100 ms at either end. Noise alone: 60 s of each
-noise at the level the sentences got, SpeechStarted per minute. CPU: thread CPU time in
-the classifier alone, per second of audio and per frame, and the slowest single frame (wall
-clock). --transcribe also runs whisper tiny.en on the utterance holding each sentence's end
-(the words found / the words said). piper varies from run to run (noise_scale); espeak-ng
-and the noise do not. Prints numbers; asserts nothing.
+trip. Each stream is fed 20 ms frame by frame to the product's segmenter (default settings:
+120 ms to start, 400 ms endpoint) with each engine's classifier. Per utterance: "endpoint"
+if the utterance holding the speech's end was ended by the silence rule, "cap" if by the 15
+s cap, "none" if no speech was found at all; "late" is the time from the speech's true end
+(its last 20 ms frame at >= -45 dBFS before mixing) to the endpoint decision, what a caller
+waits before the turn ends; "false starts" counts SpeechStarted outside the speech (from 200
+ms before it to its end), "splits" those inside it after the first (a pause longer than the
+endpoint, e.g. between espeak's sentences), "cut" the sentences whose utterances miss more
+than 100 ms at either end. Noise alone: 60 s of each noise at the level the sentences got,
+SpeechStarted per minute. CPU: thread CPU time in the classifier alone, per second of audio
+and per frame, and each frame's wall time (p50, p99, max: the max is whatever else ran on
+the machine then). --transcribe also runs whisper tiny.en on the utterance holding each
+sentence's end (the words found / the words said). piper varies from run to run
+(noise_scale); espeak-ng and the noise do not. Prints numbers; asserts nothing.
 """
 
 from __future__ import annotations
@@ -90,20 +90,18 @@ class Tally:
 
 
 class Timed:
-    """A classifier with its thread CPU time and slowest frame counted."""
+    """A classifier with its thread CPU time and each frame's wall time counted."""
 
     def __init__(self, classify: FrameClassifier) -> None:
         self.classify = classify
         self.cpu_s = 0.0
-        self.slowest_s = 0.0
-        self.frames = 0
+        self.wall_s: list[float] = []
 
     def __call__(self, frame: Pcm) -> bool:
         cpu, wall = time.thread_time(), time.perf_counter()
         voiced = self.classify(frame)
-        self.slowest_s = max(self.slowest_s, time.perf_counter() - wall)
+        self.wall_s.append(time.perf_counter() - wall)
         self.cpu_s += time.thread_time() - cpu
-        self.frames += 1
         return voiced
 
 
@@ -172,21 +170,20 @@ class Cpu:
 
     def __init__(self) -> None:
         self.cpu_s: dict[str, float] = collections.defaultdict(float)
-        self.slowest_s: dict[str, float] = collections.defaultdict(float)
-        self.frames: dict[str, int] = collections.defaultdict(int)
+        self.wall_s: dict[str, list[float]] = collections.defaultdict(list)
 
     def add(self, name: str, timed: Timed) -> None:
         self.cpu_s[name] += timed.cpu_s
-        self.slowest_s[name] = max(self.slowest_s[name], timed.slowest_s)
-        self.frames[name] += timed.frames
+        self.wall_s[name] += timed.wall_s
 
     def print(self) -> None:
-        print("classifier CPU (thread time), every stream above:")
+        print("classifier CPU (thread time) and wall time per 20 ms frame, every stream above:")
         for name, cpu_s in self.cpu_s.items():
-            per_frame = cpu_s / self.frames[name]
-            print(f"  {name:12s} {per_frame * 50_000:6.2f} ms per s of audio, "
-                  f"{per_frame * 1000:.3f} ms per 20 ms frame on average, "
-                  f"slowest frame {1000 * self.slowest_s[name]:.2f} ms (wall)")  # fmt: skip
+            wall = np.array(self.wall_s[name]) * 1000
+            per_frame = cpu_s / wall.size
+            print(f"  {name:12s} {per_frame * 50_000:6.2f} ms CPU per s of audio, "
+                  f"{per_frame * 1000:.3f} ms per frame; wall p50 {np.percentile(wall, 50):.3f}"
+                  f" p99 {np.percentile(wall, 99):.3f} max {wall.max():.2f} ms")  # fmt: skip
 
 
 def condition(

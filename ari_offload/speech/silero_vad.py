@@ -124,7 +124,8 @@ class SileroVad:
         self.threshold = threshold
         self._spares = spares
         self._make = make_model
-        self._lock = threading.Lock()
+        # Re-entrant: a garbage collection inside a locked block may give a model back.
+        self._lock = threading.RLock()
         self._free = [make_model(params.sample_rate) for _ in range(spares)]  # fails early
         self.window_samples = self._free[0].window_size_samples
         self.made = spares  # models made so far: the most calls at once, plus the spares
