@@ -286,3 +286,23 @@ def test_a_pooled_model_labels_a_new_call_as_a_fresh_one_would(speak: Speak) -> 
     assert isinstance(again, SileroClassifier)
     assert again._model is used
     np.testing.assert_allclose(probabilities(again), fresh, atol=1e-6)
+
+
+def test_a_failed_refill_is_logged_and_the_next_call_tries_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failures = [RuntimeError("out of memory")]
+
+    def make(rate: int) -> ScriptedModel:
+        if threading.current_thread().name.startswith("silero-load") and failures:
+            raise failures.pop()
+        return ScriptedModel(window_of(rate))
+
+    engine = SileroVad(VadParams(), 0.5, spares=1, make_model=make)
+    held = [engine.new_classifier()]
+    settle(engine)
+    assert "making a spare model failed" in caplog.text
+    assert engine.made == 1
+    held.append(engine.new_classifier())  # none spare: made here; and the refill runs again
+    settle(engine)
+    assert engine.made == 3
