@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.dtmf import EVENT_PT, dtmf_pcap
+from testbed.dtmf import EVENT_PT, dtmf_pcap, keys_seconds
 
 SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac.xml"
 AUTH_SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac_auth.xml"
@@ -67,7 +67,8 @@ class SippResult:
 class SippCall:
     """One caller: dial `service`, stream `audio` (raw 8 kHz G.711), hang up after `hangup_after_s`
     unless the far end hangs up first. `dtmf`: (seconds after the audio starts, keys) pressed
-    as RFC 4733 events (testbed.dtmf); the far end must not hang up before the last.
+    as RFC 4733 events (testbed.dtmf), the audio paused meanwhile (the call lasts that much
+    longer); the far end must not hang up before the last.
     `telephone_event`: offer RFC 4733 events (implied by `dtmf`) so keys sent to us arrive."""
 
     def __init__(
@@ -118,8 +119,13 @@ class SippCall:
         steps, before = [], 0.0
         for n, (at, keys) in enumerate(self.dtmf):
             pcap = dtmf_pcap(keys, self._dir / f"keys-{n}.pcap")
+            # The voice stream stops while the keys play (testbed.dtmf): `at` counts the
+            # caller's audio, which goes on after them where it stopped.
             steps.append(f'  <pause milliseconds="{int((at - before) * 1000)}"/>')
+            steps.append('  <nop><action><exec rtp_stream="pause"/></action></nop>')
             steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+            steps.append(f'  <pause milliseconds="{int(keys_seconds(keys) * 1000)}"/>')
+            steps.append('  <nop><action><exec rtp_stream="resume"/></action></nop>')
             before = at
         anchor = "  <!-- Either we hang up after -d ms"
         assert anchor in text
@@ -158,18 +164,28 @@ class SippCall:
 
 class SippAnswerer:
     """The far end of an outbound call (endpoint PJSIP/sipp-uas): answers one call, then
-    waits for the BYE."""
+    waits for the BYE. With ``audio`` (raw 8 kHz mu-law) it streams that once, from the
+    answer on: a voicemail greeting, or a person saying "Hello?"."""
 
-    def __init__(self) -> None:
+    def __init__(self, audio: Path | None = None) -> None:
         if shutil.which("sipp") is None:
             raise RuntimeError("sipp not found: run scripts/install-testbed (Debian sip-tester)")
+        self.audio = audio.resolve() if audio is not None else None
         self.media_port = free_port_block(4)
         self._dir = Path(tempfile.mkdtemp(prefix="aoff-sipp-uas-"))
         self._proc: asyncio.subprocess.Process | None = None
 
+    def _scenario(self) -> Path:
+        if self.audio is None:
+            return UAS_SCENARIO
+        stream = f'<nop><action><exec rtp_stream="{self.audio},1,0"/></action></nop>'
+        path = self._dir / "uas.xml"
+        path.write_text(UAS_SCENARIO.read_text().replace("<!-- @STREAM@ -->", stream))
+        return path
+
     async def start(self) -> None:
         args = [
-            "sipp", "-sf", str(UAS_SCENARIO), "-m", "1", "-i", "127.0.0.1",
+            "sipp", "-sf", str(self._scenario()), "-m", "1", "-i", "127.0.0.1",
             "-p", str(UAS_SIP_PORT), "-mp", str(self.media_port), "-nostdin", "-trace_err",
             "-error_file", str(self._dir / "errors.log"),
         ]  # fmt: skip
