@@ -10,8 +10,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ari_offload import policy
+from ari_offload.action_fields import DTMF_DIGITS, TRANSFER_TARGET
 from ari_offload.flows import model
 from ari_offload.flows.actions.base import MAX_TEXT_LENGTH
+from ari_offload.flows.actions.say_message import CALL_MESSAGE
 from ari_offload.schema import (
     ID,
     MAX_SPEAKING_RATE,
@@ -181,10 +183,15 @@ FLOW_CREATE = Obj(
 FLOW_UPDATE = Obj("FlowUpdate", {"name": FLOW_NAME, "actions": ACTIONS})
 CALL_CREATE = Obj(
     "CallCreate",
-    {"destination": DESTINATION, "flow_id": ID, "caller_id": CALLER_ID, "route": ROUTE},
+    {
+        "destination": DESTINATION, "flow_id": ID, "caller_id": CALLER_ID, "route": ROUTE,
+        "message": CALL_MESSAGE,
+    },
     required=("destination", "flow_id"),
-)
+)  # fmt: skip
 TALK = Obj("TalkRequest", {"text": SAY_TEXT}, required=("text",))
+DTMF = Obj("DtmfRequest", {"digits": DTMF_DIGITS}, required=("digits",))
+TRANSFER = Obj("TransferRequest", {"target": TRANSFER_TARGET}, required=("target",))
 
 # --- responses --------------------------------------------------------------------------------
 _STR = Str(10_000, any_text=True)
@@ -287,6 +294,7 @@ _CALL_FIELDS: dict[str, Spec] = {
     "answered_at": TIME_OR_NULL,
     "ended_at": TIME_OR_NULL,
     "hangup_reason": _STR_OR_NULL,
+    "message": _STR_OR_NULL,
 }
 CALL = Obj("Call", _CALL_FIELDS, required=tuple(_CALL_FIELDS))
 CALL_LIST = Obj("CallList", {"calls": Arr(CALL, 10_000)}, required=("calls",))
@@ -390,6 +398,7 @@ def call_json(c: Call) -> dict[str, Any]:
         "answered_at": _time(c.answered_at),
         "ended_at": _time(c.ended_at),
         "hangup_reason": c.hangup_reason,
+        "message": c.message,
     }
 
 

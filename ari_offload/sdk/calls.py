@@ -36,17 +36,22 @@ class Calls(Resource):
         *,
         caller_id: str | None = None,
         route: str | None = None,
+        message: str | None = None,
     ) -> Call:
         """Place an outbound call; the flow runs when it is answered.
 
         ``destination`` is a number (dialled on ``route``, or the operator's default route)
         or the name of an endpoint the operator allows; the operator's policy decides.
+        ``message``: what the flow's ``say_message`` action says on this call (one flow, a
+        different message per call).
         """
         body: dict[str, Any] = {"destination": destination, "flow_id": flow_id}
         if caller_id is not None:
             body["caller_id"] = caller_id
         if route is not None:
             body["route"] = route
+        if message is not None:  # sent only when set: a server before it refuses it
+            body["message"] = message
         return Call.from_json(await self._client.request("POST", "/calls", body))
 
     async def delete(self, call_id: str) -> None:
@@ -61,3 +66,15 @@ class Calls(Resource):
         return Call.from_json(
             await self._client.request("POST", f"/calls/{seg(call_id)}/talk", {"text": text})
         )
+
+    async def send_dtmf(self, call_id: str, digits: str) -> Call:
+        """Play DTMF ``digits`` (0-9 * # A-D; ``w`` waits half a second) to the far end of a
+        live call, e.g. an IVR's menu on an outbound call."""
+        path = f"/calls/{seg(call_id)}/dtmf"
+        return Call.from_json(await self._client.request("POST", path, {"digits": digits}))
+
+    async def transfer(self, call_id: str, target: str) -> Call:
+        """Hand the caller of a live call to ``target``, a transfer target the operator
+        named in the policy; what the flow was doing stops."""
+        path = f"/calls/{seg(call_id)}/transfer"
+        return Call.from_json(await self._client.request("POST", path, {"target": target}))

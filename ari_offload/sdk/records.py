@@ -131,6 +131,7 @@ class Call:
     # Filled by ``calls.get`` only.
     transcript: tuple[TranscriptLine, ...] = ()
     turns: tuple[TurnLatency, ...] = ()
+    message: str | None = None  # what it was placed with; older servers do not send it
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Call:
@@ -157,4 +158,5 @@ class Call:
                 )
                 for t in d.get("turns", ())
             ),
+            d.get("message"),
         )

@@ -104,6 +104,7 @@ class Call:
     answered_at: datetime | None
     ended_at: datetime | None
     hangup_reason: str | None
+    message: str | None = None  # placed with it, for the flow's say_message
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,8 @@ calls = Table(
     Column("answered_at", UtcDateTime),
     Column("ended_at", UtcDateTime),
     Column("hangup_reason", varchar(200)),
+    # What the call was placed with for its flow's say_message (POST /calls "message").
+    Column("message", Text),
     CheckConstraint("direction IN ('in', 'out')", name="ck_calls_direction"),
     CheckConstraint("status IN ('ringing', 'active', 'ended', 'failed')", name="ck_calls_status"),
     Index("ix_calls_customer_started", "customer_id", "started_at"),
@@ -264,6 +266,10 @@ def _v5_agent_rate(conn: Connection) -> None:
     _add_missing_column(conn, agents, "speaking_rate")
 
 
+def _v6_call_message(conn: Connection) -> None:
+    _add_missing_column(conn, calls, "message")
+
+
 # Kept outside ``metadata`` so that migration 1 can create exactly the tables above.
 _version_metadata = MetaData()
 schema_version = Table(
@@ -285,6 +291,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v2_operator,
     _v3_agent_events,
     _v5_agent_rate,
+    _v6_call_message,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

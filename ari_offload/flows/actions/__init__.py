@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ari_offload.flows.actions import ai_talk, hangup, pause, send_dtmf, talk, transfer
+from ari_offload.flows.actions import (
+    ai_talk,
+    hangup,
+    pause,
+    say_message,
+    send_dtmf,
+    talk,
+    transfer,
+)
 from ari_offload.flows.actions.ai_talk import AiTalk
 from ari_offload.flows.actions.base import Action, ActionKind
 from ari_offload.flows.actions.hangup import Hangup
 from ari_offload.flows.actions.pause import Pause
+from ari_offload.flows.actions.say_message import SayMessage
 from ari_offload.flows.actions.send_dtmf import SendDtmf
 from ari_offload.flows.actions.talk import Talk
 from ari_offload.flows.actions.transfer import Transfer
@@ -24,6 +33,7 @@ _BUILTIN: tuple[ActionKind[Any], ...] = (
     hangup.KIND,
     transfer.KIND,
     send_dtmf.KIND,
+    say_message.KIND,
 )
 # In the order they are documented (JSON Schema oneOf, error messages, MCP text).
 KINDS: dict[str, ActionKind[Any]] = {kind.type: kind for kind in _BUILTIN}
@@ -52,6 +62,7 @@ __all__ = [
     "AiTalk",
     "Hangup",
     "Pause",
+    "SayMessage",
     "SendDtmf",
     "Talk",
     "Transfer",
