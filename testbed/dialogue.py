@@ -57,6 +57,7 @@ class DialogueResult:
     caller: list[Burst]  # what the caller said, as seen on the wire
     agent: list[Burst]  # what the caller heard (agent speech), split into replies
     packets: list[CapturedPacket]
+    received: list[CapturedPacket] = field(default_factory=list)  # to the caller (keys too)
 
     def latencies(self) -> list[float | None]:
         """Per caller utterance: seconds from its end to the next agent speech, or None if
@@ -117,15 +118,16 @@ async def run_dialogue(
     decode = codec_for(codec).decode
     caller = bursts(capture.sent(), decode, gap_s=0.3)
     agent = bursts(capture.received(), decode, gap_s=REPLY_GAP_S)
-    return DialogueResult(result, caller, agent, packets)
+    return DialogueResult(result, caller, agent, packets, capture.received())
 
 
 def bursts(
     packets: list[CapturedPacket], decode: Callable[[bytes], np.ndarray], gap_s: float
 ) -> list[Burst]:
     """Group speech packets into bursts split by more than `gap_s` of non-speech; a burst
-    keeps the quiet packets inside it (pauses between words and sentences)."""
-    ordered = sorted(packets, key=lambda p: p.time)
+    keeps the quiet packets inside it (pauses between words and sentences). RFC 4733 key
+    events are no audio (decoded as G.711, their 4 bytes would be loud "speech")."""
+    ordered = sorted((p for p in packets if not is_key_event(p)), key=lambda p: p.time)
     pcms = [decode(p.packet.payload) for p in ordered]
     speech = [i for i, pcm in enumerate(pcms) if _dbfs(pcm) >= SPEECH_DBFS]
     groups: list[list[int]] = []
@@ -144,6 +146,23 @@ def bursts(
         pcm = np.concatenate(pcms[g[0] : end])
         out.append(Burst(ordered[g[0]].time, ordered[g[-1]].time + 0.02, pcm))
     return out
+
+
+def is_key_event(captured: CapturedPacket) -> bool:
+    """An RFC 4733 event: a dynamic payload type carrying 4 bytes (no audio frame is)."""
+    return captured.packet.payload_type >= 96 and len(captured.packet.payload) == 4
+
+
+def speech_seconds(pcm: np.ndarray) -> float:
+    """How long ``pcm`` (8 kHz) is speech by the wire's rule, as a Burst would measure it:
+    from its first 20 ms frame at >= SPEECH_DBFS to the end of its last."""
+    frame = SAMPLE_RATE // 50
+    loud = [
+        i
+        for i in range(len(pcm) // frame)
+        if _dbfs(pcm[i * frame : (i + 1) * frame]) >= SPEECH_DBFS
+    ]
+    return (loud[-1] - loud[0] + 1) * frame / SAMPLE_RATE if loud else 0.0
 
 
 def _dbfs(pcm: np.ndarray) -> float:

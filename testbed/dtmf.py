@@ -5,6 +5,10 @@ SIPp 3.6's own ``play_dtmf`` sends malformed events (payload type 97, event 0, d
 seen on the wire), so the test caller plays a pcap instead, as SIPp's shipped
 ``dtmf_2833_N.pcap`` files do; those have only the digits 0-9, and a test needs ``#`` too.
 SIPp takes the RTP from the pcap's UDP payloads and their timing from its timestamps.
+
+While keys play, the caller's voice stream is paused, as a phone's is: Asterisk ends an event
+when a voice packet comes in the middle of it, so a key played over a running voice stream
+is heard as one key per event packet (seen: "1" seven times for one press).
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ GAP_MS = 100  # between keys
 WAIT_MS = 500  # "w" in a digit string, as Asterisk's
 _PACKET_MS = 20
 _END_REPEATS = 3  # the end packet is sent three times (RFC 4733 2.5.1.4)
+
+
+def keys_seconds(digits: str) -> float:
+    """How long pressing ``digits`` takes (its pcap's length, "w" waits included)."""
+    pressed = sum(1 for key in digits if key != "w")
+    return (pressed * (KEY_MS + GAP_MS) + digits.count("w") * WAIT_MS) / 1000
 
 
 def dtmf_pcap(digits: str, path: Path) -> Path:

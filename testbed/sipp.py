@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.dtmf import EVENT_PT, dtmf_pcap
+from testbed.dtmf import EVENT_PT, dtmf_pcap, keys_seconds
 
 SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac.xml"
 AUTH_SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac_auth.xml"
@@ -67,7 +67,8 @@ class SippResult:
 class SippCall:
     """One caller: dial `service`, stream `audio` (raw 8 kHz G.711), hang up after `hangup_after_s`
     unless the far end hangs up first. `dtmf`: (seconds after the audio starts, keys) pressed
-    as RFC 4733 events (testbed.dtmf); the far end must not hang up before the last.
+    as RFC 4733 events (testbed.dtmf), the audio paused meanwhile (the call lasts that much
+    longer); the far end must not hang up before the last.
     `telephone_event`: offer RFC 4733 events (implied by `dtmf`) so keys sent to us arrive."""
 
     def __init__(
@@ -118,8 +119,13 @@ class SippCall:
         steps, before = [], 0.0
         for n, (at, keys) in enumerate(self.dtmf):
             pcap = dtmf_pcap(keys, self._dir / f"keys-{n}.pcap")
+            # The voice stream stops while the keys play (testbed.dtmf): `at` counts the
+            # caller's audio, which goes on after them where it stopped.
             steps.append(f'  <pause milliseconds="{int((at - before) * 1000)}"/>')
+            steps.append('  <nop><action><exec rtp_stream="pause"/></action></nop>')
             steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+            steps.append(f'  <pause milliseconds="{int(keys_seconds(keys) * 1000)}"/>')
+            steps.append('  <nop><action><exec rtp_stream="resume"/></action></nop>')
             before = at
         anchor = "  <!-- Either we hang up after -d ms"
         assert anchor in text

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from werkzeug.serving import make_server
 
-from ari_offload.agent import aiohttp_handler, flask_view
+from ari_offload.agent import Collect, Transfer, aiohttp_handler, flask_view
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookReply, WebhookRequest, sign
 from ari_offload.errors import WebhookStatusError
@@ -196,6 +196,33 @@ def test_the_docs_show_the_examples_exactly() -> None:
     assert sorted(path for path, _ in shown) == [
         "docs/examples/aiohttp_agent.py",
         "docs/examples/flask_agent.py",
+        "docs/examples/keys_agent.py",
     ]
     for path, code in shown:
         assert code == (ROOT / path).read_text(), f"docs/webhook.md shows an old {path}"
+
+
+async def test_the_keys_example_asks_for_a_pin_then_transfers(
+    serve: Serve,  # noqa: F811
+    client: WebhookClient,
+) -> None:
+    """docs/examples/keys_agent.py, served, as ari-offload's own client reads its replies."""
+    base = await serve(_example("keys_agent").make_app(SECRET))
+    url = f"{base}/ai-webhook"
+    ask_pin = Collect(max_digits=4, terminator="#", timeout_s=10)
+
+    said = await client.ask(url, REQUEST, SECRET)
+    assert said == WebhookReply("Please enter your PIN, then press hash.", actions=(ask_pin,))
+
+    def keys(turn: int, digits: str, ended_by: str | None) -> WebhookRequest:
+        return WebhookRequest("call-1", "agent-1", "", turn, None, type="dtmf", digits=digits,
+                              ended_by=ended_by)  # fmt: skip
+
+    wrong = await client.ask(url, keys(2, "9999", "terminator"), SECRET)
+    assert wrong.actions == (ask_pin,)
+    silent = await client.ask(url, keys(3, "", "timeout"), SECRET)
+    assert silent.text.startswith("I did not get any keys")
+    right = await client.ask(url, keys(4, "1234", "max_digits"), SECRET)
+    assert right == WebhookReply("Thank you. Putting you through.", actions=(Transfer("desk"),))
+    unasked = await client.ask(url, keys(5, "7", None), SECRET)
+    assert unasked == WebhookReply("You pressed 7.")

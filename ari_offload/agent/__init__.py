@@ -7,6 +7,7 @@ The sample agent lives in ``ari_offload.agent.sample`` and is imported on its ow
 
 from ari_offload.agent.adapters import aiohttp_handler, flask_view
 from ari_offload.agent.contract import WebhookReply, WebhookRequest
+from ari_offload.agent.reply_actions import Collect, Hangup, SendDtmf, Transfer
 from ari_offload.agent.server import (
     NDJSON_CONTENT_TYPE,
     NdjsonStream,
@@ -18,8 +19,12 @@ from ari_offload.agent.server import (
 
 __all__ = [
     "NDJSON_CONTENT_TYPE",
+    "Collect",
+    "Hangup",
     "NdjsonStream",
     "Refusal",
+    "SendDtmf",
+    "Transfer",
     "WebhookReply",
     "WebhookRequest",
     "aiohttp_handler",

@@ -19,7 +19,7 @@ once and not with them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 from ari_offload.action_fields import DTMF_DIGITS, TRANSFER_TARGET
@@ -165,6 +165,12 @@ def split_hangup(
             " would leave before it runs)"
         )
     return actions, hangup
+
+
+def action_json(action: ReplyAction) -> dict[str, object]:
+    """``action`` as a reply carries it: ``{"type": ..., fields}`` (what ``parse_reply_actions``
+    reads back to the same action)."""
+    return {"type": action.type, **asdict(action)}
 
 
 def describe(action: ReplyAction) -> str:

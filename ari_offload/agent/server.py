@@ -35,6 +35,7 @@ from ari_offload.agent.contract import (
     parse_request,
     signature_failure,
 )
+from ari_offload.agent.reply_actions import ReplyAction, action_json
 from ari_offload.errors import WebhookBadReply
 
 JSON_CONTENT_TYPE = "application/json"
@@ -42,7 +43,9 @@ NDJSON_CONTENT_TYPE = "application/x-ndjson"
 
 # A streamed piece: more text, or a WebhookReply (its text, and hangup once it is known).
 Chunk = str | WebhookReply
-Actions = Sequence[Mapping[str, Any]]
+# A reply action: an agent.reply_actions object, or its JSON object (passed as given).
+Action = ReplyAction | Mapping[str, Any]
+Actions = Sequence[Action]
 
 
 @dataclass(frozen=True)
@@ -101,16 +104,22 @@ def check_secret(secret: str | None) -> None:
 
 def reply(text: str, hangup: bool = False, *, actions: Actions | None = None) -> bytes:
     """A whole reply as JSON bytes (``application/json``). ``ValueError`` for a reply
-    ari-offload would refuse (empty text without hangup, too long), so the agent's own log
-    says what is wrong. ``actions`` are sent as given."""
+    ari-offload would refuse (empty text with neither hangup nor actions, too long), so the
+    agent's own log says what is wrong. ``actions``: objects (``Collect(...)``) or JSON
+    objects, sent as given."""
     try:
-        check_reply(text, hangup)
+        # Only whether there are actions is checked here: what they say is ari-offload's.
+        check_reply(text, hangup or bool(actions))
     except WebhookBadReply as exc:
         raise ValueError(str(exc)) from None
     data: dict[str, Any] = {"text": text, "hangup": hangup}
     if actions is not None:
-        data["actions"] = list(actions)
+        data["actions"] = _actions_json(actions)
     return _dumps(data)
+
+
+def _actions_json(actions: Actions) -> list[Mapping[str, Any]]:
+    return [a if isinstance(a, Mapping) else action_json(a) for a in actions]
 
 
 def reply_body(answer: object) -> bytes:
@@ -119,7 +128,7 @@ def reply_body(answer: object) -> bytes:
     if isinstance(answer, bytes):
         return answer
     if isinstance(answer, WebhookReply):
-        return reply(answer.text, answer.hangup)
+        return reply(answer.text, answer.hangup, actions=answer.actions or None)
     if isinstance(answer, str):
         return reply(answer)
     raise TypeError(
@@ -149,7 +158,7 @@ class NdjsonStream:
         if hangup:
             self._final["hangup"] = True
         if actions is not None:
-            self._final["actions"] = list(actions)
+            self._final["actions"] = _actions_json(actions)
 
     @property
     def is_async(self) -> bool:
@@ -231,6 +240,8 @@ def _chunk_line(chunk: object) -> bytes | None:
         data = {"text": chunk.text}
         if chunk.hangup:
             data["hangup"] = True
+        if chunk.actions:
+            data["actions"] = _actions_json(chunk.actions)
     elif isinstance(chunk, str):
         if not chunk:
             return None  # nothing to say; an empty line would only cost a parse

@@ -5,7 +5,9 @@ go to the agent together as one turn (``Keys`` with ``ended_by`` None), unless t
 asked to ``collect`` them: then they are the collection's first keys. A collection ends on
 its terminator (left out of the digits), at ``max_digits``, or after ``timeout_s`` without a
 key (counted from the start, then from each key); its ``Keys`` say which. Words instead of
-keys cancel it: the utterance is the turn.
+keys cancel it: the utterance is the turn. A caller who types a whole PIN and then its
+terminator ("1234#" for four digits and ``#``) ended the collection at the fourth key: the
+terminator right after it (within the collection's timeout) is swallowed, not a new turn.
 """
 
 from __future__ import annotations
@@ -31,10 +33,18 @@ class Keypad:
         self._collect: Collect | None = None
         self._digits = ""
         self.deadline: float | None = None  # a collection times out then (the shell's clock)
+        # the terminator of a collection that ended full, and until when it is swallowed
+        self._trailing: tuple[str, float] | None = None
 
     @property
     def collecting(self) -> bool:
         return self._collect is not None
+
+    def swallows(self, key: str, now: float) -> bool:
+        """True for the terminator pressed right after a collection ended full: it belongs
+        to the input just taken. Any key ends the chance."""
+        trailing, self._trailing = self._trailing, None
+        return trailing is not None and key == trailing[0] and now <= trailing[1]
 
     def hold(self, key: str, now: float) -> None:
         self._held += key
@@ -65,6 +75,8 @@ class Keypad:
             return self._end("terminator", now)
         self._digits += key
         if len(self._digits) >= collect.max_digits:
+            if collect.terminator is not None:
+                self._trailing = (collect.terminator, now + collect.timeout_s)
             return self._end("max_digits", now)
         self.deadline = now + collect.timeout_s
         return None

@@ -214,6 +214,8 @@ class TurnTaker:
         """A key the caller pressed: it stops the reply playing, and goes to the agent as
         a turn: now if the caller has the floor, else once the turn is done (``turn_done``)
         or into the collection the reply asked for (``collect``)."""
+        if self.keypad.swallows(key, now):
+            return []  # the terminator of the input just taken: not a key of its own
         actions: list[Action] = []
         reply = self._reply
         if reply is not None and reply.cut_at is None:

@@ -18,9 +18,10 @@ from ari_offload.agent.contract import (
     TIMESTAMP_HEADER,
     WebhookReply,
     WebhookRequest,
+    parse_reply,
     sign,
 )
-from ari_offload.agent.reply_actions import SendDtmf
+from ari_offload.agent.reply_actions import Collect, SendDtmf, Transfer
 from ari_offload.agent.reply_stream import BodyFormat, ReplyPiece, ReplyStreamParser
 from ari_offload.agent.server import as_stream, reply_body
 
@@ -148,6 +149,28 @@ def test_reply_passes_actions_through_unchecked() -> None:
         {"type": "anything", "n": 1},
     ]
     assert json.loads(reply("One moment.", actions=actions))["actions"] == actions
+
+
+def test_a_webhook_replys_actions_reach_ari_offload_whole_and_streamed() -> None:
+    """The callback's WebhookReply with actions: ari-offload's own parsers read back the very
+    reply (the actions were dropped on the way before)."""
+    answer = WebhookReply("Your PIN, then hash.", actions=(Collect(4, "#", 20),))
+    body = reply_body(answer)
+    assert json.loads(body)["actions"] == [
+        {"type": "collect", "max_digits": 4, "terminator": "#", "timeout_s": 20}
+    ]
+    assert parse_reply(body) == answer
+    lines = list(stream_ndjson(["One moment. ", WebhookReply("Putting you through.",
+                                actions=(Transfer("sales"),))]))  # fmt: skip
+    assert _parsed(lines)[1].actions == (Transfer("sales"),)
+
+
+def test_a_reply_may_be_actions_only() -> None:
+    body = reply("", actions=[SendDtmf("1w2")])
+    assert json.loads(body) == {
+        "text": "", "hangup": False, "actions": [{"type": "send_dtmf", "digits": "1w2"}],
+    }  # fmt: skip
+    assert parse_reply(body) == WebhookReply("", actions=(SendDtmf("1w2"),))
 
 
 @pytest.mark.parametrize(
