@@ -105,6 +105,7 @@ class App:
         flow_ctx = FlowContext(
             settings, models, webhook, _agents(store),
             ConversationObservers(recorder, call_events), policy, call_events.agent_joined,
+            recorder.answered_by,
             find_message=_messages(store),
         )  # fmt: skip
         flows = _StoreFlows(store, flow_ctx, policy)
@@ -228,7 +229,7 @@ def _agents(store: Store) -> AgentLookup:
             return None
         return AgentBinding(
             agent.id, agent.webhook, agent.secret or None, agent.voice, agent.language,
-            agent.events_url, agent.speaking_rate,
+            agent.events_url, agent.speaking_rate, agent.llm,
         )  # fmt: skip
 
     return find

@@ -50,7 +50,7 @@ class Agent:
     id: str
     name: str
     detail: str
-    webhook: str
+    webhook: str | None  # None: an agent of kind "llm"
     has_secret: bool
     voice: str | None
     language: str | None
@@ -58,6 +58,14 @@ class Agent:
     updated_at: datetime | None
     events_url: str | None = None  # last: older servers do not send it
     speaking_rate: float | None = None  # times the voice's pace; older servers do not send it
+    # The LLM agent kind (older servers send none of these): its endpoint, model and knobs.
+    kind: str = "webhook"
+    base_url: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    has_api_key: bool = False
+    temperature: float | None = None
+    max_tokens: int | None = None
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Agent:
@@ -73,7 +81,13 @@ class Agent:
             _time(d["updated_at"]),
             d.get("events_url"),
             d.get("speaking_rate"),
+            **{k: d[k] for k in _LLM_AGENT_FIELDS if k in d},
         )
+
+
+_LLM_AGENT_FIELDS = (
+    "kind", "base_url", "model", "system_prompt", "has_api_key", "temperature", "max_tokens"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,7 @@ class Call:
     # Filled by ``calls.get`` only.
     transcript: tuple[TranscriptLine, ...] = ()
     turns: tuple[TurnLatency, ...] = ()
+    answered_by: Literal["human", "machine"] | None = None  # a flow's detect_machine verdict
     message: str | None = None  # what it was placed with; older servers do not send it
 
     @classmethod
@@ -158,5 +173,6 @@ class Call:
                 )
                 for t in d.get("turns", ())
             ),
+            d.get("answered_by"),
             d.get("message"),
         )

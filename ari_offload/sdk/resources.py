@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from ari_offload.flows.actions import Action
@@ -35,27 +35,47 @@ class Agents(Resource):
         self,
         name: str,
         *,
-        webhook: str,
+        webhook: str | None = None,
         detail: str = "",
         secret: str | None = None,
         voice: str | None = None,
         language: str | None = None,
         events_url: str | None = None,
         speaking_rate: float | None = None,
+        kind: Literal["webhook", "llm"] = "webhook",
+        base_url: str | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        api_key: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> Agent:
         """``events_url``: where call events are POSTed (the README's agent contract);
-        ``speaking_rate``: times the voice's normal pace (``voices()`` gives the range)."""
+        ``speaking_rate``: times the voice's normal pace (``voices()`` gives the range).
+
+        ``kind="llm"``: no webhook; each turn goes to an OpenAI-compatible endpoint, given as
+        ``base_url``, ``model`` and optionally ``system_prompt``, ``api_key``,
+        ``temperature``, ``max_tokens`` (docs/llm-agent.md)."""
         body: dict[str, Any] = {
             "name": name,
             "detail": detail,
-            "webhook": webhook,
             "secret": secret,
             "voice": voice,
             "language": language,
             "events_url": events_url,
         }
-        if speaking_rate is not None:  # sent only when set: a server before it refuses it
+        # Each sent only when set: a server from before it refuses it.
+        if webhook is not None:
+            body["webhook"] = webhook
+        if speaking_rate is not None:
             body["speaking_rate"] = speaking_rate
+        if kind != "webhook":
+            body["kind"] = kind
+        llm = dict(
+            base_url=base_url, model=model, system_prompt=system_prompt, api_key=api_key,
+            temperature=temperature, max_tokens=max_tokens,
+        )  # fmt: skip
+        body.update((k, v) for k, v in llm.items() if v is not None)
         return Agent.from_json(await self._client.request("POST", "/agents", body))
 
     async def list(self) -> list[Agent]:
@@ -82,12 +102,20 @@ class Agents(Resource):
         language: str | None = UNSET,
         events_url: str | None = UNSET,
         speaking_rate: float | None = UNSET,
+        base_url: str = UNSET,
+        model: str = UNSET,
+        system_prompt: str = UNSET,
+        api_key: str | None = UNSET,
+        temperature: float | None = UNSET,
+        max_tokens: int | None = UNSET,
     ) -> Agent:
-        """Change only the fields given; None clears secret, voice, speaking_rate, language or
-        events_url."""
+        """Change only the fields given; None clears secret, voice, speaking_rate, language,
+        events_url, and an llm agent's api_key, temperature or max_tokens."""
         body = given(
             name=name, detail=detail, webhook=webhook, secret=secret, voice=voice,
             language=language, events_url=events_url, speaking_rate=speaking_rate,
+            base_url=base_url, model=model, system_prompt=system_prompt, api_key=api_key,
+            temperature=temperature, max_tokens=max_tokens,
         )  # fmt: skip
         path = f"/agents/{seg(agent_id)}"
         return Agent.from_json(await self._client.request("PATCH", path, body))

@@ -37,6 +37,7 @@ MAX_PARTY, MAX_REASON, MAX_WEBHOOK_ERROR = 200, 200, 500
 # The measurements of a turn; every one but webhook_error is a number of milliseconds.
 _TURN_VALUES = tuple(f.name for f in STORED_FIELDS)
 _FINAL = [CallStatus.ENDED.value, CallStatus.FAILED.value]
+ANSWERED_BY = ("human", "machine")
 _ORDER = {CallStatus.RINGING: 0, CallStatus.ACTIVE: 1, CallStatus.ENDED: 2, CallStatus.FAILED: 2}
 
 
@@ -167,6 +168,15 @@ class Calls(Repo):
             )
         log.debug("call %s: %s", call_id, status)
         return _call(row)
+
+    async def set_answered_by(self, call_id: str, answered_by: str) -> None:
+        """Who answered an outbound call: "human" or "machine" (flows' detect_machine)."""
+        if answered_by not in ANSWERED_BY:
+            raise ValueError(f"answered_by must be one of {ANSWERED_BY}, not {answered_by!r}")
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.calls).where(t.calls.c.id == call_id).values(answered_by=answered_by)
+            )
 
     async def set_channel(self, call_id: str, channel_id: str) -> None:
         async with self._tx() as conn:
@@ -354,5 +364,6 @@ def _call(row: Any) -> Call:
         answered_at=row["answered_at"],
         ended_at=row["ended_at"],
         hangup_reason=row["hangup_reason"],
+        answered_by=row["answered_by"],
         message=row["message"],
     )

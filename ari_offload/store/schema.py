@@ -114,6 +114,15 @@ agents = Table(
     Column("language", varchar(16)),
     Column("events_url", varchar(2048)),  # added by migration 3
     Column("speaking_rate", Float),  # added by migration _v5_agent_rate
+    # Added by migration _v7_llm_agents. kind: "webhook" or "llm"; NULL: "webhook" (a row a
+    # node of an older version wrote during a rolling upgrade). An llm agent's webhook is "".
+    Column("kind", varchar(16)),
+    Column("base_url", varchar(2048)),
+    Column("model", varchar(200)),
+    Column("system_prompt", Text),
+    Column("api_key", varchar(512)),  # a secret, like ``secret``: never returned by the API
+    Column("temperature", Float),
+    Column("max_tokens", Integer),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("customer_id", "name", name="uq_agents_customer_name"),
@@ -149,7 +158,11 @@ calls = Table(
     Column("answered_at", UtcDateTime),
     Column("ended_at", UtcDateTime),
     Column("hangup_reason", varchar(200)),
-    # What the call was placed with for its flow's say_message (POST /calls "message").
+    # "human" or "machine": answering-machine detection's verdict (flows' detect_machine);
+    # added by migration _v6_answered_by
+    Column("answered_by", varchar(8)),
+    # What the call was placed with, for its flow's say_message (POST /calls "message");
+    # added by migration _v8_call_message
     Column("message", Text),
     CheckConstraint("direction IN ('in', 'out')", name="ck_calls_direction"),
     CheckConstraint("status IN ('ringing', 'active', 'ended', 'failed')", name="ck_calls_status"),
@@ -266,7 +279,21 @@ def _v5_agent_rate(conn: Connection) -> None:
     _add_missing_column(conn, agents, "speaking_rate")
 
 
-def _v6_call_message(conn: Connection) -> None:
+def _v6_answered_by(conn: Connection) -> None:
+    _add_missing_column(conn, calls, "answered_by")
+
+
+LLM_AGENT_COLUMNS = (
+    "kind", "base_url", "model", "system_prompt", "api_key", "temperature", "max_tokens"
+)  # fmt: skip
+
+
+def _v7_llm_agents(conn: Connection) -> None:
+    for name in LLM_AGENT_COLUMNS:
+        _add_missing_column(conn, agents, name)
+
+
+def _v8_call_message(conn: Connection) -> None:
     _add_missing_column(conn, calls, "message")
 
 
@@ -291,7 +318,9 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v2_operator,
     _v3_agent_events,
     _v5_agent_rate,
-    _v6_call_message,
+    _v6_answered_by,
+    _v7_llm_agents,
+    _v8_call_message,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

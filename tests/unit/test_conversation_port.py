@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from ari_offload.agent.contract import WebhookRequest
+from ari_offload.agent.llm_chat import LlmConfig
 from ari_offload.agent.reply_stream import ReplyPiece
 from ari_offload.audio import FRAME_SAMPLES, Pcm
 from ari_offload.speech.stt import SttRunner, Transcript
@@ -140,8 +141,9 @@ class StoreLike:
 
 class Rig:
     def __init__(
-        self, hold: bool = False, engine: Any = None, agent: Any = None, turns_before: int = 0
-    ) -> None:
+        self, hold: bool = False, engine: Any = None, agent: Any = None, turns_before: int = 0,
+        llm: LlmConfig | None = None,
+    ) -> None:  # fmt: skip
         self.port = FakeMediaPort(hold=hold)
         self.agent = EchoAgent()
         self.stt = SttRunner(engine or LoudnessWhisper(), workers=1)
@@ -163,8 +165,8 @@ class Rig:
         self.conversation = Conversation(
             cast(Any, self.call), cast(Any, models), cast(Any, agent or self.agent),
             AgentBinding(
-                "agent-1", "http://agent.invalid/", voice="slow", language="en-GB",
-                speaking_rate=1.5,
+                "agent-1", None if llm else "http://agent.invalid/", voice="slow",
+                language="en-GB", speaking_rate=1.5, llm=llm,
             ),
             cast(Any, SimpleNamespace(barge_in_min_speech_ms=300)),
             cast(Any, SimpleNamespace(fallback_text="Sorry.")),
@@ -191,7 +193,8 @@ async def test_welcome_then_a_turn_over_the_port() -> None:
         await until(lambda: len(rig.conversation.transcript) == 1)
         assert rig.port.heard_samples() == 4 * WORD_SAMPLES, "the welcome was played whole"
         rig.port.say(utterance(1000))
-        await until(lambda: len(rig.conversation.transcript) == 3)
+        # The reply is on record at its first audio; its end (played whole) comes later.
+        await until(lambda: len(rig.conversation.transcript) == 3 and rig.states[-1] == "listening")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

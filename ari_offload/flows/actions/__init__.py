@@ -10,6 +10,7 @@ from typing import Any
 
 from ari_offload.flows.actions import (
     ai_talk,
+    detect_machine,
     hangup,
     pause,
     say_message,
@@ -19,6 +20,7 @@ from ari_offload.flows.actions import (
 )
 from ari_offload.flows.actions.ai_talk import AiTalk
 from ari_offload.flows.actions.base import Action, ActionKind
+from ari_offload.flows.actions.detect_machine import DetectMachine
 from ari_offload.flows.actions.hangup import Hangup
 from ari_offload.flows.actions.pause import Pause
 from ari_offload.flows.actions.say_message import SayMessage
@@ -28,6 +30,7 @@ from ari_offload.flows.actions.transfer import Transfer
 
 _BUILTIN: tuple[ActionKind[Any], ...] = (
     ai_talk.KIND,
+    detect_machine.KIND,
     talk.KIND,
     pause.KIND,
     hangup.KIND,
@@ -60,6 +63,7 @@ __all__ = [
     "Action",
     "ActionKind",
     "AiTalk",
+    "DetectMachine",
     "Hangup",
     "Pause",
     "SayMessage",
