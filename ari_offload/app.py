@@ -29,6 +29,8 @@ from ari_offload.flows.dispatch import FlowDispatcher
 from ari_offload.flows.executor import AgentLookup, FlowContext, MessageLookup, run_actions
 from ari_offload.flows.speak import speak
 from ari_offload.observe.call_events import CallEvents, CallObservers, ConversationObservers
+from ari_offload.observe.event_stream import EventHub
+from ari_offload.observe.live_events import LiveEvents
 from ari_offload.observe.metrics import Metrics
 from ari_offload.observe.recorder import CallRecorder
 from ari_offload.policy import Policy
@@ -66,6 +68,7 @@ class App:
     recorder: CallRecorder
     telephony: AriTelephony
     events: EventSender
+    stream: EventHub  # the tenants' live events, GET /v1.0/events
     _lost_task: asyncio.Task[None] | None = None
     _lost_timer: asyncio.TimerHandle | None = None
     _retention_task: asyncio.Task[None] | None = None
@@ -89,7 +92,12 @@ class App:
                      settings.speech.tts_engine)  # fmt: skip
             models = await asyncio.to_thread(load_speech_models, settings.speech)
         metrics = Metrics()
+        metrics.watch_speech_queue(models.scheduler.waiting)
+        metrics.concurrent_calls_limit.set(policy.quotas.concurrent_calls or 0)
         recorder = CallRecorder(store, metrics)
+        # The tenants' event stream (GET /v1.0/events), told after the recorder: whose call.
+        hub = EventHub(settings.api, metrics)
+        live = LiveEvents(hub, recorder.customer_of, store)
         # Webhooks only where the policy allows, never to our own ARI or API (agent.egress).
         refused = own_endpoints(settings.ari.url, settings.api.host, settings.api.port)
         http = webhook_session(policy.egress, refused)
@@ -104,26 +112,26 @@ class App:
         call_events = CallEvents(events)
         flow_ctx = FlowContext(
             settings, models, webhook, _agents(store),
-            ConversationObservers(recorder, call_events), policy, call_events.agent_joined,
+            ConversationObservers(recorder, call_events, live), policy, call_events.agent_joined,
             recorder.answered_by,
             find_message=_messages(store),
         )  # fmt: skip
         flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
         service = AriService(
-            settings, dispatcher, CallObservers(recorder, call_events),
+            settings, dispatcher, CallObservers(recorder, call_events, live),
             policy.quotas.max_call_duration_s, policy.quotas.concurrent_calls,
         )  # fmt: skip
         await service.start()
         telephony = AriTelephony(service.controller, models.tts, flow_ctx.observer)
-        api = make_api_app(settings.api, store, telephony, metrics, policy, refused, models)
+        api = make_api_app(settings.api, store, telephony, metrics, policy, refused, models, hub)
         runner = web.AppRunner(api, access_log_class=RedactingAccessLogger)
         await runner.setup()
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(
             settings, store, models, metrics, service, runner, http, own_models, policy, recorder,
-            telephony, events,
+            telephony, events, hub,
         )  # fmt: skip
         events.start()  # events of calls that came in meanwhile were queued
         app._retention_task = asyncio.create_task(

@@ -88,6 +88,17 @@ DEFAULT_SIGNUP_WINDOW_S = 3600.0
 DEFAULT_LOGIN_KEY_LIFETIME_S = 7 * 24 * 3600  # keys from signup and login
 DEFAULT_MAX_LIVE_KEYS = 50  # per customer: not revoked and not expired
 DEFAULT_RETENTION_DAYS = 90  # ended calls (with transcripts and turns); 0 keeps them forever
+# The event stream, GET /v1.0/events (observe/event_stream.py). A tenant's recent events are
+# kept for resumption (Last-Event-ID): this many at most, none older than this.
+DEFAULT_STREAM_HISTORY = 1000
+DEFAULT_STREAM_HISTORY_S = 300.0
+# A reader is dropped once this many events wait for it in the server, or once it is this many
+# bytes behind: queued here, or written to its socket and not acknowledged by its end (a reader
+# that reads keeps that near one round trip's worth: a few KB).
+DEFAULT_STREAM_BUFFER = 256
+DEFAULT_STREAM_BACKLOG_BYTES = 256 * 1024
+DEFAULT_STREAM_SUBSCRIBERS = 8  # open streams per tenant; more are refused (429)
+DEFAULT_STREAM_KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from timing out
 
 
 @dataclass(frozen=True)
@@ -177,6 +188,12 @@ class ApiSettings:
     signup_window_s: float = DEFAULT_SIGNUP_WINDOW_S
     login_key_lifetime_s: int = DEFAULT_LOGIN_KEY_LIFETIME_S
     max_live_keys: int = DEFAULT_MAX_LIVE_KEYS
+    stream_history: int = DEFAULT_STREAM_HISTORY
+    stream_history_s: float = DEFAULT_STREAM_HISTORY_S
+    stream_buffer: int = DEFAULT_STREAM_BUFFER
+    stream_subscribers: int = DEFAULT_STREAM_SUBSCRIBERS
+    stream_backlog_bytes: int = DEFAULT_STREAM_BACKLOG_BYTES
+    stream_keepalive_s: float = DEFAULT_STREAM_KEEPALIVE_S
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,14 @@ importable from here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
 from ari_offload.sdk.calls import Calls
+from ari_offload.sdk.events import Event, stream_events
 from ari_offload.sdk.records import (
     AccessKey,
     Agent,
@@ -93,6 +94,12 @@ class Client:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def events(self, last_event_id: str | None = None, *, reconnect: bool = True
+               ) -> AsyncGenerator[Event, None]:  # fmt: skip
+        """Your calls' events as they happen, resumed after drops (``sdk/events.py``)."""
+        return stream_events(self.base_url, self.accesskey, _error, last_event_id,
+                             reconnect=reconnect)  # fmt: skip
 
     async def request(
         self,

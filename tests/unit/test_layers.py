@@ -47,6 +47,7 @@ SDK_CLIENT_MAY_REACH = (
     "sdk.records",
     "sdk.resources",
     "sdk.calls",
+    "sdk.events",  # the event stream: aiohttp and the standard library only
 )
 
 
