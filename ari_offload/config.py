@@ -45,7 +45,12 @@ DEFAULT_STT_LANGUAGE = "en"
 # Engines by their name in speech/engines.py.
 DEFAULT_STT_ENGINE = "whisper"
 DEFAULT_TTS_ENGINE = "piper"
-DEFAULT_VAD_ENGINE = "webrtcvad"
+# "silero": on a line with noise 10 dB under the voice webrtcvad ends most utterances at the
+# 15 s cap and silero none, on a clean line both end 400 ms after the voice; silero costs
+# ~7 ms CPU per second of audio to webrtcvad's 0.3 (bench/bench_vad.py, speech/silero_vad.py).
+DEFAULT_VAD_ENGINE = "silero"
+# The "silero" engine's speech probability cut (Silero's own default).
+DEFAULT_VAD_THRESHOLD = 0.5
 # "silence": endpoint_silence_ms ends a turn. "smart-turn" (after scripts/install-turn-model):
 # a model decides (speech/turn_end.py). Not the default: on the test bed's synthetic voices
 # smart-turn alone is right 18-22 times in 32, with the transcript cue 21-25 (three runs of
@@ -134,7 +139,8 @@ class SpeechSettings:
     tts_voices: str = ""
     stt_threads: int = DEFAULT_STT_THREADS
     stt_language: str = DEFAULT_STT_LANGUAGE
-    vad_aggressiveness: int = DEFAULT_VAD_AGGRESSIVENESS
+    vad_aggressiveness: int = DEFAULT_VAD_AGGRESSIVENESS  # webrtcvad's
+    vad_threshold: float = DEFAULT_VAD_THRESHOLD  # silero's
     min_speech_ms: int = DEFAULT_MIN_SPEECH_MS
     endpoint_silence_ms: int = DEFAULT_ENDPOINT_SILENCE_MS
     pause_ms: int = DEFAULT_PAUSE_MS
