@@ -26,7 +26,7 @@ from ari_offload.config import Settings, check_api_settings
 from ari_offload.errors import QuotaExceeded
 from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher
-from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
+from ari_offload.flows.executor import AgentLookup, FlowContext, MessageLookup, run_actions
 from ari_offload.flows.speak import speak
 from ari_offload.observe.call_events import CallEvents, CallObservers, ConversationObservers
 from ari_offload.observe.event_stream import EventHub
@@ -114,6 +114,7 @@ class App:
             settings, models, webhook, _agents(store),
             ConversationObservers(recorder, call_events, live), policy, call_events.agent_joined,
             recorder.answered_by,
+            find_message=_messages(store),
         )  # fmt: skip
         flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
@@ -122,7 +123,7 @@ class App:
             policy.quotas.max_call_duration_s, policy.quotas.concurrent_calls,
         )  # fmt: skip
         await service.start()
-        telephony = AriTelephony(service.controller, models.tts)
+        telephony = AriTelephony(service.controller, models.tts, flow_ctx.observer)
         api = make_api_app(settings.api, store, telephony, metrics, policy, refused, models, hub)
         runner = web.AppRunner(api, access_log_class=RedactingAccessLogger)
         await runner.setup()
@@ -238,6 +239,14 @@ def _agents(store: Store) -> AgentLookup:
             agent.id, agent.webhook, agent.secret or None, agent.voice, agent.language,
             agent.events_url, agent.speaking_rate, agent.llm,
         )  # fmt: skip
+
+    return find
+
+
+def _messages(store: Store) -> MessageLookup:
+    async def find(call_id: str) -> str | None:
+        call = await store.calls.get(call_id, customer_id=None)
+        return None if call is None else call.message
 
     return find
 

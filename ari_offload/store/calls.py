@@ -54,6 +54,7 @@ class Calls(Repo):
         channel_id: str | None = None,
         call_id: str | None = None,
         started_at: datetime | None = None,
+        message: str | None = None,
     ) -> Call:
         call = Call(
             id=call_id or new_id(),
@@ -68,6 +69,7 @@ class Calls(Repo):
             answered_at=None,
             ended_at=None,
             hangup_reason=None,
+            message=message,
         )
         async with self._tx() as conn:
             await conn.execute(
@@ -367,4 +369,5 @@ def _call(row: Any) -> Call:
         ended_at=row["ended_at"],
         hangup_reason=row["hangup_reason"],
         answered_by=row["answered_by"],
+        message=row["message"],
     )

@@ -126,6 +126,7 @@ class Call:
     ended_at: datetime | None
     hangup_reason: str | None
     answered_by: str | None = None  # "human" or "machine" once detect_machine decided
+    message: str | None = None  # placed with it, for the flow's say_message
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,9 @@ calls = Table(
     # "human" or "machine": answering-machine detection's verdict (flows' detect_machine);
     # added by migration _v6_answered_by
     Column("answered_by", varchar(8)),
+    # What the call was placed with, for its flow's say_message (POST /calls "message");
+    # added by migration _v8_call_message
+    Column("message", Text),
     CheckConstraint("direction IN ('in', 'out')", name="ck_calls_direction"),
     CheckConstraint("status IN ('ringing', 'active', 'ended', 'failed')", name="ck_calls_status"),
     Index("ix_calls_customer_started", "customer_id", "started_at"),
@@ -290,6 +293,10 @@ def _v7_llm_agents(conn: Connection) -> None:
         _add_missing_column(conn, agents, name)
 
 
+def _v8_call_message(conn: Connection) -> None:
+    _add_missing_column(conn, calls, "message")
+
+
 # Kept outside ``metadata`` so that migration 1 can create exactly the tables above.
 _version_metadata = MetaData()
 schema_version = Table(
@@ -313,6 +320,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v5_agent_rate,
     _v6_answered_by,
     _v7_llm_agents,
+    _v8_call_message,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

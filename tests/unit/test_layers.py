@@ -44,6 +44,9 @@ SDK_CLIENT_MAY_REACH = (
     "flows.__init__",
     "flows.model",
     "flows.actions",
+    "sdk.records",
+    "sdk.resources",
+    "sdk.calls",
     "sdk.events",  # the event stream: aiohttp and the standard library only
 )
 

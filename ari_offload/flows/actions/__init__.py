@@ -13,6 +13,7 @@ from ari_offload.flows.actions import (
     detect_machine,
     hangup,
     pause,
+    say_message,
     send_dtmf,
     talk,
     transfer,
@@ -22,6 +23,7 @@ from ari_offload.flows.actions.base import Action, ActionKind
 from ari_offload.flows.actions.detect_machine import DetectMachine
 from ari_offload.flows.actions.hangup import Hangup
 from ari_offload.flows.actions.pause import Pause
+from ari_offload.flows.actions.say_message import SayMessage
 from ari_offload.flows.actions.send_dtmf import SendDtmf
 from ari_offload.flows.actions.talk import Talk
 from ari_offload.flows.actions.transfer import Transfer
@@ -34,6 +36,7 @@ _BUILTIN: tuple[ActionKind[Any], ...] = (
     hangup.KIND,
     transfer.KIND,
     send_dtmf.KIND,
+    say_message.KIND,
 )
 # In the order they are documented (JSON Schema oneOf, error messages, MCP text).
 KINDS: dict[str, ActionKind[Any]] = {kind.type: kind for kind in _BUILTIN}
@@ -63,6 +66,7 @@ __all__ = [
     "DetectMachine",
     "Hangup",
     "Pause",
+    "SayMessage",
     "SendDtmf",
     "Talk",
     "Transfer",
