@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ari_offload.api import routes_admin, routes_auth, routes_calls, routes_resources
 from ari_offload.api.errors import error_middleware, host_check_middleware
+from ari_offload.api.forward import Forwarder
 from ari_offload.api.openapi import openapi_document
 from ari_offload.api.routing import PREFIX, SERVICES, Ctx, Resp, Route, Services, add_routes
 from ari_offload.api.speech import FixedSpeechOffer, SpeechOffer
@@ -75,6 +76,7 @@ def make_api_app(
     policy: Policy | None = None,
     egress_refused: Set[tuple[str, int]] = frozenset(),
     speech: SpeechOffer | None = None,
+    forwarder: Forwarder | None = None,
 ) -> web.Application:
     """The REST API; the caller owns ``store`` (opens and closes it) and runs the app.
 
@@ -83,6 +85,8 @@ def make_api_app(
     server's ARI and API (host, port): webhooks may not point there. It is read at each
     request, so the caller may add the API's port once it is bound. ``speech`` lists the
     voices and languages agents may name (None: none besides the server defaults).
+    ``forwarder``: in a cluster, sends live-call commands and outbound calls to the node that
+    must run them (api/forward.py).
     """
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
@@ -97,6 +101,7 @@ def make_api_app(
         AuthThrottle(settings),
         egress_refused,
         speech or FixedSpeechOffer(),
+        forwarder,
     )
     routes = all_routes()
     app[OPENAPI] = json.dumps(openapi_document(routes)).encode()

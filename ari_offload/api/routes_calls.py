@@ -113,9 +113,10 @@ async def create_call(ctx: Ctx) -> web.Response:
         except PolicyRefused as exc:
             raise ApiError.refused(exc, "caller_id") from None
     # Recorded before originate: the controller may see the channel before we return.
+    forwarder = ctx.services.forwarder  # in a cluster: this node places it (api/forward.py)
     call = await ctx.store.calls.create(
         ctx.customer_id, direction=Direction.OUT, flow_id=flow.id, caller=caller_id,
-        destination=destination,
+        destination=destination, node_id=forwarder.node_id if forwarder else None,
     )  # fmt: skip
     try:
         await check_quotas(ctx.store, policy, rules, ctx.customer_id, call.started_at)

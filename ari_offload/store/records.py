@@ -104,6 +104,21 @@ class Call:
     answered_at: datetime | None
     ended_at: datetime | None
     hangup_reason: str | None
+    node_id: str | None = None  # the cluster node running it (None: a single node)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A cluster node as its last heartbeat left it (store/nodes.py)."""
+
+    id: str
+    api_url: str
+    asterisk: str
+    started_at: datetime
+    last_seen: datetime
+    load: int  # calls in progress on the node
+    ari_connected: bool
+    down_since: datetime | None  # since when its Asterisk is unreachable (None: connected)
 
 
 @dataclass(frozen=True)

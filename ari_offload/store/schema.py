@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     Connection,
@@ -149,6 +150,9 @@ calls = Table(
     Column("answered_at", UtcDateTime),
     Column("ended_at", UtcDateTime),
     Column("hangup_reason", varchar(200)),
+    # The cluster node whose controller runs the call (None: a single node); added by
+    # migration _cluster_nodes.
+    Column("node_id", varchar(ID)),
     CheckConstraint("direction IN ('in', 'out')", name="ck_calls_direction"),
     CheckConstraint("status IN ('ringing', 'active', 'ended', 'failed')", name="ck_calls_status"),
     Index("ix_calls_customer_started", "customer_id", "started_at"),
@@ -264,6 +268,31 @@ def _v5_agent_rate(conn: Connection) -> None:
     _add_missing_column(conn, agents, "speaking_rate")
 
 
+# --- cluster: the node registry and each call's node ----------------------------------------
+
+# One row per ari-offload node (cluster.py): written by its own heartbeat, read by the others
+# to find a call's node, to place outbound calls and to close the calls of a node that is gone.
+cluster_nodes = Table(
+    "cluster_nodes",
+    metadata,
+    Column("id", varchar(ID), primary_key=True),
+    Column("api_url", varchar(2048), nullable=False),  # where the other nodes reach its API
+    Column("asterisk", varchar(200), nullable=False),  # the Asterisk it controls (a label)
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("load", Integer, nullable=False),  # calls in progress at the last heartbeat
+    Column("ari_connected", Boolean, nullable=False),
+    Column("down_since", UtcDateTime),  # when its ARI connection was lost (None: connected)
+)
+ix_calls_node = Index("ix_calls_node_status", calls.c.node_id, calls.c.status)
+
+
+def _cluster_nodes(conn: Connection) -> None:
+    _add_missing_column(conn, calls, "node_id")
+    ix_calls_node.create(conn, checkfirst=True)  # new databases got it with the table
+    metadata.create_all(conn, tables=[cluster_nodes])
+
+
 # Kept outside ``metadata`` so that migration 1 can create exactly the tables above.
 _version_metadata = MetaData()
 schema_version = Table(
@@ -285,6 +314,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v2_operator,
     _v3_agent_events,
     _v5_agent_rate,
+    _cluster_nodes,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -22,6 +22,7 @@ from ari_offload.config import StoreSettings
 from ari_offload.errors import StoreError
 from ari_offload.store.accounts import AccessKeys, Customers
 from ari_offload.store.calls import Calls
+from ari_offload.store.nodes import Nodes
 from ari_offload.store.operator import AdminKeys, Numbers, Tenants
 from ari_offload.store.passwords import PasswordPool
 from ari_offload.store.resources import Agents, Flows
@@ -72,7 +73,8 @@ class Store:
     """Persistence for the API and the call controller.
 
     ``store.customers``, ``store.keys``, ``store.agents``, ``store.flows``, ``store.calls``;
-    what the operator owns: ``store.numbers``, ``store.tenants``, ``store.admin_keys``.
+    what the operator owns: ``store.numbers``, ``store.tenants``, ``store.admin_keys``;
+    the cluster's node registry: ``store.nodes``.
     Open with ``await Store.open(settings)`` (or ``async with await Store.open(...)``).
     """
 
@@ -88,6 +90,7 @@ class Store:
         self.numbers = Numbers(engine)
         self.tenants = Tenants(engine)
         self.admin_keys = AdminKeys(engine)
+        self.nodes = Nodes(engine)  # the cluster's node registry
 
     @classmethod
     async def open(
