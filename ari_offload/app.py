@@ -221,7 +221,9 @@ class _StoreFlows:
             rules = await tenant_rules(store, policy, flow.customer_id)
             try:
                 if call.direction == "in":  # outbound calls were admitted when placed
-                    await check_quotas(store, policy, rules, flow.customer_id, utcnow())
+                    await check_quotas(
+                        store, policy, rules, flow.customer_id, call.call_id, utcnow()
+                    )
             except QuotaExceeded as exc:
                 log.warning("call %s: refused: %s", call.call_id, exc)
                 call.hangup_reason = f"quota: {exc.rule}"

@@ -119,7 +119,7 @@ async def create_call(ctx: Ctx) -> web.Response:
         destination=destination, node_id=forwarder.node_id if forwarder else None,
     )  # fmt: skip
     try:
-        await check_quotas(ctx.store, policy, rules, ctx.customer_id, call.started_at)
+        await check_quotas(ctx.store, policy, rules, ctx.customer_id, call.id, call.started_at)
     except QuotaExceeded as exc:
         # No row stays behind: refused attempts must not fill the windows that count calls
         # (one tenant hammering its own quota would otherwise lock every tenant out).

@@ -128,29 +128,6 @@ class Calls(Repo):
                 closed += int(result.rowcount or 0)
         return closed
 
-    async def count_unfinished(self, customer_id: str | None) -> int:
-        """Ringing or active calls of one customer (None: of everyone): concurrency quotas."""
-        c = t.calls.c
-        query = select(func.count()).where(
-            c.status.in_([CallStatus.RINGING.value, CallStatus.ACTIVE.value])
-        )
-        if customer_id is not None:
-            query = query.where(c.customer_id == customer_id)
-        async with self._tx() as conn:
-            return int((await conn.execute(query)).scalar() or 0)
-
-    async def count_started_since(self, customer_id: str | None, since: datetime) -> int:
-        """Calls (any status) started at or after ``since``: calls-per-minute quotas."""
-        c = t.calls.c
-        # Calls refused for a quota are not calls placed: counting them would let refusals
-        # keep a window full for everyone.
-        refused = c.hangup_reason.is_not(None) & c.hangup_reason.like("quota:%")
-        query = select(func.count()).where(c.started_at >= since, ~refused)
-        if customer_id is not None:
-            query = query.where(c.customer_id == customer_id)
-        async with self._tx() as conn:
-            return int((await conn.execute(query)).scalar() or 0)
-
     async def set_status(
         self,
         call_id: str,

@@ -33,6 +33,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    update,
 )
 from sqlalchemy import func as sql_func
 
@@ -153,6 +154,9 @@ calls = Table(
     # The cluster node whose controller runs the call (None: a single node); added by
     # migration _cluster_nodes.
     Column("node_id", varchar(ID)),
+    # When the call passed the quotas (store/admissions.py); None: not (yet) admitted, and
+    # not counted. Added by migration _cluster_nodes.
+    Column("admitted_at", UtcDateTime),
     CheckConstraint("direction IN ('in', 'out')", name="ck_calls_direction"),
     CheckConstraint("status IN ('ringing', 'active', 'ended', 'failed')", name="ck_calls_status"),
     Index("ix_calls_customer_started", "customer_id", "started_at"),
@@ -289,6 +293,11 @@ ix_calls_node = Index("ix_calls_node_status", calls.c.node_id, calls.c.status)
 
 def _cluster_nodes(conn: Connection) -> None:
     _add_missing_column(conn, calls, "node_id")
+    _add_missing_column(conn, calls, "admitted_at")
+    # Every call recorded so far counted against the quotas, but those the quotas refused.
+    c = calls.c
+    refused = c.hangup_reason.is_not(None) & c.hangup_reason.like("quota:%")
+    conn.execute(update(calls).where(~refused).values(admitted_at=c.started_at))
     ix_calls_node.create(conn, checkfirst=True)  # new databases got it with the table
     metadata.create_all(conn, tables=[cluster_nodes])
 

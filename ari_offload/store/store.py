@@ -21,6 +21,7 @@ from sqlalchemy.util import await_only
 from ari_offload.config import StoreSettings
 from ari_offload.errors import StoreError
 from ari_offload.store.accounts import AccessKeys, Customers
+from ari_offload.store.admissions import Admissions
 from ari_offload.store.calls import Calls
 from ari_offload.store.nodes import Nodes
 from ari_offload.store.operator import AdminKeys, Numbers, Tenants
@@ -72,7 +73,8 @@ def _private_file(path: Path) -> None:
 class Store:
     """Persistence for the API and the call controller.
 
-    ``store.customers``, ``store.keys``, ``store.agents``, ``store.flows``, ``store.calls``;
+    ``store.customers``, ``store.keys``, ``store.agents``, ``store.flows``, ``store.calls``
+    (``store.admissions``: calls admitted under the quotas);
     what the operator owns: ``store.numbers``, ``store.tenants``, ``store.admin_keys``;
     the cluster's node registry: ``store.nodes``.
     Open with ``await Store.open(settings)`` (or ``async with await Store.open(...)``).
@@ -87,6 +89,7 @@ class Store:
         self.agents = Agents(engine)
         self.flows = Flows(engine)
         self.calls = Calls(engine)
+        self.admissions = Admissions(engine)  # calls admitted under the quotas
         self.numbers = Numbers(engine)
         self.tenants = Tenants(engine)
         self.admin_keys = AdminKeys(engine)
