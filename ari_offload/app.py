@@ -145,7 +145,7 @@ class App:
             heartbeat = Heartbeat(
                 store, identity(settings, int(runner.addresses[0][1])), settings,
                 load=lambda: len(service.controller.calls),
-                connected=service.stream.connected.is_set, metrics=metrics,
+                ari_up=service.stream.connected, metrics=metrics,
             )  # fmt: skip
             app._heartbeat_task = asyncio.create_task(heartbeat.run(), name="cluster-heartbeat")
         events.start()  # events of calls that came in meanwhile were queued

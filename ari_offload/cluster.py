@@ -12,6 +12,7 @@ call's node and to place an outbound call on the least-loaded live node (``api/f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -105,7 +106,7 @@ class Heartbeat:
         settings: Settings,
         *,
         load: Callable[[], int],
-        connected: Callable[[], bool],
+        ari_up: asyncio.Event,
         metrics: ClusterMetrics | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -114,7 +115,7 @@ class Heartbeat:
         self._interval_s = settings.cluster.heartbeat_s
         self._timeout_s = settings.cluster.node_timeout_s
         self._load = load
-        self._connected = connected
+        self._ari_up = ari_up  # set while this node's ARI connection is up
         self._metrics = metrics
         self._clock = clock
         self._started_at = clock()
@@ -125,7 +126,7 @@ class Heartbeat:
         now = self._clock()
         await self._store.nodes.heartbeat(
             self.me.id, api_url=self.me.api_url, asterisk=self.me.asterisk, load=self._load(),
-            ari_connected=self._connected(), at=now, started_at=self._started_at,
+            ari_connected=self._ari_up.is_set(), at=now, started_at=self._started_at,
         )  # fmt: skip
         nodes = await self._store.nodes.all()
         if self._metrics is not None:
@@ -155,7 +156,9 @@ class Heartbeat:
         return closed
 
     async def run(self) -> None:
-        """Beat every ``heartbeat_s`` until cancelled; a store outage is logged, not fatal."""
+        """Beat every ``heartbeat_s``, and at once when this node's Asterisk connects (the
+        others may send it calls from then on), until cancelled. A store outage is logged,
+        not fatal."""
         log.info("cluster: node %s (API %s, Asterisk %s) beating every %.1f s", self.me.id,
                  self.me.api_url, self.me.asterisk, self._interval_s)  # fmt: skip
         while True:
@@ -168,4 +171,9 @@ class Heartbeat:
                 if not self._failing:
                     log.warning("cluster: heartbeat not recorded (%s); retrying", exc)
                 self._failing = True
-            await asyncio.sleep(self._interval_s)
+            if self._ari_up.is_set():
+                await asyncio.sleep(self._interval_s)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval_s):
+                    await self._ari_up.wait()

@@ -211,6 +211,11 @@ class SippAnswerer:
         assert self._proc is not None, "start() first"
         return await _finish(self._proc, self._dir, timeout)
 
+    async def kill(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+            await self._proc.wait()
+
 
 async def _finish(proc: asyncio.subprocess.Process, workdir: Path, limit: float) -> SippResult:
     """Wait for SIPp (killed past `limit`), collect its output and error log, clean up."""

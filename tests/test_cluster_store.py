@@ -47,10 +47,15 @@ async def stores(tmp_path: Path, postgres_url: str) -> AsyncIterator[tuple[Store
         await store.close()
 
 
-def heartbeat(store: Store, node_id: str, clock: Clock, connected: list[bool]) -> Heartbeat:
+def heartbeat(store: Store, node_id: str, clock: Clock, ari_up: asyncio.Event) -> Heartbeat:
     me = NodeIdentity(node_id, f"http://{node_id}:8080", f"asterisk-{node_id}")
-    return Heartbeat(store, me, SETTINGS, load=lambda: 2, connected=lambda: connected[0],
-                     clock=clock)  # fmt: skip
+    return Heartbeat(store, me, SETTINGS, load=lambda: 2, ari_up=ari_up, clock=clock)
+
+
+def up() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
 
 
 async def live(store: Store, node_id: str, clock: Clock) -> bool:
@@ -73,7 +78,7 @@ async def test_a_lost_nodes_calls_are_closed_by_a_survivor_and_it_rejoins(
     stores: tuple[Store, Store],
 ) -> None:
     store_a, store_b = stores
-    clock, up_a, up_b = Clock(), [True], [True]
+    clock, up_a, up_b = Clock(), up(), up()
     beat_a = heartbeat(store_a, "a", clock, up_a)
     beat_b = heartbeat(store_b, "b", clock, up_b)
     await beat_a.beat_once()
@@ -114,14 +119,14 @@ async def test_a_node_without_its_asterisk_for_the_timeout_is_lost(
     stores: tuple[Store, Store],
 ) -> None:
     store_a, store_b = stores
-    clock, up_a, up_b = Clock(), [True], [True]
+    clock, up_a, up_b = Clock(), up(), up()
     beat_a = heartbeat(store_a, "a", clock, up_a)
     beat_b = heartbeat(store_b, "b", clock, up_b)
     customer = await store_a.customers.create("tenant", "tenant-password")
     await beat_a.beat_once()
     on_a = await calls_of(store_a, customer.id, "a", 1)
 
-    up_a[0] = False  # a beats on, but its Asterisk is gone
+    up_a.clear()  # a beats on, but its Asterisk is gone
     for _ in range(5):
         await beat_a.beat_once()
         assert await beat_b.beat_once() == 0
@@ -133,9 +138,33 @@ async def test_a_node_without_its_asterisk_for_the_timeout_is_lost(
     assert call is not None
     assert call.hangup_reason == "node-lost: node a lost its Asterisk (asterisk-a) 6 s ago"
     assert not await live(store_b, "a", clock)
-    up_a[0] = True
+    up_a.set()
     await beat_a.beat_once()
     assert await live(store_b, "a", clock)
+
+
+async def test_a_node_beats_at_once_when_its_asterisk_connects(
+    stores: tuple[Store, Store],
+) -> None:
+    """A restarted node is live for the others as soon as its ARI connects, not a beat
+    later (here the beats are 10 s apart)."""
+    store, _ = stores
+    ari_up = asyncio.Event()
+    me = NodeIdentity("a", "http://a:8080", "asterisk-a")
+    slow = Settings(cluster=ClusterSettings(heartbeat_s=10.0, node_timeout_s=30.0))
+    beating = asyncio.create_task(Heartbeat(store, me, slow, load=lambda: 0, ari_up=ari_up).run())
+    try:
+        async with asyncio.timeout(5):
+            while (node := await store.nodes.get("a")) is None:
+                await asyncio.sleep(0.05)
+        assert not node.ari_connected
+        ari_up.set()
+        async with asyncio.timeout(2):
+            while not (node := await store.nodes.get("a")) or not node.ari_connected:
+                await asyncio.sleep(0.05)
+    finally:
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
 
 
 async def admit(store: Store, policy: Policy, rules: TenantRules, customer_id: str,

@@ -298,16 +298,19 @@ async def test_a_dead_node_is_routed_around_its_calls_closed_and_it_rejoins(
     # Outbound: node b runs more calls than a; asked on b, the call is placed by a.
     answerer = SippAnswerer()
     await answerer.start()
-    async with Client(Cluster.api("b"), callers.client.accesskey) as via_b:
-        outbound = await via_b.calls.create("sipp-uas", callers.flow_id)
-        record = await callers.store.calls.get(outbound.id, customer_id=None)
-        assert record is not None
-        assert record.node_id == "a"
-        async with asyncio.timeout(ANSWER_TIMEOUT_S):
-            while (await _status(callers.store, outbound.id)) != CallStatus.ACTIVE:
-                await asyncio.sleep(0.1)
-        await via_b.calls.hangup(outbound.id)
-    assert (await answerer.wait(timeout=15)).ok
+    try:
+        async with Client(Cluster.api("b"), callers.client.accesskey) as via_b:
+            outbound = await via_b.calls.create("sipp-uas", callers.flow_id)
+            record = await callers.store.calls.get(outbound.id, customer_id=None)
+            assert record is not None
+            assert record.node_id == "a"
+            async with asyncio.timeout(ANSWER_TIMEOUT_S):
+                while (await _status(callers.store, outbound.id)) != CallStatus.ACTIVE:
+                    await asyncio.sleep(0.1)
+            await via_b.calls.hangup(outbound.id)
+        assert (await answerer.wait(timeout=15)).ok
+    finally:
+        await answerer.kill()
 
     say(request, f"failover: node a killed; Kamailio took it out of rotation after "
                  f"{inactive_s:.1f} s; the first call after the kill was answered (by b) in "
