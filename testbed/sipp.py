@@ -187,18 +187,28 @@ def _routed(text: str) -> str:
 
 class SippAnswerer:
     """The far end of an outbound call (endpoint PJSIP/sipp-uas): answers one call, then
-    waits for the BYE."""
+    waits for the BYE. With ``audio`` (raw 8 kHz mu-law) it streams that once, from the
+    answer on: a voicemail greeting, or a person saying "Hello?"."""
 
-    def __init__(self) -> None:
+    def __init__(self, audio: Path | None = None) -> None:
         if shutil.which("sipp") is None:
             raise RuntimeError("sipp not found: run scripts/install-testbed (Debian sip-tester)")
+        self.audio = audio.resolve() if audio is not None else None
         self.media_port = free_port_block(4)
         self._dir = Path(tempfile.mkdtemp(prefix="aoff-sipp-uas-"))
         self._proc: asyncio.subprocess.Process | None = None
 
+    def _scenario(self) -> Path:
+        if self.audio is None:
+            return UAS_SCENARIO
+        stream = f'<nop><action><exec rtp_stream="{self.audio},1,0"/></action></nop>'
+        path = self._dir / "uas.xml"
+        path.write_text(UAS_SCENARIO.read_text().replace("<!-- @STREAM@ -->", stream))
+        return path
+
     async def start(self) -> None:
         args = [
-            "sipp", "-sf", str(UAS_SCENARIO), "-m", "1", "-i", "127.0.0.1",
+            "sipp", "-sf", str(self._scenario()), "-m", "1", "-i", "127.0.0.1",
             "-p", str(UAS_SIP_PORT), "-mp", str(self.media_port), "-nostdin", "-trace_err",
             "-error_file", str(self._dir / "errors.log"),
         ]  # fmt: skip

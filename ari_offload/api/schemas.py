@@ -287,6 +287,12 @@ _CALL_FIELDS: dict[str, Spec] = {
     "answered_at": TIME_OR_NULL,
     "ended_at": TIME_OR_NULL,
     "hangup_reason": _STR_OR_NULL,
+    "answered_by": Str(
+        8,
+        nullable=True,
+        enum=("human", "machine"),
+        description="who answered an outbound call (a flow's detect_machine); null: not asked",
+    ),
 }
 CALL = Obj("Call", _CALL_FIELDS, required=tuple(_CALL_FIELDS))
 CALL_LIST = Obj("CallList", {"calls": Arr(CALL, 10_000)}, required=("calls",))
@@ -390,6 +396,7 @@ def call_json(c: Call) -> dict[str, Any]:
         "answered_at": _time(c.answered_at),
         "ended_at": _time(c.ended_at),
         "hangup_reason": c.hangup_reason,
+        "answered_by": c.answered_by,
     }
 
 

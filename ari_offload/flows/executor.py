@@ -8,19 +8,25 @@ from dataclasses import dataclass, field
 
 from ari_offload.agent.client import WebhookClient
 from ari_offload.ari.call import ActiveCall
+from ari_offload.audio import Pcm
 from ari_offload.config import Settings
 from ari_offload.flows.actions import KINDS, Action
-from ari_offload.flows.speak import speak
+from ari_offload.flows.speak import Prepared, speak
 from ari_offload.policy import Policy
 from ari_offload.speech.models import SpeechModels
 from ari_offload.voice.call_book import ConversationObserver
 from ari_offload.voice.conversation import AgentBinding, Conversation
+from ari_offload.voice.machine import MachineListener
+from ari_offload.voice.machine_detect import MachineDetector
+from ari_offload.voice.turns import TranscriptEntry
 
 log = logging.getLogger("ari_offload.flows")
 
 AgentLookup = Callable[[str], Awaitable[AgentBinding | None]]
 # Told when a call starts talking to an agent (observe.call_events: the agent's events).
 AgentJoined = Callable[[ActiveCall, AgentBinding], None]
+# Told who answered an outbound call, "human" or "machine" (observe: the call record).
+AnsweredBy = Callable[[ActiveCall, str], None]
 
 
 @dataclass
@@ -38,10 +44,34 @@ class FlowContext:
     observer: ConversationObserver | None = None
     policy: Policy = field(default_factory=Policy)  # where transfers may lead
     agent_joined: AgentJoined | None = None
+    on_answered_by: AnsweredBy | None = None
 
     async def speak(self, call: ActiveCall, text: str) -> None:
         """Say a fixed text into the call; return when all of it was sent."""
         await speak(call.media, self.models.tts, text)
+
+    def prepare(self, call: ActiveCall, text: str) -> Prepared:
+        """``text`` synthesized from now on, to be played later (``Prepared.play``)."""
+        return Prepared(call.media, self.models.tts, text, call.call_id)
+
+    def note(self, call: ActiveCall, text: str) -> None:
+        """A system line in the call's transcript."""
+        if self.observer is not None:
+            self.observer.transcript_added(call, TranscriptEntry("system", text))
+
+    def machine_listener(self, call: ActiveCall) -> MachineListener:
+        """Answering-machine detection on the call's audio from now on."""
+        stt = self.models.stt
+
+        async def transcribe(pcm: Pcm) -> str:
+            return (await stt.transcribe(pcm, owner=call.call_id)).text
+
+        detector = MachineDetector(self.models.vad.new_classifier())
+        return MachineListener(call.media, detector, transcribe=transcribe)
+
+    def answered_by(self, call: ActiveCall, who: str) -> None:
+        if self.on_answered_by is not None:
+            self.on_answered_by(call, who)
 
     def conversation(self, call: ActiveCall, agent: AgentBinding) -> Conversation:
         """A conversation between the caller and the agent's webhook (not yet running)."""

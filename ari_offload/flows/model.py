@@ -30,7 +30,13 @@ def parse_actions(raw: object, path: str = "actions") -> list[Action]:
         raise ValidationError(path, "a flow needs at least one action")
     if len(raw) > MAX_ACTIONS:
         raise ValidationError(path, f"at most {MAX_ACTIONS} actions")
-    return [parse_action(item, f"{path}[{i}]") for i, item in enumerate(raw)]
+    actions = [parse_action(item, f"{path}[{i}]") for i, item in enumerate(raw)]
+    for i, action in enumerate(actions[1:], 1):
+        if KINDS[action.type].first_only:
+            raise ValidationError(
+                f"{path}[{i}].type", f"'{action.type}' must be the flow's first action"
+            )
+    return actions
 
 
 def parse_action(raw: object, path: str) -> Action:

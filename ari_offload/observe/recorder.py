@@ -169,6 +169,14 @@ class CallRecorder:
     async def call_refused(self, call: ActiveCall) -> None:
         self._metrics.call_not_started(call.direction, call.hangup_reason or "refused")
 
+    def answered_by(self, call: ActiveCall, who: str) -> None:
+        """Who answered an outbound call ("human" or "machine"), into its record."""
+        record = self._records.get(call.call_id)
+        if record is None:
+            return
+        calls = self._store.calls
+        record.journal.submit("answered by", lambda: calls.set_answered_by(call.call_id, who))
+
     # --- ConversationObserver: never waits, the journal writes ------------------------------
 
     def transcript_added(self, call: ActiveCall, entry: TranscriptEntry) -> None:

@@ -159,6 +159,7 @@ class Call:
     # Filled by ``calls.get`` only.
     transcript: tuple[TranscriptLine, ...] = ()
     turns: tuple[TurnLatency, ...] = ()
+    answered_by: Literal["human", "machine"] | None = None  # a flow's detect_machine verdict
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Call:
@@ -185,6 +186,7 @@ class Call:
                 )
                 for t in d.get("turns", ())
             ),
+            d.get("answered_by"),
         )
 
 

@@ -38,6 +38,7 @@ MAX_PARTY, MAX_REASON, MAX_WEBHOOK_ERROR = 200, 200, 500
 _TURN_VALUES = tuple(f.name for f in STORED_FIELDS)
 _FINAL = [CallStatus.ENDED.value, CallStatus.FAILED.value]
 _UNFINISHED = [CallStatus.RINGING.value, CallStatus.ACTIVE.value]
+ANSWERED_BY = ("human", "machine")
 _ORDER = {CallStatus.RINGING: 0, CallStatus.ACTIVE: 1, CallStatus.ENDED: 2, CallStatus.FAILED: 2}
 
 
@@ -167,6 +168,15 @@ class Calls(Repo):
             )
         log.debug("call %s: %s", call_id, status)
         return _call(row)
+
+    async def set_answered_by(self, call_id: str, answered_by: str) -> None:
+        """Who answered an outbound call: "human" or "machine" (flows' detect_machine)."""
+        if answered_by not in ANSWERED_BY:
+            raise ValueError(f"answered_by must be one of {ANSWERED_BY}, not {answered_by!r}")
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.calls).where(t.calls.c.id == call_id).values(answered_by=answered_by)
+            )
 
     async def set_channel(self, call_id: str, channel_id: str) -> None:
         async with self._tx() as conn:
@@ -355,4 +365,5 @@ def _call(row: Any) -> Call:
         ended_at=row["ended_at"],
         hangup_reason=row["hangup_reason"],
         node_id=row["node_id"],
+        answered_by=row["answered_by"],
     )

@@ -104,6 +104,7 @@ class Call:
     answered_at: datetime | None
     ended_at: datetime | None
     hangup_reason: str | None
+    answered_by: str | None = None  # "human" or "machine" once detect_machine decided
     node_id: str | None = None  # the cluster node running it (None: a single node)
 
 

@@ -151,6 +151,9 @@ calls = Table(
     Column("answered_at", UtcDateTime),
     Column("ended_at", UtcDateTime),
     Column("hangup_reason", varchar(200)),
+    # "human" or "machine": answering-machine detection's verdict (flows' detect_machine);
+    # added by migration _v6_answered_by
+    Column("answered_by", varchar(8)),
     # The cluster node whose controller runs the call (None: a single node); added by
     # migration _cluster_nodes.
     Column("node_id", varchar(ID)),
@@ -272,6 +275,10 @@ def _v5_agent_rate(conn: Connection) -> None:
     _add_missing_column(conn, agents, "speaking_rate")
 
 
+def _v6_answered_by(conn: Connection) -> None:
+    _add_missing_column(conn, calls, "answered_by")
+
+
 # --- cluster: the node registry and each call's node ----------------------------------------
 
 # One row per ari-offload node (cluster.py): written by its own heartbeat, read by the others
@@ -323,6 +330,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v2_operator,
     _v3_agent_events,
     _v5_agent_rate,
+    _v6_answered_by,
     _cluster_nodes,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

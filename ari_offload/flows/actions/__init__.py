@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ari_offload.flows.actions import ai_talk, hangup, pause, send_dtmf, talk, transfer
+from ari_offload.flows.actions import (
+    ai_talk,
+    detect_machine,
+    hangup,
+    pause,
+    send_dtmf,
+    talk,
+    transfer,
+)
 from ari_offload.flows.actions.ai_talk import AiTalk
 from ari_offload.flows.actions.base import Action, ActionKind
+from ari_offload.flows.actions.detect_machine import DetectMachine
 from ari_offload.flows.actions.hangup import Hangup
 from ari_offload.flows.actions.pause import Pause
 from ari_offload.flows.actions.send_dtmf import SendDtmf
@@ -19,6 +28,7 @@ from ari_offload.flows.actions.transfer import Transfer
 
 _BUILTIN: tuple[ActionKind[Any], ...] = (
     ai_talk.KIND,
+    detect_machine.KIND,
     talk.KIND,
     pause.KIND,
     hangup.KIND,
@@ -50,6 +60,7 @@ __all__ = [
     "Action",
     "ActionKind",
     "AiTalk",
+    "DetectMachine",
     "Hangup",
     "Pause",
     "SendDtmf",

@@ -51,6 +51,7 @@ class ActionKind(Generic[A]):
     ``agent_fields`` names the fields holding an agent's id: the store refuses a flow naming
     another tenant's agent there, and an agent in use there cannot be deleted.
     ``policy_checks`` maps a field to the check the API runs on it when a flow is saved.
+    ``first_only``: the action must open the flow (it acts on the call's first moments).
     """
 
     cls: type[A]
@@ -61,6 +62,7 @@ class ActionKind(Generic[A]):
     precheck: Precheck | None = None
     agent_fields: tuple[str, ...] = ()
     policy_checks: Mapping[str, PolicyCheck[A]] = field(default_factory=dict)
+    first_only: bool = False
 
     @property
     def type(self) -> str:
