@@ -66,6 +66,10 @@ class Cluster:
         """SIGKILL the node's app and its Asterisk, as a machine that dies."""
         await self._run("kill", node, timeout_s=60)
 
+    async def kill_app(self, node: str) -> None:
+        """SIGKILL only the node's ari-offload; its Asterisk goes on."""
+        await self._run("kill-app", node, timeout_s=60)
+
     async def start(self, node: str) -> None:
         """Start the node; returns once Kamailio sees it answer and its app is in Stasis."""
         await self._run("start", node, timeout_s=UP_TIMEOUT_S)

@@ -256,6 +256,23 @@ async def test_a_tenant_quota_holds_across_both_nodes(
     await callers.hang_up_all()
 
 
+async def test_a_node_without_its_app_refuses_calls_and_the_proxy_tries_the_other(
+    cluster: Cluster,
+    new_callers: Callable[[int], Awaitable[Callers]],
+    request: pytest.FixtureRequest,
+) -> None:
+    """Node b's ari-offload dies, its Asterisk goes on answering OPTIONS: it refuses new calls
+    with 503 (the dialplan, when Stasis() fails) and Kamailio sends them to node a."""
+    callers = await new_callers(4)
+    await cluster.kill_app("b")
+    placed = [await callers.place() for _ in range(2)]  # round robin tries b for one of them
+    assert [p.node for p in placed] == ["a", "a"]
+    say(request, f"node b without its app: 2 calls answered by a in "
+                 f"{', '.join(f'{p.answered_s:.1f} s' for p in placed)}")  # fmt: skip
+    await callers.hang_up_all()
+    await cluster.start("b")
+
+
 async def test_a_dead_node_is_routed_around_its_calls_closed_and_it_rejoins(
     cluster: Cluster,
     new_callers: Callable[[int], Awaitable[Callers]],
