@@ -41,11 +41,13 @@ NODE_TIMEOUT_S = 5.0  # ARI_OFFLOAD_CLUSTER_NODE_TIMEOUT_S's default, which scri
 
 
 def say(request: pytest.FixtureRequest, text: str) -> None:
-    """To the terminal, pass or fail (and to the captured output)."""
+    """To the terminal, pass or fail (output capture set aside), and the captured output."""
     print(f"[cluster] {text}")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\n[cluster] {text}")
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n[cluster] {text}")
 
 
 def _taken(address: str, port: int, kind: socket.SocketKind) -> bool:
@@ -125,11 +127,12 @@ class Callers:
         self.placed.append(placed)
         return placed
 
-    async def hang_up_all(self) -> None:
+    async def hang_up_all(self, via_nodes: str = "ab") -> None:
         """Through the API, alternating the nodes asked; every caller then ends well."""
         live = {c.id for c in await self.client.calls.list(status="active", limit=100)}
         for n, placed in enumerate(p for p in self.placed if p.call_id in live):
-            async with Client(Cluster.api("ab"[n % 2]), self.client.accesskey) as via:
+            async with Client(Cluster.api(via_nodes[n % len(via_nodes)]),
+                              self.client.accesskey) as via:  # fmt: skip
                 await via.calls.hangup(placed.call_id)
         for placed in self.placed:
             if placed.call_id in live:
@@ -141,8 +144,9 @@ class Callers:
             await caller.kill()
 
 
-async def tenant(bed: Cluster, name: str, concurrent_calls: int) -> Client:
-    """A tenant the operator opened, with its own quota of calls at once."""
+async def tenant(bed: Cluster, name: str, concurrent_calls: int, node: str) -> Client:
+    """A tenant the operator opened, with its own quota of calls at once; its client talks
+    to ``node``."""
     async with bed.store() as store:
         admin = (await store.admin_keys.create("cluster-test")).token
     password = f"{name}-password"
@@ -155,21 +159,21 @@ async def tenant(bed: Cluster, name: str, concurrent_calls: int) -> Client:
         rules = {"concurrent_calls": concurrent_calls}
         async with http.put(f"{base}/{tenant_id}/rules", json=rules) as r:
             assert r.status == 200, await r.text()
-    return await Client.login(Cluster.api("b"), name, password)
+    return await Client.login(Cluster.api(node), name, password)
 
 
 @pytest.fixture
 async def new_callers(
     cluster: Cluster, request: pytest.FixtureRequest
-) -> AsyncIterator[Callable[[int], Awaitable[Callers]]]:
-    """``await new_callers(quota)``: a tenant allowed ``quota`` calls at once, its holding
-    flow and its callers (killed at the end if still there)."""
+) -> AsyncIterator[Callable[..., Awaitable[Callers]]]:
+    """``await new_callers(quota, node)``: a tenant allowed ``quota`` calls at once, its
+    holding flow and its callers (killed at the end if still there), through ``node``'s API."""
     made: list[Callers] = []
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(cluster.store())
 
-        async def new(quota: int) -> Callers:
-            client = await tenant(cluster, request.node.name[5:45], quota)
+        async def new(quota: int, node: str = "b") -> Callers:
+            client = await tenant(cluster, request.node.name[5:45], quota, node)
             stack.push_async_callback(client.close)
             flow = await client.flows.create("hold", HOLD)
             made.append(Callers(store, client, flow.id))
@@ -184,7 +188,7 @@ async def new_callers(
 
 @pytest.mark.models
 async def test_calls_through_the_proxy_land_on_both_nodes_and_any_node_commands_them(
-    new_callers: Callable[[int], Awaitable[Callers]],
+    new_callers: Callable[..., Awaitable[Callers]],
     speech_models: SpeechModels,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -230,7 +234,7 @@ async def test_calls_through_the_proxy_land_on_both_nodes_and_any_node_commands_
 
 
 async def test_a_tenant_quota_holds_across_both_nodes(
-    new_callers: Callable[[int], Awaitable[Callers]], request: pytest.FixtureRequest
+    new_callers: Callable[..., Awaitable[Callers]], request: pytest.FixtureRequest
 ) -> None:
     callers = await new_callers(3)
     for _ in range(3):
@@ -258,24 +262,26 @@ async def test_a_tenant_quota_holds_across_both_nodes(
 
 async def test_a_node_without_its_app_refuses_calls_and_the_proxy_tries_the_other(
     cluster: Cluster,
-    new_callers: Callable[[int], Awaitable[Callers]],
+    new_callers: Callable[..., Awaitable[Callers]],
     request: pytest.FixtureRequest,
 ) -> None:
     """Node b's ari-offload dies, its Asterisk goes on answering OPTIONS: it refuses new calls
     with 503 (the dialplan, when Stasis() fails) and Kamailio sends them to node a."""
-    callers = await new_callers(4)
+    callers = await new_callers(4, "a")
     await cluster.kill_app("b")
-    placed = [await callers.place() for _ in range(2)]  # round robin tries b for one of them
-    assert [p.node for p in placed] == ["a", "a"]
-    say(request, f"node b without its app: 2 calls answered by a in "
-                 f"{', '.join(f'{p.answered_s:.1f} s' for p in placed)}")  # fmt: skip
-    await callers.hang_up_all()
-    await cluster.start("b")
+    try:
+        placed = [await callers.place() for _ in range(2)]  # round robin tries b for one
+        assert [p.node for p in placed] == ["a", "a"]
+        say(request, f"node b without its app: 2 calls answered by a in "
+                     f"{', '.join(f'{p.answered_s:.1f} s' for p in placed)}")  # fmt: skip
+        await callers.hang_up_all(via_nodes="a")
+    finally:
+        await cluster.start("b")
 
 
 async def test_a_dead_node_is_routed_around_its_calls_closed_and_it_rejoins(
     cluster: Cluster,
-    new_callers: Callable[[int], Awaitable[Callers]],
+    new_callers: Callable[..., Awaitable[Callers]],
     request: pytest.FixtureRequest,
 ) -> None:
     callers = await new_callers(20)
