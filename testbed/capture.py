@@ -85,15 +85,16 @@ class RtpCapture:
 
 
 def _parse_line(line: str) -> CapturedPacket | None:
-    parts = line.strip().split("\t")
-    if len(parts) != 5 or not parts[3]:
+    parts = line.strip().split("\t")  # ip.src, the fifth field, only if asked for
+    if len(parts) not in (4, 5) or not parts[3]:
         return None
     try:
         data = bytes.fromhex(parts[3].replace(":", ""))
         packet = RtpPacket.parse(data)
     except ValueError:
         return None  # RTCP or other non-RTP traffic on the port
-    return CapturedPacket(float(parts[0]), int(parts[1]), int(parts[2]), packet, data, parts[4])
+    src_ip = parts[4] if len(parts) == 5 else ""
+    return CapturedPacket(float(parts[0]), int(parts[1]), int(parts[2]), packet, data, src_ip)
 
 
 def payload_bytes(packets: list[CapturedPacket]) -> bytes:

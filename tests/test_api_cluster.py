@@ -96,6 +96,14 @@ async def call_on(node: ApiNode, token: str, status: CallStatus = CallStatus.ACT
     return call.id
 
 
+def forwards(node: ApiNode, outcome: str) -> float:
+    """Requests ``node`` sent on to another node, as its /metrics counts them."""
+    value = node.env.metrics.registry.get_sample_value(
+        "ari_offload_cluster_forwards_total", {"outcome": outcome}
+    )
+    return value or 0.0
+
+
 async def talk_flow(node: ApiNode, token: str) -> str:
     flow = {"name": "hello", "actions": [{"type": "talk", "text": "Hello."}]}
     status, body, _ = await post(node.env.url("/v1.0/flows"), token, flow)
@@ -139,8 +147,7 @@ async def test_live_call_commands_run_on_the_node_of_the_call(nodes: dict[str, A
     # Asked on its own node, nothing is forwarded.
     await post(a.env.url(f"/v1.0/calls/{call_id}/hangup"), token)
     assert a.telephony.hangups == [call_id] * 3
-    forwarded = b.env.metrics.cluster_forwards.labels("answered")._value.get()
-    assert (forwarded, a.env.metrics.cluster_forwards.labels("answered")._value.get()) == (4, 0)
+    assert (forwards(b, "answered"), forwards(a, "answered")) == (4, 0)
 
 
 async def test_another_tenants_call_is_404_on_every_node(nodes: dict[str, ApiNode]) -> None:
@@ -248,7 +255,7 @@ async def test_an_unreachable_node_leaves_the_outbound_call_to_the_asked_node(
                                    {"destination": "1001", "flow_id": flow_id})  # fmt: skip
     assert status == 201
     assert [o["call_id"] for o in a.telephony.originated] == [placed["id"]]
-    assert a.env.metrics.cluster_forwards.labels("unreachable")._value.get() == 1
+    assert forwards(a, "unreachable") == 1
 
 
 async def test_the_cluster_secret_never_reaches_the_logs(
