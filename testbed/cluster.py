@@ -93,6 +93,10 @@ class Cluster:
         path = self.state_dir / f"node-{node}" / "serve.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def kamailio_log(self) -> str:
+        path = self.state_dir / "kamailio.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def error_lines(self) -> list[str]:
         """Every ERROR line any node's app logged, over all its runs."""
         return [f"node {n}: {line}" for n in NODES for line in error_lines(self.log_text(n))]

@@ -272,6 +272,8 @@ async def test_a_node_without_its_app_refuses_calls_and_the_proxy_tries_the_othe
     try:
         placed = [await callers.place() for _ in range(2)]  # round robin tries b for one
         assert [p.node for p in placed] == ["a", "a"]
+        # b was tried, refused with 503, and the call went on to a.
+        assert f"node sip:{NODES['b']}:5060 failed (503)" in cluster.kamailio_log()
         say(request, f"node b without its app: 2 calls answered by a in "
                      f"{', '.join(f'{p.answered_s:.1f} s' for p in placed)}")  # fmt: skip
         await callers.hang_up_all(via_nodes="a")
@@ -338,8 +340,9 @@ async def test_a_dead_node_is_routed_around_its_calls_closed_and_it_rejoins(
     say(request, f"failover: node a killed; Kamailio took it out of rotation after "
                  f"{inactive_s:.1f} s; the first call after the kill was answered (by b) in "
                  f"{first_answered:.1f} s, all 5 in {all_placed:.1f} s; a's "
-                 f"{len(on_a)} call(s) closed by b after {closed_s:.1f} s (node-lost); a back "
-                 f"in rotation {rejoined_s:.1f} s after its start")  # fmt: skip
+                 f"{len(on_a)} call(s) closed by b after {closed_s:.1f} s (node-lost); "
+                 f"scripts/cluster start a had it back in rotation and live in {rejoined_s:.1f} s "
+                 f"(models loaded)")  # fmt: skip
     spread = Counter(p.node for p in callers.placed)
     say(request, f"calls of this test by node: {dict(sorted(spread.items()))}")
     await callers.hang_up_all()
