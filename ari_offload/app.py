@@ -268,7 +268,7 @@ def _agents(store: Store) -> AgentLookup:
             return None
         return AgentBinding(
             agent.id, agent.webhook, agent.secret or None, agent.voice, agent.language,
-            agent.events_url, agent.speaking_rate,
+            agent.events_url, agent.speaking_rate, agent.llm,
         )  # fmt: skip
 
     return find

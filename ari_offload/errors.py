@@ -10,7 +10,8 @@
     │   └── AriHttpError     ARI answered with a non-2xx status (carries status and body)
     │       └── AriNotFound  404: the channel/bridge is already gone (often harmless)
     ├── ModelError           a speech model could not be found or loaded (names the path)
-    ├── WebhookError         the agent webhook failed; the call goes on with a fallback line
+    ├── WebhookError         the agent (its webhook or LLM endpoint) failed; the call goes on
+    │                        with a fallback line
     │   ├── WebhookTimeout
     │   ├── WebhookUnreachable
     │   │   └── EgressRefused   the egress guard refused the address (names the rule)

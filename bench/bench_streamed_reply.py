@@ -1,6 +1,6 @@
 """First audio of a streamed reply vs the same reply sent whole, on the wire.
 
-    .venv/bin/python -m bench.bench_streamed_reply [--rounds 2] [--modes ndjson,sse,whole]
+    .venv/bin/python -m bench.bench_streamed_reply [--rounds 2] [--modes ndjson,sse,whole,llm]
 
 Method: a real ``ari-offload serve`` process on the test-bed Asterisk 22 and real SIPp
 callers, one call at a time, as bench.bench_turn_latency does (same caller script: four
@@ -9,8 +9,9 @@ caller's last speech packet -> the first agent speech packet). The agent behaves
 server: its first token comes FIRST_TOKEN_S after the request, then a token (a word) every
 1 / TOKENS_PER_S s, for a reply of about REPLY_WORDS words whose first sentence is short.
 ``ndjson`` and ``sse`` stream the tokens as they come; ``whole`` answers one JSON body when the
-last token is written (what a webhook that waits for its LLM does). The app's breakdown of
-each turn is printed beside the wire figure.
+last token is written (what a webhook that waits for its LLM does); ``llm`` is an agent of
+kind "llm" whose OpenAI-compatible endpoint (testbed.llm_standin) streams the same tokens at
+the same pace. The app's breakdown of each turn is printed beside the wire figure.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bench.bench_turn_latency import _free_port, cpu_seconds, one_row, report, s
 from bench.machine import describe
 from testbed.asterisk import Testbed
 from testbed.dialogue import script_audio
+from testbed.llm_standin import LlmStandIn, serving
 from testbed.serve import ServeProcess, soak_policy
 from testbed.wire import app_turns
 
@@ -106,12 +108,18 @@ async def main() -> None:
     audio = workdir / "caller.ulaw"
     audio.write_bytes(script_audio(script()))
     started = time.monotonic()
-    async with llm_like_agent() as hook:
+    standin = LlmStandIn(lambda _: REPLY, tokens_per_s=TOKENS_PER_S, first_token_s=FIRST_TOKEN_S)
+    async with llm_like_agent() as hook, serving(standin):
         await serve.start()
         client = await Client.signup(serve.api_url, "bench", "bench-password-1")
         try:
             for mode in args.modes.split(","):
-                agent = await client.agents.create(name=mode, webhook=f"{hook}?mode={mode}")
+                if mode == "llm":
+                    agent = await client.agents.create(
+                        name=mode, kind="llm", base_url=standin.url, model="standin"
+                    )
+                else:
+                    agent = await client.agents.create(name=mode, webhook=f"{hook}?mode={mode}")
                 actions = [{"type": "ai_talk", "agent_id": agent.id}]
                 flow = await client.flows.create(f"streamed-{mode}", actions)
                 since, cpu_before = datetime.now(UTC), cpu_seconds(serve.pid)

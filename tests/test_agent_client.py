@@ -14,13 +14,7 @@ import pytest
 from aiohttp import web
 
 from ari_offload import __version__
-from ari_offload.agent.client import (
-    MAX_REPLY_BYTES,
-    AgentAnswer,
-    WebhookClient,
-    WebhookStats,
-    safe_url,
-)
+from ari_offload.agent.client import AgentAnswer, WebhookClient, WebhookStats
 from ari_offload.agent.contract import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -30,6 +24,7 @@ from ari_offload.agent.contract import (
     verify,
 )
 from ari_offload.agent.egress import webhook_session
+from ari_offload.agent.http_reply import MAX_REPLY_BYTES, safe_url
 from ari_offload.agent.reply_actions import Collect, SendDtmf
 from ari_offload.agent.sample import (
     DEFAULT_REPLY,

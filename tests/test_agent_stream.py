@@ -14,6 +14,7 @@ from aiohttp import web
 from ari_offload.agent.answer import StreamedAnswer
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookReply
+from ari_offload.agent.lines import WebhookLine
 from ari_offload.errors import WebhookBadReply, WebhookTimeout
 from tests.test_agent_client import FALLBACK, REQUEST, Serve, serve  # noqa: F401 (fixture)
 
@@ -165,7 +166,7 @@ async def test_answer_keeps_what_came_before_a_break_and_never_raises(
     client: WebhookClient, streaming: tuple[str, web.Application], caplog: pytest.LogCaptureFixture
 ) -> None:
     base, _ = streaming
-    broken = StreamedAnswer(client, f"{base}/breaks", REQUEST, None, FALLBACK)
+    broken = StreamedAnswer(WebhookLine(client, f"{base}/breaks", None), REQUEST, FALLBACK)
     started = time.monotonic()
     said = [piece async for piece in broken.pieces()]
     assert time.monotonic() - started < 1.0  # the bad line ended it, not the 1.5 s timeout
@@ -174,7 +175,7 @@ async def test_answer_keeps_what_came_before_a_break_and_never_raises(
     assert broken.failure == "bad_reply"
     assert "the rest is not said" in caplog.text
 
-    silent = StreamedAnswer(client, f"{base}/silent", REQUEST, None, FALLBACK)
+    silent = StreamedAnswer(WebhookLine(client, f"{base}/silent", None), REQUEST, FALLBACK)
     assert [piece async for piece in silent.pieces()] == [FALLBACK]
     assert isinstance(silent.error, WebhookTimeout)
     assert not silent.hangup
@@ -184,7 +185,7 @@ async def test_answer_reports_hangup_and_first_text_time(
     client: WebhookClient, streaming: tuple[str, web.Application]
 ) -> None:
     base, _ = streaming
-    answer = StreamedAnswer(client, f"{base}/ndjson", REQUEST, None, FALLBACK)
+    answer = StreamedAnswer(WebhookLine(client, f"{base}/ndjson", None), REQUEST, FALLBACK)
     asked = time.monotonic()
     pieces = [piece async for piece in answer.pieces()]
     assert answer.text == "".join(PIECES)
@@ -198,7 +199,7 @@ async def test_whitespace_is_no_answer_and_buys_no_time(
     client: WebhookClient, streaming: tuple[str, web.Application]
 ) -> None:
     base, _ = streaming
-    answer = StreamedAnswer(client, f"{base}/space", REQUEST, None, FALLBACK)
+    answer = StreamedAnswer(WebhookLine(client, f"{base}/space", None), REQUEST, FALLBACK)
     said = [piece async for piece in answer.pieces()]
     assert said[-1] == FALLBACK
     assert isinstance(answer.error, WebhookTimeout)

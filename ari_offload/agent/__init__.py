@@ -1,6 +1,8 @@
-"""The agent webhook: contract (sans-IO types, parsing, signing), the HTTP client, and the
-helper for writing a webhook (``server``: check a request, build a reply; ``adapters``: the
-same as an aiohttp handler or a Flask view, each importing its framework only when used).
+"""The agent webhook: contract (sans-IO types, parsing, signing), the HTTP client, the line
+to an agent chosen by its kind (``lines``: its webhook, or an OpenAI-compatible LLM endpoint
+with the call's history, ``llm_chat``), and the helper for writing a webhook (``server``:
+check a request, build a reply; ``adapters``: the same as an aiohttp handler or a Flask
+view, each importing its framework only when used).
 
 The sample agent lives in ``ari_offload.agent.sample`` and is imported on its own.
 """

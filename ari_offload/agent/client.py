@@ -1,4 +1,4 @@
-"""Outbound webhook calls: one POST per caller utterance, every failure a ``WebhookError``.
+"""Outbound agent calls: one POST per caller turn, every failure a ``WebhookError``.
 
 ``WebhookClient.ask`` raises; ``ask_or_fallback`` never does for webhook problems, because a
 slow or broken agent must cost the caller one fallback line, not the call. The aiohttp session
@@ -7,21 +7,20 @@ Messages and logs name the webhook by ``safe_url`` (no user info, no query strin
 often ride in query strings, and the signing secret and headers are never logged. Where a
 webhook may connect is the session's business (agent.egress.webhook_session); a refusal there
 arrives as ``EgressRefused``, a ``WebhookUnreachable`` naming the policy rule.
+
+``exchange`` is the POST itself, for any body: a webhook's signed request (``stream``) and an
+LLM endpoint's chat-completions request (agent.llm) share its timeouts, limits and counting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import ssl
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
-from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -34,11 +33,19 @@ from ari_offload.agent.contract import (
     parse_reply,
     sign,
 )
+from ari_offload.agent.http_reply import (
+    Deadlines,
+    Peer,
+    check_status,
+    read_reply,
+    refuse_credentials,
+    safe_url,
+    transport_error,
+)
 from ari_offload.agent.reply_actions import ReplyAction, checked_actions, split_hangup
-from ari_offload.agent.reply_stream import BodyFormat, ReplyPiece, ReplyStreamParser, body_format
+from ari_offload.agent.reply_stream import ReplyPiece
 from ari_offload.config import DEFAULT_WEBHOOK_STREAM_TIMEOUT_S
 from ari_offload.errors import (
-    EgressRefused,
     WebhookBadReply,
     WebhookError,
     WebhookStatusError,
@@ -48,15 +55,10 @@ from ari_offload.errors import (
 from ari_offload.turn_fields import WebhookFailure
 
 logger = logging.getLogger("ari_offload.agent")
-_T = TypeVar("_T")
 
 USER_AGENT = f"ari-offload/{__version__}"
 # What a reply may be (agent/reply_stream.py): whole, or streamed as NDJSON or SSE.
 ACCEPTED_REPLIES = "application/json, application/x-ndjson, text/event-stream"
-# A reply is at most MAX_REPLY_TEXT_CHARS of text; this leaves room for JSON escaping
-# (up to 6 bytes per \uXXXX char) and stops a runaway agent from filling memory.
-MAX_REPLY_BYTES = 64 * 1024
-_ERROR_BODY_CHARS = 120
 
 
 def error_kind(error: WebhookError) -> WebhookFailure:
@@ -70,16 +72,6 @@ def error_kind(error: WebhookError) -> WebhookFailure:
     if isinstance(error, WebhookBadReply):
         return WebhookFailure.BAD_REPLY
     return WebhookFailure.OTHER
-
-
-def safe_url(url: str) -> str:
-    """``url`` without user info, query string or fragment: safe for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unbalanced IPv6 bracket; still strip what may be secret
-        return url.partition("?")[0].partition("#")[0].rpartition("@")[2]
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 @dataclass
@@ -173,21 +165,38 @@ class WebhookClient:
     ) -> AsyncGenerator[ReplyPiece, None]:
         """The agent's reply as it arrives (whole JSON: one piece); raises a ``WebhookError``.
 
+        ``secret`` (None or empty: unsigned) signs the body, see ``contract.sign``.
+        """
+        delivery = str(uuid.uuid4())  # in the header and, signed, in the body: replay dedup
+        body, headers = self.signed(request, secret, delivery)
+        logger.debug(
+            "POST %s call=%s turn=%d delivery=%s",
+            safe_url(url), request.call_id, request.turn, delivery,
+        )  # fmt: skip
+        async for piece in self.exchange(Peer(url, self._noun), body, headers, parse_reply):
+            yield piece
+
+    async def exchange(
+        self,
+        peer: Peer,
+        body: bytes,
+        headers: dict[str, str],
+        whole: Callable[[bytes], WebhookReply],
+    ) -> AsyncGenerator[ReplyPiece, None]:
+        """POST ``body`` to ``peer``; the reply as it arrives (a JSON body, parsed by
+        ``whole``: one piece); raises a ``WebhookError``.
+
         Its first text must come within the webhook timeout, all of it within the stream
         timeout. ``aclose()`` (a barge-in) closes the connection: the agent sees its
         stream cancelled. Each request counts once in ``stats``, when it ends.
         """
-        where = safe_url(url)
-        delivery = str(uuid.uuid4())  # in the header and, signed, in the body: replay dedup
-        body, headers = self.signed(request, secret, delivery)
-        logger.debug(
-            "POST %s call=%s turn=%d delivery=%s", where, request.call_id, request.turn, delivery
-        )
-        deadlines = _Deadlines(self._timeout_s, self._stream_timeout_s, where)
+        name = peer.name
+        deadlines = Deadlines(self._timeout_s, self._stream_timeout_s, name)
         try:
-            _refuse_credentials(url, where, self._noun)
+            refuse_credentials(peer)
             hangup, actions = False, list[ReplyAction]()
-            async for piece in self._pieces(url, where, body, headers, deadlines):
+            reply = read_reply(self._session, peer, body, headers, deadlines, whole)
+            async for piece in reply:
                 # whitespace is no answer: it buys no time past the first-text timeout
                 deadlines.text_seen = deadlines.text_seen or bool(piece.text.strip())
                 hangup = hangup or piece.hangup
@@ -195,64 +204,28 @@ class WebhookClient:
                 yield piece
             if not deadlines.text_seen and not hangup and not actions:
                 raise WebhookBadReply(
-                    f"webhook {where} sent a bad reply: no text (an empty reply is allowed"
+                    f"{name} sent a bad reply: no text (an empty reply is allowed"
                     ' only with "hangup": true or actions)'
                 )
             try:
                 split_hangup(checked_actions(actions), hangup)
             except WebhookBadReply as exc:
-                raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
+                raise WebhookBadReply(f"{name} sent a bad reply: {exc}") from None
         except WebhookError as exc:  # a cancelled or closed stream is no outcome: not counted
             self.stats.record(exc)
             raise
         except (aiohttp.ClientError, OSError) as exc:
-            error = transport_error(exc, url, where, self._noun)
+            error = transport_error(exc, peer)
             self.stats.record(error)
             raise error from None
         self.stats.record(None)
-        logger.debug("webhook %s answered in %.3f s", where, deadlines.elapsed())
-
-    async def _pieces(
-        self, url: str, where: str, body: bytes, headers: dict[str, str], deadlines: _Deadlines
-    ) -> AsyncGenerator[ReplyPiece, None]:
-        # Redirects are refused, not followed: aiohttp would turn the POST into a body-less GET.
-        post = self._session.post(
-            url, data=body, headers=headers, allow_redirects=False, raise_for_status=False
-        )
-        async with await deadlines.wait(post.__aenter__()) as resp:
-            await deadlines.wait(check_status(resp, url, where))
-            fmt = body_format(resp.headers.get("Content-Type", ""))
-            if fmt is BodyFormat.JSON:
-                raw = await deadlines.wait(read_limited(resp, where))
-                try:
-                    reply = parse_reply(raw)
-                except WebhookBadReply as exc:
-                    raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
-                yield ReplyPiece(reply.text, reply.hangup, done=True, actions=reply.actions)
-                return
-            parser = ReplyStreamParser(fmt)
-            try:
-                while not parser.done:
-                    data = await deadlines.wait(resp.content.readany())
-                    try:
-                        pieces = parser.feed(data) if data else parser.end()
-                    except WebhookBadReply as exc:
-                        raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
-                    for piece in pieces:
-                        yield piece
-                    try:
-                        parser.raise_held()  # now, not after the next read (which may stall)
-                    except WebhookBadReply as exc:
-                        raise WebhookBadReply(f"webhook {where} sent a bad reply: {exc}") from None
-            finally:
-                if not resp.content.at_eof():
-                    resp.close()  # not reused: the agent sees its stream end (a barge-in)
+        logger.debug("%s answered in %.3f s", name, deadlines.elapsed())
 
     async def post_event(self, url: str, body: bytes, delivery: str, secret: str | None) -> None:
         """POST a call event (``agent.events``), signed as webhook requests are; any 2xx is
         success, its body ignored. Raises a ``WebhookError`` subclass, as ``ask`` does."""
-        where = safe_url(url)
-        _refuse_credentials(url, where, self._noun)
+        peer = Peer(url, self._noun)
+        refuse_credentials(peer)
         headers = self._headers(body, delivery, secret)
         try:
             async with (
@@ -261,12 +234,12 @@ class WebhookClient:
                     url, data=body, headers=headers, allow_redirects=False, raise_for_status=False
                 ) as resp,
             ):
-                await check_status(resp, url, where, self._noun)
+                await check_status(resp, peer)
         except TimeoutError:  # first: aiohttp's own timeouts are also OSError/ClientError
-            message = f"{self._noun} {where} did not answer within {self._timeout_s:g} s"
+            message = f"{peer.name} did not answer within {self._timeout_s:g} s"
             raise WebhookTimeout(message) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise transport_error(exc, url, where, self._noun) from None
+            raise transport_error(exc, peer) from None
 
     def signed(
         self, request: WebhookRequest, secret: str | None, delivery: str
@@ -286,139 +259,3 @@ class WebhookClient:
         if secret:
             headers.update(sign(body, secret, int(self._clock())))
         return headers
-
-
-class _Deadlines:
-    """A streamed reply's two clocks: its first text within ``first_s`` of the request,
-    all of it within ``total_s``; ``wait`` bounds one step by whichever applies."""
-
-    def __init__(self, first_s: float, total_s: float, where: str) -> None:
-        self._start = time.monotonic()
-        self._first_s, self._total_s, self._where = first_s, total_s, where
-        self.text_seen = False
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self._start
-
-    async def wait(self, step: Awaitable[_T]) -> _T:
-        limit = self._total_s if self.text_seen else self._first_s
-        try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a cancellation
-            # that lands as the step completes (a barge-in closing the stream).
-            async with asyncio.timeout(max(0.0, limit - self.elapsed())):
-                return await step
-        except TimeoutError:
-            what = "finish its streamed reply" if self.text_seen else "answer"
-            raise WebhookTimeout(
-                f"webhook {self._where} did not {what} within {limit:g} s"
-            ) from None
-
-
-def _refuse_credentials(url: str, where: str, noun: str = "webhook") -> None:
-    if _has_credentials(url):
-        # aiohttp would send them as Basic auth; the API refuses them, older agents may not.
-        raise WebhookUnreachable(
-            f"{noun} {where} is refused: credentials in the URL (user:pass@) are never "
-            "sent; sign requests with the agent's secret instead"
-        )
-
-
-def transport_error(
-    exc: aiohttp.ClientError | OSError, url: str, where: str, noun: str = "webhook"
-) -> WebhookError:
-    """A connection or transfer failure as the WebhookError that names it (URL made safe)."""
-    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
-        return WebhookUnreachable(
-            f"{_url_noun(noun)} {where!r} is not a valid http:// or https:// URL"
-        )
-    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, EgressRefused):
-        refused = exc.os_error
-        return EgressRefused(refused.rule, f"{noun} {where} is refused: {refused.message}")
-    # never chained: aiohttp's own message may quote the full URL, query string included.
-    return WebhookUnreachable(f"{noun} {where} is unreachable: {_describe(exc, url, where)}")
-
-
-def _url_noun(noun: str) -> str:
-    return noun if noun.endswith(" URL") else f"{noun} URL"
-
-
-async def check_status(
-    resp: aiohttp.ClientResponse, url: str, where: str, noun: str = "webhook"
-) -> None:
-    """Raise the WebhookStatusError for a redirect or a non-2xx answer."""
-    if 300 <= resp.status < 400:
-        location = resp.headers.get("Location")
-        target = safe_url(urljoin(url, location)) if location else "(no Location)"
-        raise _status_error(
-            resp.status,
-            (
-                f"{noun} {where} answered HTTP {resp.status} redirecting to {target}; "
-                f"redirects are not followed: set the {_url_noun(noun)} to the final address"
-            ),
-        )
-    if not 200 <= resp.status < 300:
-        snippet = await _error_snippet(resp)
-        raise _status_error(resp.status, f"{noun} {where} answered HTTP {resp.status}: {snippet}")
-
-
-async def read_limited(resp: aiohttp.ClientResponse, where: str) -> bytes:
-    too_big = WebhookBadReply(
-        f"webhook {where} sent a bad reply: larger than {MAX_REPLY_BYTES} bytes"
-    )
-    if resp.content_length is not None and resp.content_length > MAX_REPLY_BYTES:
-        raise too_big
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > MAX_REPLY_BYTES:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _error_snippet(resp: aiohttp.ClientResponse) -> str:
-    """The start of an error body, one line: agents often put the exception there."""
-    raw = await resp.content.read(4 * _ERROR_BODY_CHARS)
-    text = " ".join(raw.decode("utf-8", errors="replace").split())
-    if not text:
-        return "(empty body)"
-    return text if len(text) <= _ERROR_BODY_CHARS else text[:_ERROR_BODY_CHARS] + "..."
-
-
-def _has_credentials(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "@" in url.partition("?")[0].partition("#")[0]
-    return "@" in parts.netloc
-
-
-def _status_error(status: int, message: str) -> WebhookStatusError:
-    error = WebhookStatusError(status)
-    error.args = (message,)  # errors.py's default message does not name the URL
-    return error
-
-
-def _describe(exc: BaseException, url: str, where: str) -> str:
-    """A cause for a connection failure, with the raw URL replaced by its safe form."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return _os_reason(exc.os_error)
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # Not str(exc): it ends with the request URL, re-encoded, so the query would survive.
-        text = " ".join(exc.message.split())
-    else:
-        text = str(exc).replace(url, where)
-        query = url.partition("?")[2].partition("#")[0]
-        if query:
-            text = text.replace(query, "<query>")
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _os_reason(error: OSError) -> str:
-    """Say "Connection refused", not asyncio's "Connect call failed ('10.0.0.1', 80)"."""
-    if isinstance(error, ssl.SSLError):
-        return f"TLS error: {error.reason or error}"
-    if error.errno and error.errno > 0:  # DNS errors have negative codes; keep their text
-        return os.strerror(error.errno)
-    return error.strerror or str(error) or type(error).__name__

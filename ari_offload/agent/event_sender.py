@@ -18,8 +18,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from ari_offload.agent.client import safe_url
 from ari_offload.agent.events import CallEvent, Delivery, Outbox, Outcome, RetryPolicy
+from ari_offload.agent.http_reply import safe_url
 from ari_offload.config import EventsSettings
 from ari_offload.errors import WebhookError
 from ari_offload.tasks import cancel_and_wait

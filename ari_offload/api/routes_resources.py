@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ari_offload.agent.egress import EgressGuard
 from ari_offload.api import schemas as s
+from ari_offload.api.agent_kinds import check_kind_fields
 from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
 from ari_offload.api.speech import SPEECH_OFFER, check_agent_speech, offer_json
@@ -18,8 +19,8 @@ def _taken(exc: NameTaken) -> ApiError:
     return ApiError(409, "name_taken", f"{exc}; pick another name", "name")
 
 
-# The agent's URLs we connect to: one egress policy for both (agent.egress).
-_AGENT_URL_FIELDS = ("webhook", "events_url")
+# The agent's URLs we connect to: one egress policy for all (agent.egress).
+_AGENT_URL_FIELDS = ("webhook", "events_url", "base_url")
 
 
 def _check_webhook(ctx: Ctx) -> None:
@@ -45,6 +46,7 @@ async def list_voices(ctx: Ctx) -> web.Response:
 
 
 async def create_agent(ctx: Ctx) -> web.Response:
+    check_kind_fields(ctx.body, ctx.body.get("kind", "webhook"), creating=True)
     _check_webhook(ctx)
     check_agent_speech(ctx.body, ctx.services.speech)
     try:
@@ -62,12 +64,16 @@ async def get_agent(ctx: Ctx) -> web.Response:
 
 
 async def update_agent(ctx: Ctx) -> web.Response:
+    agent_id = ctx.path["agent_id"]
+    stored = await ctx.store.agents.get(agent_id, customer_id=ctx.customer_id)
+    if stored is None:
+        raise ApiError.not_found("agent")
+    check_kind_fields(ctx.body, stored.kind, creating=False)  # a kind never changes
     _check_webhook(ctx)
     check_agent_speech(ctx.body, ctx.services.speech)
+    changes = {k: v for k, v in ctx.body.items() if k != "kind"}  # the same kind: no change
     try:
-        agent = await ctx.store.agents.update(
-            ctx.path["agent_id"], customer_id=ctx.customer_id, **ctx.body
-        )
+        agent = await ctx.store.agents.update(agent_id, customer_id=ctx.customer_id, **changes)
     except NameTaken as exc:
         raise _taken(exc) from None
     if agent is None:
@@ -173,8 +179,10 @@ ROUTES = [
         {201: Resp("the new agent", s.AGENT)},
         body=s.AGENT_CREATE,
         errors=(403, 409),
-        description="The webhook must be an address the operator's policy allows (egress); "
-        "a name is checked each time a call connects to it.",
+        description="A webhook agent (kind webhook, the default) needs its webhook; an llm "
+        "agent (kind llm) its base_url and model. Each URL must be an address the operator's "
+        "policy allows (egress, a 403 naming the field and the rule); a name is checked each "
+        "time a call connects to it.",
     ),
     Route(
         "GET",

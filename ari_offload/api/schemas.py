@@ -7,9 +7,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from ari_offload import policy
+from ari_offload.api.agent_kinds import (
+    HTTP_URL,
+    KIND,
+    LLM_FIELDS,
+    LLM_RESPONSE_FIELDS,
+    llm_json,
+    url_problem,
+)
 from ari_offload.flows import model
 from ari_offload.flows.actions.base import MAX_TEXT_LENGTH
 from ari_offload.schema import (
@@ -46,18 +53,6 @@ MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600
 MIN_SECRET_CHARS = 16  # an HMAC key a tenant can guess offline makes the signature worthless
 
 
-def _url_problem(value: str) -> str | None:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 (raises ValueError for an out-of-range port)
-    except ValueError:
-        return "not a valid URL"
-    if "@" in parts.netloc:
-        # aiohttp would send them as Basic auth to whatever the URL names.
-        return "credentials in the URL (user:pass@) are refused; sign with the agent's secret"
-    return None if parts.hostname else "the URL needs a host"
-
-
 # --- fields ----------------------------------------------------------------------------------
 TIME = Str(40, format="date-time")
 TIME_OR_NULL = Str(40, format="date-time", nullable=True)
@@ -75,19 +70,20 @@ FLOW_NAME = Str(
     "assigns to it, never by name",
 )
 DETAIL = Str(2000)
+_SIGN = "sign with the agent's secret"
 WEBHOOK = Str(
     2048,
     1,
-    r"^https?://[^\u0000-\u0020\u007f]+$",
-    also=_url_problem,
-    description="where the agent's text turns are POSTed: http or https, no user:pass@; "
-    "the operator's policy (egress) says which addresses it may reach",
+    HTTP_URL,
+    also=url_problem(_SIGN),
+    description="webhook agents (required): where the agent's text turns are POSTed: http "
+    "or https, no user:pass@; the operator's policy (egress) says which addresses it may reach",
 )
 EVENTS_URL = Str(
     2048,
     1,
-    r"^https?://[^\u0000-\u0020\u007f]+$",
-    also=_url_problem,
+    HTTP_URL,
+    also=url_problem(_SIGN),
     nullable=True,
     description="optional: where call events (call.started, call.answered, turn.finished, "
     "call.ended) are POSTed, signed like the webhook; the same rules as the webhook's URL; "
@@ -98,8 +94,8 @@ SECRET = Str(
     MIN_SECRET_CHARS,
     ONE_LINE,
     nullable=True,
-    description="signs webhook requests, at least 16 characters (a short one can be guessed "
-    "from one signed request); never returned, see has_secret",
+    description="signs webhook requests and call events, at least 16 characters (a short one "
+    "can be guessed from one signed request); never returned, see has_secret",
 )
 VOICE = Str(
     100,
@@ -172,9 +168,11 @@ _AGENT_FIELDS: dict[str, Spec] = {
     "speaking_rate": SPEAKING_RATE,
     "language": LANGUAGE,
     "events_url": EVENTS_URL,
+    **LLM_FIELDS,
 }
-AGENT_CREATE = Obj("AgentCreate", _AGENT_FIELDS, required=("name", "webhook"))
-AGENT_UPDATE = Obj("AgentUpdate", _AGENT_FIELDS)
+# webhook (kind "webhook") or base_url and model (kind "llm"): api.agent_kinds checks them.
+AGENT_CREATE = Obj("AgentCreate", {"kind": KIND, **_AGENT_FIELDS}, required=("name",))
+AGENT_UPDATE = Obj("AgentUpdate", {"kind": KIND, **_AGENT_FIELDS})
 FLOW_CREATE = Obj(
     "FlowCreate", {"name": FLOW_NAME, "actions": ACTIONS}, required=("name", "actions")
 )
@@ -240,7 +238,7 @@ AGENT = Obj(
         "id": _STR,
         "name": _STR,
         "detail": _STR,
-        "webhook": _STR,
+        "webhook": _STR_OR_NULL,
         "has_secret": Bool(),
         "voice": _STR_OR_NULL,
         "speaking_rate": Num(nullable=True),
@@ -248,21 +246,13 @@ AGENT = Obj(
         "events_url": _STR_OR_NULL,
         "created_at": TIME,
         "updated_at": TIME,
+        **LLM_RESPONSE_FIELDS,
     },
     required=(
-        "id",
-        "name",
-        "detail",
-        "webhook",
-        "has_secret",
-        "voice",
-        "speaking_rate",
-        "language",
-        "events_url",
-        "created_at",
-        "updated_at",
+        "id", "name", "detail", "webhook", "has_secret", "voice", "speaking_rate", "language",
+        "events_url", "created_at", "updated_at", *LLM_RESPONSE_FIELDS,
     ),
-)
+)  # fmt: skip
 AGENT_LIST = Obj("AgentList", {"agents": Arr(AGENT, 10_000)}, required=("agents",))
 FLOW = Obj(
     "Flow",
@@ -371,6 +361,7 @@ def agent_json(a: Agent) -> dict[str, Any]:
         "events_url": a.events_url,
         "created_at": _time(a.created_at),
         "updated_at": _time(a.updated_at),
+        **llm_json(a),
     }
 
 

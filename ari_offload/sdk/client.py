@@ -78,7 +78,7 @@ class Agent:
     id: str
     name: str
     detail: str
-    webhook: str
+    webhook: str | None  # None: an agent of kind "llm"
     has_secret: bool
     voice: str | None
     language: str | None
@@ -86,6 +86,14 @@ class Agent:
     updated_at: datetime | None
     events_url: str | None = None  # last: older servers do not send it
     speaking_rate: float | None = None  # times the voice's pace; older servers do not send it
+    # The LLM agent kind (older servers send none of these): its endpoint, model and knobs.
+    kind: str = "webhook"
+    base_url: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    has_api_key: bool = False
+    temperature: float | None = None
+    max_tokens: int | None = None
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Agent:
@@ -101,7 +109,13 @@ class Agent:
             _time(d["updated_at"]),
             d.get("events_url"),
             d.get("speaking_rate"),
+            **{k: d[k] for k in _LLM_AGENT_FIELDS if k in d},
         )
+
+
+_LLM_AGENT_FIELDS = (
+    "kind", "base_url", "model", "system_prompt", "has_api_key", "temperature", "max_tokens"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -286,27 +300,47 @@ class Agents(_Resource):
         self,
         name: str,
         *,
-        webhook: str,
+        webhook: str | None = None,
         detail: str = "",
         secret: str | None = None,
         voice: str | None = None,
         language: str | None = None,
         events_url: str | None = None,
         speaking_rate: float | None = None,
+        kind: Literal["webhook", "llm"] = "webhook",
+        base_url: str | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        api_key: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> Agent:
         """``events_url``: where call events are POSTed (the README's agent contract);
-        ``speaking_rate``: times the voice's normal pace (``voices()`` gives the range)."""
+        ``speaking_rate``: times the voice's normal pace (``voices()`` gives the range).
+
+        ``kind="llm"``: no webhook; each turn goes to an OpenAI-compatible endpoint, given as
+        ``base_url``, ``model`` and optionally ``system_prompt``, ``api_key``,
+        ``temperature``, ``max_tokens`` (docs/llm-agent.md)."""
         body: dict[str, Any] = {
             "name": name,
             "detail": detail,
-            "webhook": webhook,
             "secret": secret,
             "voice": voice,
             "language": language,
             "events_url": events_url,
         }
-        if speaking_rate is not None:  # sent only when set: a server before it refuses it
+        # Each sent only when set: a server from before it refuses it.
+        if webhook is not None:
+            body["webhook"] = webhook
+        if speaking_rate is not None:
             body["speaking_rate"] = speaking_rate
+        if kind != "webhook":
+            body["kind"] = kind
+        llm = dict(
+            base_url=base_url, model=model, system_prompt=system_prompt, api_key=api_key,
+            temperature=temperature, max_tokens=max_tokens,
+        )  # fmt: skip
+        body.update((k, v) for k, v in llm.items() if v is not None)
         return Agent.from_json(await self._client.request("POST", "/agents", body))
 
     async def list(self) -> list[Agent]:
@@ -333,12 +367,20 @@ class Agents(_Resource):
         language: str | None = UNSET,
         events_url: str | None = UNSET,
         speaking_rate: float | None = UNSET,
+        base_url: str = UNSET,
+        model: str = UNSET,
+        system_prompt: str = UNSET,
+        api_key: str | None = UNSET,
+        temperature: float | None = UNSET,
+        max_tokens: int | None = UNSET,
     ) -> Agent:
-        """Change only the fields given; None clears secret, voice, speaking_rate, language or
-        events_url."""
+        """Change only the fields given; None clears secret, voice, speaking_rate, language,
+        events_url, and an llm agent's api_key, temperature or max_tokens."""
         body = _given(
             name=name, detail=detail, webhook=webhook, secret=secret, voice=voice,
             language=language, events_url=events_url, speaking_rate=speaking_rate,
+            base_url=base_url, model=model, system_prompt=system_prompt, api_key=api_key,
+            temperature=temperature, max_tokens=max_tokens,
         )  # fmt: skip
         path = f"/agents/{_seg(agent_id)}"
         return Agent.from_json(await self._client.request("PATCH", path, body))

@@ -19,7 +19,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -95,20 +95,29 @@ def _plain(value: Any) -> Any:
 
 async def create_agent(
     name: str,
-    webhook: str,
+    webhook: str | None = None,
     detail: str = "",
     voice: str | None = None,
     language: str | None = None,
     events_url: str | None = None,
     speaking_rate: float | None = None,
+    kind: Literal["webhook", "llm"] = "webhook",
+    base_url: str | None = None,
+    model: str | None = None,
+    system_prompt: str | None = None,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
-    """Create an agent: the webhook receives {"call_id", "text", ...} and replies {"text"};
-    events_url (optional) receives call.started, call.answered, turn.finished, call.ended;
-    speaking_rate (optional, 0.5 to 2.0) is how fast its voice speaks, 1.0 its normal pace."""
+    """Create an agent. kind "webhook" (default): the webhook receives {"call_id", "text",
+    ...} and replies {"text"}. kind "llm": no webhook; an OpenAI-compatible chat-completions
+    endpoint answers (base_url e.g. https://api.openai.com/v1, model, system_prompt, api_key
+    optional and never shown again), keeping the call's history. events_url (optional)
+    receives call.started, call.answered, turn.finished, call.ended; speaking_rate (optional,
+    0.5 to 2.0) is how fast its voice speaks, 1.0 its normal pace."""
     async with _client() as c:
         agent = await c.agents.create(
             name, webhook=webhook, detail=detail, voice=voice, language=language,
-            events_url=events_url, speaking_rate=speaking_rate,
+            events_url=events_url, speaking_rate=speaking_rate, kind=kind, base_url=base_url,
+            model=model, system_prompt=system_prompt, api_key=api_key,
         )  # fmt: skip
     return dict(_plain(agent))
 

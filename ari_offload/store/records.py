@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from ari_offload.agent.llm_chat import LlmConfig
 from ari_offload.flows.actions import Action
 
 
@@ -66,18 +67,38 @@ class NewAccessKey:
 
 @dataclass(frozen=True)
 class Agent:
+    """An agent of kind "webhook" (``webhook`` set, the LLM fields None) or "llm" (``webhook``
+    None; ``base_url`` and ``model`` set, ``system_prompt`` a string)."""
+
     id: str
     customer_id: str
     name: str
     detail: str
-    webhook: str
-    secret: str | None = field(repr=False)
+    webhook: str | None
+    secret: str | None = field(repr=False)  # signs webhook requests and call events
     voice: str | None
     speaking_rate: float | None  # times the voice's normal pace; None: its own
     language: str | None
     events_url: str | None  # call events go there (agent/events.py); None: none
     created_at: datetime
     updated_at: datetime
+    kind: str = "webhook"  # agent.lines.AGENT_KINDS
+    base_url: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # sent to the LLM endpoint only
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    @property
+    def llm(self) -> LlmConfig | None:
+        """An llm agent's endpoint and model; None for a webhook agent."""
+        if self.kind != "llm" or self.base_url is None or self.model is None:
+            return None
+        return LlmConfig(
+            self.base_url, self.model, self.system_prompt or "", self.api_key,
+            self.temperature, self.max_tokens,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ari_offload.agent.lines import AGENT_KINDS
 from ari_offload.errors import AgentInUse, NameTaken, ValidationError
 from ari_offload.flows.actions import Action, agent_refs
 from ari_offload.flows.model import actions_to_json, parse_actions
@@ -22,10 +23,10 @@ from ari_offload.store.records import Agent, Flow
 
 log = logging.getLogger("ari_offload.store")
 
-# Agent fields that ``Agents.update`` may change.
+# Agent fields that ``Agents.update`` may change (not its kind).
 AGENT_FIELDS = frozenset(
     {"name", "detail", "webhook", "secret", "voice", "speaking_rate", "language", "events_url"}
-)
+) | frozenset(t.LLM_AGENT_COLUMNS) - {"kind"}
 
 
 class Agents(Repo):
@@ -34,15 +35,32 @@ class Agents(Repo):
         customer_id: str,
         *,
         name: str,
-        webhook: str,
+        webhook: str | None = None,
         detail: str = "",
         secret: str | None = None,
         voice: str | None = None,
         speaking_rate: float | None = None,
         language: str | None = None,
         events_url: str | None = None,
+        kind: str = "webhook",
+        base_url: str | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        api_key: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> Agent:
-        """Raises ``NameTaken`` if the customer already has an agent of that name."""
+        """A webhook agent (``webhook``) or an llm one (``kind="llm"``, ``base_url``,
+        ``model``...). Raises ``NameTaken`` if the customer already has an agent of that name."""
+        llm = kind == "llm"
+        if (
+            kind not in AGENT_KINDS
+            or llm == (webhook is not None)
+            or (llm and None in (base_url, model))
+        ):
+            raise ValueError(f"an agent of kind {kind!r} has a webhook, or a base_url and a model")
+        if llm:
+            system_prompt = system_prompt or ""
         now = utcnow()
         agent = Agent(
             id=new_id(),
@@ -57,10 +75,19 @@ class Agents(Repo):
             events_url=events_url,
             created_at=now,
             updated_at=now,
+            kind=kind,
+            base_url=base_url,
+            model=model,
+            system_prompt=system_prompt,
+            api_key=api_key,
+            temperature=temperature,
+            max_tokens=max_tokens,
         )
+        # The webhook column is NOT NULL (migration 1): "" for an llm agent's.
+        row = {**vars(agent), "webhook": webhook or ""}
         try:
             async with self._tx() as conn:
-                await conn.execute(insert(t.agents).values(**vars(agent)))
+                await conn.execute(insert(t.agents).values(**row))
         except IntegrityError:
             raise NameTaken("agent", name) from None
         return agent
@@ -246,25 +273,13 @@ async def _flows_of(conn: AsyncConnection, customer_id: str) -> list[Flow]:
 
 
 def _agent(row: Any) -> Agent:
-    return Agent(
-        **{
-            k: row[k]
-            for k in (
-                "id",
-                "customer_id",
-                "name",
-                "detail",
-                "webhook",
-                "secret",
-                "voice",
-                "speaking_rate",
-                "language",
-                "events_url",
-                "created_at",
-                "updated_at",
-            )
-        }
-    )
+    fields = (
+        "id", "customer_id", "name", "detail", "secret", "voice", "speaking_rate", "language",
+        "events_url", "created_at", "updated_at", *t.LLM_AGENT_COLUMNS,
+    )  # fmt: skip
+    values = {k: row[k] for k in fields}
+    values["kind"] = values["kind"] or "webhook"  # NULL: a row an older version wrote
+    return Agent(webhook=row["webhook"] or None, **values)
 
 
 def _flow(row: Any) -> Flow:

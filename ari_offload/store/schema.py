@@ -116,6 +116,15 @@ agents = Table(
     Column("language", varchar(16)),
     Column("events_url", varchar(2048)),  # added by migration 3
     Column("speaking_rate", Float),  # added by migration _v5_agent_rate
+    # Added by migration _v7_llm_agents. kind: "webhook" or "llm"; NULL: "webhook" (a row a
+    # node of an older version wrote during a rolling upgrade). An llm agent's webhook is "".
+    Column("kind", varchar(16)),
+    Column("base_url", varchar(2048)),
+    Column("model", varchar(200)),
+    Column("system_prompt", Text),
+    Column("api_key", varchar(512)),  # a secret, like ``secret``: never returned by the API
+    Column("temperature", Float),
+    Column("max_tokens", Integer),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("customer_id", "name", name="uq_agents_customer_name"),
@@ -279,6 +288,16 @@ def _v6_answered_by(conn: Connection) -> None:
     _add_missing_column(conn, calls, "answered_by")
 
 
+LLM_AGENT_COLUMNS = (
+    "kind", "base_url", "model", "system_prompt", "api_key", "temperature", "max_tokens"
+)  # fmt: skip
+
+
+def _v7_llm_agents(conn: Connection) -> None:
+    for name in LLM_AGENT_COLUMNS:
+        _add_missing_column(conn, agents, name)
+
+
 # --- cluster: the node registry and each call's node ----------------------------------------
 
 # One row per ari-offload node (cluster.py): written by its own heartbeat, read by the others
@@ -331,6 +350,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v3_agent_events,
     _v5_agent_rate,
     _v6_answered_by,
+    _v7_llm_agents,
     _cluster_nodes,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,7 +3,7 @@
 Two tasks per call, plus one transcription per utterance. The listener reads a tap of the
 caller's audio, feeds the VAD, and passes the VAD's events to the turn-taker and STT; what
 must happen at once (speculate, cancel, barge in) it does on the spot. The talker performs
-the turn actions one at a time: an utterance -> its transcript -> the agent's webhook -> the
+the turn actions one at a time: an utterance -> its transcript -> the agent (agent.lines) -> the
 reply spoken sentence by sentence (the next sentence is synthesized while the current one
 plays); a welcome or API text -> spoken. Latency: endpoint silence overlaps STT, TTS overlaps
 playback. The rules of who has the floor live in ``turn_taker``; this module only moves audio,
@@ -16,11 +16,13 @@ import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ari_offload.agent.answer import StreamedAnswer
 from ari_offload.agent.client import WebhookClient
 from ari_offload.agent.contract import WebhookRequest
+from ari_offload.agent.lines import open_line
+from ari_offload.agent.llm_chat import LlmConfig
 from ari_offload.agent.reply_actions import Transfer
 from ari_offload.ari.call import ActiveCall
 from ari_offload.audio import Pcm
@@ -54,12 +56,13 @@ log = logging.getLogger("ari_offload.conversation")
 @dataclass(frozen=True)
 class AgentBinding:
     agent_id: str
-    webhook: str
-    secret: str | None = None
+    webhook: str | None  # None: an agent of kind "llm" (``llm``)
+    secret: str | None = field(default=None, repr=False)
     voice: str | None = None  # a TTS voice name; None: the server's default
     language: str | None = None  # the caller's language for STT; None: the server's default
     events_url: str | None = None  # where call events go (observe.call_events); None: nowhere
     speaking_rate: float | None = None  # times the voice's normal pace; None: its own
+    llm: LlmConfig | None = None  # kind "llm": its endpoint and model, instead of a webhook
 
 
 class _Cut:
@@ -83,7 +86,7 @@ class Conversation:
         self.call = call
         self.media: MediaPort = call.media
         self._models = models
-        self._webhook = webhook
+        self._line = open_line(webhook, webhook=agent.webhook, secret=agent.secret, llm=agent.llm)
         self._agent = agent
         self._fallback = agent_settings.fallback_text
         self._taker = TurnTaker(speech.barge_in_min_speech_ms, turns_before=call.turns)
@@ -253,9 +256,7 @@ class Conversation:
         # the turn's moments (ended -> asked -> answered -> first audio).
         timing.stt_ms = (asked_at - since) * 1000
         self.call.set_state("thinking")
-        answer = StreamedAnswer(
-            self._webhook, self._agent.webhook, request, self._agent.secret, self._fallback
-        )
+        answer = StreamedAnswer(self._line, request, self._fallback)
         await self._say(answer, timing, since=since, asked_at=asked_at)
         self.finished = await self._actions.after(answer)
 
@@ -344,6 +345,7 @@ class Conversation:
                     timing.webhook_error = reply.failure
                     if timing.webhook_ms is None and reply.answered_at is not None:
                         self._answered(reply, timing, asked_at)  # no audio, but it answered
+            self._line.said(text if heard is None else heard)  # an LLM's history: as heard
             self.book.reply_ended(text, line, heard, timing)
             if pending is not None:
                 await cancel_and_wait(pending)  # it runs the stream: closed only once stopped

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from ari_offload.agent.contract import WebhookRequest
+from ari_offload.agent.llm_chat import LlmConfig
 from ari_offload.agent.reply_stream import ReplyPiece
 from ari_offload.audio import FRAME_SAMPLES, Pcm
 from ari_offload.speech.stt import SttRunner, Transcript
@@ -140,8 +141,9 @@ class StoreLike:
 
 class Rig:
     def __init__(
-        self, hold: bool = False, engine: Any = None, agent: Any = None, turns_before: int = 0
-    ) -> None:
+        self, hold: bool = False, engine: Any = None, agent: Any = None, turns_before: int = 0,
+        llm: LlmConfig | None = None,
+    ) -> None:  # fmt: skip
         self.port = FakeMediaPort(hold=hold)
         self.agent = EchoAgent()
         self.stt = SttRunner(engine or LoudnessWhisper(), workers=1)
@@ -163,8 +165,8 @@ class Rig:
         self.conversation = Conversation(
             cast(Any, self.call), cast(Any, models), cast(Any, agent or self.agent),
             AgentBinding(
-                "agent-1", "http://agent.invalid/", voice="slow", language="en-GB",
-                speaking_rate=1.5,
+                "agent-1", None if llm else "http://agent.invalid/", voice="slow",
+                language="en-GB", speaking_rate=1.5, llm=llm,
             ),
             cast(Any, SimpleNamespace(barge_in_min_speech_ms=300)),
             cast(Any, SimpleNamespace(fallback_text="Sorry.")),
