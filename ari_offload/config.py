@@ -22,9 +22,15 @@ DEFAULT_RECONNECT_MIN_S = 0.5
 DEFAULT_RECONNECT_MAX_S = 10.0
 
 DEFAULT_RTP_HOST = "127.0.0.1"
-DEFAULT_CODEC: Literal["ulaw", "alaw"] = "ulaw"
+# "slin16" (16 kHz, wideband callers stay wideband up to whisper) needs the websocket transport.
+MediaCodec = Literal["ulaw", "alaw", "slin16"]
+MEDIA_CODECS: tuple[MediaCodec, ...] = ("ulaw", "alaw", "slin16")
+DEFAULT_CODEC: MediaCodec = "ulaw"
 DEFAULT_JITTER_FRAMES = 4
 DEFAULT_MEDIA_TRANSPORT = "rtp"  # a name in media/transports.py TRANSPORTS
+# chan_websocket: audio sent ahead into Asterisk's queue. Rides out a stalled event loop;
+# barge-in does not wait behind it (FLUSH_MEDIA empties the queue at once).
+DEFAULT_WEBSOCKET_AHEAD_MS = 400
 
 DEFAULT_VAD_AGGRESSIVENESS = 2
 DEFAULT_MIN_SPEECH_MS = 120
@@ -105,9 +111,10 @@ class AriSettings:
 @dataclass(frozen=True)
 class MediaSettings:
     rtp_host: str = DEFAULT_RTP_HOST
-    codec: Literal["ulaw", "alaw"] = DEFAULT_CODEC
+    codec: MediaCodec = DEFAULT_CODEC
     jitter_frames: int = DEFAULT_JITTER_FRAMES
     transport: str = DEFAULT_MEDIA_TRANSPORT
+    websocket_ahead_ms: int = DEFAULT_WEBSOCKET_AHEAD_MS
 
 
 @dataclass(frozen=True)
@@ -321,6 +328,6 @@ def _convert(name: str, raw: str, current: object, type_name: object) -> object:
             raise ValueError("expected a path")
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r}: {exc}") from None
-    if "Literal" in kind and "ulaw" in kind and raw not in ("ulaw", "alaw"):
-        raise ConfigError(f"{name}={raw!r}: expected 'ulaw' or 'alaw'")
+    if "MediaCodec" in kind and raw not in MEDIA_CODECS:
+        raise ConfigError(f"{name}={raw!r}: expected one of {', '.join(MEDIA_CODECS)}")
     return raw

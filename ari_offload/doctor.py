@@ -23,9 +23,10 @@ async def run_doctor(settings: Settings) -> int:
             problems += 1
             print(f"  FAIL     {exc}")
     media = settings.media
-    print(f"media      {media.transport} on {media.rtp_host}, codec {media.codec}")
+    where = media.rtp_host if media.transport == "rtp" else settings.ari.url
+    print(f"media      {media.transport} ({where}), codec {media.codec}")
     try:
-        transport_opener(media.transport)
+        transport_opener(media.transport, media.codec)
     except ConfigError as exc:
         problems += 1
         print(f"  FAIL     {exc}")

@@ -23,7 +23,7 @@ AUTH_SCENARIO_TEMPLATE = Path(__file__).with_name("sipp") / "uac_auth.xml"
 UAS_SCENARIO = Path(__file__).with_name("sipp") / "uas.xml"
 UAS_SIP_PORT = 5070  # asterisk-conf/testbed/pjsip.conf: endpoint sipp-uas
 ASTERISK_SIP = "127.0.0.1:5060"
-PAYLOAD_TYPES = {"ulaw": 0, "alaw": 8}
+PAYLOAD_TYPES = {"ulaw": 0, "alaw": 8, "g722": 9}  # g722: a wideband caller (testbed.wideband)
 
 _port_counter = itertools.count()
 
@@ -65,7 +65,8 @@ class SippResult:
 
 
 class SippCall:
-    """One caller: dial `service`, stream `audio` (raw 8 kHz G.711), hang up after `hangup_after_s`
+    """One caller: dial `service`, stream `audio` (raw 8 kHz G.711, or G.722 offered alone with
+    ``codec="g722"``: 8000 bytes a second either way), hang up after `hangup_after_s`
     unless the far end hangs up first. `dtmf`: (seconds after the audio starts, keys) pressed
     as RFC 4733 events (testbed.dtmf), the audio paused meanwhile (the call lasts that much
     longer); the far end must not hang up before the last.
@@ -105,6 +106,8 @@ class SippCall:
         text = template.read_text()
         text = text.replace("@AUDIO@", str(self.audio))
         text = text.replace("@PT@", str(PAYLOAD_TYPES[self.codec]))
+        if self.codec == "g722":
+            text = self._wideband(text)
         pressed_until = self.dtmf[-1][0] if self.dtmf else 0.0
         text = text.replace("@WAIT_MS@", str(int((self.hangup_after_s - pressed_until) * 1000)))
         if self.telephone_event:
@@ -114,6 +117,13 @@ class SippCall:
         path = self._dir / "uac.xml"
         path.write_text(text)
         return path
+
+    def _wideband(self, text: str) -> str:
+        """Offer G.722 only, as a wideband desk phone set to it would."""
+        g711 = "m=audio [media_port] RTP/AVP 0 8\n      a=rtpmap:0 PCMU/8000\n"
+        g711 += "      a=rtpmap:8 PCMA/8000"
+        assert g711 in text
+        return text.replace(g711, "m=audio [media_port] RTP/AVP 9\n      a=rtpmap:9 G722/8000")
 
     def _with_keys(self, text: str) -> str:
         """Offer telephone-event, and press the keys on time after the audio starts."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ari_offload.ari.events import Channel
+from ari_offload.ari.keys import KeyMerge
 from ari_offload.ari.rest import AriRest
 from ari_offload.errors import AriError, AriHttpError, AriNotFound
 from ari_offload.media.port import MediaLink, MediaPort
@@ -87,6 +88,8 @@ class ActiveCall:
     turns: int = 0
     # set when the flow has stopped: the call's end is recorded after all the flow said
     flow_stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    # the caller's keys as ARI and the media transport report them: each press once
+    keys: KeyMerge = field(default_factory=KeyMerge)
     _state_shown: str = ""
     _state_task: asyncio.Task[None] | None = None
 

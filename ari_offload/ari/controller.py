@@ -68,7 +68,7 @@ class CallController:
         self._max_calls = max_calls  # the server's ceiling (policy [quotas] concurrent_calls)
         self._media_settings = media_settings
         # Resolved now: an unknown transport name stops the start, not the first call.
-        self._open_media = transport_opener(media_settings.transport)
+        self._open_media = transport_opener(media_settings.transport, media_settings.codec)
         # The server-wide limit (policy [quotas]); every call, built-in flows included.
         self._max_call_duration_s = max_call_duration_s
         self._run_flow = run_flow
@@ -133,16 +133,21 @@ class CallController:
             self._spawn(self._observer.outbound_failed(event.channel.id, reason))
 
     def _digit(self, event: ChannelDtmfReceived) -> None:
-        """A key the caller pressed goes to the call's conversation; with none (a fixed
-        message playing, a transfer) it is noted and dropped: nothing there asks for keys."""
         call = self._by_channel.get(event.channel.id)
-        if call is None or event.digit not in DTMF_KEYS:
+        if call is not None:
+            self._key(call, event.digit, "ari")
+
+    def _key(self, call: ActiveCall, digit: str, source: str) -> None:
+        """A key the caller pressed (reported by ``source``: ARI, or the media transport)
+        goes to the call's conversation once; with none (a fixed message playing, a
+        transfer) it is noted and dropped: nothing there asks for keys."""
+        if digit not in DTMF_KEYS or not call.keys.accept(source, digit, time.monotonic()):
             return
         if call.conversation is None:
-            log.debug("call %s: DTMF %s with no conversation; ignored", call.call_id, event.digit)
+            log.debug("call %s: DTMF %s with no conversation; ignored", call.call_id, digit)
             return
-        log.info("call %s: caller pressed %s", call.call_id, event.digit)
-        call.conversation.digit(event.digit)
+        log.info("call %s: caller pressed %s (%s)", call.call_id, digit, source)
+        call.conversation.digit(digit)
 
     async def on_connected(self) -> None:
         """After every (re)connect: make our view and Asterisk's agree again."""
@@ -236,6 +241,7 @@ class CallController:
         if link is None:
             return
         call = ActiveCall(call_id, channel, args, direction, self.rest, link.port)
+        link.port.on_key = lambda digit: self._key(call, digit, "media")
         call.max_duration_s = self._max_call_duration_s
         call.adopted = adopted
         if not await self._admit_or_close(call):

@@ -18,9 +18,10 @@ async def echo_flow(call: ActiveCall) -> None:
     exactly what they sent: operators use it to check a trunk's audio in both directions.
     """
     media = call.media
-    delay_samples = media.codec.sample_rate * ECHO_DELAY_MS // 1000
+    codec = media.codec
+    delay_bytes = codec.sample_rate * ECHO_DELAY_MS // 1000 * codec.sample_width
     with media.tap() as heard:  # open before the delay: the echo starts with the first word
-        media.play_payload(bytes([media.codec.silence]) * delay_samples)
+        media.play_payload(bytes([codec.silence]) * delay_bytes)
         call.set_state("echo")
         async for frame in heard:
             media.play_payload(frame.payload)

@@ -48,11 +48,13 @@ class FlowContext:
 
     async def speak(self, call: ActiveCall, text: str) -> None:
         """Say a fixed text into the call; return when all of it was sent."""
-        await speak(call.media, self.models.tts, text)
+        tts = self.models.tts_for(None, None, call.media.codec.sample_rate)
+        await speak(call.media, tts, text)
 
     def prepare(self, call: ActiveCall, text: str) -> Prepared:
         """``text`` synthesized from now on, to be played later (``Prepared.play``)."""
-        return Prepared(call.media, self.models.tts, text, call.call_id)
+        tts = self.models.tts_for(None, None, call.media.codec.sample_rate)
+        return Prepared(call.media, tts, text, call.call_id)
 
     def note(self, call: ActiveCall, text: str) -> None:
         """A system line in the call's transcript."""

@@ -1,11 +1,15 @@
-"""Speak a fixed text into a call (the `talk` action, apologies, API `talk` outside ai_talk)."""
+"""Speak a fixed text into a call (the `talk` action, apologies, API `talk` outside ai_talk).
+
+A runner at another rate than the port's (a wideband port's fixed texts from the 8 kHz
+default runner) is resampled, never played at the wrong speed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import Pcm, resample
 from ari_offload.media.port import MediaPort
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.tasks import cancel_and_wait
@@ -14,7 +18,7 @@ from ari_offload.tasks import cancel_and_wait
 async def speak(media: MediaPort, tts: TtsRunner, text: str) -> None:
     """Queue each sentence as soon as it is synthesized; return when all of it was played."""
     async for _sentence, pcm in tts.stream(text):
-        media.play(pcm)
+        media.play(_at_port_rate(media, tts, pcm))
     await media.drained()
 
 
@@ -25,12 +29,13 @@ class Prepared:
 
     def __init__(self, media: MediaPort, tts: TtsRunner, text: str, owner: str = "") -> None:
         self._media = media
+        self._tts = tts
         self._audio = asyncio.ensure_future(_synthesize(tts, text, owner))
 
     async def play(self) -> None:
         """Play it (waiting for what is not synthesized yet); return once it was played."""
         for pcm in await asyncio.shield(self._audio):
-            self._media.play(pcm)
+            self._media.play(_at_port_rate(self._media, self._tts, pcm))
         await self._media.drained()
 
     async def __aenter__(self) -> Prepared:
@@ -42,3 +47,8 @@ class Prepared:
 
 async def _synthesize(tts: TtsRunner, text: str, owner: str) -> list[Pcm]:
     return [pcm async for _sentence, pcm in tts.stream(text, owner)]
+
+
+def _at_port_rate(media: MediaPort, tts: TtsRunner, pcm: Pcm) -> Pcm:
+    rate = media.codec.sample_rate
+    return pcm if tts.sample_rate == rate else resample(pcm, tts.sample_rate, rate)

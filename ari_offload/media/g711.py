@@ -1,4 +1,6 @@
-"""G.711 mu-law (PCMU, payload type 0) and A-law (PCMA, payload type 8) with numpy.
+"""G.711 mu-law (PCMU, payload type 0) and A-law (PCMA, payload type 8) with numpy, and the
+codec table, where slin16 (16 kHz signed linear, what chan_websocket carries wideband) sits
+beside them.
 
 The tables are built once at import, bit-exact with the classic Sun reference code that
 Python's ``audioop`` used: encoding looks up all 65536 int16 values, decoding all 256 codes,
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ari_offload.audio import SAMPLE_RATE, Pcm, as_pcm
+from ari_offload.audio import SAMPLE_RATE, WIDEBAND_RATE, Pcm, as_pcm, frame_samples
 
 ULAW_SILENCE = 0xFF  # what 0 encodes to
 ALAW_SILENCE = 0xD5  # decodes to 8: A-law has no code for 0
@@ -95,6 +97,15 @@ def alaw_decode(data: bytes) -> Pcm:
     return _ALAW_DECODE[_codes(data)]
 
 
+def slin_encode(pcm: Pcm) -> bytes:
+    return as_pcm(pcm).astype("<i2", copy=False).tobytes()
+
+
+def slin_decode(data: bytes) -> Pcm:
+    """Little-endian, as Asterisk sends it (measured on the test bed); a stray odd byte is cut."""
+    return np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2").astype(np.int16)
+
+
 @dataclass(frozen=True)
 class Codec:
     name: str
@@ -103,11 +114,24 @@ class Codec:
     silence: int  # the byte 0 encodes to, for padding partial frames
     encode: Callable[[Pcm], bytes]
     decode: Callable[[bytes], Pcm]
+    sample_width: int = 1  # bytes per sample on the wire
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples in one 20 ms frame."""
+        return frame_samples(self.sample_rate)
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.frame_samples * self.sample_width
 
 
 ULAW = Codec("ulaw", 0, SAMPLE_RATE, ULAW_SILENCE, ulaw_encode, ulaw_decode)
 ALAW = Codec("alaw", 8, SAMPLE_RATE, ALAW_SILENCE, alaw_encode, alaw_decode)
-CODECS = {codec.name: codec for codec in (ULAW, ALAW)}
+# 118: the dynamic type chan_rtp sends slin16 with; it drops it coming back, so the "rtp"
+# transport refuses slin16 (transports.py) and only chan_websocket carries it.
+SLIN16 = Codec("slin16", 118, WIDEBAND_RATE, 0, slin_encode, slin_decode, sample_width=2)
+CODECS = {codec.name: codec for codec in (ULAW, ALAW, SLIN16)}
 
 
 def codec_for(name: str) -> Codec:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from ari_offload.audio import FRAME_SAMPLES, Pcm, as_pcm
+from ari_offload.audio import Pcm, as_pcm
 from ari_offload.media.g711 import Codec
 from ari_offload.media.packetizer import FrameSplitter
 
@@ -32,10 +32,10 @@ class OutFrame:
 class Playout:
     """The outbound queue of one stream, in the wire codec, cut into whole frames."""
 
-    def __init__(self, codec: Codec, frame_samples: int = FRAME_SAMPLES) -> None:
+    def __init__(self, codec: Codec, frame_samples: int | None = None) -> None:
         self.codec = codec
-        self.frame_samples = frame_samples
-        self._splitter = FrameSplitter(frame_samples)
+        self.frame_samples = frame_samples or codec.frame_samples  # default: 20 ms
+        self._splitter = FrameSplitter(self.frame_samples)
         self._frames: deque[OutFrame] = deque()
         self._queued = 0  # real samples added and not played (frames in flight included)
         self._in_flight = 0  # taken by the transport, not reported played yet
@@ -80,23 +80,29 @@ class Playout:
         return self.position
 
     def add_payload(self, data: bytes) -> int:
-        """Queue audio already in the wire codec (one byte per sample); a short tail is padded."""
+        """Queue audio already in the wire codec (``sample_width`` bytes a sample); a short
+        tail is padded (a stray byte of a half sample is dropped)."""
+        width = self.codec.sample_width
+        data = data[: len(data) - len(data) % width]
         if data:
             self._frames.extend(self._padded_tail())  # PCM queued before goes out first
             silence = bytes([self.codec.silence])
-            size = self.frame_samples
+            size = self.frame_samples * width
             for start in range(0, len(data), size):
                 chunk = data[start : start + size]
-                self._frames.append(OutFrame(chunk.ljust(size, silence), len(chunk)))
-            self._add(len(data))
+                self._frames.append(OutFrame(chunk.ljust(size, silence), len(chunk) // width))
+            self._add(len(data) // width)
         return self.position
 
-    def take_frame(self) -> OutFrame | None:
-        """The next frame to send, or None when nothing is queued; it is then in flight."""
+    def take_frame(self, pad: bool = True) -> OutFrame | None:
+        """The next frame to send, or None when nothing is queued; it is then in flight.
+
+        ``pad=False``: a partial PCM tail is not padded and sent yet (more audio may follow).
+        """
         if self._frames:
             frame = self._frames.popleft()
         else:
-            tail = self._padded_tail()
+            tail = self._padded_tail() if pad else []
             if not tail:
                 return None
             frame = tail[0]

@@ -1,6 +1,6 @@
 """The media port: what the rest of the app sees of a call's audio, whatever carries it.
 
-A transport (RTP over UDP today, chan_websocket next) implements ``MediaPort``::
+A transport (RTP over UDP, chan_websocket) implements ``MediaPort``::
 
     inbound   port.tap() -> FrameTap: an async iterator of MediaFrame; each tap is its own
               bounded queue, so the conversation, a recorder and a detector can all read
@@ -9,10 +9,15 @@ A transport (RTP over UDP today, chan_websocket next) implements ``MediaPort``::
 Setting a call up, a transport's opener (``transports.py``) returns a ``MediaLink``: the port,
 and the externalMedia request that points Asterisk at it.
 
-Positions count samples of the outbound stream at ``SAMPLE_RATE``: audio queued up to
-position P has been played once ``played >= P``. Frames that arrive while no tap is open are
-dropped silently: nobody was listening (a `talk` action does not hear the caller), so there
-is no stale audio for the next listener and no loss to count.
+A port works at its codec's rate (``port.codec.sample_rate``: 8 kHz, or 16 kHz for slin16):
+its frames carry that rate, ``play`` takes PCM at it, and positions count samples of the
+outbound stream at it: audio queued up to position P has been played once ``played >= P``.
+A transport that hears the caller's keys itself (chan_websocket's DTMF_END) hands them to
+``port.on_key``; the controller merges them with ARI's (ari/keys.py), so none counts twice.
+
+Frames that arrive while no tap is open are dropped silently: nobody was listening (a `talk`
+action does not hear the caller), so there is no stale audio for the next listener and no loss
+to count.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.media.g711 import Codec
 
 DEFAULT_TAP_FRAMES = 250  # 5 s: a reader that far behind is broken, not slow
@@ -36,7 +41,8 @@ class MediaFrame:
 
     ``sequence_number`` and ``timestamp`` are the transport's numbering (RTP: the packet's);
     ``received_at`` is the monotonic clock when it came off the wire, so a reader that falls
-    behind still times what it hears from the moment the caller said it.
+    behind still times what it hears from the moment the caller said it. ``sample_rate`` is
+    the rate of ``pcm`` (the port's).
     """
 
     pcm: Pcm
@@ -44,6 +50,7 @@ class MediaFrame:
     sequence_number: int
     timestamp: int
     received_at: float = field(default_factory=time.monotonic)
+    sample_rate: int = SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -154,12 +161,19 @@ class TapSet:
         self._taps = [tap for tap in self._taps if not tap.closed]
 
 
+KeyHandler = Callable[[str], None]
+
+
 class MediaPort(Protocol):
     """One call's audio, both directions. Implemented by each transport under ``media/``."""
 
+    # Called with each key the transport itself hears the caller press (None: nobody asks).
+    on_key: KeyHandler | None
+
     @property
     def codec(self) -> Codec:
-        """The wire codec (echo passes payloads through untouched)."""
+        """The wire codec (echo passes payloads through untouched); its ``sample_rate`` is
+        the port's."""
         ...
 
     def tap(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
@@ -167,7 +181,7 @@ class MediaPort(Protocol):
         ...
 
     def play(self, pcm: Pcm) -> int:
-        """Queue 8 kHz PCM of any length; return the stream position at its end."""
+        """Queue PCM at the port's rate, of any length; return the stream position at its end."""
         ...
 
     def play_payload(self, payload: bytes) -> int:

@@ -28,6 +28,7 @@ from ari_offload.media.port import (
     DEFAULT_TAP_FRAMES,
     ExternalMediaRequest,
     FrameTap,
+    KeyHandler,
     MediaFrame,
     MediaStats,
     TapSet,
@@ -88,7 +89,10 @@ class RtpEndpoint:
         jitter_frames: int = DEFAULT_JITTER_FRAMES,
         rng: random.Random | None = None,
     ) -> None:
+        if codec.sample_width != 1:
+            raise ValueError(f"RTP carries G.711 here, not {codec.name}")
         self._codec = codec
+        self.on_key: KeyHandler | None = None  # never called: ARI reports RTP's keys
         self._counters = _Counters()
         self._remote: tuple[str, int] | None = None
         self._transport: asyncio.DatagramTransport | None = None

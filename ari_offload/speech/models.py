@@ -7,10 +7,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.config import DEFAULT_TURN_END_SILENCE_MS, DEFAULT_TURN_THRESHOLD, SpeechSettings
 from ari_offload.errors import ConfigError
 from ari_offload.schema import MAX_SPEAKING_RATE, MIN_SPEAKING_RATE
@@ -19,7 +19,7 @@ from ari_offload.speech.scheduler import DEFAULT_WORKERS, CpuSeconds, Scheduler
 from ari_offload.speech.stt import SttEngine, SttRunner
 from ari_offload.speech.tts import TtsRunner, TtsVoice
 from ari_offload.speech.turn_end import TurnEndGate, TurnEndModel
-from ari_offload.speech.vad import VadEngine, VadParams, VadSegmenter
+from ari_offload.speech.vad import VadEngine, VadParams, VadSegmenter, telephone_band
 
 logger = logging.getLogger("ari_offload.speech")
 
@@ -64,7 +64,8 @@ class SpeechModels:
             name: TtsRunner(voice, scheduler=self.scheduler) for name, voice in self.voices.items()
         }
         self._unknown_voices: set[str] = set()
-        self._paced: dict[tuple[str, float], TtsRunner] = {}  # tts_for's (voice, rate) runners
+        # tts_for's runners beyond the voices' own: (voice, speaking rate, sample rate)
+        self._paced: dict[tuple[str, float, int], TtsRunner] = {}
         self.turn_end = turn_end
         self._turn_end_silence_ms = turn_end_silence_ms
         self._turn_threshold = turn_threshold
@@ -81,25 +82,32 @@ class SpeechModels:
         """The default voice's runner (fixed texts outside a conversation, apologies)."""
         return self._runners[self.default_voice]
 
-    def tts_for(self, voice: str | None, rate: float | None = None) -> TtsRunner:
+    def tts_for(
+        self, voice: str | None, rate: float | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> TtsRunner:
         """An agent's voice (None: the default) at its speaking rate (None: the voice's own
-        pace). One the server lost since the API accepted it (a voice removed from the
-        settings) speaks with the default, noted once.
+        pace), speaking at ``sample_rate`` (the call's media port's). One the server lost
+        since the API accepted it (a voice removed from the settings) speaks with the
+        default, noted once.
 
         A rate is the voice's ``at_rate`` view over the same loaded model, made once per
-        (voice, rate) and kept; past ``MAX_PACED_RUNNERS`` of them the kept ones are dropped
-        (each is small: stored agents name few rates, a flood of distinct ones costs no memory).
+        (voice, rate, sample rate) and kept; past ``MAX_PACED_RUNNERS`` of them the kept ones
+        are dropped (each is small: stored agents name few rates, a flood of distinct ones
+        costs no memory).
         """
         name = self._known_voice(voice)
         if rate is None or rate == 1.0:
-            return self._runners[name]
+            if sample_rate == SAMPLE_RATE:
+                return self._runners[name]
+            rate = 1.0
         rate = min(max(rate, MIN_SPEAKING_RATE), MAX_SPEAKING_RATE)  # the API's bounds
-        runner = self._paced.get((name, rate))
+        runner = self._paced.get((name, rate, sample_rate))
         if runner is None:
             if len(self._paced) >= MAX_PACED_RUNNERS:
                 self._paced.clear()
-            runner = TtsRunner(self.voices[name].at_rate(rate), scheduler=self.scheduler)
-            self._paced[name, rate] = runner
+            paced = self.voices[name] if rate == 1.0 else self.voices[name].at_rate(rate)
+            runner = TtsRunner(paced, scheduler=self.scheduler, sample_rate=sample_rate)
+            self._paced[name, rate, sample_rate] = runner
         return runner
 
     def _known_voice(self, voice: str | None) -> str:
@@ -124,9 +132,16 @@ class SpeechModels:
     def languages(self) -> list[str]:
         return list(self.transcriber.languages)
 
-    def new_segmenter(self) -> VadSegmenter:
-        """One per call: a segmenter holds the state of one audio stream."""
-        return VadSegmenter(self.vad_params, self.vad.new_classifier())
+    def new_segmenter(self, sample_rate: int = SAMPLE_RATE) -> VadSegmenter:
+        """One per call: a segmenter holds the state of one audio stream, at ``sample_rate``
+        (the call's media port's). The VAD engine labels its frames' telephone band: the
+        engines and their settings were tuned and measured at 8 kHz."""
+        classifier = self.vad.new_classifier()
+        engine_rate = self.vad_params.sample_rate
+        if sample_rate == engine_rate:
+            return VadSegmenter(self.vad_params, classifier)
+        params = replace(self.vad_params, sample_rate=sample_rate)
+        return VadSegmenter(params, telephone_band(classifier, sample_rate, engine_rate))
 
     def new_turn_gate(self) -> TurnEndGate | None:
         """One per call, beside its segmenter; None without a turn-end model."""
@@ -134,12 +149,13 @@ class SpeechModels:
             return None
         return TurnEndGate(self._turn_end_silence_ms, self._turn_threshold)
 
-    async def turn_probability(self, audio: Pcm) -> float:
+    async def turn_probability(self, audio: Pcm, sample_rate: int = SAMPLE_RATE) -> float:
         """The turn-end model's answer about ``audio``, computed off the event loop."""
         if self.turn_end is None:
             raise RuntimeError("no turn-end model is loaded")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._turn_pool, self.turn_end.probability, audio)
+        model = self.turn_end
+        return await loop.run_in_executor(self._turn_pool, model.probability, audio, sample_rate)
 
     def describe(self) -> dict[str, Any]:
         """What `ari-offload doctor` prints: each engine's own description, load and warmup."""
@@ -284,7 +300,7 @@ def _check_streaming(name: str, engine: SttEngine) -> None:
     if getattr(engine, "streaming", False) and not callable(getattr(engine, "open_stream", None)):
         raise ConfigError(
             f"ARI_OFFLOAD_SPEECH_STT_ENGINE={name!r}: the engine says it is streaming but has"
-            " no open_stream(runner, language)"
+            " no open_stream(runner, language, sample_rate)"
         )
 
 

@@ -112,13 +112,14 @@ class PiperSynthesizer:
     def sample_rate(self) -> int:
         return self.weights.sample_rate
 
-    def synthesize_sentence(self, text: str) -> Pcm:
+    def synthesize_sentence(self, text: str, sample_rate: int = SAMPLE_RATE) -> Pcm:
         chunks = self.weights.voice.synthesize(speakable(text), syn_config=self._syn_config)
         audio = [chunk.audio_float_array for chunk in chunks]
         if not audio:
             return np.zeros(0, dtype=np.int16)
-        pcm = resample_float(np.concatenate(audio), self.sample_rate, SAMPLE_RATE)
-        return trim_silence(to_int16(pcm))
+        # straight to the port's rate: a wideband line hears the voice above 4 kHz too
+        pcm = resample_float(np.concatenate(audio), self.sample_rate, sample_rate)
+        return trim_silence(to_int16(pcm), sample_rate)
 
     def warmup(self) -> None:
         self.synthesize_sentence("Hello.")

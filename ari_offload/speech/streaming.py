@@ -17,7 +17,7 @@ from typing import Protocol, cast
 
 import numpy as np
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.speech.scheduler import JobKind
 from ari_offload.speech.stt import SttEngine, SttRunner, Transcript
 
@@ -66,10 +66,17 @@ class SpeculativeStt:
     final runs).
     """
 
-    def __init__(self, runner: SttRunner, language: str | None = None, owner: str = "") -> None:
+    def __init__(
+        self,
+        runner: SttRunner,
+        language: str | None = None,
+        owner: str = "",
+        sample_rate: int = SAMPLE_RATE,
+    ) -> None:
         self._runner = runner
         self._language = language  # the agent's
         self._owner = owner  # the call id, for the scheduler's fairness and CPU counter
+        self._rate = sample_rate  # of the call's audio (its media port's)
         self._future: Future[Transcript] | None = None
         self._audio: Pcm | None = None  # what the run hears; None once speech resumed
         self._deferred: Pcm | None = None  # a pause's audio waiting for the busy run to end
@@ -91,8 +98,9 @@ class SpeculativeStt:
         self._deferred = None
         self._loop = asyncio.get_running_loop()
         future = self._runner.submit(
-            audio, self._language, kind=JobKind.SPECULATIVE_STT, owner=self._owner
-        )
+            audio, self._language, kind=JobKind.SPECULATIVE_STT, owner=self._owner,
+            sample_rate=self._rate,
+        )  # fmt: skip
         if future is None:
             logger.debug("speech workers saturated: no speculative STT at this pause")
             self._future = self._audio = None
@@ -141,20 +149,29 @@ class SpeculativeStt:
 
 
 class StreamingSttEngine(SttEngine, Protocol):
-    """An engine with ``streaming = True`` opens its own ``UtteranceStt`` per call."""
+    """An engine with ``streaming = True`` opens its own ``UtteranceStt`` per call, fed audio
+    at ``sample_rate``."""
 
-    def open_stream(self, runner: SttRunner, language: str | None) -> UtteranceStt: ...
+    def open_stream(
+        self, runner: SttRunner, language: str | None, sample_rate: int
+    ) -> UtteranceStt: ...
 
 
-def utterance_stt(runner: SttRunner, language: str | None = None, owner: str = "") -> UtteranceStt:
+def utterance_stt(
+    runner: SttRunner,
+    language: str | None = None,
+    owner: str = "",
+    sample_rate: int = SAMPLE_RATE,
+) -> UtteranceStt:
     """One call's STT: a streaming engine's own stream; for a batch one, the adapter.
 
     ``owner``: the call id, whose runs the scheduler keeps fair against other calls'.
+    ``sample_rate``: the call's audio's (its media port's).
     """
     engine = runner.transcriber
     if getattr(engine, "streaming", False):
-        return cast(StreamingSttEngine, engine).open_stream(runner, language)
-    return SegmentedStt(runner, language, owner)
+        return cast(StreamingSttEngine, engine).open_stream(runner, language, sample_rate)
+    return SegmentedStt(runner, language, owner, sample_rate)
 
 
 class SegmentedStt:
@@ -163,11 +180,18 @@ class SegmentedStt:
     The audio itself reaches it through the VAD's segments, so ``feed`` has nothing to do.
     """
 
-    def __init__(self, runner: SttRunner, language: str | None = None, owner: str = "") -> None:
+    def __init__(
+        self,
+        runner: SttRunner,
+        language: str | None = None,
+        owner: str = "",
+        sample_rate: int = SAMPLE_RATE,
+    ) -> None:
         self._runner = runner
         self._language = language
         self._owner = owner
-        self.runs = SpeculativeStt(runner, language, owner)
+        self._rate = sample_rate
+        self.runs = SpeculativeStt(runner, language, owner, sample_rate)
 
     def feed(self, pcm: Pcm) -> None:
         pass
@@ -197,7 +221,7 @@ class SegmentedStt:
                 if task is not None and task.cancelling():
                     raise  # the call is ending: never swallow our own cancellation
                 # only the speculative run was cancelled: transcribe the utterance afresh
-        return await self._runner.transcribe(audio, self._language, self._owner)
+        return await self._runner.transcribe(audio, self._language, self._owner, self._rate)
 
     def close(self) -> None:
         self.runs.drop()

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, overload
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.speech.scheduler import JobKind, Scheduler
 
 logger = logging.getLogger("ari_offload.speech")
@@ -23,8 +23,11 @@ DEFAULT_STT_WORKERS = 2
 
 
 class Transcriber(Protocol):
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
-        """Blocking: 8 kHz int16 speech in, text out ("" for nothing heard).
+    def transcribe(
+        self, pcm: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
+        """Blocking: int16 speech at ``sample_rate`` in (8 kHz, or 16 kHz from a wideband
+        port), text out ("" for nothing heard).
 
         ``language`` is an agent's tag (e.g. "en", "en-US"); None: the engine's default.
         """
@@ -83,43 +86,61 @@ class SttRunner:
         self.scheduler = scheduler or Scheduler(workers, name="stt")
 
     async def transcribe(
-        self, pcm8k: Pcm, language: str | None = None, owner: str = ""
+        self,
+        pcm: Pcm,
+        language: str | None = None,
+        owner: str = "",
+        sample_rate: int = SAMPLE_RATE,
     ) -> Transcript:
         """A final run (the caller waits for it)."""
-        return await asyncio.wrap_future(self.submit(pcm8k, language, owner=owner))
+        job = self.submit(pcm, language, owner=owner, sample_rate=sample_rate)
+        return await asyncio.wrap_future(job)
 
     @overload
     def submit(
         self,
-        pcm8k: Pcm,
+        pcm: Pcm,
         language: str | None = None,
         *,
         kind: Literal[JobKind.FINAL_STT] = JobKind.FINAL_STT,
         owner: str = "",
+        sample_rate: int = SAMPLE_RATE,
     ) -> Future[Transcript]: ...
 
     @overload
     def submit(
-        self, pcm8k: Pcm, language: str | None = None, *, kind: SttKind, owner: str = ""
+        self,
+        pcm: Pcm,
+        language: str | None = None,
+        *,
+        kind: SttKind,
+        owner: str = "",
+        sample_rate: int = SAMPLE_RATE,
     ) -> Future[Transcript] | None: ...
 
     def submit(
         self,
-        pcm8k: Pcm,
+        pcm: Pcm,
         language: str | None = None,
         *,
         kind: SttKind = JobKind.FINAL_STT,
         owner: str = "",
+        sample_rate: int = SAMPLE_RATE,
     ) -> Future[Transcript] | None:
         """Queue a run for call ``owner``; its future says whether a worker is on it.
 
         A speculative run is refused (None) when every worker has work: see scheduler.py.
         """
-        return self.scheduler.submit(kind, owner, self._timed, pcm8k, language, self._clock())
+        requested = self._clock()
+        return self.scheduler.submit(
+            kind, owner, self._timed, pcm, language, sample_rate, requested
+        )
 
-    def _timed(self, pcm8k: Pcm, language: str | None, requested: float) -> Transcript:
+    def _timed(
+        self, pcm: Pcm, language: str | None, sample_rate: int, requested: float
+    ) -> Transcript:
         started = self._clock()
-        text = self.transcriber.transcribe(pcm8k, language)
+        text = self.transcriber.transcribe(pcm, language, sample_rate)
         finished = self._clock()
         return Transcript(text, finished - requested, finished - started)
 

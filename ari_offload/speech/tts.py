@@ -38,8 +38,9 @@ def trim_silence(pcm: Pcm, rate: int = SAMPLE_RATE, keep_ms: int = KEEP_SILENCE_
 
 
 class Synthesizer(Protocol):
-    def synthesize_sentence(self, text: str) -> Pcm:
-        """Blocking: one sentence in, 8 kHz int16 speech out, edges trimmed."""
+    def synthesize_sentence(self, text: str, sample_rate: int = SAMPLE_RATE) -> Pcm:
+        """Blocking: one sentence in, int16 speech at ``sample_rate`` out (the media port's:
+        8 kHz, or 16 kHz on a wideband line), edges trimmed."""
         ...
 
 
@@ -79,11 +80,14 @@ class TtsRunner:
         workers: int = DEFAULT_TTS_WORKERS,
         sentence_pause_ms: int | None = None,
         scheduler: Scheduler | None = None,
+        sample_rate: int = SAMPLE_RATE,
     ) -> None:
         """``scheduler``: shared by every voice's runner and STT (its owner shuts it down);
         None: one of its own with ``workers`` workers. ``sentence_pause_ms``: one pause
-        after every chunk instead of the plan's own."""
+        after every chunk instead of the plan's own. ``sample_rate``: of the audio it
+        yields (a media port's)."""
         self.synthesizer = synthesizer
+        self.sample_rate = sample_rate
         self._pause_ms = sentence_pause_ms
         self._own_scheduler = scheduler is None
         self.scheduler = scheduler or Scheduler(workers, name="tts")
@@ -93,7 +97,9 @@ class TtsRunner:
 
     def _submit(self, sentence: str, kind: TtsKind, owner: str) -> asyncio.Future[Pcm]:
         """Start now (not when a task gets scheduled): the next sentence must not wait."""
-        job = self.scheduler.submit(kind, owner, self.synthesizer.synthesize_sentence, sentence)
+        job = self.scheduler.submit(
+            kind, owner, self.synthesizer.synthesize_sentence, sentence, self.sample_rate
+        )
         return asyncio.wrap_future(job)
 
     async def stream(self, text: str, owner: str = "") -> AsyncGenerator[tuple[str, Pcm], None]:
@@ -169,7 +175,7 @@ class TtsRunner:
 
     def _pause(self, chunk: Chunk) -> Pcm:
         ms = chunk.pause_ms if self._pause_ms is None else self._pause_ms
-        return np.zeros(SAMPLE_RATE * ms // 1000, dtype=np.int16)
+        return np.zeros(self.sample_rate * ms // 1000, dtype=np.int16)
 
     def close(self) -> None:
         if self._own_scheduler:

@@ -58,9 +58,9 @@ class TurnEndModel(Protocol):
     """An end-of-turn classifier, loaded once and shared by every call (one thread at a time
     runs it: models.py's turn pool)."""
 
-    def probability(self, pcm: Pcm) -> float:
-        """Blocking: how likely the caller is done after ``pcm`` (8 kHz int16: the
-        utterance so far, speech and a little silence). 0..1."""
+    def probability(self, pcm: Pcm, sample_rate: int = SAMPLE_RATE) -> float:
+        """Blocking: how likely the caller is done after ``pcm`` (int16 at ``sample_rate``:
+        the utterance so far, speech and a little silence). 0..1."""
         ...
 
     def warmup(self) -> None: ...
@@ -153,16 +153,16 @@ class SmartTurnModel:
         self._features = FeatureExtractor(chunk_length=SMART_TURN_SECONDS)
         self.threads = threads
 
-    def features(self, pcm: Pcm) -> np.ndarray:
-        audio = resample_float(to_float32(pcm), SAMPLE_RATE, SMART_TURN_RATE)
+    def features(self, pcm: Pcm, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        audio = resample_float(to_float32(pcm), sample_rate, SMART_TURN_RATE)
         window = SMART_TURN_RATE * SMART_TURN_SECONDS
         audio = audio[-window:] if audio.size > window else np.pad(audio, (window - audio.size, 0))
         audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
         mel = self._features(audio.astype(np.float32), padding=0)
         return np.asarray(mel, dtype=np.float32)[np.newaxis]
 
-    def probability(self, pcm: Pcm) -> float:
-        (logits,) = self._session.run(None, {self._input: self.features(pcm)})
+    def probability(self, pcm: Pcm, sample_rate: int = SAMPLE_RATE) -> float:
+        (logits,) = self._session.run(None, {self._input: self.features(pcm, sample_rate)})
         return float(np.asarray(logits).reshape(-1)[0])
 
     def warmup(self) -> None:

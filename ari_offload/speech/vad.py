@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ari_offload.audio import SAMPLE_RATE, Pcm
+from ari_offload.audio import SAMPLE_RATE, Halver, Pcm
 from ari_offload.config import (
     DEFAULT_ENDPOINT_SILENCE_MS,
     DEFAULT_MIN_SPEECH_MS,
@@ -138,6 +138,21 @@ class VadEngine(Protocol):
     def describe(self) -> dict[str, Any]:
         """``engine`` (its registry name), ``summary`` (one line for doctor), and details."""
         ...
+
+
+def telephone_band(
+    classifier: FrameClassifier, stream_rate: int, engine_rate: int
+) -> FrameClassifier:
+    """``classifier`` (made for ``engine_rate`` frames) labelling frames of a stream at twice
+    that rate (a 16 kHz wideband port) by their lower half band; one per stream."""
+    if stream_rate != 2 * engine_rate:
+        raise ValueError(f"no VAD for {stream_rate} Hz frames from one for {engine_rate} Hz")
+    halver = Halver()
+
+    def is_speech(frame: Pcm) -> bool:
+        return classifier(halver.process(frame))
+
+    return is_speech
 
 
 class VadSegmenter:

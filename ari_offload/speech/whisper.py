@@ -95,11 +95,14 @@ class WhisperTranscriber:
             return self.language
         return code
 
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
-        as_pcm(pcm8k)
-        if pcm8k.size == 0:
+    def transcribe(
+        self, pcm: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
+        """Whisper hears 16 kHz: a wideband port's audio goes in as it came, 8 kHz upsampled."""
+        as_pcm(pcm)
+        if pcm.size == 0:
             return ""
-        audio = resample_float(to_float32(pcm8k), SAMPLE_RATE, WHISPER_RATE)
+        audio = resample_float(to_float32(pcm), sample_rate, WHISPER_RATE)
         segments, _info = self._model.transcribe(
             audio, language=self.language_for(language), **self.decode_options
         )

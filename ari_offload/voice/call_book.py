@@ -95,7 +95,8 @@ class CallBook:
         total is measured, and the agent line goes on record."""
         if timing is not None:
             # The first frame goes on the wire at once, unless audio is still queued ahead.
-            on_wire = time.monotonic() + samples_to_ms(ahead) / 1000
+            rate = self._call.media.codec.sample_rate
+            on_wire = time.monotonic() + samples_to_ms(ahead, rate) / 1000
             timing.tts_first_audio_ms = (on_wire - replied_at) * 1000
             timing.total_ms = (on_wire - since) * 1000 + timing.endpoint_ms
             self.measured(timing)

@@ -89,9 +89,13 @@ class Conversation:
         self._line = open_line(webhook, webhook=agent.webhook, secret=agent.secret, llm=agent.llm)
         self._agent = agent
         self._fallback = agent_settings.fallback_text
-        self._taker = TurnTaker(speech.barge_in_min_speech_ms, turns_before=call.turns)
-        self._segmenter = models.new_segmenter()
-        self._stt: UtteranceStt = utterance_stt(models.stt, agent.language, owner=call.call_id)
+        # Everything hears and speaks at the port's rate: 16 kHz from a wideband line.
+        self._rate = rate = call.media.codec.sample_rate
+        self._taker = TurnTaker(
+            speech.barge_in_min_speech_ms, sample_rate=rate, turns_before=call.turns
+        )
+        self._segmenter = models.new_segmenter(rate)
+        self._stt: UtteranceStt = utterance_stt(models.stt, agent.language, call.call_id, rate)
         gate = models.new_turn_gate()  # None: the VAD endpoint alone ends a turn
         self._turn_end = None if gate is None else TurnEndWatch(
             gate, self._segmenter, self._stt, models, call.call_id, self._vad_event
@@ -278,7 +282,7 @@ class Conversation:
         """
         self._taker.reply_started()
         self._cut.clear()
-        tts = self._models.tts_for(self._agent.voice, self._agent.speaking_rate)
+        tts = self._models.tts_for(self._agent.voice, self._agent.speaking_rate, self._rate)
         owner = self.call.call_id
         if isinstance(reply, str):
             text, replied_at = reply, time.monotonic()

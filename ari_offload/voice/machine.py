@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ari_offload.audio import FRAME_S, FRAME_SAMPLES, Pcm, silence
+from ari_offload.audio import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, Halver, Pcm, silence
 from ari_offload.media.port import FrameTap, MediaFrame, MediaPort
 from ari_offload.tasks import cancel_and_wait
 from ari_offload.voice.greeting_words import check_words, words_worth
@@ -57,6 +57,7 @@ class MachineListener:
         self._transcribe = transcribe
         self._clock = clock
         self._tap: FrameTap = media.tap()  # opened now: the greeting is heard from here
+        self._halver = Halver()  # a wideband port's frames to the detector's 8 kHz
         self._frames: AsyncIterator[MediaFrame] = aiter(self._tap)
         self._next: asyncio.Future[MediaFrame] | None = None
         self._heard_until = clock()  # the clock time up to which audio was fed
@@ -137,7 +138,8 @@ class MachineListener:
             self._ended = True
             return False
         self._heard_until = max(self._heard_until, frame.received_at)
-        self.detector.feed(frame.pcm)
+        narrow = frame.sample_rate == SAMPLE_RATE
+        self.detector.feed(frame.pcm if narrow else self._halver.process(frame.pcm))
         return True
 
     def _fill_gap(self) -> None:

@@ -24,7 +24,7 @@ log = logging.getLogger("ari_offload.conversation")
 
 
 class TurnEndModel(Protocol):
-    async def turn_probability(self, audio: Pcm) -> float: ...
+    async def turn_probability(self, audio: Pcm, sample_rate: int) -> float: ...
 
 
 class TurnEndWatch:
@@ -61,7 +61,8 @@ class TurnEndWatch:
     async def _judge(self, pause: int, audio: Pcm) -> None:
         gate = self._gate
         try:
-            probability = await self._model.turn_probability(audio)
+            rate = self._segmenter.params.sample_rate  # the call's audio's
+            probability = await self._model.turn_probability(audio, rate)
             text = None
             speculation = self._stt.speculation(audio) if probability >= gate.threshold else None
             if speculation is not None:

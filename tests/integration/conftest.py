@@ -23,7 +23,14 @@ from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
 from ari_offload.app import App
 from ari_offload.ari.call import ActiveCall, FlowRunner
 from ari_offload.ari.observer import CallObserver
-from ari_offload.config import AgentSettings, ApiSettings, PolicySettings, Settings, StoreSettings
+from ari_offload.config import (
+    AgentSettings,
+    ApiSettings,
+    MediaSettings,
+    PolicySettings,
+    Settings,
+    StoreSettings,
+)
 from ari_offload.flows.actions import Action, AiTalk
 from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher
@@ -66,9 +73,25 @@ async def testbed(_asterisk_running: None) -> AsyncIterator[Testbed]:
 
 ServiceFactory = Callable[..., Awaitable[AriService]]
 
+# A test parametrized over these runs its calls over each media transport ("transport/codec").
+TRANSPORTS = ["rtp", "websocket", "websocket/slin16"]
+
 
 @pytest.fixture
-async def start_service(testbed: Testbed) -> AsyncIterator[ServiceFactory]:
+def media_transport() -> str:
+    """The media transport of the test's calls ("rtp" unless the test is parametrized with
+    ``@pytest.mark.parametrize("media_transport", TRANSPORTS)``)."""
+    return "rtp"
+
+
+@pytest.fixture
+def media(media_transport: str) -> MediaSettings:
+    transport, _, codec = media_transport.partition("/")
+    return MediaSettings(transport=transport, codec=codec or "ulaw")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def start_service(testbed: Testbed, media: MediaSettings) -> AsyncIterator[ServiceFactory]:
     """Start controllers with given test flows (plus the built-ins); all stopped at the end."""
     started: list[AriService] = []
 
@@ -76,7 +99,7 @@ async def start_service(testbed: Testbed) -> AsyncIterator[ServiceFactory]:
         flows: dict[str, FlowRunner] | None = None, observer: CallObserver | None = None
     ) -> AriService:
         dispatcher = FlowDispatcher({**BUILTIN_FLOWS, **(flows or {})})
-        service = AriService(Settings(ari=TESTBED_ARI), dispatcher, observer)
+        service = AriService(Settings(ari=TESTBED_ARI, media=media), dispatcher, observer)
         await service.start()
         await service.wait_connected()
         started.append(service)
@@ -148,7 +171,7 @@ AgentServiceFactory = Callable[..., Awaitable[ConversationLog]]
 
 @pytest.fixture
 async def start_agent_service(
-    start_service: ServiceFactory, speech_models: SpeechModels
+    start_service: ServiceFactory, speech_models: SpeechModels, media: MediaSettings
 ) -> AsyncIterator[AgentServiceFactory]:
     """Start a controller whose flow `talk` converses with the webhook at `url`.
 
@@ -166,7 +189,7 @@ async def start_agent_service(
         session = aiohttp.ClientSession()
         sessions.append(session)
         settings = Settings(
-            ari=TESTBED_ARI, agent=AgentSettings(webhook_timeout_s=webhook_timeout_s)
+            ari=TESTBED_ARI, media=media, agent=AgentSettings(webhook_timeout_s=webhook_timeout_s)
         )
         log = ConversationLog()
         binding = AgentBinding("agent-1", url, secret)
@@ -305,10 +328,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def app(testbed: Testbed, speech_models: SpeechModels, tmp_path: Path) -> AsyncIterator[App]:
+async def app(
+    testbed: Testbed, speech_models: SpeechModels, tmp_path: Path, media: MediaSettings
+) -> AsyncIterator[App]:
     """The whole product on the test bed, with the test bed's operator policy."""
     settings = Settings(
         ari=TESTBED_ARI,
+        media=media,
         api=ApiSettings(port=free_port()),
         store=StoreSettings(data_dir=tmp_path),
         policy=PolicySettings(file=TESTBED_POLICY_FILE),

@@ -14,6 +14,9 @@ from testbed.capture import RtpCapture, payload_bytes
 from testbed.sipp import SippCall
 from tests.integration.conftest import Recorder, ServiceFactory
 
+# G.711 byte for byte over both transports (slin16 would be transcoded: not byte-exact)
+over_both = pytest.mark.parametrize("media_transport", ["rtp", "websocket"])
+
 pytestmark = pytest.mark.integration
 
 LEAD_SILENCE_BYTES = 4000  # speech_file's 0.5 s of leading silence at 8000 bytes/s
@@ -23,6 +26,7 @@ def speech(text: str = "Hello, this is a test call to check the audio path.") ->
     return speech_file(text).read_bytes()
 
 
+@over_both
 async def test_caller_audio_reaches_app_byte_exact(start_service: ServiceFactory) -> None:
     recorder = Recorder()
     await start_service({"record": recorder})
@@ -38,6 +42,7 @@ async def test_caller_audio_reaches_app_byte_exact(start_service: ServiceFactory
     assert recorder.calls[0].hangup_reason == "caller"
 
 
+@over_both
 async def test_app_audio_reaches_caller_byte_exact(start_service: ServiceFactory) -> None:
     prompt = speech("Thank you for calling. This is what the app says to you.")
 
@@ -60,6 +65,7 @@ async def test_app_audio_reaches_caller_byte_exact(start_service: ServiceFactory
     assert prompt[LEAD_SILENCE_BYTES:] in heard
 
 
+@over_both
 async def test_echo_flow_caller_hears_itself(start_service: ServiceFactory) -> None:
     await start_service()
     audio = speech_file("Testing the echo extension, one two three.")

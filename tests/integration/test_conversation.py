@@ -13,11 +13,11 @@ import pytest
 from aiohttp import web
 
 from ari_offload.agent.contract import WebhookRequest
-from ari_offload.config import DEFAULT_FALLBACK_TEXT
+from ari_offload.config import DEFAULT_FALLBACK_TEXT, MediaSettings
 from ari_offload.speech.models import SpeechModels
 from testbed.asterisk import Testbed
 from testbed.dialogue import Burst, DialogueResult, Say, Silence, run_dialogue
-from tests.integration.conftest import AgentServiceFactory
+from tests.integration.conftest import TRANSPORTS, AgentServiceFactory
 from tests.integration.helpers import heard, words
 
 pytestmark = [
@@ -45,6 +45,8 @@ def replies_after_each_utterance(result: DialogueResult) -> list[Burst]:
     return out
 
 
+# websocket/ulaw is in the barge-in test: enough to cover it without one more whole call here
+@pytest.mark.parametrize("media_transport", ["rtp", "websocket/slin16"])
 async def test_welcome_then_the_agent_reply(
     start_agent_service: AgentServiceFactory,
     sample_agent: tuple[str, list[WebhookRequest]],
@@ -173,8 +175,18 @@ LONG_REPLY = (
 )
 
 
+# Over chan_websocket with 3 s of the reply queued in Asterisk: only FLUSH_MEDIA stops it in
+# time, and only the marks (not what was sent) say what the caller heard.
+BARGE_IN_MEDIA = [
+    MediaSettings(transport="rtp"),
+    MediaSettings(transport="websocket", websocket_ahead_ms=3000),
+    MediaSettings(transport="websocket", codec="slin16", websocket_ahead_ms=3000),
+]
+
+
+@pytest.mark.parametrize("media", BARGE_IN_MEDIA, ids=TRANSPORTS)
 async def test_barge_in_stops_playback_and_reports_what_was_heard(
-    start_agent_service: AgentServiceFactory,
+    start_agent_service: AgentServiceFactory, speech_models: SpeechModels
 ) -> None:
     requests: list[dict[str, object]] = []
 
@@ -207,6 +219,11 @@ async def test_barge_in_stops_playback_and_reports_what_was_heard(
     assert heard_text
     assert LONG_REPLY.startswith(heard_text.split(" ")[0])
     assert len(heard_text) < len(LONG_REPLY) / 2
+    # What the agent is told the caller heard is what reached the caller's ear: the words
+    # whisper hears in the interrupted audio on the wire (one cut word either way).
+    on_the_wire = words(await heard(speech_models, interrupted)).split()
+    told = words(heard_text).split()
+    assert abs(len(told) - len(on_the_wire)) <= 2, (told, on_the_wire)
 
 
 async def test_four_concurrent_calls_get_their_own_replies(
@@ -264,6 +281,7 @@ def _free_tcp_port() -> int:
         return port
 
 
+@pytest.mark.parametrize("media_transport", ["rtp", "websocket"])
 async def test_caller_hangs_up_while_the_webhook_thinks(
     start_agent_service: AgentServiceFactory, testbed: Testbed
 ) -> None:

@@ -83,6 +83,8 @@ async def agent_flow(client: Client, agent: ScriptedAgent, welcome: str | None =
 PIN_PROMPT = "Please enter your PIN, then hash."
 
 
+# Over chan_websocket each key comes twice (ARI and the media websocket's DTMF_END): once here.
+@pytest.mark.parametrize("media_transport", ["rtp", "websocket"])
 async def test_caller_keys_reach_the_agent_and_a_collect_gathers_a_pin(
     app: App, scripted_agent: AgentFactory, speech_models: SpeechModels
 ) -> None:

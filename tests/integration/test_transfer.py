@@ -29,6 +29,7 @@ def caller_file(lead_s: float) -> tuple[SippCall, bytes]:
     return SippCall("8xfer", path, hangup_after_s=len(audio) / 8000 + 0.5), audio
 
 
+@pytest.mark.parametrize("media_transport", ["rtp", "websocket"])
 async def test_transfer_back_to_the_dialplan(
     start_service: ServiceFactory, flow_context: FlowContext, testbed: Testbed
 ) -> None:
@@ -60,6 +61,7 @@ async def test_transfer_back_to_the_dialplan(
     assert in_app_after_talk == {}, "the call left the app (our bridge and media are gone)"
 
 
+@pytest.mark.parametrize("media_transport", ["rtp", "websocket"])
 async def test_transfer_to_an_endpoint_that_answers(
     start_service: ServiceFactory, flow_context: FlowContext
 ) -> None:

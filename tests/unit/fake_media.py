@@ -8,18 +8,20 @@ over a reply that is still "playing".
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 import numpy as np
 
-from ari_offload.audio import FRAME_SAMPLES, Pcm
+from ari_offload.audio import Pcm
 from ari_offload.media.g711 import ULAW, Codec
 from ari_offload.media.port import DEFAULT_TAP_FRAMES, FrameTap, MediaFrame, MediaStats, TapSet
 
 
 class FakeMediaPort:
-    def __init__(self, hold: bool = False) -> None:
+    def __init__(self, hold: bool = False, codec: Codec = ULAW) -> None:
         self.hold = hold
+        self._codec = codec  # its rate is the port's (SLIN16: a wideband port)
         self._taps = TapSet()
         self._queued: list[Pcm] = []  # not played yet
         self.heard: list[Pcm] = []  # what the caller has heard, in order
@@ -30,10 +32,11 @@ class FakeMediaPort:
         self.frames_in = 0
         self.closed = False
         self.tap_count = 0  # taps opened
+        self.on_key: Callable[[str], None] | None = None
 
     @property
     def codec(self) -> Codec:
-        return ULAW
+        return self._codec
 
     def tap(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
         self.tap_count += 1
@@ -42,9 +45,11 @@ class FakeMediaPort:
     # the caller's side
 
     def say(self, frames: Iterable[Pcm]) -> None:
+        codec = self._codec
         for pcm in frames:
-            assert pcm.shape == (FRAME_SAMPLES,)
-            self._taps.publish(MediaFrame(pcm, ULAW.encode(pcm), self.frames_in, 0))
+            assert pcm.shape == (codec.frame_samples,)
+            frame = MediaFrame(pcm, codec.encode(pcm), self.frames_in, 0)
+            self._taps.publish(replace(frame, sample_rate=codec.sample_rate))
             self.frames_in += 1
 
     @property
@@ -81,7 +86,7 @@ class FakeMediaPort:
         return position
 
     def play_payload(self, payload: bytes) -> int:
-        return self.play(ULAW.decode(payload))
+        return self.play(self._codec.decode(payload))
 
     def flush(self) -> int:
         self._queued.clear()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ari_offload.audio import Pcm, Resampler, resample
+from ari_offload.audio import WIDEBAND_RATE, Halver, Pcm, Resampler, resample
 
 
 def tone(freq: float, rate: int, seconds: float = 1.0) -> Pcm:
@@ -68,3 +68,20 @@ def test_same_rate_is_a_copy() -> None:
 def test_rates_must_be_positive() -> None:
     with pytest.raises(ValueError, match="sample rates must be positive, got 0 -> 8000"):
         Resampler(0, 8000)
+
+
+def test_the_halver_keeps_the_telephone_band_and_stops_what_would_fold_onto_it() -> None:
+    halver = Halver()
+    for freq, kept in ((300, True), (1000, True), (3000, True), (5000, False), (7000, False)):
+        wide = tone(freq, WIDEBAND_RATE)
+        out = np.concatenate([halver.process(wide[i : i + 320]) for i in range(0, len(wide), 320)])
+        assert len(out) == len(wide) // 2  # exactly half, frame by frame: no burst, no lag
+        level = float(np.sqrt(np.mean(out[200:].astype(np.float64) ** 2))) / (10000 / np.sqrt(2))
+        assert level > 0.9 if kept else level < 0.01, (freq, level)
+        if kept:
+            assert peak_hz(out, WIDEBAND_RATE // 2) == pytest.approx(freq, abs=3)
+
+
+def test_the_halver_takes_even_chunks_only() -> None:
+    with pytest.raises(ValueError, match="even-length chunks, got 3"):
+        Halver().process(np.zeros(3, np.int16))

@@ -17,7 +17,7 @@ class SlowStt:
         self.calls = 0
 
     async def transcribe(
-        self, pcm: Any, language: str | None = None, owner: str = ""
+        self, pcm: Any, language: str | None = None, owner: str = "", sample_rate: int = 8000
     ) -> Transcript:
         self.calls += 1
         await asyncio.sleep(3600)

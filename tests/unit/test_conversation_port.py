@@ -20,7 +20,8 @@ import pytest
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.llm_chat import LlmConfig
 from ari_offload.agent.reply_stream import ReplyPiece
-from ari_offload.audio import FRAME_SAMPLES, Pcm
+from ari_offload.audio import FRAME_SAMPLES, SAMPLE_RATE, Pcm
+from ari_offload.media.g711 import SLIN16, ULAW, Codec
 from ari_offload.speech.stt import SttRunner, Transcript
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.speech.vad import VadParams, VadSegmenter
@@ -33,13 +34,20 @@ WORD_SAMPLES = 800  # 100 ms per spoken word
 
 
 class LoudnessWhisper:
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
+    def __init__(self) -> None:
+        self.rates: set[int] = set()  # of the audio it was given
+
+    def transcribe(
+        self, pcm8k: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
+        self.rates.add(sample_rate)
         return WORDS.get(int(np.abs(pcm8k).max()) if len(pcm8k) else 0, "")
 
 
 class CountingVoice:
-    def synthesize_sentence(self, text: str) -> Pcm:
-        return np.full(WORD_SAMPLES * len(text.split()), 500, dtype=np.int16)
+    def synthesize_sentence(self, text: str, sample_rate: int = SAMPLE_RATE) -> Pcm:
+        words = WORD_SAMPLES * sample_rate // SAMPLE_RATE * len(text.split())
+        return np.full(words, 500, dtype=np.int16)
 
 
 class EchoAgent:
@@ -53,9 +61,11 @@ class EchoAgent:
         yield ReplyPiece(f"You said {request.text}.", done=True)
 
 
-def utterance(amplitude: int, speech_ms: int = 600, silence_ms: int = 700) -> Iterator[Pcm]:
-    yield from [np.full(FRAME_SAMPLES, amplitude, dtype=np.int16)] * (speech_ms // 20)
-    yield from [np.zeros(FRAME_SAMPLES, dtype=np.int16)] * (silence_ms // 20)
+def utterance(
+    amplitude: int, speech_ms: int = 600, silence_ms: int = 700, frame: int = FRAME_SAMPLES
+) -> Iterator[Pcm]:
+    yield from [np.full(frame, amplitude, dtype=np.int16)] * (speech_ms // 20)
+    yield from [np.zeros(frame, dtype=np.int16)] * (silence_ms // 20)
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -100,10 +110,14 @@ class StreamingEngine:
     def __init__(self) -> None:
         self.streams: list[tuple[FrameCountingStream, str | None]] = []
 
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
+    def transcribe(
+        self, pcm8k: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
         raise AssertionError("a streaming engine is never asked for a batch transcription")
 
-    def open_stream(self, runner: SttRunner, language: str | None) -> FrameCountingStream:
+    def open_stream(
+        self, runner: SttRunner, language: str | None, sample_rate: int
+    ) -> FrameCountingStream:
         stream = FrameCountingStream()
         self.streams.append((stream, language))
         return stream
@@ -141,18 +155,26 @@ class StoreLike:
 
 class Rig:
     def __init__(
-        self, hold: bool = False, engine: Any = None, agent: Any = None, turns_before: int = 0,
+        self,
+        hold: bool = False,
+        engine: Any = None,
+        agent: Any = None,
+        turns_before: int = 0,
         llm: LlmConfig | None = None,
-    ) -> None:  # fmt: skip
-        self.port = FakeMediaPort(hold=hold)
+        codec: Codec = ULAW,
+    ) -> None:
+        self.port = FakeMediaPort(hold=hold, codec=codec)
         self.agent = EchoAgent()
         self.stt = SttRunner(engine or LoudnessWhisper(), workers=1)
-        self.tts = TtsRunner(CountingVoice(), workers=1, sentence_pause_ms=0)
+        rate = codec.sample_rate
+        self.tts = TtsRunner(CountingVoice(), workers=1, sentence_pause_ms=0, sample_rate=rate)
         models = SimpleNamespace(
             stt=self.stt,
             release_call=self.stt.scheduler.forget,
             tts_for=self._voice,
-            new_segmenter=lambda: VadSegmenter(VadParams(), classifier=lambda f: bool(f.any())),
+            new_segmenter=lambda rate: VadSegmenter(
+                VadParams(sample_rate=rate), classifier=lambda f: bool(f.any())
+            ),
             new_turn_gate=lambda: None,
         )
         self.states: list[str] = []
@@ -173,7 +195,8 @@ class Rig:
             self.record,
         )  # fmt: skip
 
-    def _voice(self, voice: str | None, rate: float | None = None) -> TtsRunner:
+    def _voice(self, voice: str | None, rate: float | None, sample_rate: int) -> TtsRunner:
+        assert sample_rate == self.port.codec.sample_rate
         self.voices.append(voice)
         self.rates.append(rate)
         return self.tts
@@ -193,7 +216,11 @@ async def test_welcome_then_a_turn_over_the_port() -> None:
         await until(lambda: len(rig.conversation.transcript) == 1)
         assert rig.port.heard_samples() == 4 * WORD_SAMPLES, "the welcome was played whole"
         rig.port.say(utterance(1000))
-        await until(lambda: len(rig.conversation.transcript) == 3)
+        # The reply's line is written at its first audio: wait for its end too, or the
+        # hangup below can land before it (the line then says what was heard: all of it).
+        await until(
+            lambda: len(rig.conversation.transcript) == 3 and rig.states[-1:] == ["listening"]
+        )
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -242,6 +269,31 @@ async def test_barge_in_over_the_port_flushes_and_the_agent_is_told_what_was_hea
     )  # fmt: skip
     assert rig.agent.requests[0].text == "goodbye"
     assert rig.agent.requests[0].heard == "One two three"
+
+
+async def test_a_wideband_port_is_heard_and_spoken_to_at_16_khz() -> None:
+    engine = LoudnessWhisper()
+    rig = Rig(hold=True, engine=engine, codec=SLIN16)
+    word = 2 * WORD_SAMPLES  # 100 ms at 16 kHz
+    task = asyncio.create_task(rig.conversation.run("One two three four five six seven eight."))
+    try:
+        await until(lambda: rig.port.queued == 8 * word)  # the voice spoke at 16 kHz
+        rig.port.advance(3 * word)  # the caller has heard "One two three"
+        rig.port.say(utterance(2000, speech_ms=200, silence_ms=0, frame=320))
+        await until(lambda: rig.port.unread == 0)
+        assert rig.port.flushes == 0, "200 ms is under the 300 ms barge-in minimum at 16 kHz too"
+        rig.port.say(utterance(2000, speech_ms=400, frame=320))
+        await until(lambda: rig.port.queued == 3 * word)  # "You said goodbye."
+        rig.port.advance()
+        await until(lambda: len(rig.conversation.transcript) == 3)
+    finally:
+        await hang_up(task)
+        rig.close()
+    assert engine.rates == {16000}, "whisper got the caller's 16 kHz"
+    assert rig.agent.requests[0].text == "goodbye"
+    assert rig.agent.requests[0].heard == "One two three"
+    (timing,) = rig.conversation.timings
+    assert 380 <= timing.endpoint_ms <= 460, "the VAD's 400 ms of endpoint silence"
 
 
 async def test_a_barge_in_without_words_resumes_the_reply_with_one_line() -> None:
@@ -385,7 +437,9 @@ class BrokenStream(FrameCountingStream):
 
 
 class BrokenEngine(StreamingEngine):
-    def open_stream(self, runner: SttRunner, language: str | None) -> FrameCountingStream:
+    def open_stream(
+        self, runner: SttRunner, language: str | None, sample_rate: int
+    ) -> FrameCountingStream:
         return BrokenStream()
 
 

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from ari_offload.audio import FRAME_SAMPLES, Pcm
+from ari_offload.audio import FRAME_SAMPLES, Pcm, resample
+from ari_offload.media.g711 import SLIN16
 from ari_offload.speech.vad import frame_level_dbfs
 from ari_offload.voice.machine import MachineListener
 from ari_offload.voice.machine_detect import AnsweredBy, MachineDetector
@@ -161,3 +162,18 @@ async def test_without_words_the_timing_stands(caplog: pytest.LogCaptureFixture)
     assert verdict is not None
     assert verdict.answered_by == AnsweredBy.HUMAN
     assert "going by its timing" in caplog.text
+
+
+async def test_a_wideband_port_is_heard_in_the_detectors_telephone_band() -> None:
+    port = FakeMediaPort(codec=SLIN16)
+    greeting = np.concatenate([voice(4.0), quiet(0.3), tone(1000, 0.5), quiet(1.0)])
+    wide = resample(greeting, 8000, 16000)
+    wide = np.concatenate([wide, np.zeros(-wide.size % 320, np.int16)])
+    async with MachineListener(port, MachineDetector(loud)) as listener:
+        port.say(list(wide.reshape(-1, 320)))  # 20 ms frames at 16 kHz
+        verdict = await asyncio.wait_for(listener.verdict(), 5)
+        cue = await asyncio.wait_for(listener.cue(), 5)
+    assert verdict is not None
+    assert verdict.answered_by == AnsweredBy.MACHINE
+    assert cue is not None
+    assert cue.cause == "beep"  # the 1 kHz beep, found in the halved frames

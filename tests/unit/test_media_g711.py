@@ -8,10 +8,13 @@ import pytest
 from ari_offload.audio import Pcm
 from ari_offload.media.g711 import (
     ALAW,
+    SLIN16,
     ULAW,
     alaw_decode,
     alaw_encode,
     codec_for,
+    slin_decode,
+    slin_encode,
     ulaw_decode,
     ulaw_encode,
 )
@@ -89,3 +92,13 @@ def test_codec_for_names_the_rtp_codecs(name: str, codec: object, pt: int) -> No
 def test_codec_for_an_unknown_name_lists_the_allowed_ones() -> None:
     with pytest.raises(ValueError, match="unknown codec 'opus': expected one of 'ulaw', 'alaw'"):
         codec_for("opus")
+
+
+def test_slin16_is_16_khz_little_endian_two_bytes_a_sample() -> None:
+    assert codec_for("slin16") is SLIN16
+    assert (SLIN16.sample_rate, SLIN16.frame_samples, SLIN16.frame_bytes) == (16000, 320, 640)
+    assert (ULAW.frame_samples, ULAW.frame_bytes) == (160, 160)
+    assert slin_encode(np.array([1, -2, 0x1234], np.int16)) == b"\x01\x00\xfe\xff\x34\x12"
+    assert np.array_equal(slin_decode(slin_encode(ALL_INT16)), ALL_INT16)
+    assert np.array_equal(slin_decode(b"\x01\x00\x02"), [1])  # a stray odd byte is cut
+    assert SLIN16.encode(np.zeros(1, np.int16)) == bytes([SLIN16.silence]) * 2

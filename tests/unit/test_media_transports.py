@@ -28,9 +28,9 @@ def test_the_setting_comes_from_the_environment_and_defaults_to_rtp() -> None:
 
 def test_an_unknown_transport_names_the_setting_and_the_known_ones() -> None:
     with pytest.raises(ConfigError) as caught:
-        transport_opener("websocket")
-    assert "ARI_OFFLOAD_MEDIA_TRANSPORT='websocket'" in str(caught.value)
-    assert "known: rtp" in str(caught.value)
+        transport_opener("udp")
+    assert "ARI_OFFLOAD_MEDIA_TRANSPORT='udp'" in str(caught.value)
+    assert "known: rtp, websocket" in str(caught.value)
 
 
 def test_the_controller_refuses_an_unknown_transport_when_built() -> None:
@@ -73,4 +73,32 @@ async def test_rtp_connects_to_where_externalmedia_listens() -> None:
         assert data.endswith(b"\x42" * 160)
     finally:
         asterisk.close()
+        await link.port.close()
+
+
+def test_slin16_needs_the_websocket_transport() -> None:
+    with pytest.raises(ConfigError) as caught:
+        transport_opener("rtp", "slin16")
+    assert str(caught.value) == (
+        "ARI_OFFLOAD_MEDIA_CODEC='slin16': the 'rtp' transport carries ulaw, alaw;"
+        " slin16 needs ARI_OFFLOAD_MEDIA_TRANSPORT=websocket"
+    )
+    assert transport_opener("websocket", "slin16") is TRANSPORTS["websocket"]
+    with pytest.raises(ConfigError, match="ARI_OFFLOAD_MEDIA_TRANSPORT"):
+        CallController(
+            cast(AriRest, None), MediaSettings(transport="rtp", codec="slin16"), never_runs
+        )
+
+
+async def test_websocket_asks_externalmedia_for_a_server_channel_in_the_codec() -> None:
+    link = await transport_opener("websocket")(
+        MediaSettings(transport="websocket", codec="slin16"), AriSettings(url="http://pbx:8088")
+    )
+    try:
+        request = link.external_media
+        assert (request.external_host, request.format, request.transport) == (
+            None, "slin16", "websocket",
+        )  # fmt: skip
+        assert link.port.codec.sample_rate == 16000
+    finally:
         await link.port.close()

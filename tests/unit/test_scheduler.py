@@ -15,7 +15,7 @@ from typing import Any, Final, cast
 import numpy as np
 import pytest
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.speech.scheduler import (
     CpuMeter,
     CpuShares,
@@ -254,7 +254,7 @@ class Recording:
 
 
 class Voice:
-    def synthesize_sentence(self, text: str) -> Pcm:
+    def synthesize_sentence(self, text: str, sample_rate: int = SAMPLE_RATE) -> Pcm:
         return np.ones(80, dtype=np.int16)
 
 

@@ -15,7 +15,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
+from ari_offload.media.g711 import ULAW
 from ari_offload.speech.streaming import SegmentedStt, SpeculativeStt
 from ari_offload.speech.stt import SttRunner
 from ari_offload.speech.vad import VadParams, VadSegmenter
@@ -41,7 +42,9 @@ class BlockingWhisper:
         self.max_running = 0
         self.finished = 0
 
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
+    def transcribe(
+        self, pcm8k: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
         with self._lock:
             self.heard.append(len(pcm8k))
             self.running += 1
@@ -64,11 +67,11 @@ def voiced(frame: Pcm) -> bool:
 def conversation(runner: SttRunner) -> Conversation:
     models = SimpleNamespace(
         stt=runner,
-        new_segmenter=lambda: VadSegmenter(VadParams(), classifier=voiced),
+        new_segmenter=lambda rate: VadSegmenter(VadParams(sample_rate=rate), classifier=voiced),
         release_call=runner.scheduler.forget,
         new_turn_gate=lambda: None,
     )
-    call = SimpleNamespace(media=object(), call_id="call-1", turns=0)
+    call = SimpleNamespace(media=SimpleNamespace(codec=ULAW), call_id="call-1", turns=0)
     return Conversation(
         cast(Any, call),
         cast(Any, models),

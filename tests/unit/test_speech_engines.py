@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.config import Settings, SpeechSettings
 from ari_offload.errors import ConfigError
 from ari_offload.speech.engines import STT_ENGINES, TTS_ENGINES, VAD_ENGINES, Registry
 from ari_offload.speech.models import describe_lines, load_speech_models
 from ari_offload.speech.piper import parse_voices, plan_voices
-from ari_offload.speech.streaming import SegmentedStt, UtteranceStt
+from ari_offload.speech.streaming import SegmentedStt, UtteranceStt, utterance_stt
 from ari_offload.speech.stt import SttRunner
 from ari_offload.speech.vad import FrameClassifier, SpeechStarted, VadParams
 
@@ -33,11 +33,17 @@ class EchoStt:
     def __init__(self) -> None:
         self.warmed = False
 
-    def open_stream(self, runner: SttRunner, language: str | None) -> UtteranceStt:
-        return SegmentedStt(runner, language)  # streaming in name only: enough here
+    def open_stream(
+        self, runner: SttRunner, language: str | None, sample_rate: int
+    ) -> UtteranceStt:
+        # streaming in name only: enough here
+        return SegmentedStt(runner, language, sample_rate=sample_rate)
 
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
-        return f"{pcm8k.size} samples in {language}"
+    def transcribe(
+        self, pcm8k: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
+        rate = "" if sample_rate == SAMPLE_RATE else f" at {sample_rate} Hz"
+        return f"{pcm8k.size} samples{rate} in {language}"
 
     def warmup(self) -> None:
         self.warmed = True
@@ -52,7 +58,9 @@ class SaysItStreams:
     streaming = True
     languages = ("en",)
 
-    def transcribe(self, pcm8k: Pcm, language: str | None = None) -> str:
+    def transcribe(
+        self, pcm8k: Pcm, language: str | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> str:
         return ""
 
     def warmup(self) -> None: ...
@@ -67,8 +75,8 @@ class BeepVoice:
         self.samples = samples
         self.paced: list[float] = []  # the rates asked of at_rate
 
-    def synthesize_sentence(self, text: str) -> Pcm:
-        return np.full(self.samples, 1000, dtype=np.int16)
+    def synthesize_sentence(self, text: str, sample_rate: int = SAMPLE_RATE) -> Pcm:
+        return np.full(self.samples * sample_rate // SAMPLE_RATE, 1000, dtype=np.int16)
 
     def warmup(self) -> None: ...
 
@@ -190,6 +198,35 @@ async def test_registered_engines_are_chosen_by_name(throwaway_engines: SpeechSe
         models.close()
 
 
+async def test_a_wideband_call_hears_transcribes_and_speaks_at_16_khz(
+    throwaway_engines: SpeechSettings,
+) -> None:
+    models = load_speech_models(throwaway_engines)
+    try:
+        stt = utterance_stt(models.stt, "de", "call-1", sample_rate=16000)
+        heard = await stt.utterance_ended(np.zeros(320, np.int16))
+        assert heard.text == "320 samples at 16000 Hz in de"  # the engine is told the rate
+
+        wide = models.tts_for("long", None, 16000)
+        assert wide.sample_rate == 16000
+        assert wide is models.tts_for("long", 1.0, 16000)
+        assert wide is not models.tts_for("long")  # the 8 kHz runner stays as it was
+        assert [pcm.size async for _s, pcm in wide.stream("Hi.")] == [3200]
+        assert [pcm.size async for _s, pcm in models.tts_for("long", 2.0, 16000).stream("Hi.")] == [
+            1600
+        ]
+
+        segmenter = models.new_segmenter(16000)
+        assert segmenter.params.sample_rate == 16000
+        quiet, loud = np.zeros(320, np.int16), np.full(320, 1000, dtype=np.int16)
+        events = [e for frame in [quiet] * 5 + [loud] * 10 for e in segmenter.feed(frame)]
+        assert events == [SpeechStarted(5 * 320)]  # positions in 16 kHz samples
+        with pytest.raises(ValueError, match="int16 frame of 320 samples"):
+            segmenter.feed(np.zeros(160, np.int16))
+    finally:
+        models.close()
+
+
 async def test_an_agent_rate_speaks_its_voice_faster_or_slower_made_once_per_rate(
     throwaway_engines: SpeechSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -230,7 +267,7 @@ def test_a_streaming_engine_without_open_stream_is_refused_at_load(
         STT_ENGINES.unregister("half")
     assert str(err.value) == (
         "ARI_OFFLOAD_SPEECH_STT_ENGINE='half': the engine says it is streaming but has no"
-        " open_stream(runner, language)"
+        " open_stream(runner, language, sample_rate)"
     )
 
 

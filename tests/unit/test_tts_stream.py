@@ -18,7 +18,7 @@ class WordVoice:
     def __init__(self) -> None:
         self.said: list[str] = []
 
-    def synthesize_sentence(self, text: str) -> Pcm:
+    def synthesize_sentence(self, text: str, sample_rate: int = SAMPLE_RATE) -> Pcm:
         self.said.append(text)
         return np.full(100 * len(text.split()), 1000, dtype=np.int16)
 

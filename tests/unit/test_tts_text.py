@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from ari_offload.audio import Pcm
+from ari_offload.audio import SAMPLE_RATE, Pcm
 from ari_offload.speech.reply_text import (
     CLAUSE_PAUSE_MS,
     MAX_SENTENCE_CHARS,
@@ -96,7 +96,7 @@ class FakeSynthesizer:
         self.started: list[tuple[str, float]] = []
         self.lock = threading.Lock()
 
-    def synthesize_sentence(self, text: str) -> Pcm:
+    def synthesize_sentence(self, text: str, sample_rate: int = SAMPLE_RATE) -> Pcm:
         with self.lock:
             self.started.append((text, time.perf_counter()))
         time.sleep(self.seconds)

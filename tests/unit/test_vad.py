@@ -17,6 +17,7 @@ from ari_offload.speech.vad import (
     VadParams,
     VadSegmenter,
     frame_level_dbfs,
+    telephone_band,
 )
 from ari_offload.speech.webrtc_vad import webrtc_classifier
 
@@ -290,3 +291,22 @@ def test_feed_rejects_wrong_frames() -> None:
 def test_params_are_validated(change: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         VadParams(**change)
+
+
+def test_a_wideband_stream_is_labelled_on_its_telephone_band() -> None:
+    seen: list[int] = []
+
+    def engine(frame: Pcm) -> bool:  # made for 8 kHz frames
+        seen.append(len(frame))
+        return bool(np.abs(frame).max() > 500)
+
+    classify = telephone_band(engine, 16000, 8000)
+    t = np.arange(320) / 16000
+    low = (3000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)
+    high = (3000 * np.sin(2 * np.pi * 6000 * t)).astype(np.int16)  # above the phone band
+    assert [classify(low) for _ in range(3)] == [True] * 3
+    classify(high)  # its first samples still carry the end of the tone before (the filter)
+    assert classify(high) is False  # filtered out, not folded onto the telephone band
+    assert set(seen) == {160}
+    with pytest.raises(ValueError, match="no VAD for 48000 Hz frames"):
+        telephone_band(engine, 48000, 8000)
