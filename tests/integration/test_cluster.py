@@ -329,9 +329,17 @@ async def test_a_dead_node_is_routed_around_its_calls_closed_and_it_rejoins(
             record = await callers.store.calls.get(outbound.id, customer_id=None)
             assert record is not None
             assert record.node_id == "a"
-            async with asyncio.timeout(ANSWER_TIMEOUT_S):
-                while (await _status(callers.store, outbound.id)) != CallStatus.ACTIVE:
-                    await asyncio.sleep(0.1)
+            try:
+                async with asyncio.timeout(ANSWER_TIMEOUT_S):
+                    while (await _status(callers.store, outbound.id)) != CallStatus.ACTIVE:
+                        await asyncio.sleep(0.1)
+            except TimeoutError:
+                far_end = await answerer.wait(timeout=1)
+                logged = [ln for ln in cluster.log_text("a").splitlines() if outbound.id in ln]
+                raise AssertionError(
+                    f"the outbound call was not answered; node a: {logged}; the far end: "
+                    f"{far_end.output[-1500:]} {far_end.errors[-1500:]}"
+                ) from None
             await via_b.calls.hangup(outbound.id)
         assert (await answerer.wait(timeout=15)).ok
     finally:
