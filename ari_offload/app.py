@@ -11,7 +11,8 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import aiohttp
 from aiohttp import web
@@ -75,6 +76,8 @@ class App:
     node_id: str | None = None
     node_http: aiohttp.ClientSession | None = None
     _heartbeat_task: asyncio.Task[None] | None = None
+    # When this run began: calls recorded since are its own, never an earlier run's leftovers.
+    started_at: datetime = field(default_factory=utcnow)
 
     @property
     def api_url(self) -> str:
@@ -83,7 +86,7 @@ class App:
 
     @classmethod
     async def start(cls, settings: Settings, models: SpeechModels | None = None) -> App:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), utcnow()
         check_api_settings(settings.api)  # before anything starts: nothing to undo
         check_cluster_settings(settings)
         node_id = node_id_of(settings)
@@ -140,7 +143,7 @@ class App:
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(
             settings, store, models, metrics, service, runner, http, own_models, policy, recorder,
-            telephony, events, node_id=node_id, node_http=node_http,
+            telephony, events, node_id=node_id, node_http=node_http, started_at=started_at,
         )  # fmt: skip
         if node_id is not None:
             heartbeat = Heartbeat(
@@ -170,9 +173,11 @@ class App:
         """Calls an earlier run left 'ringing' or 'active' that no controller holds now."""
         if not self.service.stream.connected.is_set():
             return  # Asterisk is away: its calls may come back; the next start checks again
-        # In a cluster only this node's: the others' calls are theirs to reconcile.
+        # In a cluster only this node's: the others' calls are theirs to reconcile. Calls of
+        # this run are not: an outbound call placed since is ringing, not lost.
         for call in await self.store.calls.list_unfinished(self.node_id):
-            if self.service.controller.find(call.id) is None:
+            earlier = call.started_at < self.started_at
+            if earlier and self.service.controller.find(call.id) is None:
                 log.info("call %s: marking ended (%s)", call.id, LOST_CALL_REASON)
                 reason = LOST_CALL_REASON
                 await self.store.calls.set_status(call.id, CallStatus.ENDED, reason=reason)
