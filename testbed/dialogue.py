@@ -18,6 +18,7 @@ from ari_offload.audio import SAMPLE_RATE
 from ari_offload.media.g711 import codec_for
 from testbed.audio import CACHE_DIR, speech_file
 from testbed.capture import CapturedPacket, RtpCapture
+from testbed.noise import LineNoise, active_rms, with_noise
 from testbed.sipp import SippCall, SippResult
 
 SPEECH_DBFS = -45.0
@@ -77,8 +78,12 @@ def espeak_voice(codec: str = "ulaw") -> Voice:
     return lambda text: speech_file(text, codec, lead_silence_s=0.0).read_bytes()
 
 
-def script_audio(steps: list[Step], codec: str = "ulaw", voice: Voice | None = None) -> bytes:
-    """The caller's whole audio, as raw G.711 (espeak-ng speaks unless `voice` is given)."""
+def script_audio(
+    steps: list[Step], codec: str = "ulaw", voice: Voice | None = None,
+    noise: LineNoise | None = None,
+) -> bytes:  # fmt: skip
+    """The caller's whole audio, as raw G.711 (espeak-ng speaks unless `voice` is given);
+    with `noise` under all of it, at its SNR below the level of what the caller says."""
     speak = voice or espeak_voice(codec)
     silence_byte = b"\xff" if codec == "ulaw" else b"\xd5"
     parts: list[bytes] = []
@@ -87,7 +92,14 @@ def script_audio(steps: list[Step], codec: str = "ulaw", voice: Voice | None = N
             parts.append(speak(step.text))
         else:
             parts.append(silence_byte * int(step.seconds * SAMPLE_RATE))
-    return b"".join(parts)
+    if noise is None:
+        return b"".join(parts)
+    g711 = codec_for(codec)
+    said = [
+        g711.decode(part) for part, step in zip(parts, steps, strict=True) if isinstance(step, Say)
+    ]
+    level = active_rms(np.concatenate(said))
+    return g711.encode(with_noise(g711.decode(b"".join(parts)), noise, level))
 
 
 async def run_dialogue(
@@ -98,10 +110,12 @@ async def run_dialogue(
     voice: Voice | None = None,
     dtmf: Sequence[tuple[float, str]] = (),
     telephone_event: bool = False,
+    noise: LineNoise | None = None,
 ) -> DialogueResult:
     """Call `service`, play the script, hang up `tail_s` after it; return the wire view.
-    `dtmf`: keys pressed (seconds into the script, keys), see SippCall."""
-    audio = script_audio(steps, codec, voice)
+    `dtmf`: keys pressed (seconds into the script, keys), see SippCall; `noise`: a noisy
+    line (script_audio)."""
+    audio = script_audio(steps, codec, voice, noise)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     path = CACHE_DIR / f"dialogue-{hashlib.sha256(audio).hexdigest()[:16]}.{codec}"
     path.write_bytes(audio)

@@ -509,6 +509,9 @@ async def test_list_get_hangup_and_talk(env: ApiEnv, http: aiohttp.ClientSession
     assert await listed("?status=ringing&status=active") == {live.id, ringing.id}
     assert await listed("?status=ended") == {done.id}
     assert len(await listed("?limit=1")) == 1
+    assert await listed("?direction=out") == {ringing.id}
+    assert await listed("?direction=in&status=active,ended") == {live.id, done.id}
+    assert (await call(http, "GET", env.url("/v1.0/calls?direction=up"), token))[0] == 422
 
     status, detail = await call(
         http, "GET", env.url(f"/v1.0/calls/{live.id}"), token, spec=s.CALL_DETAIL

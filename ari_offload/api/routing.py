@@ -22,6 +22,7 @@ from ari_offload.api.telephony import Telephony
 from ari_offload.api.throttle import AuthThrottle
 from ari_offload.config import ApiSettings
 from ari_offload.errors import ValidationError
+from ari_offload.observe.event_stream import EventHub
 from ari_offload.observe.metrics import Metrics
 from ari_offload.policy import Policy
 from ari_offload.schema import ID, Obj, Param, Spec, Str
@@ -47,6 +48,8 @@ class Services:
     egress_refused: Set[tuple[str, int]] = frozenset()
     # The voices and languages an agent may name (the loaded speech models' lists).
     speech: SpeechOffer = field(default_factory=FixedSpeechOffer)
+    # The tenants' live events (GET /v1.0/events); the app's observers publish into it.
+    events: EventHub = field(default_factory=EventHub)
     # In a cluster: sends requests on to the node that must run them (None: a single node).
     forwarder: Forwarder | None = None
 

@@ -147,6 +147,7 @@ ACTIONS = Custom(
     lambda value, path: model.parse_actions(value, path),
 )
 STATUS = Str(8, enum=tuple(s.value for s in CallStatus))
+DIRECTION = Str(3, enum=("in", "out"))
 
 # --- request bodies ---------------------------------------------------------------------------
 CREDENTIALS = Obj(
@@ -269,7 +270,7 @@ FLOW_LIST = Obj("FlowList", {"flows": Arr(FLOW, 10_000)}, required=("flows",))
 _CALL_FIELDS: dict[str, Spec] = {
     "id": _STR,
     "flow_id": _STR_OR_NULL,
-    "direction": Str(3, enum=("in", "out")),
+    "direction": DIRECTION,
     "status": STATUS,
     "caller": _STR_OR_NULL,
     "destination": _STR_OR_NULL,

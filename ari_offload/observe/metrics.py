@@ -6,6 +6,8 @@ nothing leaks into the process-global default registry.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,6 +25,7 @@ _PART_OF = {f.name: f.part for f in LATENCY_FIELDS if f.part is not None}
 TURN_PARTS = tuple(_PART_OF.values())  # the ``part`` labels of the turn latency histogram
 # Seconds; dense around the 0.3-2 s region where conversational latency is decided.
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+SPEECH_STAGES = ("stt", "tts")  # the ``stage`` labels of the speech queue gauge
 
 
 class Metrics:
@@ -68,6 +71,36 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.turns = Counter(
+            "ari_offload_turns",
+            "Turns finished (a caller utterance or keys answered, the fallback included): the "
+            "denominator of the webhook failure rate",
+            registry=self.registry,
+        )
+        self.concurrent_calls_limit = Gauge(
+            "ari_offload_concurrent_calls_limit",
+            "The server's concurrent call quota from the operator's policy (0: none)",
+            registry=self.registry,
+        )
+        self.speech_queue = Gauge(
+            "ari_offload_speech_queue_depth",
+            "Speech jobs waiting for a worker, by stage (stt: transcriptions, tts: synthesis)",
+            ["stage"],
+            registry=self.registry,
+        )
+        self.stream_subscribers = Gauge(
+            "ari_offload_event_stream_subscribers",
+            "Open GET /v1.0/events streams",
+            registry=self.registry,
+        )
+        self.stream_dropped = Counter(
+            "ari_offload_event_stream_dropped",
+            "Event stream readers dropped because they fell too far behind",
+            registry=self.registry,
+        )
+        self._speech_queue_source: Callable[[], Mapping[str, int]] | None = None
+        for stage in SPEECH_STAGES:
+            self.speech_queue.labels(stage)
         self.cluster_nodes = Gauge(
             "ari_offload_cluster_nodes",
             "Cluster nodes in the registry, by state: live (fresh heartbeat, Asterisk up) or "
@@ -115,6 +148,17 @@ class Metrics:
             if value_ms is not None:
                 self.turn_latency.labels(_PART_OF[name]).observe(value_ms / 1000.0)
 
+    def turn_finished(self) -> None:
+        """A turn's reply ended (``observe_turn`` records its latencies)."""
+        self.turns.inc()
+
+    def watch_speech_queue(self, queued: Callable[[], Mapping[str, int]]) -> None:
+        """``queued()`` (jobs waiting, by stage) is read at each scrape."""
+        self._speech_queue_source = queued
+
+    def stream_subscriber_dropped(self) -> None:
+        self.stream_dropped.inc()
+
     def webhook_failed(self, kind: WebhookFailure) -> None:
         self.webhook_failures.labels(kind).inc()
 
@@ -139,4 +183,7 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text exposition format, for ``GET /metrics``."""
+        if self._speech_queue_source is not None:
+            for stage, depth in self._speech_queue_source().items():
+                self.speech_queue.labels(stage).set(depth)
         return generate_latest(self.registry)

@@ -50,6 +50,7 @@ class _Record:
     """A recorded call's journal and which of its rows exist (or are queued to)."""
 
     journal: CallJournal
+    customer_id: str
     lines: dict[int, _Line] = field(default_factory=dict)  # by id() of the entry; it holds it
     turns: set[int] = field(default_factory=set)
 
@@ -93,7 +94,8 @@ class CallRecorder:
 
     async def _start_record(self, call: ActiveCall) -> None:
         try:
-            if not await self._open_record(call):
+            customer_id = await self._open_record(call)
+            if customer_id is None:
                 return
             if call.adopted:  # its turns go on after those an earlier run stored
                 stored = await self._store.calls.turns(call.call_id)
@@ -101,7 +103,7 @@ class CallRecorder:
         except AriOffloadError as exc:
             log.warning("call %s: not recorded: %s", call.call_id, exc)
             return
-        self._records[call.call_id] = _Record(CallJournal(call.call_id))
+        self._records[call.call_id] = _Record(CallJournal(call.call_id), customer_id)
         if call.adopted:
             self.transcript_added(call, TranscriptEntry("system", ADOPTED_TEXT))
 
@@ -111,9 +113,15 @@ class CallRecorder:
         for record in records:
             await record.journal.abort()
 
-    async def _open_record(self, call: ActiveCall) -> bool:
+    def customer_of(self, call_id: str) -> str | None:
+        """The tenant whose record the call has (None: not recorded, e.g. a built-in flow)."""
+        record = self._records.get(call_id)
+        return record.customer_id if record is not None else None
+
+    async def _open_record(self, call: ActiveCall) -> str | None:
+        """The call's record, made or found: its customer (None: the call has none)."""
         if call.flow_ref in BUILTIN_FLOWS:
-            return False  # the dispatcher runs it whatever the number: no tenant, no record
+            return None  # the dispatcher runs it whatever the number: no tenant, no record
         calls = self._store.calls
         existing = await calls.get(call.call_id, customer_id=None)
         if existing is None:
@@ -121,13 +129,15 @@ class CallRecorder:
                 flow_id=call.flow_ref, number=call.dialled_number
             )
             if flow is None:
-                return False  # a built-in flow, or an unknown one: no customer to file it under
+                return None  # a built-in flow, or an unknown one: no customer to file it under
             await calls.create(
                 flow.customer_id, direction=Direction(call.direction), flow_id=flow.id,
                 caller=call.channel.caller_number or None, channel_id=call.channel_id,
                 call_id=call.call_id, started_at=_utc(call.started_at), node_id=self._node_id,
             )  # fmt: skip
+            customer_id = flow.customer_id
         elif _belongs_to(existing, call):
+            customer_id = existing.customer_id
             await calls.set_channel(call.call_id, call.channel_id)
         else:
             # Another call's record (its id reached us some other way): never write into it.
@@ -135,10 +145,10 @@ class CallRecorder:
                 "call %s: a record of that id belongs to another call (channel %s); not recorded",
                 call.call_id, existing.channel_id,
             )  # fmt: skip
-            return False
+            return None
         answered = _utc(call.answered_at) if call.answered_at else None
         await calls.set_status(call.call_id, CallStatus.ACTIVE, at=answered)
-        return True
+        return customer_id
 
     async def call_ended(self, call: ActiveCall) -> None:
         reason = call.hangup_reason or "unknown"
@@ -241,6 +251,7 @@ class CallRecorder:
             )  # fmt: skip
 
     def turn_finished(self, call: ActiveCall, timing: TurnTiming) -> None:
+        self._metrics.turn_finished()
         self._metrics.observe_turn(**timing.latencies_ms())
         if timing.webhook_error:
             self._metrics.webhook_failed(timing.webhook_error)

@@ -10,7 +10,7 @@ Every non-2xx answer raises ``ApiError(status, code, message, field)``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -21,6 +21,7 @@ import aiohttp
 
 from ari_offload.flows.actions import Action
 from ari_offload.flows.model import action_to_json, parse_actions
+from ari_offload.sdk.events import Event, stream_events
 from ari_offload.turn_fields import STORED_FIELDS
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -253,6 +254,12 @@ class Client:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def events(self, last_event_id: str | None = None, *, reconnect: bool = True
+               ) -> AsyncGenerator[Event, None]:  # fmt: skip
+        """Your calls' events as they happen, resumed after drops (``sdk/events.py``)."""
+        return stream_events(self.base_url, self.accesskey, _error, last_event_id,
+                             reconnect=reconnect)  # fmt: skip
 
     async def request(
         self,

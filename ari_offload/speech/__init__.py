@@ -10,6 +10,7 @@ tts.py         Synthesizer / TtsVoice protocols, TtsRunner.stream (chunk by chun
 vad.py         VadEngine protocol and the engine-independent segmenter state machine (sans-IO)
 whisper.py     the "whisper" STT engine (faster-whisper, batch)
 piper.py       the "piper" TTS engine: named voices, each model file loaded once
+silero_vad.py  the "silero" VAD engine (the default): Silero, pooled per-call models
 webrtc_vad.py  the "webrtcvad" VAD engine
 models.py      load_speech_models(settings) -> SpeechModels, once at startup
 

@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 from ari_offload.config import SpeechSettings
 from ari_offload.errors import ConfigError
 from ari_offload.speech.piper import load_piper_voices
+from ari_offload.speech.silero_vad import load_silero_vad
 from ari_offload.speech.stt import SttEngine
 from ari_offload.speech.tts import TtsVoice
 from ari_offload.speech.turn_end import TurnEndModel, load_silence, load_smart_turn
@@ -70,5 +71,6 @@ TURN_ENGINES: Registry[TurnFactory] = Registry("turn", "ARI_OFFLOAD_SPEECH_TURN_
 STT_ENGINES.register("whisper", load_whisper)
 TTS_ENGINES.register("piper", load_piper_voices)
 VAD_ENGINES.register("webrtcvad", load_webrtc_vad)
+VAD_ENGINES.register("silero", load_silero_vad)
 TURN_ENGINES.register("smart-turn", load_smart_turn)
 TURN_ENGINES.register("silence", load_silence)

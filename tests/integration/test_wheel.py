@@ -28,6 +28,8 @@ from tests.integration.test_cli import free_port
 from tests.mcp_support import EXPECTED_TOOLS, mcp_session, tool_result
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # the first test builds
+# The modules, the typing marker, and the console's files (served at /console).
+SHIPPED_SUFFIXES = {".py", ".typed", ".html", ".css", ".js", ".svg"}
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,13 @@ class Installed:
 
 
 def _run(*args: str | Path, cwd: Path) -> None:
+    # Without PYTHONPATH: a checkout on it (a worktree's, with the egg-info the build leaves
+    # there) reads as ari-offload already installed, and pip would skip the wheel.
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
     result = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=500, check=False
-    )
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=500,
+        check=False,
+    )  # fmt: skip
     assert result.returncode == 0, f"{args}:\n{result.stdout}\n{result.stderr}"
 
 
@@ -75,10 +81,11 @@ def test_the_wheel_and_sdist_hold_the_package_and_nothing_else(installed: Instal
     expected = {
         f"ari_offload/{p.relative_to(source).as_posix()}"
         for p in source.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix in {".py", ".typed"}
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix in SHIPPED_SUFFIXES
     }
 
-    assert shipped == expected  # every module and py.typed; no testbed/, tests/, bench/
+    assert shipped == expected  # every module, py.typed, the console; no testbed/, tests/...
+    assert "ari_offload/api/console/index.html" in shipped
     assert "ari_offload/ari/__init__.py" in shipped
     assert "ari_offload/py.typed" in shipped
 
@@ -161,6 +168,12 @@ async def test_installed_serve_answers_and_stops_on_sigterm(
             await _wait_for_api(http, base)
             async with http.get(f"{base}/v1.0/agents", params={"accesskey": "ak_wrong"}) as resp:
                 status, body = resp.status, await resp.json()
+            async with http.get(f"{base}/console") as resp:  # from the wheel's package data
+                console = (
+                    resp.status,
+                    resp.content_type,
+                    "script-src 'self'" in resp.headers.get("Content-Security-Policy", ""),
+                )
         assert "ari-offload" in await testbed.cli("ari show apps")
     finally:
         server.send_signal(signal.SIGTERM)
@@ -169,6 +182,7 @@ async def test_installed_serve_answers_and_stops_on_sigterm(
 
     assert status == 401
     assert body["error"]["code"] == "unauthorized"
+    assert console == (200, "text/html", True)
     assert server.returncode == 0, log
     assert "REST API on" in log
     assert not [line for line in log.splitlines() if " ERROR " in line], log

@@ -44,6 +44,7 @@ SDK_CLIENT_MAY_REACH = (
     "flows.__init__",
     "flows.model",
     "flows.actions",
+    "sdk.events",  # the event stream: aiohttp and the standard library only
 )
 
 

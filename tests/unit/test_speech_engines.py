@@ -129,7 +129,7 @@ def throwaway_engines() -> Iterator[SpeechSettings]:
     [
         ("stt_engine", "ARI_OFFLOAD_SPEECH_STT_ENGINE", "whisper"),
         ("tts_engine", "ARI_OFFLOAD_SPEECH_TTS_ENGINE", "piper"),
-        ("vad_engine", "ARI_OFFLOAD_SPEECH_VAD_ENGINE", "webrtcvad"),
+        ("vad_engine", "ARI_OFFLOAD_SPEECH_VAD_ENGINE", "silero, webrtcvad"),
     ],
 )
 def test_an_unknown_engine_is_refused_naming_the_setting_and_the_known_names(
@@ -148,11 +148,11 @@ def test_the_defaults_are_todays_engines() -> None:
     assert (settings.stt_engine, settings.tts_engine, settings.vad_engine) == (
         "whisper",
         "piper",
-        "webrtcvad",
+        "silero",
     )
     assert STT_ENGINES.names() == ["whisper"]
     assert TTS_ENGINES.names() == ["piper"]
-    assert VAD_ENGINES.names() == ["webrtcvad"]
+    assert VAD_ENGINES.names() == ["silero", "webrtcvad"]
 
 
 def test_a_name_is_registered_once() -> None:

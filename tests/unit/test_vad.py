@@ -41,7 +41,7 @@ def frames(pcm: Pcm) -> Pcm:
 
 
 def webrtc_segmenter(params: VadParams) -> VadSegmenter:
-    """The segmenter as a call gets it with the default engine (webrtcvad)."""
+    """The segmenter as a call gets it with the webrtcvad engine."""
     return VadSegmenter(params, webrtc_classifier(params))
 
 
