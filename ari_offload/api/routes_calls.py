@@ -156,12 +156,14 @@ async def create_call(ctx: Ctx) -> web.Response:
         except PolicyRefused as exc:
             raise ApiError.refused(exc, "caller_id") from None
     # Recorded before originate: the controller may see the channel before we return.
+    forwarder = ctx.services.forwarder  # in a cluster: this node places it (api/forward.py)
     call = await ctx.store.calls.create(
         ctx.customer_id, direction=Direction.OUT, flow_id=flow.id, caller=caller_id,
         destination=destination, message=message,
+        node_id=forwarder.node_id if forwarder else None,
     )  # fmt: skip
     try:
-        await check_quotas(ctx.store, policy, rules, ctx.customer_id, call.started_at)
+        await check_quotas(ctx.store, policy, rules, ctx.customer_id, call.id, call.started_at)
     except QuotaExceeded as exc:
         # No row stays behind: refused attempts must not fill the windows that count calls
         # (one tenant hammering its own quota would otherwise lock every tenant out).

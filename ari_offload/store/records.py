@@ -127,6 +127,21 @@ class Call:
     hangup_reason: str | None
     answered_by: str | None = None  # "human" or "machine" once detect_machine decided
     message: str | None = None  # placed with it, for the flow's say_message
+    node_id: str | None = None  # the cluster node running it (None: a single node)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A cluster node as its last heartbeat left it (store/nodes.py)."""
+
+    id: str
+    api_url: str
+    asterisk: str
+    started_at: datetime
+    last_seen: datetime
+    load: int  # calls in progress on the node
+    ari_connected: bool
+    down_since: datetime | None  # since when its Asterisk is unreachable (None: connected)
 
 
 @dataclass(frozen=True)
