@@ -11,7 +11,8 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import aiohttp
 from aiohttp import web
@@ -21,12 +22,14 @@ from ari_offload.agent.egress import own_endpoints, webhook_session
 from ari_offload.agent.event_sender import EventSender
 from ari_offload.api.app import make_api_app
 from ari_offload.api.errors import RedactingAccessLogger
+from ari_offload.api.forward import Forwarder
 from ari_offload.ari.call import ActiveCall, FlowRunner
-from ari_offload.config import Settings, check_api_settings
-from ari_offload.errors import QuotaExceeded
+from ari_offload.cluster import Heartbeat, identity, node_id_of
+from ari_offload.config import Settings, check_api_settings, check_cluster_settings
+from ari_offload.errors import QuotaExceeded, StoreError
 from ari_offload.flows.builtin import BUILTIN_FLOWS
 from ari_offload.flows.dispatch import FlowDispatcher
-from ari_offload.flows.executor import AgentLookup, FlowContext, run_actions
+from ari_offload.flows.executor import AgentLookup, FlowContext, MessageLookup, run_actions
 from ari_offload.flows.speak import speak
 from ari_offload.observe.call_events import CallEvents, CallObservers, ConversationObservers
 from ari_offload.observe.event_stream import EventHub
@@ -74,6 +77,12 @@ class App:
     _lost_task: asyncio.Task[None] | None = None
     _lost_timer: asyncio.TimerHandle | None = None
     _retention_task: asyncio.Task[None] | None = None
+    # In a cluster: this node's id, its session to the other nodes, its heartbeat.
+    node_id: str | None = None
+    node_http: aiohttp.ClientSession | None = None
+    _heartbeat_task: asyncio.Task[None] | None = None
+    # When this run began: calls recorded since are its own, never an earlier run's leftovers.
+    started_at: datetime = field(default_factory=utcnow)
 
     @property
     def api_url(self) -> str:
@@ -82,8 +91,10 @@ class App:
 
     @classmethod
     async def start(cls, settings: Settings, models: SpeechModels | None = None) -> App:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), utcnow()
         check_api_settings(settings.api)  # before anything starts: nothing to undo
+        check_cluster_settings(settings)
+        node_id = node_id_of(settings)
         policy = load_policy(settings.policy.file)
         for line in policy.describe():
             log.info("%s", line)
@@ -96,7 +107,7 @@ class App:
         metrics = Metrics()
         metrics.watch_speech_queue(models.scheduler.waiting)
         metrics.concurrent_calls_limit.set(policy.quotas.concurrent_calls or 0)
-        recorder = CallRecorder(store, metrics)
+        recorder = CallRecorder(store, metrics, node_id)
         # The tenants' event stream (GET /v1.0/events), told after the recorder: whose call.
         hub = EventHub(settings.api, metrics)
         live = LiveEvents(hub, recorder.customer_of, store)
@@ -120,6 +131,7 @@ class App:
             settings, models, webhook, _agents(store),
             ConversationObservers(recorder, call_events, live), policy, call_events.agent_joined,
             recorder.answered_by,
+            find_message=_messages(store),
             start_recording=recordings.start,
         )  # fmt: skip
         flows = _StoreFlows(store, flow_ctx, policy)
@@ -129,16 +141,34 @@ class App:
             policy.quotas.max_call_duration_s, policy.quotas.concurrent_calls,
         )  # fmt: skip
         await service.start()
-        telephony = AriTelephony(service.controller, models.tts)
-        api = make_api_app(settings.api, store, telephony, metrics, policy, refused, models, hub)
+        telephony = AriTelephony(service.controller, models.tts, flow_ctx.observer)
+        node_http, forwarder = None, None
+        if node_id is not None:  # the other nodes are ours: not through the egress guard
+            node_http = aiohttp.ClientSession()
+            forwarder = Forwarder(
+                node_id, settings.cluster.secret, node_http, metrics=metrics,
+                timeout_s=settings.cluster.forward_timeout_s,
+                node_timeout_s=settings.cluster.node_timeout_s,
+            )  # fmt: skip
+        api = make_api_app(
+            settings.api, store, telephony, metrics, policy, refused, models, hub, forwarder
+        )
         runner = web.AppRunner(api, access_log_class=RedactingAccessLogger)
         await runner.setup()
         await web.TCPSite(runner, settings.api.host, settings.api.port).start()
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(
             settings, store, models, metrics, service, runner, http, own_models, policy, recorder,
-            telephony, events, hub, recordings,
+            telephony, events, hub, recordings, node_id=node_id, node_http=node_http,
+            started_at=started_at,
         )  # fmt: skip
+        if node_id is not None:
+            heartbeat = Heartbeat(
+                store, identity(settings, int(runner.addresses[0][1])), settings,
+                load=lambda: len(service.controller.calls),
+                ari_up=service.stream.connected, metrics=metrics,
+            )  # fmt: skip
+            app._heartbeat_task = asyncio.create_task(heartbeat.run(), name="cluster-heartbeat")
         events.start()  # events of calls that came in meanwhile were queued
         app._retention_task = asyncio.create_task(
             run_retention(store.calls, settings.store.retention_days), name="call-retention"
@@ -160,8 +190,11 @@ class App:
         """Calls an earlier run left 'ringing' or 'active' that no controller holds now."""
         if not self.service.stream.connected.is_set():
             return  # Asterisk is away: its calls may come back; the next start checks again
-        for call in await self.store.calls.list_unfinished():
-            if self.service.controller.find(call.id) is None:
+        # In a cluster only this node's: the others' calls are theirs to reconcile. Calls of
+        # this run are not: an outbound call placed since is ringing, not lost.
+        for call in await self.store.calls.list_unfinished(self.node_id):
+            earlier = call.started_at < self.started_at
+            if earlier and self.service.controller.find(call.id) is None:
                 log.info("call %s: marking ended (%s)", call.id, LOST_CALL_REASON)
                 reason = LOST_CALL_REASON
                 await self.store.calls.set_status(call.id, CallStatus.ENDED, reason=reason)
@@ -170,15 +203,19 @@ class App:
         # Nothing of ours may be left pending when the loop closes.
         if self._lost_timer is not None:
             self._lost_timer.cancel()
-        for task in (self._lost_task, self._retention_task):
+        for task in (self._lost_task, self._retention_task, self._heartbeat_task):
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         await self.api_runner.cleanup()
+        if self.node_http is not None:
+            await self.node_http.close()
         await self.telephony.close()  # API texts still being spoken
         await self.service.stop()
         await self.recordings.close()  # the calls' media closed: their recordings end
         await self.recorder.close()  # after the calls' ends: only writers of unfinished ones
+        if self.node_id is not None:
+            await _leave_cluster(self.store, self.node_id)
         await self.events.close()  # the calls' ends told (a short grace), before the session
         await self.http.close()
         await self.store.close()
@@ -208,7 +245,9 @@ class _StoreFlows:
             rules = await tenant_rules(store, policy, flow.customer_id)
             try:
                 if call.direction == "in":  # outbound calls were admitted when placed
-                    await check_quotas(store, policy, rules, flow.customer_id, utcnow())
+                    await check_quotas(
+                        store, policy, rules, flow.customer_id, call.call_id, utcnow()
+                    )
             except QuotaExceeded as exc:
                 log.warning("call %s: refused: %s", call.call_id, exc)
                 call.hangup_reason = f"quota: {exc.rule}"
@@ -237,6 +276,14 @@ async def _within(call: ActiveCall, limit_s: int | None, flow: Awaitable[None]) 
         await call.hangup()
 
 
+async def _leave_cluster(store: Store, node_id: str) -> None:
+    """Tell the other nodes at once (not after the timeout) that this node takes nothing."""
+    try:
+        await store.nodes.leave(node_id, utcnow())
+    except StoreError as exc:
+        log.warning("cluster: could not record leaving (%s); the others time it out", exc)
+
+
 def _agents(store: Store) -> AgentLookup:
     async def find(agent_id: str) -> AgentBinding | None:
         agent = await store.agents.get(agent_id, customer_id=None)
@@ -246,6 +293,14 @@ def _agents(store: Store) -> AgentLookup:
             agent.id, agent.webhook, agent.secret or None, agent.voice, agent.language,
             agent.events_url, agent.speaking_rate, agent.llm,
         )  # fmt: skip
+
+    return find
+
+
+def _messages(store: Store) -> MessageLookup:
+    async def find(call_id: str) -> str | None:
+        call = await store.calls.get(call_id, customer_id=None)
+        return None if call is None else call.message
 
     return find
 

@@ -111,6 +111,13 @@ DEFAULT_RECORDING_MIN_FREE_MB = 1024
 # about this much, plus the 1 s the timeline holds back to line the two sides up.
 DEFAULT_RECORDING_FLUSH_S = 1.0
 
+# Cluster (cluster.py): every node writes its heartbeat this often; a node silent for the
+# timeout (or whose Asterisk is unreachable that long) is gone: its calls are closed by another.
+DEFAULT_HEARTBEAT_S = 1.0
+DEFAULT_NODE_TIMEOUT_S = 5.0
+DEFAULT_FORWARD_TIMEOUT_S = 10.0  # a command forwarded to the node that runs the call
+MIN_CLUSTER_SECRET_CHARS = 16
+
 
 @dataclass(frozen=True)
 class AriSettings:
@@ -217,6 +224,26 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Several nodes (one ari-offload per Asterisk) sharing one PostgreSQL store."""
+
+    # Empty: a node on its own. The same value on every node of a cluster: it signs the
+    # requests nodes forward to each other (never sent, never logged).
+    secret: str = field(default="", repr=False)
+    node_id: str = ""  # empty: the host name
+    # How the other nodes reach this node's API; empty: http://<api host>:<api port>.
+    api_url: str = ""
+    asterisk: str = ""  # a label for this node's Asterisk; empty: the ARI URL's host
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S
+    node_timeout_s: float = DEFAULT_NODE_TIMEOUT_S
+    forward_timeout_s: float = DEFAULT_FORWARD_TIMEOUT_S
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secret)
+
+
+@dataclass(frozen=True)
 class RecordingSettings:
     """Call recordings: a flow's `record` action turns one on (observe/recording.py)."""
 
@@ -242,6 +269,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
 
     @classmethod
@@ -257,6 +285,7 @@ class Settings:
             api=_section(ApiSettings(), "API", env),
             store=_section(StoreSettings(), "STORE", env),
             policy=_section(PolicySettings(), "POLICY", env),
+            cluster=_section(ClusterSettings(), "CLUSTER", env),
             recording=_section(RecordingSettings(), "RECORDING", env),
         )
 
@@ -269,6 +298,28 @@ def check_api_settings(api: ApiSettings) -> None:
             "anyone who reaches it can create accounts. Set ARI_OFFLOAD_API_SIGNUP_ENABLED=false "
             "(and create customers locally), or ARI_OFFLOAD_API_SIGNUP_FORCE=true to open "
             "signup on purpose"
+        )
+
+
+def check_cluster_settings(settings: Settings) -> None:
+    """Refuse a cluster that could not work: a short secret, no shared store, a timeout a
+    late heartbeat or two would trip; raises ``ConfigError``."""
+    cluster = settings.cluster
+    if not cluster.enabled:
+        return
+    if len(cluster.secret) < MIN_CLUSTER_SECRET_CHARS:
+        raise ConfigError(
+            f"ARI_OFFLOAD_CLUSTER_SECRET: at least {MIN_CLUSTER_SECRET_CHARS} characters"
+        )
+    if not settings.store.url or settings.store.url.startswith("sqlite"):
+        raise ConfigError(
+            "a cluster shares one store: set ARI_OFFLOAD_STORE_URL to PostgreSQL "
+            "(postgresql+asyncpg://...) on every node"
+        )
+    if cluster.heartbeat_s <= 0 or cluster.node_timeout_s < 3 * cluster.heartbeat_s:
+        raise ConfigError(
+            "ARI_OFFLOAD_CLUSTER_NODE_TIMEOUT_S must be at least 3 heartbeats "
+            f"(ARI_OFFLOAD_CLUSTER_HEARTBEAT_S={cluster.heartbeat_s})"
         )
 
 

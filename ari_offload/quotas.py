@@ -1,7 +1,9 @@
 """Call quotas (concurrent calls and calls per minute, per tenant and for the whole server).
 
-Counted in the store, after the call's own record exists: two calls racing for the last slot
-may both be refused, never both admitted. The store is the one count every node shares.
+Checked after the call's own record exists, by admitting it in the store
+(``store/admissions.py``): one transaction under the store's quota lock counts the admitted
+calls and admits this one only if it fits. The store is the one count every node shares: of
+two calls racing for the last slot, on one node or two, exactly one is admitted.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from datetime import datetime, timedelta
 
 from ari_offload.errors import QuotaExceeded
 from ari_offload.policy import Policy, TenantRules
+from ari_offload.store.admissions import QuotaLimit
 from ari_offload.store.store import Store
 
 WINDOW = timedelta(minutes=1)
@@ -21,28 +24,36 @@ async def tenant_rules(store: Store, policy: Policy, customer_id: str) -> Tenant
 
 
 async def check_quotas(
-    store: Store, policy: Policy, rules: TenantRules, customer_id: str, now: datetime
+    store: Store,
+    policy: Policy,
+    rules: TenantRules,
+    customer_id: str,
+    call_id: str,
+    now: datetime,
 ) -> None:
-    """Raise ``QuotaExceeded`` if the call just recorded for ``customer_id`` is one too many."""
+    """Admit the call just recorded as ``call_id`` for ``customer_id``; raise
+    ``QuotaExceeded`` (and leave it unadmitted) if it is one too many."""
     since = now - WINDOW
-    checks = (
+    candidates = (
         ("tenant.concurrent_calls", rules.quotas.concurrent_calls, customer_id, None),
         ("quotas.concurrent_calls", policy.quotas.concurrent_calls, None, None),
         ("tenant.calls_per_minute", rules.quotas.calls_per_minute, customer_id, since),
         ("quotas.calls_per_minute", policy.quotas.calls_per_minute, None, since),
     )
-    for rule, limit, who, window_start in checks:
-        if limit is None:
-            continue
-        if window_start is None:
-            count = await store.calls.count_unfinished(who)
-            what, retry = "calls at once", RETRY_CONCURRENT_S
-        else:
-            count = await store.calls.count_started_since(who, window_start)
-            what, retry = "calls per minute", int(WINDOW.total_seconds())
-        if count > limit:
-            scope = "this account" if who else "this server"
-            raise QuotaExceeded(rule, f"{scope} allows {limit} {what}", retry)
+    limits = [
+        QuotaLimit(rule, limit, who, window_start)
+        for rule, limit, who, window_start in candidates
+        if limit is not None
+    ]
+    refused = await store.admissions.admit(call_id, limits, now)
+    if refused is None:
+        return
+    scope = "this account" if refused.customer_id else "this server"
+    if refused.since is None:
+        what, retry = "calls at once", RETRY_CONCURRENT_S
+    else:
+        what, retry = "calls per minute", int(WINDOW.total_seconds())
+    raise QuotaExceeded(refused.rule, f"{scope} allows {refused.limit} {what}", retry)
 
 
 def max_duration_s(policy: Policy, rules: TenantRules) -> int | None:

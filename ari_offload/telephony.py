@@ -6,20 +6,30 @@ import asyncio
 import collections
 import logging
 
+from ari_offload.agent.reply_actions import ReplyAction, SendDtmf, Transfer, describe
+from ari_offload.ari.call import ActiveCall
 from ari_offload.ari.controller import CallController
 from ari_offload.errors import AriError, AriHttpError, TalkQueueFull, TelephonyError
 from ari_offload.flows.speak import speak
 from ari_offload.speech.tts import TtsRunner
 from ari_offload.tasks import cancel_and_wait, first_of
+from ari_offload.voice.call_book import ConversationObserver
 from ari_offload.voice.turn_taker import MAX_QUEUED_TALKS
+from ari_offload.voice.turns import TranscriptEntry
 
 log = logging.getLogger("ari_offload.ari")
 
 
 class AriTelephony:
-    def __init__(self, controller: CallController, tts: TtsRunner) -> None:
+    def __init__(
+        self,
+        controller: CallController,
+        tts: TtsRunner,
+        observer: ConversationObserver | None = None,
+    ) -> None:
         self._controller = controller
         self._tts = tts
+        self._observer = observer  # where the API's actions go on the transcript
         self._tasks: set[asyncio.Task[None]] = set()
         # Calls with no conversation: the text being spoken first, then those waiting.
         self._talks: dict[str, collections.deque[str]] = {}
@@ -49,8 +59,8 @@ class AriTelephony:
 
     async def talk(self, call_id: str, text: str) -> bool:
         """Queue ``text`` for the call; raises ``TalkQueueFull`` past MAX_QUEUED_TALKS waiting."""
-        call = self._controller.find(call_id)
-        if call is None or call.state == "setup":  # nothing to say it on before it is up
+        call = self._live(call_id)
+        if call is None:  # nothing to say it on before it is up
             return False
         if call.conversation is not None:
             call.conversation.inject(text)  # spoken after the current reply, with barge-in
@@ -66,6 +76,36 @@ class AriTelephony:
         else:
             waiting.append(text)
         return True
+
+    async def send_dtmf(self, call_id: str, digits: str) -> bool:
+        call = self._live(call_id)
+        if call is None:
+            return False
+        self._note(call, SendDtmf(digits))
+        try:
+            await call.send_dtmf(digits)
+        except AriError as exc:
+            raise TelephonyError(f"cannot reach Asterisk to send DTMF on {call_id}: {exc}") from exc
+        return True
+
+    async def transfer(self, call_id: str, target: str) -> bool:
+        call = self._live(call_id)
+        if call is None or call.flow is None or not call.flow.transfer(target):
+            return False
+        self._note(call, Transfer(target))
+        return True
+
+    def _live(self, call_id: str) -> ActiveCall | None:
+        call = self._controller.find(call_id)
+        return None if call is None or call.state == "setup" or call.ended.is_set() else call
+
+    def _note(self, call: ActiveCall, action: ReplyAction) -> None:
+        """The API's action as a transcript line, as an agent's are (``agent: ...``)."""
+        log.info("call %s: API action: %s", call.call_id, describe(action))
+        if self._observer is not None:
+            self._observer.transcript_added(
+                call, TranscriptEntry("system", f"api: {describe(action)}")
+            )
 
     async def close(self) -> None:
         """Shutdown: stop every API text still being spoken."""

@@ -24,6 +24,7 @@ class CapturedPacket:
     dst_port: int
     packet: RtpPacket
     data: bytes  # the datagram as captured
+    src_ip: str = ""  # where it came from (in a cluster: which node's Asterisk)
 
 
 class RtpCapture:
@@ -39,7 +40,7 @@ class RtpCapture:
         self._proc = await asyncio.create_subprocess_exec(
             "tshark", "-i", "lo", "-f", f"udp port {self.port}", "-l", "-n",
             "-T", "fields", "-e", "frame.time_epoch", "-e", "udp.srcport",
-            "-e", "udp.dstport", "-e", "udp.payload",
+            "-e", "udp.dstport", "-e", "udp.payload", "-e", "ip.src",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self._proc.stderr is not None
@@ -84,15 +85,16 @@ class RtpCapture:
 
 
 def _parse_line(line: str) -> CapturedPacket | None:
-    parts = line.strip().split("\t")
-    if len(parts) != 4 or not parts[3]:
+    parts = line.strip().split("\t")  # ip.src, the fifth field, only if asked for
+    if len(parts) not in (4, 5) or not parts[3]:
         return None
     try:
         data = bytes.fromhex(parts[3].replace(":", ""))
         packet = RtpPacket.parse(data)
     except ValueError:
         return None  # RTCP or other non-RTP traffic on the port
-    return CapturedPacket(float(parts[0]), int(parts[1]), int(parts[2]), packet, data)
+    src_ip = parts[4] if len(parts) == 5 else ""
+    return CapturedPacket(float(parts[0]), int(parts[1]), int(parts[2]), packet, data, src_ip)
 
 
 def payload_bytes(packets: list[CapturedPacket]) -> bytes:

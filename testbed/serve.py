@@ -153,19 +153,23 @@ class ServeProcess:
             return log.read().decode(errors="replace")
 
     def error_lines(self) -> list[str]:
-        """Every ERROR or CRITICAL line, from any logger (asyncio's included), and any
-        traceback printed outside a logged error (an unhandled exception in a thread)."""
-        found = []
-        last_level = ""
-        for line in self.log_text().splitlines():
-            match = _LOG_LINE.match(line)
-            if match:
-                last_level = match["level"]
-                if last_level in ("ERROR", "CRITICAL"):
-                    found.append(line)
-            elif _unlogged_failure(line, last_level):
+        return error_lines(self.log_text())
+
+
+def error_lines(log_text: str) -> list[str]:
+    """Every ERROR or CRITICAL line of a ``serve`` log, from any logger (asyncio's included),
+    and any traceback printed outside a logged error (an unhandled exception in a thread)."""
+    found = []
+    last_level = ""
+    for line in log_text.splitlines():
+        match = _LOG_LINE.match(line)
+        if match:
+            last_level = match["level"]
+            if last_level in ("ERROR", "CRITICAL"):
                 found.append(line)
-        return found
+        elif _unlogged_failure(line, last_level):
+            found.append(line)
+    return found
 
 
 def _unlogged_failure(line: str, last_level: str) -> bool:

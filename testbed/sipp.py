@@ -70,7 +70,10 @@ class SippCall:
     unless the far end hangs up first. `dtmf`: (seconds after the audio starts, keys) pressed
     as RFC 4733 events (testbed.dtmf), the audio paused meanwhile (the call lasts that much
     longer); the far end must not hang up before the last.
-    `telephone_event`: offer RFC 4733 events (implied by `dtmf`) so keys sent to us arrive."""
+    `telephone_event`: offer RFC 4733 events (implied by `dtmf`) so keys sent to us arrive.
+    `proxy`: call through this SIP proxy ("host:port", e.g. the cluster's Kamailio) instead of
+    the test bed's Asterisk; the ACK and BYE then follow the route set it recorded, to the
+    Contact of the node that answered."""
 
     def __init__(
         self,
@@ -81,6 +84,7 @@ class SippCall:
         auth: tuple[str, str] | None = None,
         dtmf: Sequence[tuple[float, str]] = (),
         telephone_event: bool = False,
+        proxy: str | None = None,
     ) -> None:
         if shutil.which("sipp") is None:
             raise RuntimeError("sipp not found: run scripts/install-testbed (Debian sip-tester)")
@@ -91,6 +95,7 @@ class SippCall:
         self.codec = codec
         self.dtmf = sorted(dtmf)
         self.telephone_event = telephone_event or bool(dtmf)  # offer RFC 4733 events
+        self.proxy = proxy
         self.sip_port = free_port_block(1, 15000, 19000)
         self.media_port = free_port_block(4)
         self._dir = Path(tempfile.mkdtemp(prefix="aoff-sipp-"))
@@ -107,6 +112,8 @@ class SippCall:
         text = text.replace("@WAIT_MS@", str(int((self.hangup_after_s - pressed_until) * 1000)))
         if self.telephone_event:
             text = self._with_keys(text)
+        if self.proxy:
+            text = _routed(text)
         path = self._dir / "uac.xml"
         path.write_text(text)
         return path
@@ -143,7 +150,7 @@ class SippCall:
 
     async def start(self) -> None:
         args = [
-            "sipp", ASTERISK_SIP, "-sf", str(self._scenario()), "-s", self.service,
+            "sipp", self.proxy or ASTERISK_SIP, "-sf", str(self._scenario()), "-s", self.service,
             "-m", "1", "-l", "1", "-i", "127.0.0.1", "-p", str(self.sip_port),
             "-mp", str(self.media_port), "-nostdin", "-trace_err",
             "-error_file", str(self._dir / "errors.log"),
@@ -170,6 +177,22 @@ class SippCall:
         if self._proc is not None and self._proc.returncode is None:
             self._proc.kill()
             await self._proc.wait()
+
+
+def _routed(text: str) -> str:
+    """The caller's in-dialog requests to the Contact of the 200 OK, along the Record-Route
+    set (a proxy that record-routes), instead of to the dialled URI."""
+    answered = '<recv response="200" rtd="true"/>'
+    assert answered in text
+    text = text.replace(answered, '<recv response="200" rtd="true" rrs="true"/>')
+    for method in ("ACK", "BYE"):
+        line = f"{method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0"
+        assert line in text
+        text = text.replace(line, f"{method} [next_url] SIP/2.0")
+    # [routes] expands to the Route header (the proxy), in the requests after the INVITE.
+    invite, rest = text.split("ACK [next_url]", 1)
+    line = "      Call-ID: [call_id]\n"
+    return invite + "ACK [next_url]" + rest.replace(line, line + "      [routes]\n")
 
 
 class SippAnswerer:
@@ -207,6 +230,11 @@ class SippAnswerer:
     async def wait(self, timeout: float = 60.0) -> SippResult:
         assert self._proc is not None, "start() first"
         return await _finish(self._proc, self._dir, timeout)
+
+    async def kill(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+            await self._proc.wait()
 
 
 async def _finish(proc: asyncio.subprocess.Process, workdir: Path, limit: float) -> SippResult:

@@ -53,6 +53,8 @@ class FakeTelephony:
     originated: list[dict[str, Any]] = field(default_factory=list)
     hangups: list[str] = field(default_factory=list)
     talks: list[tuple[str, str]] = field(default_factory=list)
+    dtmf: list[tuple[str, str]] = field(default_factory=list)
+    transfers: list[tuple[str, str]] = field(default_factory=list)
     refuse: str | None = None
     gone: set[str] = field(default_factory=set)
     full: set[str] = field(default_factory=set)
@@ -80,6 +82,18 @@ class FakeTelephony:
             raise TalkQueueFull(call_id, MAX_QUEUED_TALKS)
         self.talks.append((call_id, text))
         return call_id not in self.gone
+
+    async def send_dtmf(self, call_id: str, digits: str) -> bool:
+        if call_id in self.gone:
+            return False
+        self.dtmf.append((call_id, digits))
+        return True
+
+    async def transfer(self, call_id: str, target: str) -> bool:
+        if call_id in self.gone:
+            return False
+        self.transfers.append((call_id, target))
+        return True
 
 
 @dataclass

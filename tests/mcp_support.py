@@ -24,6 +24,8 @@ EXPECTED_TOOLS = {
     "list_active_calls",
     "get_transcript",
     "say_and_listen",
+    "send_dtmf",
+    "transfer_call",
     "hangup_call",
 }
 # The server from the source tree, without relying on an installed console script.

@@ -83,6 +83,8 @@ async def test_document_bodies_reject_unknown_fields(env: ApiEnv) -> None:
         "FlowUpdate",
         "CallCreate",
         "TalkRequest",
+        "DtmfRequest",
+        "TransferRequest",
         "AccessKeyCreate",
     ):
         assert schemas[name]["additionalProperties"] is False, name

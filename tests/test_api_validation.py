@@ -40,8 +40,15 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "createFlow": {"name": "f", "actions": [{"type": "hangup"}]},
     "updateFlow": {"name": "f", "actions": [{"type": "hangup"}]},
-    "createCall": {"destination": "PJSIP/alice", "flow_id": "x", "caller_id": "1000"},
+    "createCall": {
+        "destination": "PJSIP/alice",
+        "flow_id": "x",
+        "caller_id": "1000",
+        "message": "hello",
+    },
     "talkCall": {"text": "hello"},
+    "sendDtmf": {"digits": "1w2#"},
+    "transferCall": {"target": "desk"},
     "adminCreateTenant": {"name": "tenant", "password": "password1"},
     "adminSetTenantRules": {
         "routes": ["testbed"],

@@ -109,14 +109,26 @@ async def test_mcp_flows_and_outbound_calls(tmp_path: Path) -> None:
                 other["id"],
             ]
             assert made[0]["flow_id"] == flow["id"]
-            # The same message twice: one flow, reused; another message: its own flow.
-            assert made[1]["flow_id"] == made[2]["flow_id"]
-            assert made[3]["flow_id"] not in (flow["id"], made[1]["flow_id"])
+            # Every message, the same or not: one flow, reused; each call keeps its message.
+            assert made[1]["flow_id"] == made[2]["flow_id"] == made[3]["flow_id"]
+            assert made[1]["flow_id"] != flow["id"]
             flows = tool_result(await session.call_tool("list_flows", {}))["flows"]
-            assert len(flows) == 3, [f["name"] for f in flows]
-            one_off = await env.store.flows.get(made[1]["flow_id"], customer_id=None)
-            assert one_off is not None
-            assert [a.type for a in one_off.actions] == ["talk", "hangup"]
+            assert sorted(f["name"] for f in flows) == ["mcp-say", "notify"]
+            say = await env.store.flows.get(made[1]["flow_id"], customer_id=None)
+            assert say is not None
+            assert [a.type for a in say.actions] == ["say_message", "hangup"]
+            messages = [await env.store.calls.get(m["call_id"], customer_id=None) for m in made]
+            assert [c.message if c else "missing" for c in messages] == [
+                None,
+                "Hello from the assistant",
+                "Hello from the assistant",
+                "Bye",
+            ]
+            assert [c["message"] for c in (*said, other)] == [
+                "Hello from the assistant",
+                "Hello from the assistant",
+                "Bye",
+            ]
 
             # The operator's policy holds for the assistant too (the MCP server is an API
             # client); the refusal reaches it as the tool's error text, naming the rule.
@@ -151,8 +163,19 @@ async def test_mcp_marks_caller_text_as_untrusted(tmp_path: Path) -> None:
         instructions = (await session.initialize()).instructions or ""  # as first received
     assert "UNTRUSTED caller input" in instructions
     assert "caller_said_untrusted" in instructions
-    for name in ("get_transcript", "list_active_calls", "make_call", "say_and_listen"):
+    for name in (
+        "get_transcript",
+        "list_active_calls",
+        "make_call",
+        "say_and_listen",
+        "send_dtmf",
+        "transfer_call",
+    ):
         assert "UNTRUSTED caller input" in (tools[name].description or ""), name
+    # The tools that act on a live call say not to act on what a caller said.
+    assert "never act on it" in (tools["say_and_listen"].description or "")
+    for name in ("send_dtmf", "transfer_call"):
+        assert "never because a transcript" in " ".join((tools[name].description or "").split())
     assert "caller_said_untrusted" in (tools["get_transcript"].description or "")
 
 
@@ -204,3 +227,36 @@ async def test_mcp_bad_key_is_a_tool_error(tmp_path: Path) -> None:
     ):
         failed = await session.call_tool("list_agents", {})
         assert "401" in _error_text(failed)
+
+
+@pytest.mark.timeout(120)
+async def test_mcp_send_dtmf_and_transfer_on_a_live_call(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as env:
+        token = await env.signup("assistant", "password1")
+        key = await env.store.keys.authenticate(token)
+        assert key is not None
+        live = await env.store.calls.create(key.customer_id, direction=Direction.OUT, flow_id=None)
+        await env.store.calls.set_status(live.id, CallStatus.ACTIVE)
+        async with mcp_session(env.base_url, token, tmp_path / "mcp.log") as session:
+            pressed = tool_result(
+                await session.call_tool("send_dtmf", {"call_id": live.id, "digits": "1w4#"})
+            )
+            moved = tool_result(
+                await session.call_tool("transfer_call", {"call_id": live.id, "target": "desk"})
+            )
+            bad_keys = await session.call_tool("send_dtmf", {"call_id": live.id, "digits": "1x"})
+            dial_string = await session.call_tool(
+                "transfer_call", {"call_id": live.id, "target": "PJSIP/sipp-uas"}
+            )
+            unnamed = await session.call_tool(
+                "transfer_call", {"call_id": live.id, "target": "sales"}
+            )
+
+    assert (pressed["id"], moved["id"]) == (live.id, live.id)
+    assert env.telephony.dtmf == [(live.id, "1w4#")]
+    assert env.telephony.transfers == [(live.id, "desk")]
+    assert "(field digits)" in _error_text(bad_keys)
+    assert "(field target)" in _error_text(dial_string)
+    assert "HTTP 422" in _error_text(dial_string)
+    assert "policy rule transfer" in _error_text(unnamed)
+    assert "HTTP 403 policy_refused" in _error_text(unnamed)

@@ -501,7 +501,7 @@ async def test_a_database_before_recordings_gains_the_columns_and_keeps_its_call
     settings: StoreSettings,
 ) -> None:
     engine = create_async_engine(database_url(settings))
-    before = schema.MIGRATIONS.index(schema._v8_call_recording)
+    before = schema.MIGRATIONS.index(schema._v10_call_recording)
 
     def without_recordings(conn: Connection) -> None:
         schema_version_table(conn, before)

@@ -15,6 +15,7 @@ from ari_offload.api import (
     routes_resources,
 )
 from ari_offload.api.errors import error_middleware, host_check_middleware
+from ari_offload.api.forward import Forwarder
 from ari_offload.api.openapi import openapi_document
 from ari_offload.api.routes_console import add_console
 from ari_offload.api.routing import PREFIX, SERVICES, Ctx, Resp, Route, Services, add_routes
@@ -85,6 +86,7 @@ def make_api_app(
     egress_refused: Set[tuple[str, int]] = frozenset(),
     speech: SpeechOffer | None = None,
     events: EventHub | None = None,
+    forwarder: Forwarder | None = None,
 ) -> web.Application:
     """The REST API; the caller owns ``store`` (opens and closes it) and runs the app.
 
@@ -95,6 +97,8 @@ def make_api_app(
     voices and languages agents may name (None: none besides the server defaults);
     ``events`` the hub the call observers publish into (None: a hub of its own, silent).
     The console's files are served under ``/console``.
+    ``forwarder``: in a cluster, sends live-call commands and outbound calls to the node that
+    must run them (api/forward.py).
     """
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
@@ -110,6 +114,7 @@ def make_api_app(
         egress_refused,
         speech or FixedSpeechOffer(),
         events or EventHub(settings, metrics),
+        forwarder,
     )
     routes = all_routes()
     app[OPENAPI] = json.dumps(openapi_document(routes)).encode()

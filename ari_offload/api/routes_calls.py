@@ -1,5 +1,5 @@
-"""Calls: list and inspect, hang up, speak into a live call, place outbound calls, and fetch
-a call's recording."""
+"""Calls: list and inspect, place outbound calls, act on a live call (hang up, speak, play
+DTMF, transfer), and fetch a call's recording."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ari_offload.api import schemas as s
 from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
 from ari_offload.errors import PolicyRefused, QuotaExceeded, TalkQueueFull, TelephonyError
+from ari_offload.flows.actions import SayMessage
 from ari_offload.observe.wav import HEADER_BYTES, repaired_header
 from ari_offload.quotas import WINDOW as QUOTA_WINDOW
 from ari_offload.quotas import check_quotas, tenant_rules
@@ -89,6 +90,37 @@ async def talk_call(ctx: Ctx) -> web.Response:
     return json_response(s.call_json(call), 202)
 
 
+async def dtmf_call(ctx: Ctx) -> web.Response:
+    call = await _own_call(ctx)
+    if call.status != CallStatus.ACTIVE:
+        raise _not_live(call)
+    try:
+        sent = await ctx.services.telephony.send_dtmf(call.id, ctx.body["digits"])
+    except TelephonyError as exc:
+        log.warning("call %s: DTMF failed: %s", call.id, exc)
+        raise ApiError(502, "telephony_error", "Asterisk is not reachable; try again") from None
+    if not sent:
+        raise ApiError(409, "call_not_active", "the call is not active on this server")
+    return json_response(s.call_json(call), 202)
+
+
+async def transfer_call(ctx: Ctx) -> web.Response:
+    call = await _own_call(ctx)
+    if call.status != CallStatus.ACTIVE:
+        raise _not_live(call)
+    try:
+        ctx.services.policy.transfer_target(ctx.body["target"])
+    except PolicyRefused as exc:
+        raise ApiError.refused(exc, "target") from None
+    if not await ctx.services.telephony.transfer(call.id, ctx.body["target"]):
+        raise ApiError(
+            409, "call_not_active",
+            "the call is not active on this server, runs no flow, or is leaving already "
+            "(a transfer or a hangup under way)",
+        )  # fmt: skip
+    return json_response(s.call_json(call), 202)
+
+
 async def delete_call(ctx: Ctx) -> web.Response:
     call = await _own_call(ctx)
     if not call.status.is_final:
@@ -161,6 +193,12 @@ async def create_call(ctx: Ctx) -> web.Response:
     flow = await ctx.store.flows.get(ctx.body["flow_id"], customer_id=ctx.customer_id)
     if flow is None:
         raise ApiError(422, "validation_error", "flow_id: no such flow", "flow_id")
+    message = ctx.body.get("message")
+    if message is not None and not any(isinstance(a, SayMessage) for a in flow.actions):
+        raise ApiError(
+            422, "validation_error",
+            "message: the flow has no say_message action to say it; add one", "message",
+        )  # fmt: skip
     policy = ctx.services.policy
     rules = await tenant_rules(ctx.store, policy, ctx.customer_id)
     destination, caller_id = ctx.body["destination"], ctx.body.get("caller_id")
@@ -176,12 +214,14 @@ async def create_call(ctx: Ctx) -> web.Response:
         except PolicyRefused as exc:
             raise ApiError.refused(exc, "caller_id") from None
     # Recorded before originate: the controller may see the channel before we return.
+    forwarder = ctx.services.forwarder  # in a cluster: this node places it (api/forward.py)
     call = await ctx.store.calls.create(
         ctx.customer_id, direction=Direction.OUT, flow_id=flow.id, caller=caller_id,
-        destination=destination,
+        destination=destination, message=message,
+        node_id=forwarder.node_id if forwarder else None,
     )  # fmt: skip
     try:
-        await check_quotas(ctx.store, policy, rules, ctx.customer_id, call.started_at)
+        await check_quotas(ctx.store, policy, rules, ctx.customer_id, call.id, call.started_at)
     except QuotaExceeded as exc:
         # No row stays behind: refused attempts must not fill the windows that count calls
         # (one tenant hammering its own quota would otherwise lock every tenant out).
@@ -242,7 +282,8 @@ ROUTES = [
         errors=(403, 429, 502),
         description="The flow runs when the destination answers; watch the call's status. "
         "The operator's policy decides what may be dialled: 403 names the rule that refused, "
-        "429 (with Retry-After) a call quota.",
+        "429 (with Retry-After) a call quota. A message is said by the flow's say_message "
+        "action on this call only, so one flow serves every message.",
     ),
     Route(
         "GET",
@@ -298,5 +339,34 @@ ROUTES = [
         errors=(409, 429),
         description="Spoken after the reply in progress; a call holds a few texts at most "
         "(429 talk_queue_full with Retry-After beyond that).",
+    ),
+    Route(
+        "POST",
+        f"{_CALL}/dtmf",
+        dtmf_call,
+        "sendDtmf",
+        "Play DTMF digits to the far end of a live call",
+        "calls",
+        {202: Resp("sent to Asterisk, which plays them (as RFC 4733 events on SIP)", s.CALL)},
+        body=s.DTMF,
+        errors=(409, 502),
+        description="The keys go to the other party (on an outbound call, e.g. an IVR's "
+        "menu), as a flow's send_dtmf action sends them; w waits half a second.",
+    ),
+    Route(
+        "POST",
+        f"{_CALL}/transfer",
+        transfer_call,
+        "transferCall",
+        "Transfer a live call to a transfer target of the operator's policy",
+        "calls",
+        {202: Resp("the transfer runs; the call's status and transcript follow it", s.CALL)},
+        body=s.TRANSFER,
+        errors=(403, 409),
+        description="What the flow is doing stops (a reply being said too) and the flow's "
+        "transfer action runs: the target is a name from the operator's policy (403 names "
+        "the rule otherwise), never a number or dial string. If the target does not answer, "
+        "the caller hears an apology and the call ends. 409 while a transfer or a hangup is "
+        "under way.",
     ),
 ]

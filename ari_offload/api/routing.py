@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ari_offload.api.auth import authenticate, authenticate_admin
 from ari_offload.api.errors import ApiError, Handler
+from ari_offload.api.forward import Forwarder, Placement, from_node, placement
 from ari_offload.api.speech import FixedSpeechOffer, SpeechOffer
 from ari_offload.api.telephony import Telephony
 from ari_offload.api.throttle import AuthThrottle
@@ -49,6 +50,8 @@ class Services:
     speech: SpeechOffer = field(default_factory=FixedSpeechOffer)
     # The tenants' live events (GET /v1.0/events); the app's observers publish into it.
     events: EventHub = field(default_factory=EventHub)
+    # In a cluster: sends requests on to the node that must run them (None: a single node).
+    forwarder: Forwarder | None = None
 
 
 SERVICES = web.AppKey("services", Services)
@@ -96,9 +99,11 @@ class Route:
     errors: tuple[int, ...] = ()  # error statuses beyond those implied by auth/body/path
     description: str = ""
     path_params: tuple[str, ...] = field(init=False)
+    placement: Placement = field(init=False)  # which node runs it in a cluster
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path_params", tuple(_PATH_PARAM.findall(self.path)))
+        object.__setattr__(self, "placement", placement(self.method, self.path))
 
     def error_statuses(self) -> list[int]:
         implied: set[int] = {422, *self.errors}  # 422 at least for unknown query parameters
@@ -108,6 +113,10 @@ class Route:
             implied.add(404)
         if self.body is not None:
             implied |= {400, 413, 415}
+        if self.placement is Placement.CALL_NODE:
+            implied |= {502, 503}  # the call's node did not answer, or is down
+        elif self.placement is Placement.LEAST_LOADED:
+            implied.add(502)
         return sorted(implied)
 
 
@@ -123,6 +132,7 @@ def add_routes(app: web.Application, routes: list[Route]) -> None:
 def _wrap(route: Route) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
+        forwarded = await from_node(services.forwarder, request) is not None
         customer_id, key_id = "", None
         if route.admin:
             key_id = (await authenticate_admin(request, services.store)).id
@@ -140,6 +150,13 @@ def _wrap(route: Route) -> Handler:
         body = (
             {} if route.body is None else await _read_body(route.body, route.body_required, request)
         )
+        forwarder = services.forwarder
+        if forwarder is not None and not forwarded and route.placement is not Placement.ANY:
+            answer = await forwarder.forward(
+                route.placement, request, services.store, customer_id, path.get("call_id")
+            )
+            if answer is not None:
+                return answer
         return await route.endpoint(Ctx(request, services, customer_id, key_id, path, query, body))
 
     return handle

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ari_offload import policy
+from ari_offload.action_fields import DTMF_DIGITS, TRANSFER_TARGET
 from ari_offload.api.agent_kinds import (
     HTTP_URL,
     KIND,
@@ -19,6 +20,7 @@ from ari_offload.api.agent_kinds import (
 )
 from ari_offload.flows import model
 from ari_offload.flows.actions.base import MAX_TEXT_LENGTH
+from ari_offload.flows.actions.say_message import CALL_MESSAGE
 from ari_offload.schema import (
     ID,
     MAX_SPEAKING_RATE,
@@ -184,10 +186,15 @@ RECORDING_STARTED = Str(
 )  # fmt: skip
 CALL_CREATE = Obj(
     "CallCreate",
-    {"destination": DESTINATION, "flow_id": ID, "caller_id": CALLER_ID, "route": ROUTE},
+    {
+        "destination": DESTINATION, "flow_id": ID, "caller_id": CALLER_ID, "route": ROUTE,
+        "message": CALL_MESSAGE,
+    },
     required=("destination", "flow_id"),
-)
+)  # fmt: skip
 TALK = Obj("TalkRequest", {"text": SAY_TEXT}, required=("text",))
+DTMF = Obj("DtmfRequest", {"digits": DTMF_DIGITS}, required=("digits",))
+TRANSFER = Obj("TransferRequest", {"target": TRANSFER_TARGET}, required=("target",))
 
 # --- responses --------------------------------------------------------------------------------
 _STR = Str(10_000, any_text=True)
@@ -282,6 +289,7 @@ _CALL_FIELDS: dict[str, Spec] = {
     "answered_at": TIME_OR_NULL,
     "ended_at": TIME_OR_NULL,
     "hangup_reason": _STR_OR_NULL,
+    "message": _STR_OR_NULL,
     "answered_by": Str(
         8,
         nullable=True,
@@ -393,6 +401,7 @@ def call_json(c: Call) -> dict[str, Any]:
         "answered_at": _time(c.answered_at),
         "ended_at": _time(c.ended_at),
         "hangup_reason": c.hangup_reason,
+        "message": c.message,
         "answered_by": c.answered_by,
         "recording_started_at": _time(c.recording_started_at),
     }

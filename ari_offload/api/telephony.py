@@ -29,3 +29,18 @@ class Telephony(Protocol):
         Raises ``TalkQueueFull`` when the call already has its bound of texts waiting.
         """
         ...
+
+    async def send_dtmf(self, call_id: str, digits: str) -> bool:
+        """Play DTMF ``digits`` (action_fields.DTMF_DIGITS) to the far end of the live call;
+        False if the call is not active here.
+
+        Raises ``TelephonyError`` if Asterisk could not be reached.
+        """
+        ...
+
+    async def transfer(self, call_id: str, target: str) -> bool:
+        """Stop what the call's flow is doing and run its transfer action to ``target``, a
+        transfer target of the policy (the API checked it; the action checks it again);
+        False if the call is not active here, runs no flow, or is leaving already.
+        """
+        ...

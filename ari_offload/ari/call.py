@@ -59,6 +59,15 @@ class LiveConversation(Protocol):
         ...
 
 
+class LiveFlow(Protocol):
+    """What the API may do to the flow running on a call (flows.executor has it)."""
+
+    def transfer(self, target: str) -> bool:
+        """Stop what the flow is doing and hand the caller to the policy's transfer target
+        ``target``; False if the call is leaving already (a transfer under way)."""
+        ...
+
+
 @dataclass
 class ActiveCall:
     """What a flow sees: one call, its media port and a few controls.
@@ -82,6 +91,7 @@ class ActiveCall:
     media_in_stasis: asyncio.Event = field(default_factory=asyncio.Event)
     # the running ai_talk conversation, if any (the API's `talk` goes through it)
     conversation: LiveConversation | None = None
+    flow: LiveFlow | None = None  # the flow's actions running (the API's `transfer` cuts in)
     transfer_leg: TransferLeg | None = None
     depth: int = 0  # VAR_DEPTH as the call arrived
     # Hung up with reason "max-duration" this long after the flow starts; None: no limit.

@@ -1,7 +1,12 @@
-"""Run a flow's actions, in order, on one call: each through its registered handler."""
+"""Run a flow's actions, in order, on one call: each through its registered handler.
+
+The API may cut in (``FlowRun``, the call's ``flow`` while it runs): a transfer it asks for
+stops the action in progress and runs the flow's own transfer action in its place.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,9 +16,11 @@ from ari_offload.ari.call import ActiveCall
 from ari_offload.audio import Pcm
 from ari_offload.config import Settings
 from ari_offload.flows.actions import KINDS, Action
+from ari_offload.flows.actions.transfer import Transfer, run_transfer
 from ari_offload.flows.speak import Prepared, speak
 from ari_offload.policy import Policy
 from ari_offload.speech.models import SpeechModels
+from ari_offload.tasks import first_of
 from ari_offload.voice.call_book import ConversationObserver
 from ari_offload.voice.conversation import AgentBinding, Conversation
 from ari_offload.voice.machine import MachineListener
@@ -27,8 +34,14 @@ AgentLookup = Callable[[str], Awaitable[AgentBinding | None]]
 AgentJoined = Callable[[ActiveCall, AgentBinding], None]
 # Told who answered an outbound call, "human" or "machine" (observe: the call record).
 AnsweredBy = Callable[[ActiveCall, str], None]
+# The message a call was placed with (POST /calls "message"), by call id; None: none.
+MessageLookup = Callable[[str], Awaitable[str | None]]
 # Starts recording a call (observe.recording); returns once it records or has said why not.
 StartRecording = Callable[[ActiveCall], Awaitable[None]]
+
+
+async def no_message(call_id: str) -> str | None:
+    return None
 
 
 @dataclass
@@ -47,6 +60,7 @@ class FlowContext:
     policy: Policy = field(default_factory=Policy)  # where transfers may lead
     agent_joined: AgentJoined | None = None
     on_answered_by: AnsweredBy | None = None
+    find_message: MessageLookup = no_message  # say_message's text (the store's call record)
     start_recording: StartRecording | None = None  # None: this server records no calls
 
     async def speak(self, call: ActiveCall, text: str) -> None:
@@ -88,11 +102,41 @@ class FlowContext:
         )  # fmt: skip
 
 
+class FlowRun:
+    """The flow running on one call, as the API sees it (``ActiveCall.flow``)."""
+
+    def __init__(self, call: ActiveCall) -> None:
+        self._call = call
+        self.cut_in: Transfer | None = None
+        self.cut = asyncio.Event()
+
+    def transfer(self, target: str) -> bool:
+        # A call leaving is not cut: a transfer under way (the flow's, an agent's, or this
+        # API's) may have its leg ringing or bridged already, a hangup may be on its way.
+        call = self._call
+        if self.cut_in is not None or call.state.startswith("transfer") or call.hangup_reason:
+            return False
+        self.cut_in = Transfer(target)
+        self.cut.set()
+        return True
+
+
 async def run_actions(call: ActiveCall, actions: list[Action], ctx: FlowContext) -> None:
-    """Run until the actions are done or one of them ends the call (hangup, transfer)."""
-    for index, action in enumerate(actions):
-        if call.ended.is_set():
-            return
-        log.debug("call %s: action %d %s", call.call_id, index, action.type)
-        if not await KINDS[action.type].handler(call, action, ctx):
-            return
+    """Run until the actions are done or one of them ends the call (hangup, transfer); a
+    transfer the API asks for meanwhile stops the action in progress and ends the flow."""
+    run = call.flow = FlowRun(call)
+    try:
+        for index, action in enumerate(actions):
+            if call.ended.is_set() or run.cut_in is not None:
+                break
+            log.debug("call %s: action %d %s", call.call_id, index, action.type)
+            step = asyncio.ensure_future(KINDS[action.type].handler(call, action, ctx))
+            await first_of(step, run.cut.wait())
+            if not step.cancelled() and not step.result():
+                return
+        if run.cut_in is not None and not call.ended.is_set():
+            log.info("call %s: the API cut in: transfer to %s", call.call_id, run.cut_in.target)
+            call.media.flush()  # what the stopped action had queued is not said
+            await run_transfer(call, run.cut_in, ctx)  # under the policy, as a flow's own
+    finally:
+        call.flow = None

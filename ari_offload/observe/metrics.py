@@ -101,6 +101,25 @@ class Metrics:
         self._speech_queue_source: Callable[[], Mapping[str, int]] | None = None
         for stage in SPEECH_STAGES:
             self.speech_queue.labels(stage)
+        self.cluster_nodes = Gauge(
+            "ari_offload_cluster_nodes",
+            "Cluster nodes in the registry, by state: live (fresh heartbeat, Asterisk up) or "
+            "down (the rest), as this node saw them at its last heartbeat",
+            ["state"],
+            registry=self.registry,
+        )
+        self.cluster_calls_closed = Counter(
+            "ari_offload_cluster_lost_calls_closed",
+            "Calls of lost nodes this node closed (reason node-lost)",
+            registry=self.registry,
+        )
+        self.cluster_forwards = Counter(
+            "ari_offload_cluster_forwards",
+            "API requests forwarded to another node (a live call's, an outbound call to "
+            "place), by outcome: answered, unreachable",
+            ["outcome"],
+            registry=self.registry,
+        )
         for direction in ("in", "out"):
             self.active_calls.labels(direction)  # export 0 rather than nothing
         for outcome in Outcome:
@@ -150,6 +169,17 @@ class Metrics:
     def rtp_packet_dropped(self, reason: str, count: int = 1) -> None:
         """reason: e.g. malformed, late, duplicate, overflow, wrong_ssrc."""
         self.rtp_dropped.labels(reason).inc(count)
+
+    def cluster_view(self, live: int, known: int) -> None:
+        self.cluster_nodes.labels("live").set(live)
+        self.cluster_nodes.labels("down").set(known - live)
+
+    def node_calls_closed(self, count: int) -> None:
+        self.cluster_calls_closed.inc(count)
+
+    def forwarded(self, outcome: str) -> None:
+        """outcome: answered (whatever the status), unreachable."""
+        self.cluster_forwards.labels(outcome).inc()
 
     def exposition(self) -> bytes:
         """The text exposition format, for ``GET /metrics``."""

@@ -74,9 +74,10 @@ def _belongs_to(record: Call, call: ActiveCall) -> bool:
 class CallRecorder:
     """A CallObserver and a ConversationObserver that write to the store and the metrics."""
 
-    def __init__(self, store: Store, metrics: Metrics) -> None:
+    def __init__(self, store: Store, metrics: Metrics, node_id: str | None = None) -> None:
         self._store = store
         self._metrics = metrics
+        self._node_id = node_id  # the cluster node the calls run on (None: a single node)
         self._records: dict[str, _Record] = {}  # calls with a row (built-in flows have none)
         # Calls whose record is being opened: their end waits for it (a slow store must not
         # let the end pass first and leave the record open with its writer running).
@@ -132,7 +133,7 @@ class CallRecorder:
             await calls.create(
                 flow.customer_id, direction=Direction(call.direction), flow_id=flow.id,
                 caller=call.channel.caller_number or None, channel_id=call.channel_id,
-                call_id=call.call_id, started_at=_utc(call.started_at),
+                call_id=call.call_id, started_at=_utc(call.started_at), node_id=self._node_id,
             )  # fmt: skip
             customer_id = flow.customer_id
         elif _belongs_to(existing, call):

@@ -42,6 +42,7 @@ MAX_PARTY, MAX_REASON, MAX_WEBHOOK_ERROR = 200, 200, 500
 # The measurements of a turn; every one but webhook_error is a number of milliseconds.
 _TURN_VALUES = tuple(f.name for f in STORED_FIELDS)
 _FINAL = [CallStatus.ENDED.value, CallStatus.FAILED.value]
+_UNFINISHED = [CallStatus.RINGING.value, CallStatus.ACTIVE.value]
 ANSWERED_BY = ("human", "machine")
 _ORDER = {CallStatus.RINGING: 0, CallStatus.ACTIVE: 1, CallStatus.ENDED: 2, CallStatus.FAILED: 2}
 
@@ -59,6 +60,8 @@ class Calls(Repo):
         channel_id: str | None = None,
         call_id: str | None = None,
         started_at: datetime | None = None,
+        message: str | None = None,
+        node_id: str | None = None,
     ) -> Call:
         call = Call(
             id=call_id or new_id(),
@@ -73,6 +76,8 @@ class Calls(Repo):
             answered_at=None,
             ended_at=None,
             hangup_reason=None,
+            message=message,
+            node_id=node_id,
         )
         async with self._tx() as conn:
             await conn.execute(
@@ -91,46 +96,45 @@ class Calls(Repo):
             row = (await conn.execute(query)).mappings().first()
         return _call(row) if row else None
 
-    async def list_unfinished(self) -> list[Call]:
-        """Every customer's ringing or active calls: what a restarted controller reconciles."""
+    async def list_unfinished(self, node_id: str | None = None) -> list[Call]:
+        """Every customer's ringing or active calls (only those of cluster node ``node_id``
+        if given): what a restarted controller reconciles."""
+        c = t.calls.c
+        query = select(t.calls).where(c.status.in_(_UNFINISHED))
+        if node_id is not None:
+            query = query.where(c.node_id == node_id)
         async with self._tx() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        select(t.calls).where(
-                            t.calls.c.status.in_(
-                                [CallStatus.RINGING.value, CallStatus.ACTIVE.value]
-                            )
-                        )
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            rows = (await conn.execute(query)).mappings().all()
         return [_call(r) for r in rows]
 
-    async def count_unfinished(self, customer_id: str | None) -> int:
-        """Ringing or active calls of one customer (None: of everyone): concurrency quotas."""
+    async def count_unfinished_by_node(self) -> dict[str, int]:
+        """Ringing or active calls per cluster node (nodes with none are left out)."""
         c = t.calls.c
-        query = select(func.count()).where(
-            c.status.in_([CallStatus.RINGING.value, CallStatus.ACTIVE.value])
+        query = (
+            select(c.node_id, func.count())
+            .where(c.status.in_(_UNFINISHED), c.node_id.is_not(None))
+            .group_by(c.node_id)
         )
-        if customer_id is not None:
-            query = query.where(c.customer_id == customer_id)
         async with self._tx() as conn:
-            return int((await conn.execute(query)).scalar() or 0)
+            rows = (await conn.execute(query)).all()
+        return {str(node): int(count) for node, count in rows}
 
-    async def count_started_since(self, customer_id: str | None, since: datetime) -> int:
-        """Calls (any status) started at or after ``since``: calls-per-minute quotas."""
+    async def close_unfinished_of(self, node_id: str, reason: str, at: datetime) -> int:
+        """End the ringing (failed) and active (ended) calls of a node that is gone, in one
+        statement each: nodes closing the same calls at once cannot both count them."""
         c = t.calls.c
-        # Calls refused for a quota are not calls placed: counting them would let refusals
-        # keep a window full for everyone.
-        refused = c.hangup_reason.is_not(None) & c.hangup_reason.like("quota:%")
-        query = select(func.count()).where(c.started_at >= since, ~refused)
-        if customer_id is not None:
-            query = query.where(c.customer_id == customer_id)
+        reason = storable(reason, MAX_REASON)
+        closed = 0
         async with self._tx() as conn:
-            return int((await conn.execute(query)).scalar() or 0)
+            for before, after in ((CallStatus.RINGING, CallStatus.FAILED),
+                                  (CallStatus.ACTIVE, CallStatus.ENDED)):  # fmt: skip
+                result = await conn.execute(
+                    update(t.calls)
+                    .where(c.node_id == node_id, c.status == before.value)
+                    .values(status=after.value, ended_at=at, hangup_reason=reason)
+                )
+                closed += int(result.rowcount or 0)
+        return closed
 
     async def set_status(
         self,
@@ -416,7 +420,9 @@ def _call(row: Any) -> Call:
         answered_at=row["answered_at"],
         ended_at=row["ended_at"],
         hangup_reason=row["hangup_reason"],
+        node_id=row["node_id"],
         answered_by=row["answered_by"],
+        message=row["message"],
         recording_path=row["recording_path"],
         recording_started_at=row["recording_started_at"],
     )

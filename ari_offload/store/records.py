@@ -126,9 +126,25 @@ class Call:
     ended_at: datetime | None
     hangup_reason: str | None
     answered_by: str | None = None  # "human" or "machine" once detect_machine decided
+    message: str | None = None  # placed with it, for the flow's say_message
+    node_id: str | None = None  # the cluster node running it (None: a single node)
     # Where its recording is, on the node that recorded it; None: not recorded.
     recording_path: str | None = None
     recording_started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """A cluster node as its last heartbeat left it (store/nodes.py)."""
+
+    id: str
+    api_url: str
+    asterisk: str
+    started_at: datetime
+    last_seen: datetime
+    load: int  # calls in progress on the node
+    ari_connected: bool
+    down_since: datetime | None  # since when its Asterisk is unreachable (None: connected)
 
 
 @dataclass(frozen=True)

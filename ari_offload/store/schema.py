@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     Connection,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    update,
 )
 from sqlalchemy import func as sql_func
 
@@ -161,8 +163,17 @@ calls = Table(
     # "human" or "machine": answering-machine detection's verdict (flows' detect_machine);
     # added by migration _v6_answered_by
     Column("answered_by", varchar(8)),
+    # What the call was placed with, for its flow's say_message (POST /calls "message");
+    # added by migration _v8_call_message
+    Column("message", Text),
+    # The cluster node whose controller runs the call (None: a single node); added by
+    # migration _v9_cluster_nodes.
+    Column("node_id", varchar(ID)),
+    # When the call passed the quotas (store/admissions.py); None: not (yet) admitted, and
+    # not counted. Added by migration _v9_cluster_nodes.
+    Column("admitted_at", UtcDateTime),
     # The call's recording on the disk of the node that recorded it (added by migration
-    # _v8_call_recording); NULL: not recorded.
+    # _v10_call_recording); NULL: not recorded.
     Column("recording_path", varchar(1024)),
     Column("recording_started_at", UtcDateTime),
     CheckConstraint("direction IN ('in', 'out')", name="ck_calls_direction"),
@@ -294,7 +305,41 @@ def _v7_llm_agents(conn: Connection) -> None:
         _add_missing_column(conn, agents, name)
 
 
-def _v8_call_recording(conn: Connection) -> None:
+def _v8_call_message(conn: Connection) -> None:
+    _add_missing_column(conn, calls, "message")
+
+
+# --- cluster: the node registry and each call's node ----------------------------------------
+
+# One row per ari-offload node (cluster.py): written by its own heartbeat, read by the others
+# to find a call's node, to place outbound calls and to close the calls of a node that is gone.
+cluster_nodes = Table(
+    "cluster_nodes",
+    metadata,
+    Column("id", varchar(ID), primary_key=True),
+    Column("api_url", varchar(2048), nullable=False),  # where the other nodes reach its API
+    Column("asterisk", varchar(200), nullable=False),  # the Asterisk it controls (a label)
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("load", Integer, nullable=False),  # calls in progress at the last heartbeat
+    Column("ari_connected", Boolean, nullable=False),
+    Column("down_since", UtcDateTime),  # when its ARI connection was lost (None: connected)
+)
+ix_calls_node = Index("ix_calls_node_status", calls.c.node_id, calls.c.status)
+
+
+def _v9_cluster_nodes(conn: Connection) -> None:
+    _add_missing_column(conn, calls, "node_id")
+    _add_missing_column(conn, calls, "admitted_at")
+    # Every call recorded so far counted against the quotas, but those the quotas refused.
+    c = calls.c
+    refused = c.hangup_reason.is_not(None) & c.hangup_reason.like("quota:%")
+    conn.execute(update(calls).where(~refused).values(admitted_at=c.started_at))
+    ix_calls_node.create(conn, checkfirst=True)  # new databases got it with the table
+    metadata.create_all(conn, tables=[cluster_nodes])
+
+
+def _v10_call_recording(conn: Connection) -> None:
     _add_missing_column(conn, calls, "recording_path")
     _add_missing_column(conn, calls, "recording_started_at")
 
@@ -322,7 +367,9 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v5_agent_rate,
     _v6_answered_by,
     _v7_llm_agents,
-    _v8_call_recording,
+    _v8_call_message,
+    _v9_cluster_nodes,
+    _v10_call_recording,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

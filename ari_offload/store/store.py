@@ -21,7 +21,9 @@ from sqlalchemy.util import await_only
 from ari_offload.config import StoreSettings
 from ari_offload.errors import StoreError
 from ari_offload.store.accounts import AccessKeys, Customers
+from ari_offload.store.admissions import Admissions
 from ari_offload.store.calls import Calls
+from ari_offload.store.nodes import Nodes
 from ari_offload.store.operator import AdminKeys, Numbers, Tenants
 from ari_offload.store.passwords import PasswordPool
 from ari_offload.store.resources import Agents, Flows
@@ -71,8 +73,10 @@ def _private_file(path: Path) -> None:
 class Store:
     """Persistence for the API and the call controller.
 
-    ``store.customers``, ``store.keys``, ``store.agents``, ``store.flows``, ``store.calls``;
-    what the operator owns: ``store.numbers``, ``store.tenants``, ``store.admin_keys``.
+    ``store.customers``, ``store.keys``, ``store.agents``, ``store.flows``, ``store.calls``
+    (``store.admissions``: calls admitted under the quotas);
+    what the operator owns: ``store.numbers``, ``store.tenants``, ``store.admin_keys``;
+    the cluster's node registry: ``store.nodes``.
     Open with ``await Store.open(settings)`` (or ``async with await Store.open(...)``).
     """
 
@@ -85,9 +89,11 @@ class Store:
         self.agents = Agents(engine)
         self.flows = Flows(engine)
         self.calls = Calls(engine)
+        self.admissions = Admissions(engine)  # calls admitted under the quotas
         self.numbers = Numbers(engine)
         self.tenants = Tenants(engine)
         self.admin_keys = AdminKeys(engine)
+        self.nodes = Nodes(engine)  # the cluster's node registry
 
     @classmethod
     async def open(

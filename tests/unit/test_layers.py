@@ -26,7 +26,7 @@ RANKS: dict[str, int] = {
     "voice": 6,
     "flows": 7,
     "store": 8,
-    "observe": 9, "quotas": 9, "retention": 9,
+    "observe": 9, "quotas": 9, "retention": 9, "cluster": 9,
     "api": 10,
     "sdk": 11,
     "telephony": 12, "service": 12, "app": 13, "doctor": 13, "cli": 14,
@@ -44,6 +44,9 @@ SDK_CLIENT_MAY_REACH = (
     "flows.__init__",
     "flows.model",
     "flows.actions",
+    "sdk.records",
+    "sdk.resources",
+    "sdk.calls",
     "sdk.events",  # the event stream: aiohttp and the standard library only
 )
 

@@ -14,6 +14,7 @@ from ari_offload.flows.actions import (
     hangup,
     pause,
     record,
+    say_message,
     send_dtmf,
     talk,
     transfer,
@@ -24,6 +25,7 @@ from ari_offload.flows.actions.detect_machine import DetectMachine
 from ari_offload.flows.actions.hangup import Hangup
 from ari_offload.flows.actions.pause import Pause
 from ari_offload.flows.actions.record import Record
+from ari_offload.flows.actions.say_message import SayMessage
 from ari_offload.flows.actions.send_dtmf import SendDtmf
 from ari_offload.flows.actions.talk import Talk
 from ari_offload.flows.actions.transfer import Transfer
@@ -36,6 +38,7 @@ _BUILTIN: tuple[ActionKind[Any], ...] = (
     hangup.KIND,
     transfer.KIND,
     send_dtmf.KIND,
+    say_message.KIND,
     record.KIND,
 )
 # In the order they are documented (JSON Schema oneOf, error messages, MCP text).
@@ -67,6 +70,7 @@ __all__ = [
     "Hangup",
     "Pause",
     "Record",
+    "SayMessage",
     "SendDtmf",
     "Talk",
     "Transfer",
