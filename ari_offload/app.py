@@ -36,6 +36,7 @@ from ari_offload.observe.event_stream import EventHub
 from ari_offload.observe.live_events import LiveEvents
 from ari_offload.observe.metrics import Metrics
 from ari_offload.observe.recorder import CallRecorder
+from ari_offload.observe.recording import Recordings, recordings_dir
 from ari_offload.policy import Policy
 from ari_offload.policy_file import load_policy
 from ari_offload.quotas import check_quotas, max_duration_s, tenant_rules
@@ -72,6 +73,7 @@ class App:
     telephony: AriTelephony
     events: EventSender
     stream: EventHub  # the tenants' live events, GET /v1.0/events
+    recordings: Recordings
     _lost_task: asyncio.Task[None] | None = None
     _lost_timer: asyncio.TimerHandle | None = None
     _retention_task: asyncio.Task[None] | None = None
@@ -121,11 +123,16 @@ class App:
         poster = WebhookClient(http, settings.events.timeout_s, noun="events URL")
         events = EventSender(poster.post_event, settings.events, metrics.event_delivery)
         call_events = CallEvents(events)
+        recordings = Recordings(
+            settings.recording, recordings_dir(settings.recording, settings.store.data_dir),
+            store.calls,
+        )  # fmt: skip
         flow_ctx = FlowContext(
             settings, models, webhook, _agents(store),
             ConversationObservers(recorder, call_events, live), policy, call_events.agent_joined,
             recorder.answered_by,
             find_message=_messages(store),
+            start_recording=recordings.start,
         )  # fmt: skip
         flows = _StoreFlows(store, flow_ctx, policy)
         dispatcher = FlowDispatcher(BUILTIN_FLOWS, flows.resolve, flows.unknown)
@@ -152,7 +159,7 @@ class App:
         refused.update((str(a[0]), int(a[1])) for a in runner.addresses)  # port 0: now known
         app = cls(
             settings, store, models, metrics, service, runner, http, own_models, policy, recorder,
-            telephony, events, hub, node_id=node_id, node_http=node_http,
+            telephony, events, hub, recordings, node_id=node_id, node_http=node_http,
             started_at=started_at,
         )  # fmt: skip
         if node_id is not None:
@@ -205,6 +212,7 @@ class App:
             await self.node_http.close()
         await self.telephony.close()  # API texts still being spoken
         await self.service.stop()
+        await self.recordings.close()  # the calls' media closed: their recordings end
         await self.recorder.close()  # after the calls' ends: only writers of unfinished ones
         if self.node_id is not None:
             await _leave_cluster(self.store, self.node_id)

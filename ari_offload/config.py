@@ -104,6 +104,12 @@ DEFAULT_STREAM_BUFFER = 256
 DEFAULT_STREAM_BACKLOG_BYTES = 256 * 1024
 DEFAULT_STREAM_SUBSCRIBERS = 8  # open streams per tenant; more are refused (429)
 DEFAULT_STREAM_KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from timing out
+# Call recordings (observe/recording.py): a stereo 8 kHz WAV takes 1.92 MB a minute. Below this
+# much free space on the recordings' disk no recording starts, and a running one stops.
+DEFAULT_RECORDING_MIN_FREE_MB = 1024
+# How often a recording's audio is written and its header updated: a crash loses at most
+# about this much, plus the 1 s the timeline holds back to line the two sides up.
+DEFAULT_RECORDING_FLUSH_S = 1.0
 
 # Cluster (cluster.py): every node writes its heartbeat this often; a node silent for the
 # timeout (or whose Asterisk is unreachable that long) is gone: its calls are closed by another.
@@ -238,6 +244,15 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class RecordingSettings:
+    """Call recordings: a flow's `record` action turns one on (observe/recording.py)."""
+
+    dir: Path | None = None  # None: "recordings" in the store's data_dir
+    min_free_mb: int = DEFAULT_RECORDING_MIN_FREE_MB
+    flush_s: float = DEFAULT_RECORDING_FLUSH_S
+
+
+@dataclass(frozen=True)
 class PolicySettings:
     # The operator's policy file (TOML, see ari_offload/policy.py and deploy/policy.toml);
     # None: the strict built-in default (no outbound routes, webhooks to public hosts only).
@@ -255,6 +270,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -270,6 +286,7 @@ class Settings:
             store=_section(StoreSettings(), "STORE", env),
             policy=_section(PolicySettings(), "POLICY", env),
             cluster=_section(ClusterSettings(), "CLUSTER", env),
+            recording=_section(RecordingSettings(), "RECORDING", env),
         )
 
 

@@ -1,7 +1,8 @@
 """Call retention: ended calls older than the retention period are purged, periodically.
 
-Transcripts and turns go with their call (cascading foreign keys). The clock is injectable so
-tests can purge "90 days later" without waiting.
+Transcripts and turns go with their call (cascading foreign keys), and so does its recording
+(the store deletes the file). The clock is injectable so tests can purge "90 days later"
+without waiting.
 """
 
 from __future__ import annotations

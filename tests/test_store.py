@@ -497,6 +497,40 @@ async def test_a_database_before_speaking_rates_gains_the_column_and_keeps_its_a
         assert await _scalar(store, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
 
 
+async def test_a_database_before_recordings_gains_the_columns_and_keeps_its_calls(
+    settings: StoreSettings,
+) -> None:
+    engine = create_async_engine(database_url(settings))
+    before = schema.MIGRATIONS.index(schema._v10_call_recording)
+
+    def without_recordings(conn: Connection) -> None:
+        schema_version_table(conn, before)
+        conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN recording_path")
+        conn.exec_driver_sql("ALTER TABLE calls DROP COLUMN recording_started_at")
+        conn.exec_driver_sql(
+            "INSERT INTO customers (id, name, password_hash, created_at) "
+            "VALUES ('c1', 'old', 'x', '2026-01-01 00:00:00+00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO calls (id, customer_id, direction, status, started_at) "
+            "VALUES ('call1', 'c1', 'in', 'ended', '2026-01-01 00:00:00+00:00')"
+        )
+
+    async with engine.begin() as conn:
+        await conn.run_sync(without_recordings)
+    await engine.dispose()
+    async with await Store.open(settings, password_hasher=FAST_HASHER) as store:
+        old = await store.calls.get("call1", customer_id="c1")
+        assert old is not None
+        assert (old.recording_path, old.recording_started_at) == (None, None)
+        at = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+        assert await store.calls.set_recording("call1", "/r/call1.wav", at) == "/r/call1.wav"
+        recorded = await store.calls.get("call1", customer_id="c1")
+        assert recorded is not None
+        assert (recorded.recording_path, recorded.recording_started_at) == ("/r/call1.wav", at)
+        assert await _scalar(store, "SELECT max(version) FROM schema_version") == SCHEMA_VERSION
+
+
 def schema_version_table(conn: Connection, version: int) -> None:
     """Run the first ``version`` migrations only, recording them as migrate() does."""
     schema._version_metadata.create_all(conn)

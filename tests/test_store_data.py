@@ -221,3 +221,33 @@ async def test_default_hashes_use_one_lane_and_old_hashes_are_upgraded(tmp_path:
         assert ",p=1$" in upgraded
     finally:
         await store.close()
+
+
+async def test_a_calls_recording_file_goes_with_the_call_deleted_or_purged(
+    store: Store, tmp_path: Path
+) -> None:
+    alice = (await store.customers.create("alice", "password1")).id
+    now = datetime.now(UTC)
+    files = {}
+    for name, ended in (("deleted", now), ("old", now - timedelta(days=91)), ("recent", now)):
+        call_id = await _call_with_history(store, alice, ended_at=ended)
+        files[name] = tmp_path / f"{call_id}.wav"
+        files[name].write_bytes(b"RIFF")
+        assert await store.calls.set_recording(call_id, str(files[name]), now) == str(files[name])
+        # Recorded once: a second start (an adopted call's flow begins again) keeps the file.
+        assert await store.calls.set_recording(call_id, "/elsewhere.wav", now) == str(files[name])
+        call = await store.calls.get(call_id, customer_id=alice)
+        assert call is not None
+        assert call.recording_path == str(files[name])
+        assert call.recording_started_at == now
+    assert await store.calls.set_recording("no-such-call", "/x.wav", now) is None
+
+    deleted_id = files["deleted"].stem
+    assert await store.calls.delete(deleted_id, customer_id=alice) is True
+    assert not files["deleted"].exists()
+    assert await purge_once(store.calls, 90, now) == 1
+    assert not files["old"].exists()
+    assert files["recent"].exists(), "a call within the retention period keeps its recording"
+
+    files["recent"].unlink()  # already gone (removed by hand): the call still deletes
+    assert await store.calls.delete(files["recent"].stem, customer_id=alice) is True

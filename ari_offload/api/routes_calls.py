@@ -1,9 +1,11 @@
-"""Calls: list and inspect, place outbound calls, and act on a live call: hang up, speak,
-play DTMF, transfer."""
+"""Calls: list and inspect, place outbound calls, act on a live call (hang up, speak, play
+DTMF, transfer), and fetch a call's recording."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import BinaryIO
 
 from aiohttp import web
 
@@ -12,6 +14,7 @@ from ari_offload.api.errors import ApiError
 from ari_offload.api.routing import PREFIX, Ctx, Resp, Route, json_response
 from ari_offload.errors import PolicyRefused, QuotaExceeded, TalkQueueFull, TelephonyError
 from ari_offload.flows.actions import SayMessage
+from ari_offload.observe.wav import HEADER_BYTES, repaired_header
 from ari_offload.quotas import WINDOW as QUOTA_WINDOW
 from ari_offload.quotas import check_quotas, tenant_rules
 from ari_offload.schema import Arr, Int, Param
@@ -131,6 +134,61 @@ async def delete_call(ctx: Ctx) -> web.Response:
     return web.Response(status=204)
 
 
+RECORDING_CHUNK = 256 * 1024  # bytes read from disk (in a thread) per write to the client
+
+
+async def get_recording(ctx: Ctx) -> web.StreamResponse:
+    call = await _own_call(ctx)
+    if call.recording_path is None:
+        raise ApiError(
+            404, "not_recorded", "the call was not recorded: its flow has no record action"
+        )
+    try:
+        file, header, size = await asyncio.to_thread(_open_recording, call.recording_path)
+    except (OSError, ValueError) as exc:
+        log.warning("call %s: recording %s unreadable: %s", call.id, call.recording_path, exc)
+        raise ApiError(
+            404, "recording_missing", "the call's recording is not on this server (deleted, or "
+            "recorded by another node)",
+        ) from None  # fmt: skip
+    try:
+        # The header is made for what the file holds now: a recording still running, or one
+        # whose writer was killed before its last header update, is served whole and playable.
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "audio/wav",
+                "Content-Length": str(HEADER_BYTES + size),
+                "Content-Disposition": f'attachment; filename="{call.id}.wav"',
+            }
+        )
+        await response.prepare(ctx.request)
+        await response.write(header)
+        left = size
+        while left > 0:
+            chunk = await asyncio.to_thread(file.read, min(RECORDING_CHUNK, left))
+            if not chunk:
+                break  # cut short meanwhile (a resumed recording trims a torn frame)
+            await response.write(chunk)
+            left -= len(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        await asyncio.to_thread(file.close)
+
+
+def _open_recording(path: str) -> tuple[BinaryIO, bytes, int]:
+    """The file positioned at its audio, the header for what it holds, the audio's size."""
+    file = open(path, "rb")  # noqa: SIM115 (the caller streams it, then closes it)
+    try:
+        size = file.seek(0, 2)
+        file.seek(0)
+        header, data = repaired_header(file.read(HEADER_BYTES), size)
+    except BaseException:
+        file.close()
+        raise
+    return file, header, data
+
+
 async def create_call(ctx: Ctx) -> web.Response:
     flow = await ctx.store.flows.get(ctx.body["flow_id"], customer_id=ctx.customer_id)
     if flow is None:
@@ -247,6 +305,17 @@ ROUTES = [
         errors=(409,),
         description="409 while the call is ringing or active. Ended calls are also deleted "
         "after ARI_OFFLOAD_STORE_RETENTION_DAYS (90 by default; 0 keeps them).",
+    ),
+    Route(
+        "GET",
+        f"{_CALL}/recording",
+        get_recording,
+        "getCallRecording",
+        "Download a call's recording",
+        "calls",
+        {200: Resp("a stereo WAV: the caller left, the agent right", content_type="audio/wav")},
+        description="Only calls whose flow has a record action are recorded (404 not_recorded "
+        "otherwise). While the call runs, what is recorded so far. Deleted with the call.",
     ),
     Route(
         "POST",

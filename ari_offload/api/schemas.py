@@ -180,6 +180,10 @@ FLOW_CREATE = Obj(
     "FlowCreate", {"name": FLOW_NAME, "actions": ACTIONS}, required=("name", "actions")
 )
 FLOW_UPDATE = Obj("FlowUpdate", {"name": FLOW_NAME, "actions": ACTIONS})
+RECORDING_STARTED = Str(
+    40, format="date-time", nullable=True,
+    description="when its recording began (GET /calls/{id}/recording); null: not recorded",
+)  # fmt: skip
 CALL_CREATE = Obj(
     "CallCreate",
     {
@@ -292,6 +296,7 @@ _CALL_FIELDS: dict[str, Spec] = {
         enum=("human", "machine"),
         description="who answered an outbound call (a flow's detect_machine); null: not asked",
     ),
+    "recording_started_at": RECORDING_STARTED,
 }
 CALL = Obj("Call", _CALL_FIELDS, required=tuple(_CALL_FIELDS))
 CALL_LIST = Obj("CallList", {"calls": Arr(CALL, 10_000)}, required=("calls",))
@@ -398,6 +403,7 @@ def call_json(c: Call) -> dict[str, Any]:
         "hangup_reason": c.hangup_reason,
         "message": c.message,
         "answered_by": c.answered_by,
+        "recording_started_at": _time(c.recording_started_at),
     }
 
 

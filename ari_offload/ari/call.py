@@ -30,6 +30,11 @@ TRANSFER_CHANNEL_PREFIX = "aoff-xfer-"  # the far leg of a transfer to an endpoi
 TRANSFER_RING_TIMEOUT_S = 30
 
 MEDIA_STASIS_TIMEOUT_S = 5.0
+# An adopted call re-creates its bridge under the same id right after the reconcile deleted the
+# earlier run's: Asterisk frees the id only once that bridge's channels have left (409 until
+# then, a few ms), so a 409 is tried again this often, this far apart.
+BRIDGE_ID_RETRIES = 20
+BRIDGE_ID_RETRY_S = 0.05
 
 VAR_CALL_ID = "ARI_OFFLOAD_CALL_ID"
 VAR_FLOW = "ARI_OFFLOAD_FLOW"
@@ -245,7 +250,7 @@ async def set_up_call(call: ActiveCall, link: MediaLink) -> None:
     if call.channel.state != "Up":
         await rest.answer(call.channel_id)
     call.answered_at = time.time()
-    await rest.create_bridge(call.bridge_id, name=f"ari-offload {call.call_id}")
+    await _create_bridge(call)
     request = link.external_media
     media = await rest.external_media(
         call.media_channel_id, request.external_host, request.format,
@@ -266,6 +271,18 @@ async def set_up_call(call: ActiveCall, link: MediaLink) -> None:
         "call %s: set up (channel %s, flow %r, %s)",
         call.call_id, call.channel.name, call.flow_ref, where,
     )  # fmt: skip
+
+
+async def _create_bridge(call: ActiveCall) -> None:
+    for attempt in range(BRIDGE_ID_RETRIES + 1):
+        try:
+            await call.rest.create_bridge(call.bridge_id, name=f"ari-offload {call.call_id}")
+            return
+        except AriHttpError as exc:
+            if exc.status != 409 or attempt == BRIDGE_ID_RETRIES:
+                raise
+        log.debug("call %s: bridge id still taken (an earlier run's, going)", call.call_id)
+        await asyncio.sleep(BRIDGE_ID_RETRY_S)
 
 
 async def enforce_max_duration(call: ActiveCall, limit_s: float) -> None:

@@ -36,6 +36,8 @@ AgentJoined = Callable[[ActiveCall, AgentBinding], None]
 AnsweredBy = Callable[[ActiveCall, str], None]
 # The message a call was placed with (POST /calls "message"), by call id; None: none.
 MessageLookup = Callable[[str], Awaitable[str | None]]
+# Starts recording a call (observe.recording); returns once it records or has said why not.
+StartRecording = Callable[[ActiveCall], Awaitable[None]]
 
 
 async def no_message(call_id: str) -> str | None:
@@ -59,6 +61,7 @@ class FlowContext:
     agent_joined: AgentJoined | None = None
     on_answered_by: AnsweredBy | None = None
     find_message: MessageLookup = no_message  # say_message's text (the store's call record)
+    start_recording: StartRecording | None = None  # None: this server records no calls
 
     async def speak(self, call: ActiveCall, text: str) -> None:
         """Say a fixed text into the call; return when all of it was sent."""

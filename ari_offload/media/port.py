@@ -5,6 +5,7 @@ A transport (RTP over UDP, chan_websocket) implements ``MediaPort``::
     inbound   port.tap() -> FrameTap: an async iterator of MediaFrame; each tap is its own
               bounded queue, so the conversation, a recorder and a detector can all read
     outbound  port.play(pcm) -> position; flush() -> position cut at; drained(); played
+              port.tap_played() -> FrameTap of the outbound frames as they are played
 
 Setting a call up, a transport's opener (``transports.py``) returns a ``MediaLink``: the port,
 and the externalMedia request that points Asterisk at it.
@@ -18,6 +19,11 @@ A transport that hears the caller's keys itself (chan_websocket's DTMF_END) hand
 Frames that arrive while no tap is open are dropped silently: nobody was listening (a `talk`
 action does not hear the caller), so there is no stale audio for the next listener and no loss
 to count.
+
+Both directions number their frames on their own sample clock (``MediaFrame.timestamp``):
+inbound the sender's (RTP: Asterisk's timestamps), outbound the port's (RTP: the timestamps it
+sends, silent gaps between talkspurts included). A reader that lines the two up (a recording)
+follows the timestamps and needs the wall clock only to relate the two clocks' origins.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ class MediaFrame:
     ``sequence_number`` and ``timestamp`` are the transport's numbering (RTP: the packet's);
     ``received_at`` is the monotonic clock when it came off the wire, so a reader that falls
     behind still times what it hears from the moment the caller said it. ``sample_rate`` is
-    the rate of ``pcm`` (the port's).
+    the rate of ``pcm`` (the port's). An outbound frame (``tap_played``) is the same shape:
+    ``received_at`` is when it was played.
     """
 
     pcm: Pcm
@@ -138,6 +145,11 @@ class TapSet:
         """Frames received and not read yet, over the open taps."""
         return sum(tap.pending for tap in self._taps if not tap.closed)
 
+    @property
+    def listening(self) -> bool:
+        """A tap is open: a transport builds frames nobody asked for (played audio) only then."""
+        return any(not tap.closed for tap in self._taps)
+
     def publish(self, frame: MediaFrame) -> None:
         if any(tap.closed for tap in self._taps):
             self._forget_closed()
@@ -164,6 +176,33 @@ class TapSet:
 KeyHandler = Callable[[str], None]
 
 
+class PlayedClock:
+    """Numbers played frames on the outbound sample clock (``MediaFrame.timestamp``), for a
+    transport that learns only after the fact what was played (chan_websocket's marks).
+
+    A frame follows on from the one before; when the stream was idle (nothing to play) for
+    more than ``gap_s``, the idle time is counted in, as RTP's timestamps count it. Shorter
+    lulls (a late report, a stalled loop) are not gaps: the reports lag the audio, not lead it.
+    """
+
+    def __init__(self, rate: int, gap_s: float = 0.2) -> None:
+        self.rate = rate
+        self.gap_s = gap_s
+        self._next = 0
+        self._last: float | None = None  # when the frame before was reported played
+
+    def stamp(self, samples: int, now: float) -> int:
+        """The timestamp of a frame of ``samples`` reported played at ``now`` (monotonic)."""
+        if self._last is not None:
+            idle = now - self._last - samples / self.rate
+            if idle > self.gap_s:
+                self._next += round(idle * self.rate)
+        self._last = now
+        stamp = self._next & 0xFFFFFFFF
+        self._next += samples
+        return stamp
+
+
 class MediaPort(Protocol):
     """One call's audio, both directions. Implemented by each transport under ``media/``."""
 
@@ -178,6 +217,11 @@ class MediaPort(Protocol):
 
     def tap(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
         """A new reader of the inbound frames from now on (none of the past)."""
+        ...
+
+    def tap_played(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        """A new reader of the outbound frames as they are played (what the caller hears),
+        from now on; ``timestamp`` counts samples on the outbound clock, gaps included."""
         ...
 
     def play(self, pcm: Pcm) -> int:

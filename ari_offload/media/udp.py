@@ -4,7 +4,8 @@ Inbound: datagrams from the remote Asterisk address -> ``RtpPacket.parse`` -> ``
 -> decode -> ``TapSet.publish`` (every open tap gets the frame; with none open it is dropped).
 Outbound: ``play()`` PCM or ``play_payload()`` G.711 -> ``Playout`` (20 ms frames, positions,
 marks) -> ``RtpPacketizer`` -> one packet per ``Pacer`` slot; a frame counts as played once
-sent. ``open_rtp`` is this transport's opener for ``transports.TRANSPORTS``.
+sent, and goes to the ``tap_played`` readers then, stamped with its RTP timestamp.
+``open_rtp`` is this transport's opener for ``transports.TRANSPORTS``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class EndpointStats:
     late: int
     sent: int
     resyncs: int  # the sender fell behind and re-anchored its clock
-    overflow: int  # inbound frames a tap dropped because it was not read fast enough
+    overflow: int  # frames a tap (either way) dropped because it was not read fast enough
     ignored: int  # other payload types (e.g. telephone-event) or empty payloads
 
 
@@ -110,6 +111,7 @@ class RtpEndpoint:
         self._drained = asyncio.Event()
         self._drained.set()
         self._sender: asyncio.Task[None] | None = None
+        self._played_taps = TapSet()
 
     @classmethod
     async def open(
@@ -169,7 +171,7 @@ class RtpEndpoint:
             late=j.late,
             sent=c.sent,
             resyncs=self._pacer.resyncs,
-            overflow=self._taps.total_overflow,
+            overflow=self._taps.total_overflow + self._played_taps.total_overflow,
             ignored=c.ignored,
         )
 
@@ -228,6 +230,10 @@ class RtpEndpoint:
     @property
     def queued(self) -> int:
         return self._playout.queued
+
+    def tap_played(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        """A new reader of the frames sent from now on, timestamped as sent; ends at ``close()``."""
+        return self._played_taps.open(max_frames)
 
     def play(self, pcm: Pcm) -> int:
         """Queue 8 kHz int16 PCM of any length; return the stream position at its end.
@@ -302,6 +308,11 @@ class RtpEndpoint:
         self._require_transport().sendto(bytes(packet), remote)
         self._counters.sent += 1
         self._playout.report_played(frame.samples)  # sent is as far as RTP can tell
+        if self._played_taps.listening:
+            pcm = self._codec.decode(frame.payload)
+            self._played_taps.publish(
+                MediaFrame(pcm, frame.payload, packet.sequence_number, packet.timestamp)
+            )
         if self._playout.idle:
             self._drained.set()
 
@@ -324,6 +335,7 @@ class RtpEndpoint:
         if self._transport is not None:
             self._transport.close()
         self._taps.close()
+        self._played_taps.close()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ MEDIA_MARK_PROCESSED (playout positions), DTMF_END (-> ``on_key``), MEDIA_XOFF/X
 malformed or unknown one is logged at debug and counted, never the end of the call.
 Outbound: ``play()`` -> ``MarkedPlayout`` -> a sender task sends what it gives (frames with
 marks; FLUSH_MEDIA first after a ``flush()``) whenever something changed: a play, a flush, a
-mark back, XON. ``open_websocket`` is this transport's opener for ``transports.TRANSPORTS``.
+mark back, XON. A frame whose mark comes back has been played: it goes to the ``tap_played``
+readers then (never one a FLUSH_MEDIA dropped), numbered by a ``PlayedClock``.
+``open_websocket`` is this transport's opener for ``transports.TRANSPORTS``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -37,6 +40,7 @@ from ari_offload.media.port import (
     KeyHandler,
     MediaFrame,
     MediaStats,
+    PlayedClock,
     TapSet,
 )
 from ari_offload.media.ws_messages import (
@@ -85,6 +89,9 @@ class WebSocketPort:
         self.on_key: KeyHandler | None = None
         self._counters = _Counters()
         self._taps = TapSet()
+        self._played_taps = TapSet()
+        self._played_clock = PlayedClock(codec.sample_rate)
+        self._frames_played = 0
         self._framer = ByteFramer(codec.frame_bytes)
         self._out = MarkedPlayout(codec, ahead_frames)
         self._wake = asyncio.Event()
@@ -138,6 +145,10 @@ class WebSocketPort:
     def tap(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
         return self._taps.open(max_frames)
 
+    def tap_played(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        """A new reader of the frames Asterisk plays from now on, as their marks come back."""
+        return self._played_taps.open(max_frames)
+
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
             async for message in ws:
@@ -151,6 +162,7 @@ class WebSocketPort:
             if self._started is not None and not self._started.done():
                 self._started.set_exception(ConnectionError("closed before MEDIA_START"))
             self._taps.close()  # nothing more will be heard: the readers end
+            self._played_taps.close()
             self._drained.set()
 
     def _on_media(self, data: bytes) -> None:
@@ -175,6 +187,7 @@ class WebSocketPort:
             return
         if isinstance(event, MarkProcessed):
             if self._out.mark_processed(event.correlation_id):
+                self._publish_played(self._out.take_played())
                 self._progressed()
             else:
                 log.debug("media websocket: stale mark %r", event.correlation_id)
@@ -196,6 +209,18 @@ class WebSocketPort:
         elif isinstance(event, UnknownEvent):
             self._counters.unknown += 1
             log.debug("media websocket: unknown event %r ignored", event.name)
+
+    def _publish_played(self, payloads: list[bytes]) -> None:
+        codec, now = self._codec, time.monotonic()
+        for payload in payloads:
+            stamp = self._played_clock.stamp(len(payload) // codec.sample_width, now)
+            count = self._frames_played & 0xFFFF
+            self._frames_played += 1
+            if self._played_taps.listening:
+                pcm = codec.decode(payload)
+                self._played_taps.publish(
+                    MediaFrame(pcm, payload, count, stamp, now, codec.sample_rate)
+                )
 
     def _key(self, digit: str) -> None:
         if self.on_key is None:
@@ -281,6 +306,7 @@ class WebSocketPort:
         if self._session is not None:
             await self._session.close()
         self._taps.close()
+        self._played_taps.close()
         self._drained.set()
 
 

@@ -36,6 +36,7 @@ PAD_WHEN_FRAMES_LEFT = 3
 class _Sent:
     mark: int
     samples: int  # real samples of the frame (padding not counted)
+    payload: bytes
 
 
 class MarkedPlayout:
@@ -54,6 +55,7 @@ class MarkedPlayout:
         self.epoch = 0  # bumped by flush(): messages taken before it are not to be sent
         self.frames_sent = 0
         self.stale_marks = 0
+        self._played: list[bytes] = []  # payloads played since take_played()
 
     @property
     def played(self) -> int:
@@ -94,7 +96,7 @@ class MarkedPlayout:
                 break
             mark = self._next_mark
             self._next_mark += 1
-            self._in_flight.append(_Sent(mark, frame.samples))
+            self._in_flight.append(_Sent(mark, frame.samples, frame.payload))
             self.frames_sent += 1
             out += [frame.payload, mark_media(str(mark))]
         return out
@@ -112,9 +114,16 @@ class MarkedPlayout:
         while self._in_flight:
             sent = self._in_flight.popleft()
             self._playout.report_played(sent.samples)
+            self._played.append(sent.payload)
             if sent.mark == mark:
                 break
         return True
+
+    def take_played(self) -> list[bytes]:
+        """The frames (payloads) played since the last call, in order: what the caller heard
+        (``MediaPort.tap_played``). Call it after each ``mark_processed``."""
+        played, self._played = self._played, []
+        return played
 
     def flush(self) -> int:
         """Drop everything not played (barge-in); return the position playback stopped at.

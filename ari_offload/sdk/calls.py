@@ -55,8 +55,14 @@ class Calls(Resource):
         return Call.from_json(await self._client.request("POST", "/calls", body))
 
     async def delete(self, call_id: str) -> None:
-        """Delete an ended call with its transcript and turns (409 while it is live)."""
+        """Delete an ended call with its transcript, turns and recording (409 while it is
+        live)."""
         await self._client.request("DELETE", f"/calls/{seg(call_id)}")
+
+    async def recording(self, call_id: str) -> bytes:
+        """The call's recording, a stereo WAV (the caller left, the agent right); ApiError 404
+        if the call was not recorded (its flow has no record action)."""
+        return await self._client.download(f"/calls/{seg(call_id)}/recording")
 
     async def hangup(self, call_id: str) -> Call:
         path = f"/calls/{seg(call_id)}/hangup"

@@ -129,6 +129,23 @@ class Client:
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise ApiError(0, "unreachable", f"cannot reach {self.base_url}: {exc!r}") from exc
 
+    async def download(self, path: str) -> bytes:
+        """GET ``/v1.0{path}``, a file (a recording): its bytes as they are."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        headers = {"Authorization": f"Bearer {self.accesskey}"}
+        try:
+            async with self._session.get(f"{self.base_url}/v1.0{path}", headers=headers) as resp:
+                if resp.status >= 400:
+                    try:
+                        data = await resp.json(content_type=None)
+                    except ValueError:
+                        data = None
+                    raise _error(resp.status, data)
+                return await resp.read()
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise ApiError(0, "unreachable", f"cannot reach {self.base_url}: {exc!r}") from exc
+
 
 def _error(status: int, data: Any) -> ApiError:
     err = data.get("error") if isinstance(data, dict) else None

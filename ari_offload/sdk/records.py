@@ -147,6 +147,7 @@ class Call:
     turns: tuple[TurnLatency, ...] = ()
     answered_by: Literal["human", "machine"] | None = None  # a flow's detect_machine verdict
     message: str | None = None  # what it was placed with; older servers do not send it
+    recording_started_at: datetime | None = None  # None: not recorded (``calls.recording``)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Call:
@@ -175,4 +176,5 @@ class Call:
             ),
             d.get("answered_by"),
             d.get("message"),
+            _time(d.get("recording_started_at")),
         )

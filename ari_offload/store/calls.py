@@ -2,12 +2,17 @@
 
 Status only moves forward: ringing -> active -> ended, or to failed from ringing/active.
 A late or repeated update (e.g. StasisEnd after the API marked the call failed) is ignored.
+
+A call's recording file goes with its row: deleting a call (the API, the retention purge)
+removes the file too, once the row is gone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Collection
+import os
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -171,6 +176,24 @@ class Calls(Repo):
         log.debug("call %s: %s", call_id, status)
         return _call(row)
 
+    async def set_recording(self, call_id: str, path: str, started_at: datetime) -> str | None:
+        """Note that the call is recorded to ``path``; a call already recorded keeps the path
+        it has (an adopted call's recording goes on in its file). Returns the call's recording
+        path, or None if there is no such call."""
+        c = t.calls.c
+        async with self._tx() as conn:
+            row = (await conn.execute(select(c.recording_path).where(c.id == call_id))).first()
+            if row is None:
+                return None
+            if row.recording_path is not None:
+                return str(row.recording_path)
+            await conn.execute(
+                update(t.calls)
+                .where(c.id == call_id)
+                .values(recording_path=path, recording_started_at=started_at)
+            )
+        return path
+
     async def set_answered_by(self, call_id: str, answered_by: str) -> None:
         """Who answered an outbound call: "human" or "machine" (flows' detect_machine)."""
         if answered_by not in ANSWERED_BY:
@@ -286,15 +309,14 @@ class Calls(Repo):
         False if there is no such final call of theirs: a ringing or active call stays.
         """
         c = t.calls.c
+        mine = (c.id == call_id, c.customer_id == customer_id, c.status.in_(_FINAL))
         async with self._tx() as conn:
-            result = await conn.execute(
-                sql_delete(t.calls).where(
-                    c.id == call_id, c.customer_id == customer_id, c.status.in_(_FINAL)
-                )
-            )
+            recording = (await conn.execute(select(c.recording_path).where(*mine))).scalar()
+            result = await conn.execute(sql_delete(t.calls).where(*mine))
         deleted = bool(result.rowcount)
         if deleted:
             log.info("call %s deleted", call_id)
+            await _remove_recordings([recording])
         return deleted
 
     async def purge_ended_before(self, cutoff: datetime) -> int:
@@ -302,8 +324,19 @@ class Calls(Repo):
         ``cutoff``, with its transcript and turns; returns how many calls went."""
         c = t.calls.c
         old = or_(c.ended_at < cutoff, and_(c.ended_at.is_(None), c.started_at < cutoff))
+        purged = (c.status.in_(_FINAL), old)
         async with self._tx() as conn:
-            result = await conn.execute(sql_delete(t.calls).where(c.status.in_(_FINAL), old))
+            recordings = (
+                (
+                    await conn.execute(
+                        select(c.recording_path).where(*purged, c.recording_path.is_not(None))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            result = await conn.execute(sql_delete(t.calls).where(*purged))
+        await _remove_recordings(recordings)
         return int(result.rowcount or 0)
 
     # Last in the class: a method named list would shadow the builtin in later annotations.
@@ -327,6 +360,23 @@ class Calls(Repo):
         async with self._tx() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_call(r) for r in rows]
+
+
+async def _remove_recordings(paths: Iterable[str | None]) -> None:
+    """Delete the recording files of calls just deleted; one already gone is fine."""
+    files = [path for path in paths if path]
+    if files:
+        await asyncio.to_thread(_unlink_all, files)
+
+
+def _unlink_all(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # the row is gone; the operator's log says what stayed
+            log.warning("could not delete the recording %s: %s", path, exc)
 
 
 async def _require_call(conn: AsyncConnection, call_id: str) -> None:
@@ -373,4 +423,6 @@ def _call(row: Any) -> Call:
         node_id=row["node_id"],
         answered_by=row["answered_by"],
         message=row["message"],
+        recording_path=row["recording_path"],
+        recording_started_at=row["recording_started_at"],
     )

@@ -128,6 +128,9 @@ class Call:
     answered_by: str | None = None  # "human" or "machine" once detect_machine decided
     message: str | None = None  # placed with it, for the flow's say_message
     node_id: str | None = None  # the cluster node running it (None: a single node)
+    # Where its recording is, on the node that recorded it; None: not recorded.
+    recording_path: str | None = None
+    recording_started_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,10 @@ calls = Table(
     # When the call passed the quotas (store/admissions.py); None: not (yet) admitted, and
     # not counted. Added by migration _v9_cluster_nodes.
     Column("admitted_at", UtcDateTime),
+    # The call's recording on the disk of the node that recorded it (added by migration
+    # _v10_call_recording); NULL: not recorded.
+    Column("recording_path", varchar(1024)),
+    Column("recording_started_at", UtcDateTime),
     CheckConstraint("direction IN ('in', 'out')", name="ck_calls_direction"),
     CheckConstraint("status IN ('ringing', 'active', 'ended', 'failed')", name="ck_calls_status"),
     Index("ix_calls_customer_started", "customer_id", "started_at"),
@@ -335,6 +339,11 @@ def _v9_cluster_nodes(conn: Connection) -> None:
     metadata.create_all(conn, tables=[cluster_nodes])
 
 
+def _v10_call_recording(conn: Connection) -> None:
+    _add_missing_column(conn, calls, "recording_path")
+    _add_missing_column(conn, calls, "recording_started_at")
+
+
 # Kept outside ``metadata`` so that migration 1 can create exactly the tables above.
 _version_metadata = MetaData()
 schema_version = Table(
@@ -360,6 +369,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v7_llm_agents,
     _v8_call_message,
     _v9_cluster_nodes,
+    _v10_call_recording,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

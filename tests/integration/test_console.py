@@ -56,7 +56,10 @@ async def _walk_through(app: App, client: Client, webhook: str, tmp_path: Path) 
     agent = await client.agents.create("support", webhook=webhook)
     flow = await client.flows.create(
         "support-flow",
-        [{"type": "ai_talk", "agent_id": agent.id, "welcome_message": "Hello! How can I help?"}],
+        [
+            {"type": "record"},
+            {"type": "ai_talk", "agent_id": agent.id, "welcome_message": "Hello! How can I help?"},
+        ],
     )
     problems: list[str] = []  # script errors, policy (CSP, Trusted Types) violations
     urls: list[str] = []
@@ -124,6 +127,12 @@ async def _walk_through(app: App, client: Client, webhook: str, tmp_path: Path) 
         detail = page.locator("#call-detail")
         await expect(detail.locator(".line.caller")).to_contain_text("password")
         await expect(detail.locator(".turn")).to_have_count(1)
+        player = detail.locator("audio")  # the recording, fetched with the key, plays
+        await expect(player).to_have_count(1)
+        seconds = await player.evaluate(
+            "a => a.readyState >= 1 ? a.duration"
+            " : new Promise(r => a.addEventListener('loadedmetadata', () => r(a.duration)))"
+        )
         await page.screenshot(path=tmp_path / "console-history.png", full_page=True)
 
         await page.get_by_role("button", name="Agents", exact=True).click()
@@ -142,6 +151,10 @@ async def _walk_through(app: App, client: Client, webhook: str, tmp_path: Path) 
     assert result.sipp.ok, result.sipp.output + result.sipp.errors
     assert call.status == "ended"
     assert call.hangup_reason == "api"
+    assert call.answered_at is not None
+    assert call.ended_at is not None
+    lasted = (call.ended_at - call.answered_at).total_seconds()
+    assert lasted - 1 < seconds <= lasted, f"the player shows {seconds} s of a {lasted} s call"
     assert [a.name for a in await client.agents.list()] == ["support"]  # "broken" was refused
     assert problems == []
     assert urls, "the browser's requests were seen"

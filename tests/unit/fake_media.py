@@ -23,6 +23,7 @@ class FakeMediaPort:
         self.hold = hold
         self._codec = codec  # its rate is the port's (SLIN16: a wideband port)
         self._taps = TapSet()
+        self._played_taps = TapSet()
         self._queued: list[Pcm] = []  # not played yet
         self.heard: list[Pcm] = []  # what the caller has heard, in order
         self._played = 0
@@ -42,13 +43,17 @@ class FakeMediaPort:
         self.tap_count += 1
         return self._taps.open(max_frames)
 
+    def tap_played(self, max_frames: int = DEFAULT_TAP_FRAMES) -> FrameTap:
+        return self._played_taps.open(max_frames)
+
     # the caller's side
 
     def say(self, frames: Iterable[Pcm]) -> None:
         codec = self._codec
         for pcm in frames:
             assert pcm.shape == (codec.frame_samples,)
-            frame = MediaFrame(pcm, codec.encode(pcm), self.frames_in, 0)
+            stamp = self.frames_in * codec.frame_samples  # a stream with no gaps
+            frame = MediaFrame(pcm, codec.encode(pcm), self.frames_in, stamp)
             self._taps.publish(replace(frame, sample_rate=codec.sample_rate))
             self.frames_in += 1
 
@@ -64,6 +69,9 @@ class FakeMediaPort:
             head = self._queued[0]
             take = min(left, len(head))
             self.heard.append(head[:take])
+            # numbered by samples played: the outbound clock of a port that never pauses
+            frame = MediaFrame(head[:take], b"", 0, self._played)
+            self._played_taps.publish(replace(frame, sample_rate=self._codec.sample_rate))
             self._played += take
             left -= take
             if take == len(head):
@@ -113,6 +121,7 @@ class FakeMediaPort:
         self.closed = True
         self.flush()
         self._taps.close()
+        self._played_taps.close()
 
     def heard_samples(self) -> int:
         return int(np.sum([len(p) for p in self.heard]))

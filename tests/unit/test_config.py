@@ -14,6 +14,7 @@ from ari_offload.config import (
     ApiSettings,
     AriSettings,
     MediaSettings,
+    RecordingSettings,
     Settings,
     SpeechSettings,
     StoreSettings,
@@ -39,6 +40,19 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARI_OFFLOAD_ARI_APP", "from-os-environ")
 
     assert Settings.from_env().ari.app == "from-os-environ"
+
+
+def test_recording_section() -> None:
+    env = {
+        "ARI_OFFLOAD_RECORDING_DIR": "/srv/recordings",
+        "ARI_OFFLOAD_RECORDING_MIN_FREE_MB": "200",
+        "ARI_OFFLOAD_RECORDING_FLUSH_S": "0.5",
+    }
+    assert Settings.from_env(env).recording == RecordingSettings(Path("/srv/recordings"), 200, 0.5)
+    # Empty: the default place, "recordings" in the data dir.
+    assert Settings.from_env({"ARI_OFFLOAD_RECORDING_DIR": ""}).recording.dir is None
+    with pytest.raises(ConfigError, match="ARI_OFFLOAD_RECORDING_MIN_FREE_MB='lots'"):
+        Settings.from_env({"ARI_OFFLOAD_RECORDING_MIN_FREE_MB": "lots"})
 
 
 def test_ari_section() -> None:

@@ -103,7 +103,7 @@ def test_a_registered_action_parses_and_round_trips() -> None:
         ({"type": "beep", "times": 9}, "actions[0].times", "must be between 1 and 5"),
         ({"type": "beep", "times": 1, "tone": ""}, "actions[0].tone", "must not be empty"),
         ({"type": "beep", "times": 1, "loud": 1}, "actions[0].loud", "unknown field for action"),
-        ({"type": "boop"}, "actions[0].type", "say_message, beep"),
+        ({"type": "boop"}, "actions[0].type", "say_message, record, beep"),
     ],
 )
 def test_its_errors_name_the_field(raw: object, field: str, message: str) -> None:

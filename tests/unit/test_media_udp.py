@@ -409,6 +409,25 @@ async def test_a_talkspurt_after_idle_gets_the_marker_and_a_timestamp_jump(
     assert endpoint.rtp_stats.sent == 6
 
 
+async def test_played_frames_reach_tap_played_as_sent_with_their_rtp_timestamps(
+    endpoint: RtpEndpoint, asterisk: socket.socket
+) -> None:
+    played = endpoint.tap_played()
+    endpoint.play_payload(b"\x01" * 320)
+    first = await recv(asterisk, 2)
+    await asyncio.sleep(0.2)
+    endpoint.play_payload(b"\x02" * 160)
+    second = await recv(asterisk, 1)
+
+    frames = await take(played, 3)
+    sent = first + second
+    assert [f.payload for f in frames] == [p.payload for p in sent]
+    assert [f.timestamp for f in frames] == [p.timestamp for p in sent], "the outbound clock"
+    assert [f.sequence_number for f in frames] == [p.sequence_number for p in sent]
+    assert np.array_equal(frames[2].pcm, ulaw_decode(b"\x02" * 160))
+    assert frames[2].received_at - frames[1].received_at >= 0.2  # when each was played
+
+
 async def test_nothing_is_sent_when_idle(endpoint: RtpEndpoint, asterisk: socket.socket) -> None:
     assert await recv_for(asterisk, 0.1) == []
     assert endpoint.rtp_stats.sent == 0
@@ -426,11 +445,13 @@ async def test_close_ends_every_tap_and_is_idempotent(asterisk: socket.socket) -
     ep = await RtpEndpoint.open()
     ep.set_remote(*asterisk.getsockname())
     reader = asyncio.create_task(take(ep.tap(), 1000))
+    played = asyncio.create_task(take(ep.tap_played(), 1000))
     await asyncio.sleep(0.01)
 
     await ep.close()
     await ep.close()
 
     assert await asyncio.wait_for(reader, 1) == []
+    assert await asyncio.wait_for(played, 1) == []
     assert await take(ep.tap(), 1) == []  # a tap opened after close is already at its end
     assert ep.play(np.zeros(160, np.int16)) == 0  # a no-op once closed

@@ -265,6 +265,33 @@ async def test_flush_sends_flush_media_at_once_before_any_new_audio(connect: Con
     assert port.played == 640
 
 
+async def test_tap_played_gets_what_the_marks_say_was_played_never_what_a_flush_dropped(
+    connect: Connect,
+) -> None:
+    link, asterisk = await connect(ahead_ms=200)
+    asterisk.auto_marks = False
+    port = link.port
+    played = port.tap_played()
+    port.play_payload(bytes(range(1, 161)) * 5)
+    await asterisk.until(lambda: len(asterisk.frames()) == 5)
+    await asterisk.event("MEDIA_MARK_PROCESSED", correlation_id="2")  # frames 1 and 2 heard
+    await asyncio.sleep(0.05)
+    port.flush()  # the caller barged in: frames 3 to 5 are never heard
+    await asyncio.sleep(0.3)  # the stream idles
+    port.play_payload(b"\x02" * 160)
+    await asterisk.until(lambda: asterisk.frames()[-1] == b"\x02" * 160)
+    await asterisk.event("MEDIA_MARK_PROCESSED", correlation_id="6")
+    await asyncio.wait_for(port.drained(), 3)
+    await port.close()
+
+    frames = [f async for f in played]
+    assert [f.payload for f in frames] == [bytes(range(1, 161))] * 2 + [b"\x02" * 160]
+    assert [f.timestamp for f in frames[:2]] == [0, 160], "played back to back"
+    assert frames[2].timestamp >= 320 + 1600, "the 0.3 s idle before it is counted in"
+    assert np.array_equal(frames[2].pcm, ULAW.decode(b"\x02" * 160))
+    assert {f.sample_rate for f in frames} == {8000}
+
+
 async def test_xoff_holds_the_audio_until_xon(connect: Connect) -> None:
     link, asterisk = await connect()
     asterisk.auto_marks = False

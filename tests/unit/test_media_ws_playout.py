@@ -49,6 +49,19 @@ def test_a_mark_back_plays_its_frame_and_frees_a_slot() -> None:
     assert out.played == 640
 
 
+def test_the_frames_a_mark_says_were_played_are_taken_once_in_order() -> None:
+    out = MarkedPlayout(ULAW, ahead_frames=3)
+    out.add_payload(b"\x01" * 160 + b"\x02" * 160 + b"\x03" * 160)
+    out.take()
+    assert out.take_played() == []
+    assert out.mark_processed("2")
+    assert out.take_played() == [b"\x01" * 160, b"\x02" * 160]
+    assert out.take_played() == []
+    out.flush()
+    assert not out.mark_processed("3"), "flushed: never played"
+    assert out.take_played() == []
+
+
 def test_a_mark_not_in_flight_is_stale_and_changes_nothing() -> None:
     out = MarkedPlayout(ULAW, ahead_frames=2)
     out.add_payload(b"\x01" * 320)

@@ -74,17 +74,15 @@ export class History {
     title.focus();
   }
 
-  // A recorded call has a "recording" field; the audio is fetched with the key (an <audio>
+  // A recorded call has a recording_started_at; the audio is fetched with the key (an <audio>
   // src cannot carry a header) and played from a blob: URL.
   async showRecording(call) {
     const box = byId('detail-recording');
     box.replaceChildren();
     if (this.recordingUrl) URL.revokeObjectURL(this.recordingUrl);
     this.recordingUrl = null;
-    if (!call.recording) return;
-    const given = typeof call.recording === 'string' ? call.recording : call.recording.url;
-    const path = typeof given === 'string' && given.startsWith('/v1.0/')
-      ? given.slice('/v1.0'.length) : `/calls/${seg(call.id)}/recording`;
+    if (!call.recording_started_at) return;
+    const path = `/calls/${seg(call.id)}/recording`;
     try {
       this.recordingUrl = URL.createObjectURL(await apiBlob(path));
       box.append(el('h3', { text: 'Recording' }),

@@ -13,6 +13,7 @@ from ari_offload.flows.actions import (
     detect_machine,
     hangup,
     pause,
+    record,
     say_message,
     send_dtmf,
     talk,
@@ -23,6 +24,7 @@ from ari_offload.flows.actions.base import Action, ActionKind
 from ari_offload.flows.actions.detect_machine import DetectMachine
 from ari_offload.flows.actions.hangup import Hangup
 from ari_offload.flows.actions.pause import Pause
+from ari_offload.flows.actions.record import Record
 from ari_offload.flows.actions.say_message import SayMessage
 from ari_offload.flows.actions.send_dtmf import SendDtmf
 from ari_offload.flows.actions.talk import Talk
@@ -37,6 +39,7 @@ _BUILTIN: tuple[ActionKind[Any], ...] = (
     transfer.KIND,
     send_dtmf.KIND,
     say_message.KIND,
+    record.KIND,
 )
 # In the order they are documented (JSON Schema oneOf, error messages, MCP text).
 KINDS: dict[str, ActionKind[Any]] = {kind.type: kind for kind in _BUILTIN}
@@ -66,6 +69,7 @@ __all__ = [
     "DetectMachine",
     "Hangup",
     "Pause",
+    "Record",
     "SayMessage",
     "SendDtmf",
     "Talk",
