@@ -20,7 +20,7 @@ from ari_offload.app import App
 from ari_offload.audio import SAMPLE_RATE
 from ari_offload.speech.models import SpeechModels
 from testbed.dialogue import Say, Silence, run_dialogue, speech_seconds
-from tests.integration.helpers import heard, words
+from tests.integration.helpers import heard, share_of_words
 
 pytestmark = [
     pytest.mark.integration,
@@ -55,12 +55,6 @@ async def spoken_seconds(
         pcm = [pcm async for _sentence, pcm in models.tts_for(voice, rate).stream(text)]
         spans.append(speech_seconds(np.concatenate(pcm)))
     return float(np.median(spans))
-
-
-def share_of_words(expected: str, said: str) -> float:
-    """The share of ``expected``'s words that whisper heard in ``said``."""
-    want = words(expected).split()
-    return sum(w in said.split() for w in want) / len(want)
 
 
 async def post(http: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:

@@ -16,7 +16,7 @@ from ari_offload.sdk.client import ApiError, Client
 from ari_offload.speech.models import SpeechModels
 from testbed.dialogue import Say, Silence, run_dialogue
 from testbed.llm_standin import LlmStandIn, serving
-from tests.integration.helpers import heard
+from tests.integration.helpers import heard, share_of_words
 
 pytestmark = [
     pytest.mark.integration,
@@ -68,12 +68,15 @@ async def test_an_llm_agent_holds_a_two_turn_call_with_its_history(
     first, second = (r.messages for r in standin.received)
     assert [m["role"] for m in first] == ["system", "assistant", "user"]
     assert (first[0]["content"], first[1]["content"]) == (PROMPT, WELCOME)
-    assert "order" in first[2]["content"].lower()
+    # The model got the caller's words as the call heard them (whisper's text, which may
+    # miss a word of espeak's caller: the transcript is the reference, not the script).
+    caller_lines = [line.text.strip() for line in detail.transcript if line.role == "caller"]
+    assert len(caller_lines) == 2, caller_lines
+    assert first[2]["content"] == caller_lines[0]
     # Turn 2's request carries turn 1: the caller's words and the reply, heard to its end.
     assert second[:3] == first
     assert second[3] == {"role": "assistant", "content": FIRST}
-    assert second[4]["role"] == "user"
-    assert "sooner" in second[4]["content"].lower()
+    assert second[4] == {"role": "user", "content": caller_lines[1]}
     assert len(second) == 5
 
     # The caller heard each reply after the words it answers.
@@ -84,8 +87,8 @@ async def test_an_llm_agent_holds_a_two_turn_call_with_its_history(
     assert after_two, "the caller heard no reply to turn 2"
     said_one = " ".join([await heard(speech_models, b) for b in after_one])
     said_two = " ".join([await heard(speech_models, b) for b in after_two])
-    assert "ships tomorrow" in said_one, said_one
-    assert "friday" in said_two, said_two
+    assert share_of_words(FIRST, said_one) >= 0.6, said_one
+    assert share_of_words(SECOND, said_two) >= 0.6, said_two
 
     agent_lines = [line.text for line in detail.transcript if line.role == "agent"]
     assert agent_lines == [WELCOME, FIRST, SECOND]
