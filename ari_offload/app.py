@@ -123,10 +123,8 @@ class App:
         poster = WebhookClient(http, settings.events.timeout_s, noun="events URL")
         events = EventSender(poster.post_event, settings.events, metrics.event_delivery)
         call_events = CallEvents(events)
-        recordings = Recordings(
-            settings.recording, recordings_dir(settings.recording, settings.store.data_dir),
-            store.calls,
-        )  # fmt: skip
+        recorded_in = recordings_dir(settings.recording, settings.store.data_dir)
+        recordings = Recordings(settings.recording, recorded_in, store.calls)
         flow_ctx = FlowContext(
             settings, models, webhook, _agents(store),
             ConversationObservers(recorder, call_events, live), policy, call_events.agent_joined,
@@ -148,7 +146,7 @@ class App:
             forwarder = Forwarder(
                 node_id, settings.cluster.secret, node_http, metrics=metrics,
                 timeout_s=settings.cluster.forward_timeout_s,
-                node_timeout_s=settings.cluster.node_timeout_s,
+                node_timeout_s=settings.cluster.node_timeout_s, recordings=recorded_in,
             )  # fmt: skip
         api = make_api_app(
             settings.api, store, telephony, metrics, policy, refused, models, hub, forwarder
@@ -171,8 +169,13 @@ class App:
             app._heartbeat_task = asyncio.create_task(heartbeat.run(), name="cluster-heartbeat")
         events.start()  # events of calls that came in meanwhile were queued
         app._retention_task = asyncio.create_task(
-            run_retention(store.calls, settings.store.retention_days), name="call-retention"
-        )
+            run_retention(
+                store.calls, settings.store.retention_days,
+                # In a cluster another node may delete a call recorded here: sweep its file.
+                recordings=recorded_in if node_id is not None else None,
+            ),
+            name="call-retention",
+        )  # fmt: skip
         # What start built (models, engines, modules) lives as long as the process: out of the
         # cyclic GC's reach, a full collection during calls walks only what calls create (a
         # gen-2 pass over all of it stalled the event loop for 0.15 s and more, mid-call).

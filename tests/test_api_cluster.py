@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 from aiohttp import web
 
@@ -24,6 +25,7 @@ from ari_offload.api import RedactingAccessLogger, make_api_app
 from ari_offload.api.forward import NODE_HEADER, Forwarder
 from ari_offload.config import ApiSettings, StoreSettings
 from ari_offload.observe.metrics import Metrics
+from ari_offload.observe.recording import FORMAT, WavWriter
 from ari_offload.policy_file import load_policy
 from ari_offload.store import CallStatus, Direction, Store
 from ari_offload.store._db import utcnow
@@ -67,6 +69,7 @@ async def nodes(tmp_path: Path, postgres_url: str) -> AsyncIterator[dict[str, Ap
             stack.push_async_callback(store.close)
             metrics, telephony = Metrics(), FakeTelephony()
             forwarder = Forwarder(node_id, SECRET, http, timeout_s=5, node_timeout_s=TIMEOUT_S,
+                                  recordings=recordings_of(tmp_path, node_id),
                                   metrics=metrics)  # fmt: skip
             app = make_api_app(
                 ApiSettings(host="127.0.0.1", port=0), store, telephony, metrics,
@@ -82,6 +85,33 @@ async def nodes(tmp_path: Path, postgres_url: str) -> AsyncIterator[dict[str, Ap
         for node in found.values():
             await node.beat()
         yield found
+
+
+def recordings_of(tmp_path: Path, node_id: str) -> Path:
+    return tmp_path / node_id / "recordings"
+
+
+async def recorded_on(
+    node: ApiNode, token: str, tmp_path: Path, seconds: float
+) -> tuple[str, bytes]:
+    """A call of the tenant that ``node`` recorded (a stereo WAV in its directory, of
+    ``seconds`` of noise): its id, and the file's bytes."""
+    call_id = await call_on(node, token, CallStatus.ENDED)
+    path = recordings_of(tmp_path, node.id) / f"{call_id}.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = WavWriter.open(path, FORMAT)
+    audio = np.random.default_rng(7).integers(-9000, 9000, int(seconds * 8000) * 2, np.int16)
+    writer.finish(audio.tobytes())
+    assert await node.env.store.calls.set_recording(call_id, str(path), utcnow()) == str(path)
+    return call_id, path.read_bytes()
+
+
+async def download(url: str, token: str) -> tuple[int, bytes, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(url, headers={"Authorization": f"Bearer {token}"}) as r,
+    ):
+        return r.status, await r.read(), r.headers
 
 
 async def call_on(node: ApiNode, token: str, status: CallStatus = CallStatus.ACTIVE) -> str:
@@ -270,3 +300,54 @@ async def test_the_cluster_secret_never_reaches_the_logs(
     assert status == 202
     assert any("ran on node a" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if SECRET in r.getMessage()]
+
+
+async def test_any_node_serves_a_recording_the_node_that_recorded_it_sends_on(
+    nodes: dict[str, ApiNode], tmp_path: Path
+) -> None:
+    """A recording is a file on the node that recorded the call; asked of another node, it
+    comes whole, relayed as it streams (a minute of stereo audio: several relayed chunks)."""
+    a, b = nodes["a"], nodes["b"]
+    owner = await a.env.signup("recorded", "recorded-password")
+    other = await b.env.signup("nosy", "nosy-password")
+    call_id, wav = await recorded_on(a, owner, tmp_path, seconds=60)
+    url = f"/v1.0/calls/{call_id}/recording"
+
+    status, body, headers = await download(b.env.url(url), owner)
+    assert status == 200
+    assert body == wav
+    assert (headers["Content-Type"], int(headers["Content-Length"])) == ("audio/wav", len(wav))
+    assert headers["Content-Disposition"] == f'attachment; filename="{call_id}.wav"'
+    assert forwards(b, "answered") == 1
+    assert (await download(a.env.url(url), owner))[1] == wav  # its own node: read there
+    assert forwards(a, "answered") == 0
+
+    for node in (a, b):  # tenant scoping holds on both nodes
+        status, body, _ = await download(node.env.url(url), other)
+        assert status == 404, body
+    assert forwards(b, "answered") == 1
+
+    await a.beat(silent_s=TIMEOUT_S + 1)  # a is down: its recordings cannot be had meanwhile
+    status, body, headers = await download(b.env.url(url), owner)
+    assert (status, headers["Retry-After"]) == (503, "6")
+    assert b"node_unavailable" in body
+    assert b"node a" in body
+
+
+async def test_a_recording_in_a_directory_the_nodes_share_is_read_where_asked(
+    nodes: dict[str, ApiNode], tmp_path: Path
+) -> None:
+    a, b = nodes["a"], nodes["b"]
+    token = await a.env.signup("shared", "shared-password")
+    shared = recordings_of(tmp_path, "b")  # b's directory is where a wrote: as if shared
+    call_id = await call_on(a, token, CallStatus.ENDED)
+    shared.mkdir(parents=True, exist_ok=True)
+    writer = WavWriter.open(shared / f"{call_id}.wav", FORMAT)
+    writer.finish(b"\x01\x00" * 1600)
+    await a.env.store.calls.set_recording(call_id, str(shared / f"{call_id}.wav"), utcnow())
+    await a.beat(silent_s=TIMEOUT_S + 1)  # a is down, and not needed
+
+    status, body, _ = await download(b.env.url(f"/v1.0/calls/{call_id}/recording"), token)
+    assert status == 200
+    assert body == (shared / f"{call_id}.wav").read_bytes()
+    assert forwards(b, "answered") == 0

@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from ari_offload.config import StoreSettings
 from ari_offload.errors import Busy, KeyLimitReached
-from ari_offload.retention import purge_once, run_retention
+from ari_offload.retention import ORPHAN_GRACE_S, purge_once, run_retention, sweep_recordings
 from ari_offload.store import CallStatus, Direction, Role, Store
 from ari_offload.store.passwords import PasswordPool
 from tests.api_support import FAST_HASHER
@@ -251,3 +251,51 @@ async def test_a_calls_recording_file_goes_with_the_call_deleted_or_purged(
 
     files["recent"].unlink()  # already gone (removed by hand): the call still deletes
     assert await store.calls.delete(files["recent"].stem, customer_id=alice) is True
+
+
+async def test_a_nodes_sweep_removes_the_recordings_of_calls_deleted_elsewhere(
+    store: Store, tmp_path: Path
+) -> None:
+    """In a cluster another node may delete (or purge) a call this node recorded: the row
+    goes there, the file stays here until this node's retention round sweeps it."""
+    alice = (await store.customers.create("alice", "password1")).id
+    kept_id = await _call_with_history(store, alice, ended_at=datetime.now(UTC))
+    gone_id = await _call_with_history(store, alice, ended_at=datetime.now(UTC))
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    long_ago = datetime.now(UTC).timestamp() - ORPHAN_GRACE_S - 60
+    files = {
+        "kept": recordings / f"{kept_id}.wav",  # its call is still there
+        "gone": recordings / f"{gone_id}.wav",  # deleted by another node (below)
+        "writing": recordings / "call-being-written.wav",  # no row yet visible, but busy
+        "other": recordings / "notes.txt",  # not a recording
+    }
+    for name, path in files.items():
+        path.write_bytes(b"RIFF")
+        if name != "writing":
+            os.utime(path, (long_ago, long_ago))
+    assert await store.calls.existing([kept_id, gone_id, "no-such-call"]) == {kept_id, gone_id}
+    async with store.engine.begin() as conn:  # another node's DELETE: the row only
+        await conn.execute(text("DELETE FROM calls WHERE id = :id"), {"id": gone_id})
+
+    assert await sweep_recordings(store.calls, recordings) == 1
+    assert {name for name, path in files.items() if path.exists()} == {"kept", "writing", "other"}
+    assert await sweep_recordings(store.calls, tmp_path / "never-recorded") == 0
+
+
+async def test_a_cluster_nodes_retention_sweeps_even_when_calls_are_kept_forever(
+    store: Store, tmp_path: Path
+) -> None:
+    orphan = tmp_path / "orphan-call.wav"
+    orphan.write_bytes(b"RIFF")
+    os.utime(orphan, (0, 0))
+    task = asyncio.create_task(run_retention(store.calls, 0, recordings=tmp_path, interval_s=0.01))
+    for _ in range(200):
+        if not orphan.exists():
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert not orphan.exists()
+    # Without a recordings directory (one node: it deletes its files itself) days=0 returns.
+    await asyncio.wait_for(run_retention(store.calls, 0, interval_s=0.01), 1)

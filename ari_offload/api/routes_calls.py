@@ -148,8 +148,8 @@ async def get_recording(ctx: Ctx) -> web.StreamResponse:
     except (OSError, ValueError) as exc:
         log.warning("call %s: recording %s unreadable: %s", call.id, call.recording_path, exc)
         raise ApiError(
-            404, "recording_missing", "the call's recording is not on this server (deleted, or "
-            "recorded by another node)",
+            404, "recording_missing", "the call's recording file is gone from the server that "
+            "recorded it (removed from its disk)",
         ) from None  # fmt: skip
     try:
         # The header is made for what the file holds now: a recording still running, or one
@@ -315,7 +315,9 @@ ROUTES = [
         "calls",
         {200: Resp("a stereo WAV: the caller left, the agent right", content_type="audio/wav")},
         description="Only calls whose flow has a record action are recorded (404 not_recorded "
-        "otherwise). While the call runs, what is recorded so far. Deleted with the call.",
+        "otherwise). While the call runs, what is recorded so far. Deleted with the call. In a "
+        "cluster any node answers: the node that recorded the call sends the file on (503 "
+        "while that node is down), unless ARI_OFFLOAD_RECORDING_DIR is shared by the nodes.",
     ),
     Route(
         "POST",

@@ -113,7 +113,7 @@ class Route:
             implied.add(404)
         if self.body is not None:
             implied |= {400, 413, 415}
-        if self.placement is Placement.CALL_NODE:
+        if self.placement in (Placement.CALL_NODE, Placement.RECORDER):
             implied |= {502, 503}  # the call's node did not answer, or is down
         elif self.placement is Placement.LEAST_LOADED:
             implied.add(502)

@@ -194,6 +194,16 @@ class Calls(Repo):
             )
         return path
 
+    async def existing(self, call_ids: Collection[str]) -> set[str]:
+        """Which of ``call_ids`` have a call record (of any tenant, in any state)."""
+        found: set[str] = set()
+        ids = list(call_ids)
+        async with self._tx() as conn:
+            for start in range(0, len(ids), 500):  # under every database's parameter limit
+                query = select(t.calls.c.id).where(t.calls.c.id.in_(ids[start : start + 500]))
+                found.update((await conn.execute(query)).scalars())
+        return found
+
     async def set_answered_by(self, call_id: str, answered_by: str) -> None:
         """Who answered an outbound call: "human" or "machine" (flows' detect_machine)."""
         if answered_by not in ANSWERED_BY:

@@ -77,7 +77,10 @@ def test_live_call_commands_run_on_the_calls_node_whatever_their_name() -> None:
     assert ("POST", "/v1.0/calls/{call_id}/talk") in commands
     assert {where[k] for k in commands} == {Placement.CALL_NODE}
     assert where["POST", "/v1.0/calls"] is Placement.LEAST_LOADED
-    others = {v for k, v in where.items() if k not in commands and k != ("POST", "/v1.0/calls")}
+    # A recording is a file on the node that wrote it.
+    assert where["GET", "/v1.0/calls/{call_id}/recording"] is Placement.RECORDER
+    placed = {("POST", "/v1.0/calls"), ("GET", "/v1.0/calls/{call_id}/recording")}
+    others = {v for k, v in where.items() if k not in commands and k not in placed}
     assert others == {Placement.ANY}
     assert placement("POST", "/v1.0/calls/{call_id}/transfer") is Placement.CALL_NODE
     assert placement("DELETE", "/v1.0/calls/{call_id}") is Placement.ANY
