@@ -43,6 +43,11 @@ from tests.test_api_openapi import (  # noqa: F401 (fuzzes the API, and so the s
 
 
 @pytest.fixture
+def fuzz_examples() -> int:
+    return 15  # per operation: the store's queries on PostgreSQL; the API is fuzzed on SQLite
+
+
+@pytest.fixture
 async def env(tmp_path: Path, postgres_url: str) -> AsyncIterator[ApiEnv]:
     """tests.api_support.running_api, with the store on PostgreSQL."""
     store = await Store.open(

@@ -156,7 +156,7 @@ async def test_two_agents_with_their_own_voice_and_rate_on_concurrent_calls(
 
     assert len({r.call_id for r in received}) == 2
     heard_welcomes = []
-    for result, (name, *_), welcome_s, reply_s in zip(
+    for result, (name, *_, reply_text), welcome_s, reply_s in zip(
         results, PACED, welcomes, replies, strict=True
     ):
         assert result.sipp.ok, result.sipp.output + result.sipp.errors
@@ -165,12 +165,12 @@ async def test_two_agents_with_their_own_voice_and_rate_on_concurrent_calls(
         # Each caller heard its own agent's pace (the other agent's is ~1.8 times off).
         assert welcome.seconds == pytest.approx(welcome_s, rel=PACE_REL, abs=PACE_ABS), name
         assert reply.seconds == pytest.approx(reply_s, rel=PACE_REL, abs=PACE_ABS), name
-        # Intelligible at its pace: most of the welcome's words come through whisper tiny
-        # on the phone line (one word misheard is tiny's, not the pace's).
-        said_welcome = await heard(speech_models, welcome)
-        assert share_of_words(WELCOME, said_welcome) >= 0.6, said_welcome
         heard_welcomes.append(welcome.seconds)
+        # Intelligible at its pace: most of the reply's words come through whisper tiny on
+        # the phone line (tiny mishears a word or two of a short welcome now and then:
+        # "how can I help you" as "I hope you"), and it is this agent's reply, not the other's.
         said = await heard(speech_models, reply)
+        assert share_of_words(reply_text, said) >= 0.6, said
         mine, other = ("friday", "email") if name == "fast-agent" else ("email address", "friday")
         assert mine in said, said
         assert other not in said, said

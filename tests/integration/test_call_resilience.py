@@ -33,19 +33,19 @@ async def echo_call_works() -> bool:
     return result.ok and audio.read_bytes()[LEAD_SILENCE_BYTES:] in heard
 
 
-async def test_twenty_sequential_calls_leave_nothing(
+async def test_a_dozen_sequential_calls_leave_nothing(
     start_service: ServiceFactory, testbed: Testbed
 ) -> None:
     recorder = Recorder()
     service = await start_service({"record": recorder})
     audio = speech_file(SHORT_SPEECH, lead_silence_s=0.1)
 
-    for _ in range(20):
+    for _ in range(12):  # the soak test runs forty more, four at a time
         result = await SippCall("8record", audio, hangup_after_s=1.2).run()
         assert result.ok, result.output + result.errors
 
-    assert len(recorder.calls) == 20
-    assert len({c.call_id for c in recorder.calls}) == 20
+    assert len(recorder.calls) == 12
+    assert len({c.call_id for c in recorder.calls}) == 12
     channels, bridges = await testbed.wait_idle()
     assert (channels, bridges) == ([], [])
     assert service.controller.calls == {}

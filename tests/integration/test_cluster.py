@@ -10,14 +10,18 @@ times) are written to the terminal.
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 import time
+import wave
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 
 from ari_offload.media.g711 import ULAW
@@ -172,10 +176,10 @@ async def new_callers(
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(cluster.store())
 
-        async def new(quota: int, node: str = "b") -> Callers:
+        async def new(quota: int, node: str = "b", actions: list[Any] = HOLD) -> Callers:
             client = await tenant(cluster, request.node.name[5:45], quota, node)
             stack.push_async_callback(client.close)
-            flow = await client.flows.create("hold", HOLD)
+            flow = await client.flows.create("hold", actions)
             made.append(Callers(store, client, flow.id))
             return made[-1]
 
@@ -192,7 +196,7 @@ async def test_calls_through_the_proxy_land_on_both_nodes_and_any_node_commands_
     speech_models: SpeechModels,
     request: pytest.FixtureRequest,
 ) -> None:
-    callers = await new_callers(12)
+    callers = await new_callers(12, actions=[{"type": "record"}, *HOLD])
     proxied_media = RtpThroughProxy()
     await proxied_media.start()
     for _ in range(10):
@@ -231,6 +235,17 @@ async def test_calls_through_the_proxy_land_on_both_nodes_and_any_node_commands_
 
     await callers.hang_up_all()
     assert await proxied_media.stop() == 0, "RTP went through the proxy"
+
+    # Its recording, asked of node a: the file is on node b, which sends it on; the talk is
+    # on the agent's side (the right channel).
+    async with Client(Cluster.api("a"), callers.client.accesskey) as via_a:
+        recording = await via_a.calls.recording(on_b.call_id)
+    with wave.open(io.BytesIO(recording)) as wav:
+        assert wav.getnchannels() == 2
+        rate, frames = wav.getframerate(), wav.readframes(wav.getnframes())
+    agent_side = np.frombuffer(frames, dtype="<i2").reshape(-1, 2)[:, 1].copy()
+    said = await asyncio.to_thread(speech_models.transcriber.transcribe, agent_side, None, rate)
+    assert "shipped" in said.lower(), said
 
 
 async def test_a_tenant_quota_holds_across_both_nodes(

@@ -28,8 +28,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.models]
 WELCOME = "Hello! How can I help you today?"
 FIRST, SECOND = "What are your opening hours?", "I need to reset my password."
 # Long enough for the welcome, then reply 1 to play whole, and for the second `serve` to load
-# its models and adopt the caller before the caller hangs up.
-SCRIPT: list[Step] = [Silence(4.0), Say(FIRST), Silence(10.0), Say(SECOND), Silence(45.0)]
+# its models (about 10 s here) and adopt the caller, and play the welcome again, before the
+# caller hangs up.
+SCRIPT: list[Step] = [Silence(4.0), Say(FIRST), Silence(10.0), Say(SECOND), Silence(30.0)]
 
 
 async def turns_asked(requests: list[WebhookRequest], turn: int) -> None:
