@@ -21,6 +21,7 @@ from pathlib import Path
 from ari_offload.errors import StoreError
 from ari_offload.store._db import utcnow
 from ari_offload.store.calls import Calls
+from ari_offload.store.recording_files import remove_recordings
 
 log = logging.getLogger("ari_offload.store")
 
@@ -51,7 +52,7 @@ async def sweep_recordings(
         return 0
     kept = await calls.existing(idle)
     gone = [path for call_id, path in idle.items() if call_id not in kept]
-    removed = await asyncio.to_thread(_remove, gone)
+    removed = await remove_recordings(gone)
     if removed:
         log.info("retention: removed %d recording(s) of deleted calls from %s", removed, directory)
     return removed
@@ -69,19 +70,6 @@ def _idle_recordings(directory: Path, now: float, grace_s: float) -> dict[str, P
         if now - entry.stat().st_mtime >= grace_s:
             found[entry.name.removesuffix(_RECORDING_SUFFIX)] = Path(entry.path)
     return found
-
-
-def _remove(paths: list[Path]) -> int:
-    removed = 0
-    for path in paths:
-        try:
-            path.unlink()
-            removed += 1
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.warning("retention: could not remove the recording %s: %s", path, exc)
-    return removed
 
 
 async def run_retention(

@@ -9,10 +9,8 @@ removes the file too, once the row is gone.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ari_offload.errors import StoreError
 from ari_offload.store import schema as t
 from ari_offload.store._db import Repo, new_id, storable, utcnow
+from ari_offload.store.recording_files import remove_recordings
 from ari_offload.store.records import (
     Call,
     CallStatus,
@@ -326,7 +325,7 @@ class Calls(Repo):
         deleted = bool(result.rowcount)
         if deleted:
             log.info("call %s deleted", call_id)
-            await _remove_recordings([recording])
+            await remove_recordings([recording])
         return deleted
 
     async def purge_ended_before(self, cutoff: datetime) -> int:
@@ -346,7 +345,7 @@ class Calls(Repo):
                 .all()
             )
             result = await conn.execute(sql_delete(t.calls).where(*purged))
-        await _remove_recordings(recordings)
+        await remove_recordings(recordings)
         return int(result.rowcount or 0)
 
     # Last in the class: a method named list would shadow the builtin in later annotations.
@@ -370,23 +369,6 @@ class Calls(Repo):
         async with self._tx() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_call(r) for r in rows]
-
-
-async def _remove_recordings(paths: Iterable[str | None]) -> None:
-    """Delete the recording files of calls just deleted; one already gone is fine."""
-    files = [path for path in paths if path]
-    if files:
-        await asyncio.to_thread(_unlink_all, files)
-
-
-def _unlink_all(paths: list[str]) -> None:
-    for path in paths:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:  # the row is gone; the operator's log says what stayed
-            log.warning("could not delete the recording %s: %s", path, exc)
 
 
 async def _require_call(conn: AsyncConnection, call_id: str) -> None:
