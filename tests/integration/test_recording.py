@@ -18,14 +18,15 @@ from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RESET_REPLY
 from ari_offload.app import App
 from ari_offload.audio import SAMPLE_RATE, Pcm
+from ari_offload.media.g711 import ULAW
 from ari_offload.sdk.client import ApiError, Client
 from ari_offload.speech.models import SpeechModels
 from testbed.asterisk import TESTBED_POLICY_FILE, Testbed
-from testbed.dialogue import Say, Silence, Step, run_dialogue, script_audio
+from testbed.dialogue import Say, Silence, Step, espeak_voice, run_dialogue, script_audio
 from testbed.serve import ServeProcess
 from testbed.sipp import SippCall
 from tests.integration.conftest import free_port
-from tests.integration.helpers import words
+from tests.integration.helpers import share_of_words, words
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
@@ -70,6 +71,18 @@ class Sides:
         """Whisper's words for ``pcm`` (in a thread: the loop must not block)."""
         text = await asyncio.to_thread(models.transcriber.transcribe, pcm, None, self.rate)
         return words(text)
+
+
+def match(haystack: Pcm, needle: Pcm) -> float:
+    """The best normalized cross-correlation of ``needle`` at any offset in ``haystack``:
+    1.0 where it is found exactly, near 0 for unrelated audio."""
+    h, n = haystack.astype(np.float64), needle.astype(np.float64)
+    size = 1 << (len(h) + len(n)).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(h, size) * np.conj(np.fft.rfft(n, size)), size)
+    corr = corr[: len(h) - len(n) + 1]  # corr[k]: sum of h[k + i] * n[i]
+    energy = np.concatenate([[0.0], np.cumsum(h * h)])
+    windows = energy[len(n) :] - energy[: len(h) - len(n) + 1]
+    return float(np.max(corr / (np.sqrt(np.maximum(windows, 1e-9)) * np.linalg.norm(n))))
 
 
 def stereo(data: bytes) -> Sides:
@@ -118,10 +131,9 @@ async def test_the_caller_is_on_the_left_the_agent_on_the_right_in_step(
     heard_caller = await sides.heard(speech_models, sides.cut(sides.caller, said))
     heard_welcome = await sides.heard(speech_models, sides.cut(sides.agent, welcome))
     heard_reply = await sides.heard(speech_models, sides.cut(sides.agent, reply))
-    # Whisper tiny often hears espeak's "reset" as another word ("reflect", "repair"), live
-    # and from the recording alike: the rest of the sentence must be there.
-    assert heard_caller.startswith("i need to "), heard_caller
-    assert heard_caller.endswith(" my password"), heard_caller
+    # Whisper tiny often hears espeak's words as others ("reset my password" as "reflect my
+    # path work"), live and from the recording alike: most of the sentence must be there.
+    assert share_of_words(SENTENCE, heard_caller) >= 0.6, heard_caller
     assert words(WELCOME) == heard_welcome, heard_welcome
     assert words(RESET_REPLY) == heard_reply, heard_reply
     # Each side alone: nothing of the other leaks in (the reply's time on the caller's side
@@ -136,7 +148,8 @@ async def test_the_caller_is_on_the_left_the_agent_on_the_right_in_step(
     recorded_gap = reply[0] - said[1]
     assert abs(recorded_gap - wire_gap) < 0.1, (recorded_gap, wire_gap)
     script_s = len(script_audio(script)) / SAMPLE_RATE + 1.0  # run_dialogue hangs up 1 s after
-    assert script_s - 1.0 < sides.seconds <= script_s, "the whole call, from its start"
+    # (a frame's worth of slack: the two sides' sample clocks are lined up to the frame)
+    assert script_s - 1.0 < sides.seconds <= script_s + 0.05, "the whole call, from its start"
 
 
 async def test_a_flow_without_record_leaves_no_recording(
@@ -214,10 +227,7 @@ async def test_a_sigkill_mid_call_leaves_a_playable_recording_that_goes_on_after
 
         (path,) = wav_files(recordings)
         killed = playable(path)
-        heard_caller = [
-            await killed.heard(speech_models, killed.cut(killed.caller, span))
-            for span in killed.spans(killed.caller)
-        ]
+        caller_spans = killed.spans(killed.caller)
         heard_agent = [
             await killed.heard(speech_models, killed.cut(killed.agent, span))
             for span in killed.spans(killed.agent)
@@ -246,9 +256,11 @@ async def test_a_sigkill_mid_call_leaves_a_playable_recording_that_goes_on_after
         exit_code = await serve.stop()
 
     assert sox.returncode == 0, sox_said.decode()
-    (sentence,) = heard_caller
-    assert sentence.startswith("i need to "), sentence
-    assert sentence.endswith(" my password"), sentence
+    # The caller's sentence is on the caller's side as the caller sent it (G.711 passes
+    # through Asterisk unchanged): found sample for sample, not left to whisper's ear.
+    assert len(caller_spans) == 1, caller_spans  # one sentence, nothing else
+    sent = ULAW.decode(espeak_voice()(SENTENCE))
+    assert match(killed.caller, sent) > 0.95
     # What was played a few seconds before the kill is there, whole.
     assert heard_agent == [words(WELCOME), words(RESET_REPLY)]
     assert call.id == path.stem
