@@ -166,6 +166,10 @@ async def test_two_agents_with_their_own_voice_and_rate_on_concurrent_calls(
         assert welcome.seconds == pytest.approx(welcome_s, rel=PACE_REL, abs=PACE_ABS), name
         assert reply.seconds == pytest.approx(reply_s, rel=PACE_REL, abs=PACE_ABS), name
         heard_welcomes.append(welcome.seconds)
+        # The short welcome at its pace: half its words at least (tiny drops "how can" now
+        # and then, "I hope you today"), the reply below is judged more strictly.
+        said_welcome = await heard(speech_models, welcome)
+        assert share_of_words(WELCOME, said_welcome) >= 0.5, said_welcome
         # Intelligible at its pace: most of the reply's words come through whisper tiny on
         # the phone line (tiny mishears a word or two of a short welcome now and then:
         # "how can I help you" as "I hope you"), and it is this agent's reply, not the other's.
