@@ -390,7 +390,8 @@ class Conversation:
         if deadline is None or barged is None:
             return None
         ended, _ = await asyncio.wait({barged}, timeout=max(0.0, deadline - time.monotonic()))
-        if not ended:
+        deadline = self._taker.resume_deadline  # once it ended: counted from the quiet
+        if not ended or deadline is None:
             return None
         transcribing = barged.result()
         timeout = max(0.0, deadline - time.monotonic())

@@ -14,11 +14,16 @@ import numpy as np
 
 from ari_offload.audio import SAMPLE_RATE, Pcm
 
-# The no-words verdict must come this soon after the cut, or the reply stays abandoned: past
-# it the caller has sat through a silence long enough to take the floor, and a reply picking
-# up again would talk over them. The verdict is the VAD endpoint (400 ms of silence after the
-# sound) plus STT (~300 ms for a short utterance, started at the pause): ~1 s for a cough.
-RESUME_WITHIN_S = 2.0
+# The no-words verdict must come this soon after the caller went quiet, or the reply stays
+# abandoned: past it the caller has sat through a silence long enough to take the floor, and
+# a reply picking up again would talk over them. The verdict is the VAD endpoint (400 ms of
+# silence) plus STT of a short sound: ~0.7 s on a quiet 2-core box, but 2.8 s measured on a
+# loaded one (CI: whisper queued beside the cut reply's own synthesis). A filler sent on as a
+# turn instead would not be answered sooner (STT, then the webhook, then TTS).
+RESUME_WITHIN_S = 3.0
+# How long the sound that cut the reply may go on after the cut and still be judged: a
+# cough or an "um" is over within it; a longer one is the caller taking the floor.
+SOUND_WITHIN_S = 3.0
 # Line noise can cut the same reply again and again: after this many resumes it stays cut.
 MAX_RESUMES = 2
 # Barge-in waits for 200 ms of the caller's sound before it stops playback, so the last words

@@ -21,10 +21,11 @@ One turn action (EndTurn or Speak) is outstanding at a time: the next one comes 
 stream, playout positions samples of the outbound one, and ``now`` is passed in.
 
 A false interruption (``interruption.py``): the reply keeps its queued audio; cut, it waits
-for the verdict on the utterance that cut it. No words (a cough, "mm-hm") within
-RESUME_WITHIN_S of the cut: that utterance is no turn, and the reply picks up a little before
-the cut (``Resume``). Words, or no verdict in time: the reply stays cut, the utterance is the
-next turn, and ``heard`` is what was played.
+for the verdict on the utterance that cut it. No words (a cough, "mm-hm"), a sound over
+within SOUND_WITHIN_S of the cut, a verdict within RESUME_WITHIN_S of the caller going quiet,
+and the caller not talking again by then: that utterance is no turn, and the reply picks up a
+little before the cut (``Resume``). Words, or no verdict in time, or the caller talking again:
+the reply stays cut, the utterance is the next turn, and ``heard`` is what was played.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from ari_offload.voice.interruption import (
     MAX_RESUMES,
     RESUME_WITHIN_S,
     REWIND_MS,
+    SOUND_WITHIN_S,
     holds_no_words,
     is_false_interruption,
     resume_point,
@@ -157,9 +159,11 @@ class TurnTaker:
         sample_rate: int = SAMPLE_RATE,
         turns_before: int = 0,
         resume_within_s: float = RESUME_WITHIN_S,
+        sound_within_s: float = SOUND_WITHIN_S,
     ) -> None:
         self._rate = sample_rate
         self._resume_within_s = resume_within_s
+        self._sound_within_s = sound_within_s
         self._barge_in_samples = barge_in_min_speech_ms * sample_rate // 1000
         self._max_queued_talks = max_queued_talks
         self.floor = Floor.CALLER
@@ -311,7 +315,10 @@ class TurnTaker:
         reply = self._reply
         if reply is None or not reply.verdict_due:
             return None
-        return reply.cut_time + self._resume_within_s
+        if reply.barged is None:  # the sound goes on: it must end soon to be judged
+            return reply.cut_time + self._sound_within_s
+        barged = reply.barged
+        return barged.ended_at - barged.endpoint_ms / 1000 + self._resume_within_s
 
     def barge_in_heard(self, text: str | None, now: float) -> Resume | None:
         """The verdict on the utterance that cut the reply: its transcript, or None if none
@@ -321,12 +328,15 @@ class TurnTaker:
         reply = self._reply
         if reply is None or reply.cut_at is None or not reply.verdict_due:
             return None
+        deadline = self.resume_deadline
         reply.verdict_due = False
-        silent_s = now - reply.cut_time
         if (
             text is None
             or not is_false_interruption(text)
-            or silent_s > self._resume_within_s
+            or reply.barged is None  # it never ended (the shell waits for its end first)
+            or deadline is None
+            or now > deadline
+            or self._speech_start is not None  # talking again: the caller has the floor
             or reply.resumes >= MAX_RESUMES
         ):
             return None
@@ -336,7 +346,7 @@ class TurnTaker:
         pieces = self._rewind(reply, reply.cut_at)
         reply.cut_at, reply.barged = None, None
         reply.resumes += 1
-        return Resume(pieces, silent_s)
+        return Resume(pieces, now - reply.cut_time)
 
     def _rewind(self, reply: _Reply, cut_at: int) -> tuple[tuple[str, Pcm], ...]:
         """Keep what was heard up to the resume point; return what plays again from there."""

@@ -7,7 +7,7 @@ import pytest
 
 from ari_offload.errors import TalkQueueFull
 from ari_offload.speech.vad import SpeechPaused, SpeechResumed, SpeechStarted, UtteranceEnded
-from ari_offload.voice.interruption import MAX_RESUMES
+from ari_offload.voice.interruption import MAX_RESUMES, RESUME_WITHIN_S, SOUND_WITHIN_S
 from ari_offload.voice.turn_taker import (
     BargeIn,
     BargeInEnded,
@@ -292,8 +292,10 @@ def test_a_stale_or_missing_verdict_does_not_resume() -> None:
     t = taker(barge_in_ms=200)
     long_reply(t)
     ended = barge_in(t, at_ms=1000, cut_at=6000, now=10.0)
-    assert t.resume_deadline == 12.0
-    assert t.barge_in_heard("(coughing)", now=12.5) is None, "2.5 s of silence: too late"
+    # the caller went quiet at 10.1 (the endpoint's 400 ms before the end at 10.5)
+    assert t.resume_deadline == pytest.approx(10.1 + RESUME_WITHIN_S)
+    too_late = 10.1 + RESUME_WITHIN_S + 0.1
+    assert t.barge_in_heard("(coughing)", now=too_late) is None, "a long silence: too late"
     assert t.resume_deadline is None, "judged: nothing more is due"
     assert t.reply_finished() == "One two three"
     assert t.turn_done() == [EndTurn(ended.utterance)], "a turn; STT will find no words in it"
@@ -304,6 +306,38 @@ def test_a_stale_or_missing_verdict_does_not_resume() -> None:
     barge_in(t, at_ms=1000, cut_at=6000, now=10.0)
     assert t.barge_in_heard(None, now=12.0) is None, "no transcript by the deadline"
     assert t.reply_finished() == "One two three"
+
+
+def test_a_slow_verdict_within_the_window_still_resumes() -> None:
+    # CI's loaded box: "Um, um." transcribed 2.4 s after the endpoint (2.8 s of quiet)
+    t = taker(barge_in_ms=200)
+    long_reply(t)
+    barge_in(t, at_ms=1000, cut_at=6000, now=10.0)
+    resume = t.barge_in_heard("Um, um.", now=10.1 + 2.8)
+    assert resume is not None
+    assert resume.silent_s == pytest.approx(2.9), "the reply was silent from the cut"
+
+
+def test_the_window_waits_for_the_sound_to_end_but_not_forever() -> None:
+    t = taker(barge_in_ms=200)
+    long_reply(t)
+    t.vad(SpeechStarted(1000 * MS), 1100 * MS, now=10.0)
+    assert t.frame(1200 * MS) == [BargeIn()]
+    t.barged_in(6000, now=10.0)
+    assert t.resume_deadline == pytest.approx(10.0 + SOUND_WITHIN_S), "the sound goes on"
+    # it never ended in time: the shell gives up at that deadline with no transcript
+    assert t.barge_in_heard(None, now=10.0 + SOUND_WITHIN_S) is None
+    assert t.interrupted, "cut for good"
+
+
+def test_a_caller_talking_again_keeps_the_reply_cut() -> None:
+    t = taker(barge_in_ms=200)
+    long_reply(t)
+    ended = barge_in(t, at_ms=1000, cut_at=6000, now=10.0)
+    t.vad(SpeechStarted(1900 * MS), 2000 * MS, now=10.9)  # "um ... what about premium?"
+    assert t.barge_in_heard("Um.", now=11.0) is None, "it would talk over the caller"
+    assert t.reply_finished() == "One two three"
+    assert t.turn_done() == [EndTurn(ended.utterance)]
 
 
 def test_line_noise_cannot_resume_a_reply_forever() -> None:
