@@ -9,10 +9,12 @@ text and samples in, verdicts and sample offsets out; ``TurnTaker`` applies them
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
 from ari_offload.audio import SAMPLE_RATE, Pcm
+from ari_offload.voice.turns import Segment
 
 # The no-words verdict must come this soon after the caller went quiet, or the reply stays
 # abandoned: past it the caller has sat through a silence long enough to take the floor, and
@@ -84,3 +86,28 @@ def resume_point(
     energy = np.convolve(np.abs(pcm[lo : hi + window].astype(np.int64)), np.ones(window), "valid")
     quietest = lo + np.flatnonzero(energy == energy.min())
     return word, int(quietest[np.argmin(np.abs(quietest - start))])  # the nearest, if tied
+
+
+def rewind(
+    queued: Sequence[tuple[Segment, Pcm]], cut_at: int, rate: int = SAMPLE_RATE
+) -> tuple[list[tuple[Segment, Pcm]], list[tuple[str, Pcm]]]:
+    """A reply's queued sentences, cut at playout position ``cut_at``, picking up REWIND_MS
+    before it: (what stays heard up to the resume point, the (text, audio) pieces that play
+    again from there, in order)."""
+    target = cut_at - REWIND_MS * rate // 1000
+    kept: list[tuple[Segment, Pcm]] = []
+    pieces: list[tuple[str, Pcm]] = []
+    for segment, pcm in queued:
+        if pieces:
+            pieces.append((segment.text, pcm))  # queued after the cut: never heard
+            continue
+        if segment.end <= target:
+            kept.append((segment, pcm))  # heard in full before the resume point
+            continue
+        word, offset = resume_point(segment.text, pcm, target - segment.start, rate)
+        words = segment.text.split()
+        if word:
+            head = Segment(" ".join(words[:word]), segment.start, segment.start + offset)
+            kept.append((head, pcm[:offset]))
+        pieces.append((" ".join(words[word:]), pcm[offset:]))
+    return kept, pieces

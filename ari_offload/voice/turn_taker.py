@@ -47,11 +47,10 @@ from ari_offload.speech.vad import (
 from ari_offload.voice.interruption import (
     MAX_RESUMES,
     RESUME_WITHIN_S,
-    REWIND_MS,
     SOUND_WITHIN_S,
     holds_no_words,
     is_false_interruption,
-    resume_point,
+    rewind,
 )
 from ari_offload.voice.keypad import Keypad, Keys
 from ari_offload.voice.turns import Segment, heard_text
@@ -350,24 +349,8 @@ class TurnTaker:
 
     def _rewind(self, reply: _Reply, cut_at: int) -> tuple[tuple[str, Pcm], ...]:
         """Keep what was heard up to the resume point; return what plays again from there."""
-        target = cut_at - REWIND_MS * self._rate // 1000
-        kept: list[_Queued] = []
-        pieces: list[tuple[str, Pcm]] = []
-        for queued in reply.queued:
-            segment, pcm = queued.segment, queued.pcm
-            if pieces:
-                pieces.append((segment.text, pcm))  # queued after the cut: never heard
-                continue
-            if segment.end <= target:
-                kept.append(queued)  # heard in full before the resume point
-                continue
-            word, offset = resume_point(segment.text, pcm, target - segment.start, self._rate)
-            words = segment.text.split()
-            if word:
-                head = Segment(" ".join(words[:word]), segment.start, segment.start + offset)
-                kept.append(_Queued(head, pcm[:offset]))
-            pieces.append((" ".join(words[word:]), pcm[offset:]))
-        reply.queued = kept
+        kept, pieces = rewind([(q.segment, q.pcm) for q in reply.queued], cut_at, self._rate)
+        reply.queued = [_Queued(segment, pcm) for segment, pcm in kept]
         return tuple(pieces)
 
     def reply_finished(self, abandoned_at: int | None = None, complete: bool = True) -> str | None:
