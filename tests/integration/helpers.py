@@ -24,3 +24,11 @@ def share_of_words(expected: str, said: str) -> float:
     word of a TTS voice now and then: "let me" as "love me"; a share judges the sentence)."""
     want = words(expected).split()
     return sum(w in words(said).split() for w in want) / len(want)
+
+
+def sounds_like(said: str, line: str, *others: str, share: float = 0.6) -> bool:
+    """Whisper's ``said`` is ``line``: most of its words (one misheard word of a short line,
+    "you pressed five" as "you pressed by", must not fail a test), and more of them than of
+    any of the ``others`` it could have been instead."""
+    mine = share_of_words(line, said)
+    return mine >= share and all(mine > share_of_words(other, said) for other in others)

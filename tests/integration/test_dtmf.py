@@ -23,7 +23,7 @@ from testbed.capture import RtpCapture, payload_bytes
 from testbed.dialogue import Say, Silence, Step, run_dialogue, script_audio
 from testbed.dtmf import keys_in
 from testbed.sipp import SippAnswerer, SippCall
-from tests.integration.helpers import heard
+from tests.integration.helpers import heard, sounds_like
 
 pytestmark = [
     pytest.mark.integration,
@@ -81,6 +81,8 @@ async def agent_flow(client: Client, agent: ScriptedAgent, welcome: str | None =
 
 
 PIN_PROMPT = "Please enter your PIN, then hash."
+PIN_ACCEPTED = "Thank you, your PIN is accepted."
+PRESSED_FIVE = "You pressed five."
 
 
 # Over chan_websocket each key comes twice (ARI and the media websocket's DTMF_END): once here.
@@ -94,8 +96,8 @@ async def test_caller_keys_reach_the_agent_and_a_collect_gathers_a_pin(
                 "text": PIN_PROMPT,
                 "actions": [{"type": "collect", "max_digits": 4, "terminator": "#"}],
             },
-            2: {"text": "Thank you, your PIN is accepted."},
-            3: {"text": "You pressed five."},
+            2: {"text": PIN_ACCEPTED},
+            3: {"text": PRESSED_FIVE},
         }
     )
     async with await Client.signup(app.api_url + "/v1.0", "keys-1", "password1") as client:
@@ -122,7 +124,8 @@ async def test_caller_keys_reach_the_agent_and_a_collect_gathers_a_pin(
     assert ("caller", "[keys 5]") in lines
     last = result.agent[-1]
     assert last.start > result.caller[-1].end
-    assert "five" in await heard(speech_models, last)
+    said = await heard(speech_models, last)
+    assert sounds_like(said, PRESSED_FIVE, PIN_PROMPT, PIN_ACCEPTED), said
 
 
 async def test_a_replys_send_dtmf_reaches_the_caller_as_rfc4733_events(
@@ -145,7 +148,8 @@ async def test_a_replys_send_dtmf_reaches_the_caller_as_rfc4733_events(
     assert [k.key for k in keys] == ["4", "2"]
     # After the reply was said, and the "w" between them is a half-second wait.
     reply = next(b for b in result.agent if b.start >= result.caller[0].end)
-    assert "sending it now" in await heard(speech_models, reply)
+    said = await heard(speech_models, reply)
+    assert sounds_like(said, "Sending it now."), said
     assert keys[0].time >= reply.end - 0.1
     assert keys[1].time - keys[0].time >= 0.5
     assert ("system", "agent: send keys 4w2") in [(x.role, x.text) for x in detail.transcript]

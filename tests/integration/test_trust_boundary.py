@@ -20,7 +20,7 @@ from aiohttp import web
 
 from ari_offload.agent.contract import WebhookRequest
 from ari_offload.agent.sample import RECEIVED_KEY, make_sample_agent_app
-from ari_offload.app import UNKNOWN_FLOW_TEXT, App
+from ari_offload.app import OVER_QUOTA_TEXT, UNKNOWN_FLOW_TEXT, App
 from ari_offload.config import ApiSettings, PolicySettings, Settings, StoreSettings
 from ari_offload.sdk.client import ApiError, Client
 from ari_offload.speech.models import SpeechModels
@@ -30,7 +30,7 @@ from testbed.capture import RtpCapture
 from testbed.dialogue import Say, Silence, bursts, run_dialogue
 from testbed.sipp import SippCall
 from tests.integration.conftest import free_port
-from tests.integration.helpers import share_of_words, words
+from tests.integration.helpers import share_of_words, sounds_like
 
 pytestmark = pytest.mark.integration
 
@@ -222,7 +222,8 @@ async def test_a_tenant_over_its_concurrent_quota_is_refused_inbound_and_outboun
     assert second_result.ok, second_result.output + second_result.errors
     heard = bursts(capture.received(), speech_models_decode(), gap_s=1.0)
     assert heard, "the refused caller heard nothing"
-    assert "busy" in words(speech_models.transcriber.transcribe(heard[0].pcm))
+    said = speech_models.transcriber.transcribe(heard[0].pcm)
+    assert sounds_like(said, OVER_QUOTA_TEXT), said
     assert capture.packets[-1].time - capture.packets[0].time < 10, "we hung up the 2nd call"
     assert (outbound.value.status, outbound.value.code) == (429, "quota_exceeded")
     assert "tenant.concurrent_calls" in outbound.value.message
