@@ -22,7 +22,7 @@ from ari_offload.speech.models import SpeechModels
 from testbed.dialogue import Burst, Say, Silence, run_dialogue
 from testbed.noise import LineNoise, NoiseKind
 from tests.integration.conftest import AgentServiceFactory
-from tests.integration.helpers import heard, sounds_like, words
+from tests.integration.helpers import heard, sounds_like
 from tests.integration.test_turn_end import piper_voice
 
 pytestmark = [
@@ -82,9 +82,10 @@ async def test_each_question_on_a_noisy_line_ends_by_the_vad_and_gets_its_reply(
 
     assert result.sipp.ok, result.sipp.output + result.sipp.errors
     assert len(received) == 2, received
-    for said, got in zip((FIRST, SECOND), received, strict=True):  # whisper on a noisy line:
-        missed = set(words(said).split()) - set(words(got).split())  # a word may go amiss
-        assert len(missed) <= 1, f"{said!r} reached the agent as {got!r}"
+    # Whisper tiny at 10 dB SNR misses a word or two of a short question ("What are your
+    # opening hours?" as "What are you opening now?"): most of its words, and not the other's.
+    for (said, other), got in zip(((FIRST, SECOND), (SECOND, FIRST)), received, strict=True):
+        assert sounds_like(got, said, other), f"{said!r} reached the agent as {got!r}"
     # Each turn ended by the silence rule: the endpoint waited its silence (a cut at the
     # cap comes mid-"speech", with no silence waited).
     (timings,) = log.timings.values()
